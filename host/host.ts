@@ -1,0 +1,251 @@
+/**
+ * The host process: joins a lattice over NATS with a stable nkey identity, advertises itself
+ * (started event, heartbeats carrying the full inventory), and answers control commands.
+ */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { connect, nkeys, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from 'nats';
+import { TrellisError, toTrellisError, type ErrorCode } from '../lattice/errors/index.ts';
+import { createLogger, type Logger } from '../lattice/log/index.ts';
+import { subjects as buildSubjects, parseControlSubject, type Subjects, type EventType } from '../lattice/subjects/index.ts';
+import {
+  decode,
+  encode,
+  encodeEvent,
+  isRecord,
+  makeEvent,
+  type ControlReply,
+  type EventData,
+  type HostInventory,
+} from '../lattice/wire/index.ts';
+import { startOpsServer } from './http.ts';
+import { createHostMetrics, type HostMetrics } from './metrics.ts';
+import { compileHostOptions, validateLabel, type CompiledHostOptions, type HostOptions } from './options/index.ts';
+
+/** The Trellis version this host runs, as advertised in inventory. */
+export const TRELLIS_VERSION: string = JSON.parse(
+  readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
+).version;
+
+/** A running host. */
+export interface Host extends AsyncDisposable {
+  readonly id: string;
+  readonly name: string;
+  readonly lattice: string;
+  /** The operations endpoint URL when an HTTP port was configured. */
+  readonly opsUrl?: string;
+  readonly logger: Logger;
+  /** Current inventory (the same document heartbeats carry). */
+  inventory(): HostInventory;
+  /** Graceful stop: answer nothing new, publish host_stopped, drain NATS. Idempotent. */
+  stop(reason?: string): Promise<void>;
+  /** Resolves when the host has stopped, whoever asked (CLI signal, control command). */
+  readonly stopped: Promise<void>;
+}
+
+/** A control handler: decoded request body in, reply data out; throw TrellisError to fail. */
+type ControlHandler = (body: Record<string, unknown>) => Promise<unknown> | unknown;
+
+/** Start a host and join the lattice. Resolves once it is subscribed and has announced itself. */
+export async function startHost(userOptions: HostOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<Host> {
+  const options = compileHostOptions(userOptions, env);
+  const keyPair = options.seed ? nkeys.fromSeed(new TextEncoder().encode(options.seed)) : nkeys.createServer();
+  const id = keyPair.getPublicKey();
+  const name = options.name ?? `${os.hostname()}-${id.slice(-6).toLowerCase()}`;
+  const subjects = buildSubjects(options.lattice);
+  const logger = createLogger({ component: 'host', level: options.logLevel }).child({ hostId: id, lattice: options.lattice });
+  const metrics = createHostMetrics({ hostId: id, lattice: options.lattice });
+  const startedAt = new Date();
+  const userLabels = { ...options.userLabels };
+
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers: options.servers,
+      name: `trellis-host-${name}`,
+      // Short pings so a dead server is noticed quickly; reconnect forever, the lattice may come back.
+      pingInterval: 2000,
+      maxPingOut: 2,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 500,
+    });
+  } catch (err) {
+    throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot connect to NATS at ${options.servers.join(',')}: ${(err as Error).message}`, { cause: err });
+  }
+
+  const host = new HostImpl(id, name, options, subjects, nc, logger, metrics, startedAt, userLabels);
+  await host.start();
+  return host;
+}
+
+class HostImpl implements Host {
+  readonly stopped: Promise<void>;
+  opsUrl?: string;
+  private resolveStopped!: () => void;
+  private stopping?: Promise<void>;
+  private heartbeatTimer?: NodeJS.Timeout;
+  private subs: Subscription[] = [];
+  private closeOps?: () => Promise<void>;
+  private readonly handlers: Record<string, ControlHandler>;
+
+  constructor(
+    readonly id: string,
+    readonly name: string,
+    private readonly options: CompiledHostOptions,
+    private readonly subjects: Subjects,
+    private readonly nc: NatsConnection,
+    readonly logger: Logger,
+    private readonly metrics: HostMetrics,
+    private readonly startedAt: Date,
+    private readonly userLabels: Record<string, string>,
+  ) {
+    this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
+    this.handlers = {
+      'host.ping': () => this.inventory(),
+      'host.inventory': () => this.inventory(),
+      'host.stop': () => {
+        // Reply first, then stop: the caller learns the command was accepted.
+        setImmediate(() => void this.stop('stop requested by control command'));
+        return { id: this.id };
+      },
+      'label.put': (body) => {
+        const key = body.key as string;
+        const value = body.value as string;
+        validateLabel(key, value);
+        this.userLabels[key] = value;
+        this.emit('labels_changed', { hostId: this.id, labels: this.labels() });
+        return { labels: this.labels() };
+      },
+      'label.del': (body) => {
+        const key = body.key as string;
+        validateLabel(key, '');
+        if (!(key in this.userLabels)) throw new TrellisError('TRELLIS_NOT_FOUND', `label "${key}" is not set on host ${this.id}`);
+        delete this.userLabels[key];
+        this.emit('labels_changed', { hostId: this.id, labels: this.labels() });
+        return { labels: this.labels() };
+      },
+    };
+  }
+
+  get lattice(): string {
+    return this.options.lattice;
+  }
+
+  labels(): Record<string, string> {
+    return { ...this.userLabels, ...this.options.automaticLabels };
+  }
+
+  inventory(): HostInventory {
+    return {
+      id: this.id,
+      name: this.name,
+      lattice: this.options.lattice,
+      labels: this.labels(),
+      version: TRELLIS_VERSION,
+      startedAt: this.startedAt.toISOString(),
+      uptimeMs: Date.now() - this.startedAt.getTime(),
+      actors: [],
+      providers: [],
+    };
+  }
+
+  async start(): Promise<void> {
+    // Broadcast operations (ping) and operations addressed to this host alone.
+    for (const subject of [this.subjects.controlForAll(), this.subjects.controlForHost(this.id)]) {
+      this.subs.push(this.nc.subscribe(subject, { callback: (_err, msg) => void this.onControl(msg) }));
+    }
+    await this.nc.flush();
+    if (this.options.httpPort !== undefined) {
+      const ops = await startOpsServer({
+        host: this.options.httpHost,
+        port: this.options.httpPort,
+        registry: this.metrics.registry,
+        isReady: () => !this.nc.isClosed() && this.stopping === undefined,
+      });
+      this.opsUrl = ops.url;
+      this.closeOps = ops.close;
+    }
+    this.emit('host_started', { hostId: this.id, name: this.name, labels: this.labels(), version: TRELLIS_VERSION });
+    this.heartbeat();
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.heartbeatMs);
+    this.heartbeatTimer.unref();
+    // A closed connection (server gone for good, or drained) ends the host.
+    void this.nc.closed().then((err) => {
+      if (err) this.logger.error({ err }, 'NATS connection closed with an error');
+      this.resolveStopped();
+    });
+    this.logger.info({ name: this.name, labels: this.labels(), servers: this.options.servers, opsUrl: this.opsUrl }, 'host started');
+  }
+
+  private heartbeat(): void {
+    this.metrics.heartbeats.inc();
+    this.metrics.uptime.set((Date.now() - this.startedAt.getTime()) / 1000);
+    this.emit('host_heartbeat', this.inventory());
+  }
+
+  private emit<K extends EventType>(kind: K, data: EventData[K]): void {
+    if (this.nc.isClosed()) return;
+    const event = makeEvent(kind, `/trellis/${this.options.lattice}/host/${this.id}`, data);
+    this.nc.publish(this.subjects.event(kind), encodeEvent(event));
+  }
+
+  /** Answer one control message. Never throws: every failure becomes an error envelope. */
+  private async onControl(msg: Msg): Promise<void> {
+    let op = 'unknown';
+    let reply: ControlReply;
+    try {
+      const parsed = parseControlSubject(msg.subject);
+      if (!parsed) throw new TrellisError('TRELLIS_UNKNOWN_COMMAND', `not a control subject: ${msg.subject}`);
+      op = `${parsed.noun}.${parsed.verb}`;
+      const handler = Object.hasOwn(this.handlers, op) ? this.handlers[op] : undefined;
+      if (!handler) throw new TrellisError('TRELLIS_UNKNOWN_COMMAND', `unknown control command "${op}"`);
+      if (msg.data.length > this.options.maxControlPayloadBytes) {
+        throw new TrellisError('TRELLIS_PAYLOAD_TOO_LARGE', `control request of ${msg.data.length} bytes exceeds ${this.options.maxControlPayloadBytes}`);
+      }
+      // Ping and inventory may come with an empty body; everything else is a msgpack map.
+      const body = msg.data.length === 0 ? {} : decode<unknown>(msg.data, `control ${op}`);
+      if (!isRecord(body)) throw new TrellisError('TRELLIS_BAD_REQUEST', `control ${op}: body must be a msgpack map`);
+      if (body.lattice !== undefined && body.lattice !== this.options.lattice) {
+        throw new TrellisError('TRELLIS_WRONG_LATTICE', `request is for lattice "${String(body.lattice)}", this host is in "${this.options.lattice}"`);
+      }
+      reply = { ok: true, data: await handler(body) };
+    } catch (err) {
+      const error = toTrellisError(err);
+      if (error.code === 'TRELLIS_INTERNAL') this.logger.error({ err, op }, 'control handler failed');
+      else this.logger.debug({ code: error.code, op, message: error.message }, 'control request refused');
+      reply = { ok: false, error: error.toJSON() };
+    }
+    this.metrics.controlRequests.inc({ op, result: reply.ok ? 'ok' : (reply.error!.code as ErrorCode) });
+    if (msg.reply && !this.nc.isClosed()) {
+      const h = natsHeaders();
+      h.set('trellis-host', this.id);
+      this.nc.publish(msg.reply, encode(reply), { headers: h });
+    }
+  }
+
+  stop(reason = 'stopped'): Promise<void> {
+    this.stopping ??= (async () => {
+      this.logger.info({ reason }, 'host stopping');
+      clearInterval(this.heartbeatTimer);
+      for (const sub of this.subs) sub.unsubscribe();
+      this.emit('host_stopped', { hostId: this.id, reason });
+      try {
+        // drain flushes the host_stopped event and lets in-flight replies go out before closing.
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([this.nc.drain(), new Promise((r) => (timer = setTimeout(r, this.options.stopTimeoutMs)))]);
+        clearTimeout(timer);
+      } catch (err) {
+        this.logger.warn({ err }, 'drain failed; closing');
+      }
+      if (!this.nc.isClosed()) await this.nc.close();
+      await this.closeOps?.();
+      this.logger.info('host stopped');
+      this.resolveStopped();
+    })();
+    return this.stopping;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop('disposed');
+  }
+}

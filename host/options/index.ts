@@ -1,0 +1,148 @@
+/**
+ * Host options: what users may pass (all optional, from flags, env or code) and the one
+ * function that validates them into the complete internal form the host runs on. A bad option
+ * fails here, at start, with a message that names it.
+ */
+import os from 'node:os';
+import { TrellisError } from '../../lattice/errors/index.ts';
+import { LogLevels, type LogLevel } from '../../lattice/log/index.ts';
+import { token } from '../../lattice/subjects/index.ts';
+
+/** Options a user may give; every field has a documented default. */
+export interface HostOptions {
+  /** NATS server URLs. Default: $TRELLIS_NATS_URL (comma separated) or nats://127.0.0.1:4222. */
+  nats?: string | string[];
+  /** Lattice name. Default: $TRELLIS_LATTICE or `default`. */
+  lattice?: string;
+  /** User labels (key → value). Automatic labels (arch, os, hostname) may not be set. */
+  labels?: Record<string, string>;
+  /** Friendly name. Default: the OS hostname plus a short suffix of the host id. */
+  name?: string;
+  /** nkey seed (SN...) so a restarted host keeps its identity. Default: $TRELLIS_HOST_SEED or a new key. */
+  seed?: string;
+  /** Heartbeat period in ms. Default 5000, allowed 100..5000. */
+  heartbeatMs?: number;
+  /** Port for /metrics, /health, /ready; omitted: no HTTP server. 0 picks a free port. */
+  httpPort?: number;
+  /** Address the HTTP server binds. Default 127.0.0.1. */
+  httpHost?: string;
+  /** Largest control request accepted, bytes. Default 64 KiB. */
+  maxControlPayloadBytes?: number;
+  /** How long a graceful stop may take. Default 10000 ms. */
+  stopTimeoutMs?: number;
+  /** Log level. Default `info`, or $TRELLIS_LOG_LEVEL. */
+  logLevel?: LogLevel;
+  /** Where transpiled and compiled actors are cached. Default: <state dir>/cache. */
+  cacheDir?: string;
+}
+
+/** The complete, validated form the host runs on. */
+export interface CompiledHostOptions {
+  servers: string[];
+  lattice: string;
+  userLabels: Record<string, string>;
+  automaticLabels: Record<string, string>;
+  name?: string;
+  seed?: string;
+  heartbeatMs: number;
+  httpPort?: number;
+  httpHost: string;
+  maxControlPayloadBytes: number;
+  stopTimeoutMs: number;
+  logLevel: LogLevel;
+  cacheDir: string;
+}
+
+/** Labels the host sets itself; they describe the machine and cannot be changed. */
+export const AUTOMATIC_LABEL_KEYS = ['arch', 'os', 'hostname'] as const;
+
+const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}$/;
+
+/** Validate a label key/value pair; shared by option compilation and the label-put command. */
+export function validateLabel(key: string, value: string): void {
+  if (typeof key !== 'string' || !LABEL_KEY.test(key)) {
+    throw new TrellisError('TRELLIS_BAD_REQUEST', `label key "${key}" must be 1-63 characters of letters, digits, '_', '.', '-', '/'`);
+  }
+  if ((AUTOMATIC_LABEL_KEYS as readonly string[]).includes(key)) {
+    throw new TrellisError('TRELLIS_BAD_REQUEST', `label "${key}" is set automatically by the host and cannot be changed`);
+  }
+  if (typeof value !== 'string' || value.length > 256) {
+    throw new TrellisError('TRELLIS_BAD_REQUEST', `label "${key}" value must be a string of at most 256 characters`);
+  }
+}
+
+function bad(option: string, message: string): never {
+  throw new TrellisError('TRELLIS_BAD_OPTION', `option ${option}: ${message}`);
+}
+
+function intInRange(option: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    bad(option, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** The per-user state directory (XDG), used for the embedded server's data and caches. */
+export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_STATE_HOME || `${os.homedir()}/.local/state`;
+  return `${base}/trellis`;
+}
+
+/** Validate options (plus environment defaults) into the complete internal form. */
+export function compileHostOptions(input: HostOptions = {}, env: NodeJS.ProcessEnv = process.env): CompiledHostOptions {
+  const rawServers = input.nats ?? env.TRELLIS_NATS_URL ?? 'nats://127.0.0.1:4222';
+  const servers = (Array.isArray(rawServers) ? rawServers : rawServers.split(','))
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (servers.length === 0) bad('--nats', 'needs at least one URL');
+  for (const server of servers) {
+    if (!/^(nats|tls|ws|wss):\/\/[^\s/]+$|^[^\s/:]+:\d+$/.test(server)) bad('--nats', `"${server}" is not a NATS URL (nats://host:port)`);
+  }
+
+  const lattice = input.lattice ?? env.TRELLIS_LATTICE ?? 'default';
+  try {
+    token(lattice, 'lattice name');
+  } catch (err) {
+    bad('--lattice', (err as Error).message);
+  }
+
+  const userLabels: Record<string, string> = {};
+  for (const [key, value] of Object.entries(input.labels ?? {})) {
+    try {
+      validateLabel(key, value);
+    } catch (err) {
+      bad('--label', (err as Error).message);
+    }
+    userLabels[key] = value;
+  }
+
+  const seed = input.seed ?? env.TRELLIS_HOST_SEED;
+  if (seed !== undefined && !/^SN[A-Z2-7]{56}$/.test(seed)) bad('--seed', 'must be an nkey server seed (starts with SN, 58 characters)');
+
+  const name = input.name;
+  if (name !== undefined && (name.length === 0 || name.length > 64)) bad('--name', 'must be 1 to 64 characters');
+
+  const heartbeatMs = intInRange('--heartbeat-ms', input.heartbeatMs ?? 5000, 100, 5000);
+  const httpPort = input.httpPort === undefined ? undefined : intInRange('--http-port', input.httpPort, 0, 65535);
+  const maxControlPayloadBytes = intInRange('maxControlPayloadBytes', input.maxControlPayloadBytes ?? 64 * 1024, 1024, 8 * 1024 * 1024);
+  const stopTimeoutMs = intInRange('stopTimeoutMs', input.stopTimeoutMs ?? 10_000, 0, 600_000);
+
+  const logLevel = input.logLevel ?? (env.TRELLIS_LOG_LEVEL as LogLevel | undefined) ?? 'info';
+  if (!(LogLevels as readonly string[]).includes(logLevel)) bad('--log-level', `must be one of ${LogLevels.join(', ')}`);
+
+  return {
+    servers,
+    lattice,
+    userLabels,
+    automaticLabels: { arch: os.arch(), os: os.platform(), hostname: os.hostname() },
+    name,
+    seed,
+    heartbeatMs,
+    httpPort,
+    httpHost: input.httpHost ?? '127.0.0.1',
+    maxControlPayloadBytes,
+    stopTimeoutMs,
+    logLevel,
+    cacheDir: input.cacheDir ?? `${stateDir(env)}/cache`,
+  };
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+// Installs what Trellis needs when it is missing: the npm dependencies, nats-server, and with
+// `--toolchain` the C → wasm32 toolchain used to build the example actors. Runs before
+// `npm run up` and `npm test`, so a fresh Debian/Ubuntu machine needs nothing by hand.
+// Plain Node with no dependencies, because it runs before they are installed.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const installed = `${root}/node_modules/.package-lock.json`;
+if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(`${root}/package-lock.json`).mtimeMs) {
+  console.error('trellis: installing npm dependencies...');
+  execFileSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+}
+
+const wantToolchain = process.argv.includes('--toolchain');
+
+function onPath(bin) {
+  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin'];
+  return dirs.some((d) => d && existsSync(`${d}/${bin}`));
+}
+
+const missing = [];
+if (!onPath('nats-server') && !process.env.NATS_SERVER_BIN) missing.push('nats-server');
+if (wantToolchain) {
+  if (!onPath('clang')) missing.push('clang');
+  if (!onPath('wasm-ld')) missing.push('lld');
+  if (!existsSync('/usr/include/wasm32-wasi') && !existsSync('/usr/share/wasi-sysroot')) missing.push('wasi-libc');
+}
+if (missing.length === 0) process.exit(0);
+
+const hasApt = onPath('apt-get');
+if (!hasApt) {
+  console.error(`trellis: missing ${missing.join(', ')} and this system has no apt-get.`);
+  console.error('  nats-server: https://docs.nats.io/running-a-nats-service/introduction/installation (e.g. `brew install nats-server`),');
+  console.error('               then put it on PATH or set NATS_SERVER_BIN=/path/to/nats-server');
+  if (wantToolchain) console.error('  toolchain:   clang and wasm-ld (LLVM) with a wasm32 target');
+  process.exit(1);
+}
+
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+const sudo = isRoot ? [] : ['sudo'];
+if (!isRoot && spawnSync('sudo', ['-n', 'true']).status !== 0) {
+  console.error(`trellis: missing ${missing.join(', ')}; install with: sudo apt-get install -y ${missing.join(' ')}`);
+  process.exit(1);
+}
+console.error(`trellis: installing ${missing.join(', ')} with apt-get...`);
+const run = (args) => execFileSync(sudo[0] ?? args[0], sudo.length ? args : args.slice(1), { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+run(['apt-get', 'update', '-qq']);
+run(['apt-get', 'install', '-y', '-qq', ...missing]);

@@ -1,0 +1,131 @@
+/**
+ * Every NATS subject Trellis uses is built here, and nowhere else. Subjects carry the lattice
+ * name and a protocol version so that two lattices (or two protocol versions) can share one
+ * NATS account without hearing each other.
+ */
+import { TrellisError } from '../errors/index.ts';
+
+/** Protocol version of the control and event subjects. */
+export const PROTOCOL_VERSION = 'v1';
+
+const ROOT = 'trellis';
+
+/** Characters NATS gives meaning to, plus white space: never allowed inside one token. */
+const FORBIDDEN_TOKEN = /[.*>\s]/;
+
+/**
+ * Validate one subject token (lattice name, host id, actor name, version...). Throws
+ * TRELLIS_BAD_REQUEST naming what was wrong, so bad input never becomes a wildcard.
+ */
+export function token(value: string, what: string): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new TrellisError('TRELLIS_BAD_REQUEST', `${what} must be a non-empty string`);
+  }
+  if (value.length > 128) throw new TrellisError('TRELLIS_BAD_REQUEST', `${what} is longer than 128 characters`);
+  if (FORBIDDEN_TOKEN.test(value)) {
+    throw new TrellisError('TRELLIS_BAD_REQUEST', `${what} "${value}" may not contain '.', '*', '>' or white space`);
+  }
+  return value;
+}
+
+/** A semantic version as a subject token: dots become underscores (1.2.0 → 1_2_0). */
+export function versionToken(version: string): string {
+  if (!/^\d+\.\d+\.\d+(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$/.test(version)) {
+    throw new TrellisError('TRELLIS_BAD_REQUEST', `version "${version}" is not a semantic version (e.g. 1.2.0)`);
+  }
+  return version.replaceAll('.', '_');
+}
+
+/** Control nouns and verbs; subjects are `trellis.<lattice>.ctl.v1.<noun>.<verb>[.<hostId>]`. */
+export const ControlOps = {
+  hostPing: ['host', 'ping'],
+  hostInventory: ['host', 'inventory'],
+  hostStop: ['host', 'stop'],
+  labelPut: ['label', 'put'],
+  labelDel: ['label', 'del'],
+  actorStart: ['actor', 'start'],
+  actorScale: ['actor', 'scale'],
+  actorStop: ['actor', 'stop'],
+  providerStart: ['provider', 'start'],
+  providerStop: ['provider', 'stop'],
+} as const;
+export type ControlOp = keyof typeof ControlOps;
+
+/** Event types; subjects are `trellis.<lattice>.evt.<type>`. */
+export const EventTypes = [
+  'host_started',
+  'host_stopped',
+  'host_heartbeat',
+  'labels_changed',
+  'actor_started',
+  'actor_stopped',
+  'actor_start_failed',
+  'provider_started',
+  'provider_stopped',
+  'provider_restarted',
+] as const;
+export type EventType = (typeof EventTypes)[number];
+
+/** Subject builder for one lattice; create once and reuse. */
+export interface Subjects {
+  readonly lattice: string;
+  /** Control subject for an operation addressed to one host, or to all hosts when hostId is omitted. */
+  control(op: ControlOp, hostId?: string): string;
+  /** Wildcard a host subscribes to for its own control operations. */
+  controlForHost(hostId: string): string;
+  /** Wildcard for control operations addressed to all hosts. */
+  controlForAll(): string;
+  /** Event subject for one type. */
+  event(type: EventType): string;
+  /** Wildcard for every event in the lattice. */
+  allEvents(): string;
+  /** Invocation subject of one actor version (a queue group subscribes here). */
+  rpc(actor: string, version: string): string;
+  /** Wildcard for every version of an actor. */
+  rpcAllVersions(actor: string): string;
+  /** Queue group name for an actor version. */
+  rpcQueue(actor: string, version: string): string;
+  /** Subject a provider answers on, per operation family. */
+  provider(provider: string, op: string): string;
+  /** Names of the JetStream buckets of this lattice. */
+  readonly buckets: { routes: string; config: string; links: string; httpRoutes: string; artifacts: string };
+}
+
+/** Build the subject space of a lattice. The name is validated once here. */
+export function subjects(lattice: string): Subjects {
+  const l = token(lattice, 'lattice name');
+  const base = `${ROOT}.${l}`;
+  const ctl = `${base}.ctl.${PROTOCOL_VERSION}`;
+  // JetStream bucket names allow [A-Za-z0-9_-]: lattice tokens may hold other characters.
+  const bucketSafe = l.replace(/[^A-Za-z0-9_-]/g, '_');
+  return {
+    lattice: l,
+    control(op, hostId) {
+      const [noun, verb] = ControlOps[op];
+      return hostId === undefined ? `${ctl}.${noun}.${verb}` : `${ctl}.${noun}.${verb}.${token(hostId, 'host id')}`;
+    },
+    controlForHost: (hostId) => `${ctl}.*.*.${token(hostId, 'host id')}`,
+    controlForAll: () => `${ctl}.*.*`,
+    event: (type) => `${base}.evt.${type}`,
+    allEvents: () => `${base}.evt.>`,
+    rpc: (actor, version) => `${base}.rpc.${token(actor, 'actor name')}.${versionToken(version)}`,
+    rpcAllVersions: (actor) => `${base}.rpc.${token(actor, 'actor name')}.*`,
+    rpcQueue: (actor, version) => `rpc-${token(actor, 'actor name')}-${versionToken(version)}`,
+    provider: (provider, op) => `${base}.prov.${token(provider, 'provider name')}.${token(op, 'provider operation')}`,
+    buckets: {
+      routes: `trellis-${bucketSafe}-routes`,
+      config: `trellis-${bucketSafe}-config`,
+      links: `trellis-${bucketSafe}-links`,
+      httpRoutes: `trellis-${bucketSafe}-http`,
+      artifacts: `trellis-${bucketSafe}-artifacts`,
+    },
+  };
+}
+
+/** Parse the op and target host back out of a control subject (for the responder). */
+export function parseControlSubject(subject: string): { noun: string; verb: string; hostId?: string } | undefined {
+  const parts = subject.split('.');
+  // trellis.<lattice>.ctl.v1.<noun>.<verb>[.<hostId>]
+  if (parts.length < 6 || parts[0] !== ROOT || parts[2] !== 'ctl') return undefined;
+  return { noun: parts[4]!, verb: parts[5]!, hostId: parts[6] };
+}

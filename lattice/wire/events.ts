@@ -1,0 +1,75 @@
+/**
+ * Lattice events as CloudEvents 1.0 (structured JSON mode): one discriminated union over
+ * `type`, one encoder, one decoder. Consumers switch on `type` and get typed `data`.
+ */
+import { randomUUID } from 'node:crypto';
+import { TrellisError } from '../errors/index.ts';
+import { EventTypes, type EventType } from '../subjects/index.ts';
+import { decodeJson, encodeJson, isRecord } from './codec.ts';
+import type { HostInventory } from './control.ts';
+
+/** CloudEvents type prefix: `dev.trellis.<event>`. */
+export const EVENT_TYPE_PREFIX = 'dev.trellis.';
+
+/** Typed payloads per event type. */
+export interface EventData {
+  host_started: { hostId: string; name: string; labels: Record<string, string>; version: string };
+  host_stopped: { hostId: string; reason: string };
+  host_heartbeat: HostInventory;
+  labels_changed: { hostId: string; labels: Record<string, string> };
+  actor_started: { hostId: string; actor: string; version: string; digest: string; instances: number };
+  actor_stopped: { hostId: string; actor: string; version: string; reason: string };
+  actor_start_failed: { hostId: string; actor: string; version: string; error: { code: string; message: string } };
+  provider_started: { hostId: string; provider: string };
+  provider_stopped: { hostId: string; provider: string; reason: string };
+  provider_restarted: { hostId: string; provider: string; restarts: number; reason: string };
+}
+
+/** One lattice event, CloudEvents 1.0 attributes plus typed data. */
+export type LatticeEvent = {
+  [K in EventType]: {
+    specversion: '1.0';
+    id: string;
+    source: string;
+    type: `${typeof EVENT_TYPE_PREFIX}${K}`;
+    time: string;
+    datacontenttype: 'application/json';
+    /** Our short event name, duplicated from `type` for easy switching. */
+    kind: K;
+    data: EventData[K];
+  };
+}[EventType];
+
+/** Build an event. `source` identifies the emitter, e.g. `/trellis/<lattice>/host/<hostId>`. */
+export function makeEvent<K extends EventType>(kind: K, source: string, data: EventData[K]): LatticeEvent {
+  return {
+    specversion: '1.0',
+    id: randomUUID(),
+    source,
+    type: `${EVENT_TYPE_PREFIX}${kind}`,
+    time: new Date().toISOString(),
+    datacontenttype: 'application/json',
+    kind,
+    data,
+  } as LatticeEvent;
+}
+
+/** Encode an event for publishing. */
+export function encodeEvent(event: LatticeEvent): Uint8Array {
+  return encodeJson(event);
+}
+
+/** Decode and validate an event; throws TRELLIS_BAD_REQUEST for anything that is not one of ours. */
+export function decodeEvent(bytes: Uint8Array): LatticeEvent {
+  const value = decodeJson<unknown>(bytes, 'event');
+  if (!isRecord(value) || value.specversion !== '1.0' || typeof value.type !== 'string' || !isRecord(value.data)) {
+    throw new TrellisError('TRELLIS_BAD_REQUEST', 'event: not a CloudEvents 1.0 structured event');
+  }
+  if (!value.type.startsWith(EVENT_TYPE_PREFIX)) {
+    throw new TrellisError('TRELLIS_BAD_REQUEST', `event: unknown type ${value.type}`);
+  }
+  const kind = value.type.slice(EVENT_TYPE_PREFIX.length);
+  if (!(EventTypes as readonly string[]).includes(kind)) throw new TrellisError('TRELLIS_BAD_REQUEST', `event: unknown type ${value.type}`);
+  if (value.kind !== kind) throw new TrellisError('TRELLIS_BAD_REQUEST', `event: kind does not match type ${value.type}`);
+  return value as unknown as LatticeEvent;
+}

@@ -1,0 +1,5 @@
+/** Wire types and codecs shared by host, gateway, CLI and tests. Dependency-light on purpose. */
+export * from './actor.ts';
+export * from './codec.ts';
+export * from './control.ts';
+export * from './events.ts';

@@ -1,0 +1,80 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHost, type Host } from '../host/index.ts';
+import { TRELLIS_BIN, startNats, uniqueLattice, type NatsServer } from './harness/index.ts';
+
+const exec = promisify(execFile);
+
+/** Run the real CLI; never throws, returns code and output. */
+async function trellis(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [TRELLIS_BIN, ...args], { env: { ...process.env, ...env }, timeout: 30_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('trellis CLI', () => {
+  let nats: NatsServer;
+  let host: Host;
+  const lattice = uniqueLattice('cli');
+  const env = () => ({ TRELLIS_NATS_URL: nats.url, TRELLIS_LATTICE: lattice });
+
+  beforeAll(async () => {
+    nats = await startNats();
+    host = await startHost({ nats: nats.url, lattice, labels: { cloud: 'gcp' }, logLevel: 'silent' });
+  });
+  afterAll(async () => {
+    await host?.stop();
+    await nats?.stop();
+  });
+
+  it('cli - get hosts prints a table and --json an array with id, name, labels', async () => {
+    const tableOut = await trellis(['get', 'hosts'], env());
+    expect(tableOut.code).toBe(0);
+    expect(tableOut.stdout).toMatch(/^ID\s+NAME\s+LABELS\s+UPTIME\s+VERSION/);
+    expect(tableOut.stdout).toContain(host.id);
+    const json = await trellis(['get', 'hosts', '--json'], env());
+    const hosts = JSON.parse(json.stdout) as { id: string; name: string; labels: Record<string, string> }[];
+    expect(hosts).toHaveLength(1);
+    expect(hosts[0]).toMatchObject({ id: host.id, name: host.name, labels: { cloud: 'gcp' } });
+  });
+
+  it('cli - label put/del by host name, get inventory by id prefix', async () => {
+    expect((await trellis(['label', 'put', host.name, 'zone=b', 'tier=1'], env())).code).toBe(0);
+    const inv = JSON.parse((await trellis(['get', 'inventory', host.id.slice(0, 8), '--json'], env())).stdout);
+    expect(inv.labels).toMatchObject({ zone: 'b', tier: '1', cloud: 'gcp' });
+    expect((await trellis(['label', 'del', host.name, 'zone'], env())).code).toBe(0);
+    expect((await host.inventory()).labels.zone).toBeUndefined();
+    const refused = await trellis(['label', 'put', host.name, 'os=plan9'], env());
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('TRELLIS_BAD_REQUEST');
+  });
+
+  it('cli - bad input gets a clear message with a code and a non-zero exit', async () => {
+    const unknown = await trellis(['frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('TRELLIS_UNKNOWN_COMMAND');
+    const badOption = await trellis(['host', '--heartbeat-ms', '0'], env());
+    expect(badOption.code).toBe(2);
+    expect(badOption.stderr).toContain('--heartbeat-ms');
+    const badLattice = await trellis(['host', '--lattice', 'a.b'], env());
+    expect(badLattice.stderr).toMatch(/--lattice.*may not contain/);
+    const noHost = await trellis(['get', 'inventory', 'nosuchhost'], env());
+    expect(noHost.code).toBe(1);
+    expect(noHost.stderr).toContain('TRELLIS_NOT_FOUND');
+    const noNats = await trellis(['get', 'hosts'], { TRELLIS_NATS_URL: 'nats://127.0.0.1:1' });
+    expect(noNats.stderr).toContain('TRELLIS_NATS_UNAVAILABLE');
+  });
+
+  it('cli - --help explains the commands and each subcommand', async () => {
+    const help = await trellis(['--help']);
+    expect(help.code).toBe(0);
+    for (const word of ['up', 'host', 'get hosts', 'label put', 'stop host']) expect(help.stdout).toContain(word);
+    const sub = await trellis(['host', '--help']);
+    expect(sub.stdout).toContain('--label');
+  });
+});

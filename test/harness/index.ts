@@ -1,0 +1,95 @@
+/**
+ * The test harness: real nats-server processes (from lattice/nats-server) and real host
+ * processes (`bin/trellis.js host` as child processes), with readiness waits and cleanup.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+
+export * from '../../lattice/nats-server/index.ts';
+
+/** Path of the `trellis` executable. */
+export const TRELLIS_BIN = fileURLToPath(new URL('../../lattice/cli/trellis.js', import.meta.url));
+
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+/** A host running as a child process. */
+export interface HostProcess extends AsyncDisposable {
+  readonly id: string;
+  readonly name: string;
+  readonly process: ChildProcess;
+  /** Parsed JSON log lines so far. */
+  readonly logs: Record<string, unknown>[];
+  /** Resolves with the exit code when the process ends. */
+  readonly exited: Promise<number | null>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/** Start `trellis host` as a child process and wait for its "host started" log line. */
+export async function spawnHost(options: { nats: string; lattice: string; labels?: Record<string, string>; name?: string; heartbeatMs?: number; extraArgs?: string[]; env?: NodeJS.ProcessEnv }): Promise<HostProcess> {
+  const args = [TRELLIS_BIN, 'host', '--nats', options.nats, '--lattice', options.lattice, '--log-level', 'debug'];
+  for (const [k, v] of Object.entries(options.labels ?? {})) args.push('--label', `${k}=${v}`);
+  if (options.name) args.push('--name', options.name);
+  if (options.heartbeatMs) args.push('--heartbeat-ms', String(options.heartbeatMs));
+  args.push(...(options.extraArgs ?? []));
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+  children.add(child);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { children.delete(child); resolve(code); }));
+  const logs: Record<string, unknown>[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  const started = new Promise<Record<string, unknown>>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        logs.push(entry);
+        if (entry.msg === 'host started') resolve(entry);
+      } catch {
+        logs.push({ raw: line });
+      }
+    });
+    void exited.then((code) => reject(new Error(`host exited with ${code} before starting: ${stderr}`)));
+  });
+  const timeout = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const entry = await started.finally(() => clearTimeout(timeout));
+  return {
+    id: entry.hostId as string,
+    name: entry.name as string,
+    process: child,
+    logs,
+    exited,
+    kill: (signal = 'SIGKILL') => child.kill(signal),
+    async [Symbol.asyncDispose]() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+/** Poll `check` until it returns a truthy value or the time runs out. */
+export async function waitFor<T>(check: () => Promise<T | undefined | false> | T | undefined | false, options: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<T> {
+  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, options.intervalMs ?? 100));
+  }
+  throw new Error(`timed out waiting for ${options.what ?? 'condition'}${lastError ? `: ${(lastError as Error).message}` : ''}`);
+}
+
+/** A unique lattice name per test, so tests sharing a server never hear each other. */
+export function uniqueLattice(prefix = 't'): string {
+  return `${prefix}${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+}

@@ -1,0 +1,135 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect, type NatsConnection } from 'nats';
+import { connectControl, type ControlClient } from '../lattice/control/index.ts';
+import { startHost } from '../host/index.ts';
+import { decodeEvent, encode, type LatticeEvent } from '../lattice/wire/index.ts';
+import { spawnHost, startNats, uniqueLattice, waitFor, type NatsServer } from './harness/index.ts';
+
+const HEARTBEAT_MS = 500;
+
+describe('host on a real nats-server', () => {
+  let nats: NatsServer;
+  let nc: NatsConnection;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    nc = await connect({ servers: nats.url });
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await nats?.stop();
+  });
+
+  /** Collect every event of a lattice while the test runs. */
+  function recordEvents(client: ControlClient): LatticeEvent[] {
+    const events: LatticeEvent[] = [];
+    nc.subscribe(client.subjects.allEvents(), { callback: (_e, msg) => events.push(decodeEvent(msg.data)) });
+    return events;
+  }
+
+  it('host - appears in get hosts within one heartbeat with its labels, and heartbeats carry its inventory', async () => {
+    const lattice = uniqueLattice();
+    await using client = await connectControl({ nats: nats.url, lattice });
+    const events = recordEvents(client);
+    await nc.flush();
+    await using host = await spawnHost({ nats: nats.url, lattice, labels: { cloud: 'aws', zone: 'a' }, heartbeatMs: HEARTBEAT_MS });
+    const hosts = await client.pingHosts();
+    expect(hosts.map((h) => h.id)).toEqual([host.id]);
+    expect(hosts[0]!.labels).toMatchObject({ cloud: 'aws', zone: 'a', os: process.platform, arch: process.arch });
+    expect(hosts[0]!.name).toBe(host.name);
+    const started = await waitFor(() => events.find((e) => e.kind === 'host_started'), { what: 'host_started' });
+    expect(started.source).toContain(host.id);
+    const beat = await waitFor(() => events.find((e) => e.kind === 'host_heartbeat'), { timeoutMs: HEARTBEAT_MS * 3, what: 'heartbeat' });
+    if (beat.kind !== 'host_heartbeat') throw new Error('unreachable');
+    expect(beat.data).toMatchObject({ id: host.id, lattice, actors: [], providers: [] });
+  });
+
+  it('host - label put and delete show up in inventory and emit labels_changed; automatic labels are protected', async () => {
+    const lattice = uniqueLattice();
+    await using client = await connectControl({ nats: nats.url, lattice });
+    const events = recordEvents(client);
+    await using host = await startHost({ nats: nats.url, lattice, logLevel: 'silent' });
+    expect(await client.putLabel(host.id, 'tier', 'gold')).toMatchObject({ tier: 'gold' });
+    expect((await client.getInventory(host.id)).labels.tier).toBe('gold');
+    await waitFor(() => events.find((e) => e.kind === 'labels_changed' && e.data.labels.tier === 'gold'), { what: 'labels_changed' });
+    await expect(client.putLabel(host.id, 'arch', 'sparc')).rejects.toMatchObject({ code: 'TRELLIS_BAD_REQUEST' });
+    await expect(client.putLabel(host.id, 'bad key!', 'x')).rejects.toMatchObject({ code: 'TRELLIS_BAD_REQUEST' });
+    const after = await client.deleteLabel(host.id, 'tier');
+    expect(after.tier).toBeUndefined();
+    await expect(client.deleteLabel(host.id, 'tier')).rejects.toMatchObject({ code: 'TRELLIS_NOT_FOUND' });
+    expect((await client.getInventory(host.id)).labels.arch).toBe(process.arch);
+  });
+
+  it('host - stop host drains, emits host_stopped, exits 0 and leaves get hosts', async () => {
+    const lattice = uniqueLattice();
+    await using client = await connectControl({ nats: nats.url, lattice });
+    const events = recordEvents(client);
+    const host = await spawnHost({ nats: nats.url, lattice });
+    await client.stopHost(host.id);
+    expect(await host.exited).toBe(0);
+    const stopped = await waitFor(() => events.find((e) => e.kind === 'host_stopped'), { what: 'host_stopped' });
+    expect(stopped.data).toMatchObject({ hostId: host.id });
+    expect(await client.pingHosts({ waitMs: 300 })).toEqual([]);
+  });
+
+  it('host - a SIGKILLed host disappears from get hosts within 3 heartbeats', async () => {
+    const lattice = uniqueLattice();
+    await using client = await connectControl({ nats: nats.url, lattice });
+    const survivor = await spawnHost({ nats: nats.url, lattice, heartbeatMs: HEARTBEAT_MS });
+    const victim = await spawnHost({ nats: nats.url, lattice, heartbeatMs: HEARTBEAT_MS });
+    expect((await client.pingHosts()).map((h) => h.id).sort()).toEqual([survivor.id, victim.id].sort());
+    const killedAt = Date.now();
+    victim.kill('SIGKILL');
+    await waitFor(async () => !(await client.pingHosts({ waitMs: 300 })).some((h) => h.id === victim.id), { timeoutMs: 3 * 5000, what: 'victim gone' });
+    const goneAfterMs = Date.now() - killedAt;
+    // The stated bound: 3 heartbeats at the default 5 s period.
+    expect(goneAfterMs).toBeLessThan(15_000);
+    expect((await client.pingHosts()).map((h) => h.id)).toEqual([survivor.id]);
+    await survivor[Symbol.asyncDispose]();
+  });
+
+  it('host - control errors are replies with stable codes: unknown command, wrong lattice, malformed and oversize bodies', async () => {
+    const lattice = uniqueLattice();
+    await using client = await connectControl({ nats: nats.url, lattice });
+    await using host = await startHost({ nats: nats.url, lattice, logLevel: 'silent' });
+    const ask = async (subject: string, data: Uint8Array) => {
+      const { decode } = await import('../lattice/wire/index.ts');
+      return decode<{ ok: boolean; error?: { code: string } }>((await nc.request(subject, data, { timeout: 2000 })).data);
+    };
+    const base = client.subjects.control('hostInventory', host.id);
+    expect((await ask(base.replace('host.inventory', 'host.explode'), encode({}))).error?.code).toBe('TRELLIS_UNKNOWN_COMMAND');
+    expect((await ask(base, encode({ lattice: 'elsewhere' }))).error?.code).toBe('TRELLIS_WRONG_LATTICE');
+    expect((await ask(base, new Uint8Array([0xc1, 0x00]))).error?.code).toBe('TRELLIS_BAD_REQUEST');
+    expect((await ask(base, encode([1, 2, 3]))).error?.code).toBe('TRELLIS_BAD_REQUEST');
+    expect((await ask(client.subjects.control('labelPut', host.id), encode({ key: 'k', value: 'x'.repeat(100_000) }))).error?.code).toBe('TRELLIS_PAYLOAD_TOO_LARGE');
+    expect((await ask(base, encode({ lattice }))).ok).toBe(true);
+  });
+
+  it('host - survives thousands of random-byte messages on every subject it subscribes to, then answers ping', async () => {
+    const lattice = uniqueLattice();
+    await using client = await connectControl({ nats: nats.url, lattice });
+    await using host = await spawnHost({ nats: nats.url, lattice });
+    // Ask the server (not our own code) which subjects the host subscribed to.
+    const connz = (await (await fetch(`${nats.monitorUrl}/connz?subs=1`)).json()) as { connections: { name?: string; subscriptions_list?: string[] }[] };
+    const hostConn = connz.connections.find((c) => c.name?.startsWith('trellis-host-') && c.name.endsWith(host.name));
+    const subs = hostConn?.subscriptions_list ?? [];
+    expect(subs.length).toBeGreaterThanOrEqual(2);
+    let sent = 0;
+    for (let round = 0; round < 1000; round++) {
+      for (const sub of subs) {
+        // Fill wildcards with random tokens so every shape of subject is hit.
+        const subject = sub.replaceAll('*', () => randomBytes(3).toString('hex')).replace('>', 'x.y');
+        const concrete = round % 2 === 0 ? client.subjects.control('hostPing', host.id) : subject;
+        const size = round % 50 === 0 ? 200_000 : Math.floor(Math.random() * 512);
+        nc.publish(round % 3 === 0 ? concrete : subject, randomBytes(size), { reply: round % 4 === 0 ? undefined : nc.options.inboxPrefix ?? '_INBOX.flood' });
+        sent += 1;
+      }
+    }
+    await nc.flush();
+    expect(sent).toBeGreaterThanOrEqual(2000);
+    const hosts = await client.pingHosts({ waitMs: 5000 });
+    expect(hosts.map((h) => h.id)).toEqual([host.id]);
+    expect(host.process.exitCode).toBeNull();
+  });
+});
