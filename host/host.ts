@@ -19,7 +19,10 @@ import {
   type HostInventory,
 } from '../lattice/wire/index.ts';
 import { startOpsServer } from './http.ts';
+import { ActorSupervisor } from './actors.ts';
 import { createHostMetrics, type HostMetrics } from './metrics.ts';
+import { createRuntime, type ActorRuntime } from './runtime/index.ts';
+import { createRpcClient, type RpcClient } from '../lattice/rpc/index.ts';
 import { compileHostOptions, validateLabel, type CompiledHostOptions, type HostOptions } from './options/index.ts';
 
 /** The Trellis version this host runs, as advertised in inventory. */
@@ -42,6 +45,8 @@ export interface Host extends AsyncDisposable {
   /** Resolves when the host has stopped, whoever asked (CLI signal, control command). */
   readonly stopped: Promise<void>;
 }
+
+type Emit = <K extends EventType>(kind: K, data: EventData[K]) => void;
 
 /** A control handler: decoded request body in, reply data out; throw TrellisError to fail. */
 type ControlHandler = (body: Record<string, unknown>) => Promise<unknown> | unknown;
@@ -73,7 +78,25 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
     throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot connect to NATS at ${options.servers.join(',')}: ${(err as Error).message}`, { cause: err });
   }
 
-  const host = new HostImpl(id, name, options, subjects, nc, logger, metrics, startedAt, userLabels);
+  // Actor-to-actor calls go through the lattice like any other invocation (lazily: the RPC
+  // client needs JetStream for routes, and a host without actors must not require it).
+  let rpc: Promise<RpcClient> | undefined;
+  const runtime = await createRuntime({
+    cacheDir: `${options.cacheDir}/components`,
+    logger,
+    capabilities: {
+      callActor: async (_caller, target, request) => {
+        rpc ??= createRpcClient(nc, { lattice: options.lattice, caller: id });
+        return (await (await rpc).invoke(target, request)).response;
+      },
+    },
+  });
+  const emit: Emit = (kind, data) => {
+    if (nc.isClosed()) return;
+    nc.publish(subjects.event(kind), encodeEvent(makeEvent(kind, `/trellis/${options.lattice}/host/${id}`, data)));
+  };
+  const actors = new ActorSupervisor(id, nc, subjects, runtime, options.cacheDir, logger, metrics, emit);
+  const host = new HostImpl(id, name, options, subjects, nc, logger, metrics, startedAt, userLabels, actors, runtime, emit, async () => (await rpc)?.close());
   await host.start();
   return host;
 }
@@ -98,6 +121,10 @@ class HostImpl implements Host {
     private readonly metrics: HostMetrics,
     private readonly startedAt: Date,
     private readonly userLabels: Record<string, string>,
+    private readonly actors: ActorSupervisor,
+    private readonly runtime: ActorRuntime,
+    private readonly emit: Emit,
+    private readonly closeRpc: () => Promise<void>,
   ) {
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
     this.handlers = {
@@ -108,6 +135,9 @@ class HostImpl implements Host {
         setImmediate(() => void this.stop('stop requested by control command'));
         return { id: this.id };
       },
+      'actor.start': (body) => this.actors.start(body),
+      'actor.scale': (body) => this.actors.scale(body),
+      'actor.stop': (body) => this.actors.stop(body),
       'label.put': (body) => {
         const key = body.key as string;
         const value = body.value as string;
@@ -144,7 +174,7 @@ class HostImpl implements Host {
       version: TRELLIS_VERSION,
       startedAt: this.startedAt.toISOString(),
       uptimeMs: Date.now() - this.startedAt.getTime(),
-      actors: [],
+      actors: this.actors.inventory(),
       providers: [],
     };
   }
@@ -183,12 +213,6 @@ class HostImpl implements Host {
     this.emit('host_heartbeat', this.inventory());
   }
 
-  private emit<K extends EventType>(kind: K, data: EventData[K]): void {
-    if (this.nc.isClosed()) return;
-    const event = makeEvent(kind, `/trellis/${this.options.lattice}/host/${this.id}`, data);
-    this.nc.publish(this.subjects.event(kind), encodeEvent(event));
-  }
-
   /** Answer one control message. Never throws: every failure becomes an error envelope. */
   private async onControl(msg: Msg): Promise<void> {
     let op = 'unknown';
@@ -197,6 +221,12 @@ class HostImpl implements Host {
       const parsed = parseControlSubject(msg.subject);
       if (!parsed) throw new TrellisError('TRELLIS_UNKNOWN_COMMAND', `not a control subject: ${msg.subject}`);
       op = `${parsed.noun}.${parsed.verb}`;
+      // Only ping is broadcast; every other command must name its host, so one stray message
+      // can never make every host start or stop something.
+      if (parsed.hostId === undefined && op !== 'host.ping') {
+        if (!msg.reply) return;
+        throw new TrellisError('TRELLIS_BAD_REQUEST', `control command "${op}" must be addressed to one host`);
+      }
       const handler = Object.hasOwn(this.handlers, op) ? this.handlers[op] : undefined;
       if (!handler) throw new TrellisError('TRELLIS_UNKNOWN_COMMAND', `unknown control command "${op}"`);
       if (msg.data.length > this.options.maxControlPayloadBytes) {
@@ -228,6 +258,10 @@ class HostImpl implements Host {
       this.logger.info({ reason }, 'host stopping');
       clearInterval(this.heartbeatTimer);
       for (const sub of this.subs) sub.unsubscribe();
+      // Actors stop taking calls (their queue subscriptions drain) before the host says goodbye.
+      await this.actors.stopAll(reason);
+      await this.closeRpc();
+      await this.runtime.close();
       this.emit('host_stopped', { hostId: this.id, reason });
       try {
         // drain flushes the host_stopped event and lets in-flight replies go out before closing.

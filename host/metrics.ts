@@ -1,5 +1,5 @@
 /** Host metrics, declared in one place with fixed label names, on a per-host registry. */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Create the metric set of one host. A registry per host keeps in-process test hosts apart. */
 export function createHostMetrics(bindings: { hostId: string; lattice: string }) {
@@ -15,6 +15,19 @@ export function createHostMetrics(bindings: { hostId: string; lattice: string })
       registers: [registry],
     }),
     heartbeats: new Counter({ name: 'trellis_heartbeats_total', help: 'Heartbeats published', registers: [registry] }),
+    invocations: new Counter({
+      name: 'trellis_invocations_total',
+      help: 'Actor invocations served by this host, by actor, version and result (ok or an error code)',
+      labelNames: ['actor', 'version', 'result'] as const,
+      registers: [registry],
+    }),
+    invocationSeconds: new Histogram({
+      name: 'trellis_invocation_duration_seconds',
+      help: 'Time from receiving an invocation to sending its reply',
+      labelNames: ['actor', 'version'] as const,
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
     uptime: new Gauge({ name: 'trellis_host_uptime_seconds', help: 'Seconds since the host started', registers: [registry] }),
   };
 }

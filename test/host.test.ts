@@ -122,7 +122,7 @@ describe('host on a real nats-server', () => {
         const subject = sub.replaceAll('*', () => randomBytes(3).toString('hex')).replace('>', 'x.y');
         const concrete = round % 2 === 0 ? client.subjects.control('hostPing', host.id) : subject;
         const size = round % 50 === 0 ? 200_000 : Math.floor(Math.random() * 512);
-        nc.publish(round % 3 === 0 ? concrete : subject, randomBytes(size), { reply: round % 4 === 0 ? undefined : nc.options.inboxPrefix ?? '_INBOX.flood' });
+        nc.publish(round % 3 === 0 ? concrete : subject, randomBytes(size), { reply: round % 4 === 0 ? undefined : '_INBOX.flood' });
         sent += 1;
       }
     }

@@ -7,9 +7,10 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { TrellisError, toTrellisError } from '../errors/index.ts';
 import { commands as hostCommands } from './host-commands.ts';
 import { commands as controlCommands } from './control-commands.ts';
+import { commands as actorCommands } from './actor-commands.ts';
 import type { Command } from './command.ts';
 
-const commands: Command[] = [...hostCommands, ...controlCommands];
+const commands: Command[] = [...hostCommands, ...controlCommands, ...actorCommands];
 
 /** Flags every command accepts. */
 const commonOptions = {

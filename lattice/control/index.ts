@@ -30,7 +30,7 @@ export interface ControlClient extends AsyncDisposable {
   deleteLabel(hostId: string, key: string): Promise<Record<string, string>>;
   stopHost(hostId: string, options?: { timeoutMs?: number }): Promise<void>;
   /** Send any control operation to one host and unwrap the envelope. */
-  request<T>(op: ControlOp, hostId: string, body?: Record<string, unknown>): Promise<T>;
+  request<T>(op: ControlOp, hostId: string, body?: Record<string, unknown>, options?: { timeoutMs?: number }): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -67,9 +67,11 @@ export function createControlClient(
     return reply.data as T;
   }
 
-  async function request<T>(op: ControlOp, hostId: string, body: Record<string, unknown> = {}): Promise<T> {
+  async function request<T>(op: ControlOp, hostId: string, body: Record<string, unknown> = {}, opts: { timeoutMs?: number } = {}): Promise<T> {
     try {
-      const msg = await nc.request(subjects.control(op, hostId), encode({ lattice, ...body }), { timeout: timeoutMs });
+      // Starting an actor may fetch and transpile a large component: it gets a longer default.
+      const timeout = opts.timeoutMs ?? (op === 'actorStart' || op === 'actorScale' ? Math.max(timeoutMs, 120_000) : timeoutMs);
+      const msg = await nc.request(subjects.control(op, hostId), encode({ lattice, ...body }), { timeout });
       return unwrap<T>(msg.data, op);
     } catch (err) {
       throw transportError(err, `host ${hostId}`);

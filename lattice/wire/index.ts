@@ -3,3 +3,4 @@ export * from './actor.ts';
 export * from './codec.ts';
 export * from './control.ts';
 export * from './events.ts';
+export * from './rpc.ts';

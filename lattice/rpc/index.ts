@@ -1,0 +1,240 @@
+/**
+ * The RPC client: invoke any actor by name from anywhere in the lattice. It picks a version by
+ * the current weights (smooth weighted round robin over versions that have live instances),
+ * sends a NATS request to that version's queue group, and within the deadline retries: on
+ * no-responders (the server's immediate 503) it moves to another version at once; on a
+ * per-attempt timeout it tries again (NATS picks another replica), then other versions.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { headers as natsHeaders, type NatsConnection } from 'nats';
+import { TrellisError, fromWire } from '../errors/index.ts';
+import { transportError } from '../control/index.ts';
+import { openRoutes, type Route, type RouteStore } from '../routes/index.ts';
+import { subjects as buildSubjects, type Subjects } from '../subjects/index.ts';
+import { decode, encode, RpcHeaders, type ActorRequest, type ActorResponse, type InvokeReply } from '../wire/index.ts';
+import { compareVersions, watchLattice, type LatticeView } from './view.ts';
+
+export { compareVersions, watchLattice, type LatticeView } from './view.ts';
+
+/** Options of one invocation. */
+export interface InvokeOptions {
+  /** Total time budget in ms, all attempts included. Default: the client's deadlineMs. */
+  deadlineMs?: number;
+  /** Pin a version instead of following the weights. */
+  version?: string;
+  /** W3C traceparent to continue; a new trace is started when absent. */
+  traceparent?: string;
+}
+
+/** A response with where and how it was produced. */
+export interface InvokeResult {
+  response: ActorResponse;
+  actor: string;
+  version: string;
+  hostId: string;
+  attempts: number;
+  latencyMs: number;
+  invocationId: string;
+}
+
+/** Options of the client. */
+export interface RpcClientOptions {
+  lattice: string;
+  /** Who is calling (host id, `gateway`, `cli`...), sent in the caller header. */
+  caller?: string;
+  /** Default deadline per invocation. Default 10000 ms. */
+  deadlineMs?: number;
+  /** Longest single attempt before trying another replica. Default 2000 ms. */
+  attemptTimeoutMs?: number;
+}
+
+/** Invoke actors by name. */
+export interface RpcClient extends AsyncDisposable {
+  invoke(actor: string, request: ActorRequest, options?: InvokeOptions): Promise<InvokeResult>;
+  /** Current weights of an actor as callers apply them, with the versions that are live. */
+  routeStatus(actor: string): { weights?: Record<string, number>; live: string[]; effective: Record<string, number> };
+  readonly routes: RouteStore;
+  readonly view: LatticeView;
+  close(): Promise<void>;
+}
+
+/** Smooth weighted round robin state per actor (nginx's algorithm: exact shares, spread out). */
+class WeightedPicker {
+  private current = new Map<string, number>();
+  pick(weights: [string, number][]): string {
+    let total = 0;
+    let best: string | undefined;
+    let bestValue = -Infinity;
+    for (const [version, weight] of weights) {
+      const value = (this.current.get(version) ?? 0) + weight;
+      this.current.set(version, value);
+      total += weight;
+      if (value > bestValue) {
+        bestValue = value;
+        best = version;
+      }
+    }
+    this.current.set(best!, bestValue - total);
+    return best!;
+  }
+}
+
+/** How long a caller keeps retrying when every version answers no-responders. */
+const NO_RESPONDERS_WINDOW_MS = 500;
+
+function newTraceparent(): string {
+  return `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
+}
+
+/** Create an RPC client on a connection; it watches routes and the lattice until closed. */
+export async function createRpcClient(nc: NatsConnection, options: RpcClientOptions): Promise<RpcClient> {
+  const subjects: Subjects = buildSubjects(options.lattice);
+  const defaultDeadlineMs = options.deadlineMs ?? 10_000;
+  const attemptTimeoutMs = options.attemptTimeoutMs ?? 2000;
+  const caller = options.caller ?? 'client';
+  const routes = await openRoutes(nc, subjects);
+  const weightsByActor = new Map<string, Route>();
+  const stopWatch = await routes.watch((actor, route) => {
+    if (route) weightsByActor.set(actor, route);
+    else weightsByActor.delete(actor);
+  });
+  const view = watchLattice(nc, subjects);
+  const pickers = new Map<string, WeightedPicker>();
+
+  /** Versions to try, in order: the weighted pick first, then the rest by weight, then by version. */
+  function plan(actor: string, pinned?: string): string[] {
+    if (pinned) return [pinned];
+    const live = view.liveVersions(actor);
+    const weights = weightsByActor.get(actor)?.weights;
+    if (weights) {
+      const liveWeighted = Object.entries(weights).filter(([v, w]) => w > 0 && live.includes(v));
+      if (liveWeighted.length > 0) {
+        let picker = pickers.get(actor);
+        if (!picker) pickers.set(actor, (picker = new WeightedPicker()));
+        const first = picker.pick(liveWeighted);
+        const rest = liveWeighted.filter(([v]) => v !== first).sort((a, b) => b[1] - a[1]).map(([v]) => v);
+        // Weighted versions first; unweighted live versions only as a last resort.
+        const others = live.filter((v) => v !== first && !rest.includes(v)).sort(compareVersions).reverse();
+        return [first, ...rest, ...others];
+      }
+    }
+    // No weights (or none of the weighted versions is live): highest live version first.
+    return [...live].sort(compareVersions).reverse();
+  }
+
+  async function invoke(actor: string, request: ActorRequest, opts: InvokeOptions = {}): Promise<InvokeResult> {
+    const started = performance.now();
+    const deadlineMs = opts.deadlineMs ?? defaultDeadlineMs;
+    const deadline = Date.now() + deadlineMs;
+    let versions = plan(actor, opts.version);
+    if (versions.length === 0) {
+      // A fresh caller may not have heard from the lattice yet.
+      await view.ready();
+      versions = plan(actor, opts.version);
+      if (versions.length === 0) {
+        throw new TrellisError('TRELLIS_NO_RESPONDERS', `no live instance of actor "${actor}" in lattice ${options.lattice} (unknown actor, or none started: \`trellis get actors\`)`);
+      }
+    }
+    const invocationId = randomUUID();
+    const body = encode(request);
+    const traceparent = opts.traceparent ?? newTraceparent();
+    let attempts = 0;
+    let lastError: TrellisError | undefined;
+    const tried = new Set<string>();
+    let index = 0;
+    let timeoutsOnVersion = 0;
+    let noRespondersSince: number | undefined;
+    while (true) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) break;
+      const version = versions[index % versions.length]!;
+      const h = natsHeaders();
+      h.set(RpcHeaders.invocationId, invocationId);
+      h.set(RpcHeaders.deadline, String(deadline));
+      h.set(RpcHeaders.traceparent, traceparent);
+      h.set(RpcHeaders.caller, caller);
+      attempts += 1;
+      try {
+        const msg = await nc.request(subjects.rpc(actor, version), body, { timeout: Math.min(remaining, attemptTimeoutMs), headers: h });
+        const reply = decode<InvokeReply>(msg.data, 'invocation reply');
+        if (!reply.ok) {
+          const error = fromWire(reply.error);
+          // Overload is about that replica, not the request: try elsewhere.
+          if (error.code !== 'TRELLIS_OVERLOADED') throw error;
+          lastError = error;
+        } else {
+          return {
+            response: reply.response,
+            actor,
+            version: msg.headers?.get(RpcHeaders.version) || version,
+            hostId: msg.headers?.get(RpcHeaders.host) ?? '',
+            attempts,
+            latencyMs: performance.now() - started,
+            invocationId,
+          };
+        }
+      } catch (err) {
+        const error = transportError(err, `actor ${actor}@${version}`);
+        if (error.code !== 'TRELLIS_NO_RESPONDERS' && error.code !== 'TRELLIS_TIMEOUT' && error.code !== 'TRELLIS_OVERLOADED') throw error;
+        lastError = error;
+        if (error.code === 'TRELLIS_NO_RESPONDERS') {
+          // Nobody serves this version right now: move on at once, never wait for a timeout.
+          tried.add(version);
+          noRespondersSince ??= Date.now();
+          if (tried.size < versions.length) {
+            index += 1;
+            continue;
+          }
+          // Every candidate was empty. During a failover, interest moves between clusters in
+          // milliseconds, so keep trying briefly; past that window the actor is simply not running.
+          if (Date.now() - noRespondersSince > NO_RESPONDERS_WINDOW_MS) break;
+          await new Promise((r) => setTimeout(r, Math.min(25, Math.max(0, deadline - Date.now()))));
+          const fresh = plan(actor, opts.version);
+          if (fresh.length > 0) versions = fresh;
+          tried.clear();
+          index = 0;
+          continue;
+        }
+        noRespondersSince = undefined;
+        // A timeout: the replica may be dead. One more try on the same version (NATS picks a
+        // replica again), then the next version.
+        timeoutsOnVersion += 1;
+        if (timeoutsOnVersion >= 2) {
+          timeoutsOnVersion = 0;
+          index += 1;
+        }
+      }
+    }
+    if (lastError?.code === 'TRELLIS_NO_RESPONDERS') {
+      throw new TrellisError('TRELLIS_NO_RESPONDERS', `no instance of actor "${actor}" answered (${attempts} attempts, versions ${versions.join(', ')})`);
+    }
+    throw new TrellisError('TRELLIS_DEADLINE_EXCEEDED', `actor "${actor}" did not answer within ${deadlineMs} ms (${attempts} attempts)`, { cause: lastError });
+  }
+
+  async function close(): Promise<void> {
+    stopWatch();
+    view.close();
+  }
+
+  return {
+    invoke,
+    routes,
+    view,
+    routeStatus(actor) {
+      const weights = weightsByActor.get(actor)?.weights;
+      const live = view.liveVersions(actor);
+      const effective: Record<string, number> = {};
+      if (weights) {
+        const liveWeighted = Object.entries(weights).filter(([v, w]) => w > 0 && live.includes(v));
+        const total = liveWeighted.reduce((s, [, w]) => s + w, 0);
+        for (const [v, w] of Object.entries(weights)) effective[v] = total > 0 && live.includes(v) ? Math.round((w / total) * 1000) / 10 : 0;
+      } else if (live.length > 0) {
+        for (const v of live) effective[v] = 0;
+        effective[[...live].sort(compareVersions).at(-1)!] = 100;
+      }
+      return { weights, live, effective };
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}

@@ -1,0 +1,127 @@
+/**
+ * What a caller knows about where actors run: actor → version → hosts with instances. Fed by
+ * heartbeats (a host's full inventory), actor started/stopped events and host_stopped, and
+ * bootstrapped with one ping. Entries not refreshed for three heartbeat periods expire, so a
+ * host that died silently stops attracting traffic even before NATS notices.
+ */
+import { RequestStrategy, type NatsConnection, type Subscription } from 'nats';
+import type { Subjects } from '../subjects/index.ts';
+import { decode, decodeEvent, encode, type ControlReply, type HostInventory } from '../wire/index.ts';
+
+/** Max heartbeat period (ms) a host may use; entries older than 3 of these expire. */
+const EXPIRY_MS = 3 * 5000;
+
+interface Placement {
+  instances: number;
+  seenAt: number;
+}
+
+/** Live placement of actor versions in the lattice. */
+export interface LatticeView {
+  /** Versions of `actor` with at least one live instance. */
+  liveVersions(actor: string): string[];
+  /** Hosts running `actor@version`. */
+  hostsOf(actor: string, version: string): string[];
+  /** Wait for the bootstrap ping (once). */
+  ready(): Promise<void>;
+  close(): void;
+}
+
+/** Compare semantic versions (numeric major.minor.patch; a pre-release sorts before its release). */
+export function compareVersions(a: string, b: string): number {
+  const [ma, pa = ''] = a.split('-', 2) as [string, string?];
+  const [mb, pb = ''] = b.split('-', 2) as [string, string?];
+  const na = ma.split('.').map(Number);
+  const nb = mb.split('.').map(Number);
+  for (let i = 0; i < 3; i++) if (na[i] !== nb[i]) return (na[i] ?? 0) - (nb[i] ?? 0);
+  if (pa === pb) return 0;
+  if (pa === '') return 1;
+  if (pb === '') return -1;
+  return pa < pb ? -1 : 1;
+}
+
+/** Start tracking the lattice. */
+export function watchLattice(nc: NatsConnection, subjects: Subjects): LatticeView {
+  // actor → version → hostId → placement
+  const placements = new Map<string, Map<string, Map<string, Placement>>>();
+
+  const forget = (hostId: string) => {
+    for (const versions of placements.values()) for (const hosts of versions.values()) hosts.delete(hostId);
+  };
+  const set = (actor: string, version: string, hostId: string, instances: number) => {
+    let versions = placements.get(actor);
+    if (!versions) placements.set(actor, (versions = new Map()));
+    let hosts = versions.get(version);
+    if (!hosts) versions.set(version, (hosts = new Map()));
+    if (instances > 0) hosts.set(hostId, { instances, seenAt: Date.now() });
+    else hosts.delete(hostId);
+  };
+  const applyInventory = (inv: HostInventory) => {
+    forget(inv.id);
+    for (const actor of inv.actors) set(actor.name, actor.version, inv.id, actor.instances);
+  };
+
+  const subs: Subscription[] = [
+    nc.subscribe(subjects.allEvents(), {
+      callback: (_err, msg) => {
+        try {
+          const event = decodeEvent(msg.data);
+          switch (event.kind) {
+            case 'host_heartbeat':
+              applyInventory(event.data);
+              break;
+            case 'actor_started':
+              set(event.data.actor, event.data.version, event.data.hostId, event.data.instances);
+              break;
+            case 'actor_stopped':
+              set(event.data.actor, event.data.version, event.data.hostId, 0);
+              break;
+            case 'host_stopped':
+              forget(event.data.hostId);
+              break;
+          }
+        } catch {
+          // Not our event or malformed: the view only trusts what it can decode.
+        }
+      },
+    }),
+  ];
+
+  const bootstrap = (async () => {
+    try {
+      const replies = await nc.requestMany(subjects.control('hostPing'), encode({ lattice: subjects.lattice }), {
+        strategy: RequestStrategy.JitterTimer,
+        maxWait: 1000,
+        jitter: 150,
+      });
+      for await (const msg of replies) {
+        if (msg.data.length === 0) continue;
+        const reply = decode<ControlReply<HostInventory>>(msg.data);
+        if (reply.ok && reply.data) applyInventory(reply.data);
+      }
+    } catch {
+      // No hosts answered: the view starts empty and fills from events.
+    }
+  })();
+
+  const live = (hosts: Map<string, Placement>) => {
+    const now = Date.now();
+    for (const [id, p] of hosts) if (now - p.seenAt > EXPIRY_MS) hosts.delete(id);
+    return hosts.size > 0;
+  };
+
+  return {
+    liveVersions(actor) {
+      const versions = placements.get(actor);
+      if (!versions) return [];
+      return [...versions].filter(([, hosts]) => live(hosts)).map(([v]) => v).sort(compareVersions);
+    },
+    hostsOf(actor, version) {
+      return [...(placements.get(actor)?.get(version)?.keys() ?? [])];
+    },
+    ready: () => bootstrap,
+    close() {
+      for (const sub of subs) sub.unsubscribe();
+    },
+  };
+}

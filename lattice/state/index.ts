@@ -1,0 +1,80 @@
+/**
+ * Lattice state in JetStream: artifacts (component bytes by sha256 digest) in an object store,
+ * and desired state (route weights; later links, config, HTTP routes) in KV buckets named per
+ * lattice. Buckets are created on first use with 3 replicas where the cluster allows, else 1.
+ */
+import { createHash } from 'node:crypto';
+import type { KV, NatsConnection, ObjectStore } from 'nats';
+import { TrellisError } from '../errors/index.ts';
+import type { Subjects } from '../subjects/index.ts';
+
+/** sha256 digest string of some bytes, `sha256:<hex>`. */
+export function digestOf(bytes: Uint8Array): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+/** Validate a digest string; throws TRELLIS_BAD_REQUEST. */
+export function checkDigest(digest: string): string {
+  if (!DIGEST.test(digest)) throw new TrellisError('TRELLIS_BAD_REQUEST', `"${digest}" is not a digest (sha256:<64 hex>)`);
+  return digest;
+}
+
+/** Run `create` with 3 replicas, and with 1 when the cluster is too small for 3. */
+async function withReplicas<T>(create: (replicas: number) => Promise<T>): Promise<T> {
+  try {
+    return await create(3);
+  } catch (err) {
+    const message = (err as Error).message ?? '';
+    if (/replicas|insufficient resources|no suitable peers/i.test(message)) return create(1);
+    throw err;
+  }
+}
+
+/** Open (or create) a KV bucket of this lattice. */
+export async function openKv(nc: NatsConnection, bucket: string, options: { history?: number } = {}): Promise<KV> {
+  const js = nc.jetstream();
+  try {
+    return await withReplicas((replicas) => js.views.kv(bucket, { replicas, history: options.history ?? 1 }));
+  } catch (err) {
+    throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot open KV bucket ${bucket} (is JetStream enabled on the server?): ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Component artifacts stored by digest. */
+export interface ArtifactStore {
+  /** Store bytes; returns their digest. Storing the same bytes twice is a no-op. */
+  push(bytes: Uint8Array): Promise<{ digest: string; size: number; existed: boolean }>;
+  /** Fetch bytes by digest and verify them; TRELLIS_DIGEST_NOT_FOUND or TRELLIS_DIGEST_MISMATCH on failure. */
+  fetch(digest: string): Promise<Uint8Array>;
+}
+
+/** Open the artifact store of a lattice. */
+export async function openArtifacts(nc: NatsConnection, subjects: Subjects): Promise<ArtifactStore> {
+  const js = nc.jetstream();
+  let store: ObjectStore;
+  try {
+    store = await withReplicas((replicas) => js.views.os(subjects.buckets.artifacts, { replicas, description: 'Trellis component artifacts by sha256' }));
+  } catch (err) {
+    throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot open the artifact store (is JetStream enabled?): ${(err as Error).message}`, { cause: err });
+  }
+  // Object names may not contain ':' everywhere; the hex part is the name.
+  const nameOf = (digest: string) => checkDigest(digest).slice('sha256:'.length);
+  return {
+    async push(bytes) {
+      const digest = digestOf(bytes);
+      const existing = await store.info(nameOf(digest));
+      if (existing && !existing.deleted) return { digest, size: bytes.length, existed: true };
+      await store.putBlob({ name: nameOf(digest), description: digest }, bytes);
+      return { digest, size: bytes.length, existed: false };
+    },
+    async fetch(digest) {
+      const bytes = await store.getBlob(nameOf(digest));
+      if (!bytes) throw new TrellisError('TRELLIS_DIGEST_NOT_FOUND', `no artifact ${digest} in lattice ${subjects.lattice}`);
+      const actual = digestOf(bytes);
+      if (actual !== digest) throw new TrellisError('TRELLIS_DIGEST_MISMATCH', `artifact ${digest} has digest ${actual}`);
+      return bytes;
+    },
+  };
+}
