@@ -36,6 +36,8 @@ interface Running {
   sub: Subscription;
   startedAt: string;
   runtimeName: string;
+  /** Invocations being served; stop waits for them before unloading. */
+  inflight: Set<Promise<void>>;
 }
 
 type Emit = <K extends keyof EventData>(kind: K, data: EventData[K]) => void;
@@ -108,11 +110,16 @@ export class ActorSupervisor {
         existing.count = count;
         existing.policy = rawPolicy;
       } else {
+        const inflight = new Set<Promise<void>>();
         const sub = this.nc.subscribe(this.subjects.rpc(actor, version), {
           queue: this.subjects.rpcQueue(actor, version),
-          callback: (_err, msg) => void this.serve(key, version, msg),
+          callback: (_err, msg) => {
+            const serving = this.serve(key, version, msg);
+            inflight.add(serving);
+            void serving.finally(() => inflight.delete(serving));
+          },
         });
-        this.running.set(key, { actor, version, digest, world: loaded.world, count, policy: rawPolicy, sub, startedAt: new Date().toISOString(), runtimeName: key });
+        this.running.set(key, { actor, version, digest, world: loaded.world, count, policy: rawPolicy, sub, startedAt: new Date().toISOString(), runtimeName: key, inflight });
         // Make sure the server knows our interest before we say we are started.
         await this.nc.flush();
       }
@@ -150,8 +157,10 @@ export class ActorSupervisor {
     const targets = [...this.running.values()].filter((r) => r.actor === actor && (version === undefined || r.version === version));
     if (targets.length === 0) throw new TrellisError('TRELLIS_NOT_FOUND', `actor ${actor}${version ? `@${version}` : ''} does not run on host ${this.hostId}`);
     for (const r of targets) {
-      // Stop taking new calls first; drain lets calls already delivered finish.
+      // Stop taking new calls first (drain hands over what NATS already delivered), then let
+      // the calls being served finish before the instances go away.
       await r.sub.drain();
+      await Promise.allSettled([...r.inflight]);
       this.running.delete(`${r.actor}@${r.version}`);
       await this.runtime.unload(r.runtimeName);
       this.emit('actor_stopped', { hostId: this.hostId, actor: r.actor, version: r.version, reason });

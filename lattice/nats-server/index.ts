@@ -11,6 +11,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { connect } from 'nats';
 import { TrellisError } from '../errors/index.ts';
 
 /** One running nats-server. */
@@ -207,13 +208,44 @@ async function waitMesh(servers: NatsServer[], clusterSize: number, gatewayCount
       const routez = (await (await fetch(`${server.monitorUrl}/routez`)).json()) as { num_routes: number };
       let gatewaysOk = true;
       if (gatewayCount > 0) {
-        const gw = (await (await fetch(`${server.monitorUrl}/gatewayz`)).json()) as { outbound_gateways?: Record<string, unknown>; inbound_gateways?: Record<string, unknown> };
-        gatewaysOk = Object.keys(gw.outbound_gateways ?? {}).length >= gatewayCount && Object.keys(gw.inbound_gateways ?? {}).length >= gatewayCount;
+        const gw = (await (await fetch(`${server.monitorUrl}/gatewayz`)).json()) as { outbound_gateways?: Record<string, unknown> };
+        // Every server dials one outbound connection per remote cluster; inbound ones land on
+        // whichever servers the remote side picked, so only outbound is a per-server signal.
+        gatewaysOk = Object.keys(gw.outbound_gateways ?? {}).length >= gatewayCount;
       }
-      if (routez.num_routes >= clusterSize - 1 && gatewaysOk) break;
+      // JetStream needs an elected meta leader before streams and KV buckets can be created.
+      const jsz = (await (await fetch(`${server.monitorUrl}/jsz`)).json()) as { disabled?: boolean; meta_cluster?: { leader?: string } };
+      const jetstreamOk = jsz.disabled === true || clusterSize === 1 || Boolean(jsz.meta_cluster?.leader);
+      if (routez.num_routes >= clusterSize - 1 && gatewaysOk && jetstreamOk) break;
       if (Date.now() > deadline) throw new Error(`nats-server ${server.name} did not join its mesh (routes ${routez.num_routes})`);
       await new Promise((r) => setTimeout(r, 100));
     }
+  }
+}
+
+/**
+ * Wait until JetStream really serves requests from this server: right after a supercluster
+ * forms, the meta group may time out or lose freshly created streams for several seconds.
+ */
+async function waitJetStreamUsable(url: string, timeoutMs = 30_000): Promise<void> {
+  const nc = await connect({ servers: url });
+  const deadline = Date.now() + timeoutMs;
+  const probe = `probe-${Math.random().toString(36).slice(2, 8)}`;
+  try {
+    while (true) {
+      try {
+        const jsm = await nc.jetstreamManager({ timeout: 2000 });
+        await jsm.streams.add({ name: probe, subjects: [`${probe}.>`], num_replicas: 1 });
+        await nc.jetstream({ timeout: 2000 }).publish(`${probe}.x`, new Uint8Array([1]));
+        await jsm.streams.delete(probe);
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`JetStream not usable at ${url} after ${timeoutMs} ms: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  } finally {
+    await nc.close();
   }
 }
 
@@ -223,6 +255,7 @@ export async function startCluster(options: { name?: string; size?: number; jets
   const plans = await planCluster(options.name ?? 'c1', size, options.jetstream ?? true);
   const servers = await Promise.all(plans.map(launch));
   await waitMesh(servers, size, 0);
+  if (options.jetstream ?? true) await waitJetStreamUsable(servers[0]!.url);
   return group(servers);
 }
 
@@ -235,11 +268,15 @@ export interface Supercluster extends NatsGroup {
 }
 
 /** Start a supercluster, by default `aws` and `gcp` with 2 nodes each, joined by gateways. */
-export async function startSupercluster(options: { clusters?: string[]; size?: number; jetstream?: boolean } = {}): Promise<Supercluster> {
+export async function startSupercluster(options: { clusters?: string[]; size?: number; jetstreamClusters?: string[] } = {}): Promise<Supercluster> {
   const names = options.clusters ?? ['aws', 'gcp'];
   const size = options.size ?? 2;
+  // JetStream runs in the first cluster by default: one home for lattice state, reached from the
+  // other clusters through the gateways (a meta group spread over small clusters across
+  // gateways answers slowly for many seconds after it forms).
+  const jetstreamClusters = options.jetstreamClusters ?? names.slice(0, 1);
   const byCluster = new Map<string, ServerPlan[]>();
-  for (const name of names) byCluster.set(name, await planCluster(name, size, options.jetstream ?? true));
+  for (const name of names) byCluster.set(name, await planCluster(name, size, jetstreamClusters.includes(name)));
   for (const plans of byCluster.values()) for (const plan of plans) plan.gatewayPort = await freePort();
   for (const [name, plans] of byCluster) {
     for (const plan of plans) {
@@ -248,6 +285,7 @@ export async function startSupercluster(options: { clusters?: string[]; size?: n
   }
   const servers = await Promise.all([...byCluster.values()].flat().map(launch));
   await waitMesh(servers, size, names.length - 1);
+  for (const name of names) await waitJetStreamUsable(servers.find((s) => s.cluster === name)!.url);
   const base = group(servers);
   return {
     ...base,

@@ -4,7 +4,7 @@
  */
 import type { KV, NatsConnection } from 'nats';
 import { TrellisError } from '../errors/index.ts';
-import { openKv } from '../state/index.ts';
+import { openKv, whileStreamPropagates } from '../state/index.ts';
 import { token, versionToken, type Subjects } from '../subjects/index.ts';
 import { decodeJson, encodeJson, isRecord } from '../wire/index.ts';
 
@@ -91,7 +91,7 @@ export async function openRoutes(nc: NatsConnection, subjects: Subjects): Promis
       await kv.delete(token(actor, 'actor name'));
     },
     async watch(onChange) {
-      const iter = await kv.watch({ key: '>' });
+      const iter = await whileStreamPropagates(() => kv.watch({ key: '>' }));
       void (async () => {
         for await (const entry of iter) {
           onChange(entry.key, entry.operation === 'PUT' ? decodeRoute(entry.value) : undefined);

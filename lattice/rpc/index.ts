@@ -10,7 +10,7 @@ import { headers as natsHeaders, type NatsConnection } from 'nats';
 import { TrellisError, fromWire } from '../errors/index.ts';
 import { transportError } from '../control/index.ts';
 import { openRoutes, type Route, type RouteStore } from '../routes/index.ts';
-import { subjects as buildSubjects, type Subjects } from '../subjects/index.ts';
+import { subjects as buildSubjects, token, versionToken, type Subjects } from '../subjects/index.ts';
 import { decode, encode, RpcHeaders, type ActorRequest, type ActorResponse, type InvokeReply } from '../wire/index.ts';
 import { compareVersions, watchLattice, type LatticeView } from './view.ts';
 
@@ -44,8 +44,15 @@ export interface RpcClientOptions {
   caller?: string;
   /** Default deadline per invocation. Default 10000 ms. */
   deadlineMs?: number;
-  /** Longest single attempt before trying another replica. Default 2000 ms. */
+  /**
+   * Longest single attempt before trying another replica. Default 2000 ms. The first attempt
+   * waits less when the actor is known to be fast: 20× its recent latency, at least
+   * minAttemptTimeoutMs, doubling on each time-out, so a replica that died mid-call costs
+   * about that much instead of the full attempt time-out.
+   */
   attemptTimeoutMs?: number;
+  /** Floor of the adaptive attempt time-out. Default 250 ms. */
+  minAttemptTimeoutMs?: number;
 }
 
 /** Invoke actors by name. */
@@ -91,6 +98,13 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
   const subjects: Subjects = buildSubjects(options.lattice);
   const defaultDeadlineMs = options.deadlineMs ?? 10_000;
   const attemptTimeoutMs = options.attemptTimeoutMs ?? 2000;
+  const minAttemptTimeoutMs = Math.min(options.minAttemptTimeoutMs ?? 250, attemptTimeoutMs);
+  // Smoothed latency of successful calls per actor, for the adaptive attempt time-out.
+  const latencyEwma = new Map<string, number>();
+  const firstAttemptTimeout = (actor: string) => {
+    const ewma = latencyEwma.get(actor);
+    return ewma === undefined ? attemptTimeoutMs : Math.min(attemptTimeoutMs, Math.max(minAttemptTimeoutMs, 20 * ewma));
+  };
   const caller = options.caller ?? 'client';
   const routes = await openRoutes(nc, subjects);
   const weightsByActor = new Map<string, Route>();
@@ -124,6 +138,8 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
 
   async function invoke(actor: string, request: ActorRequest, opts: InvokeOptions = {}): Promise<InvokeResult> {
     const started = performance.now();
+    token(actor, 'actor name');
+    if (opts.version !== undefined) versionToken(opts.version);
     const deadlineMs = opts.deadlineMs ?? defaultDeadlineMs;
     const deadline = Date.now() + deadlineMs;
     let versions = plan(actor, opts.version);
@@ -144,6 +160,7 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
     let index = 0;
     let timeoutsOnVersion = 0;
     let noRespondersSince: number | undefined;
+    let attemptTimeout = firstAttemptTimeout(actor);
     while (true) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) break;
@@ -155,7 +172,8 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
       h.set(RpcHeaders.caller, caller);
       attempts += 1;
       try {
-        const msg = await nc.request(subjects.rpc(actor, version), body, { timeout: Math.min(remaining, attemptTimeoutMs), headers: h });
+        const attemptStarted = performance.now();
+        const msg = await nc.request(subjects.rpc(actor, version), body, { timeout: Math.min(remaining, attemptTimeout), headers: h });
         const reply = decode<InvokeReply>(msg.data, 'invocation reply');
         if (!reply.ok) {
           const error = fromWire(reply.error);
@@ -163,6 +181,9 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
           if (error.code !== 'TRELLIS_OVERLOADED') throw error;
           lastError = error;
         } else {
+          const took = performance.now() - attemptStarted;
+          const previous = latencyEwma.get(actor);
+          latencyEwma.set(actor, previous === undefined ? took : previous * 0.9 + took * 0.1);
           return {
             response: reply.response,
             actor,
@@ -199,6 +220,7 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
         // A timeout: the replica may be dead. One more try on the same version (NATS picks a
         // replica again), then the next version.
         timeoutsOnVersion += 1;
+        attemptTimeout = Math.min(attemptTimeout * 2, attemptTimeoutMs);
         if (timeoutsOnVersion >= 2) {
           timeoutsOnVersion = 0;
           index += 1;

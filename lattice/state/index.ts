@@ -21,13 +21,33 @@ export function checkDigest(digest: string): string {
   return digest;
 }
 
+/**
+ * Retry a JetStream operation through the failures that only mean "not settled yet": right after
+ * a bucket is created (or a supercluster elected its meta leader), its stream may answer
+ * "stream not found" or time out for a few hundred ms.
+ */
+export async function whileStreamPropagates<T>(op: () => Promise<T>, budgetMs = 5000): Promise<T> {
+  const deadline = Date.now() + budgetMs;
+  while (true) {
+    try {
+      return await op();
+    } catch (err) {
+      const message = `${(err as Error).message ?? ''} ${(err as { code?: string }).code ?? ''}`;
+      if (!/stream not found|no stream matches subject|already in use|TIMEOUT|no responders|503/i.test(message) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 150));
+    }
+  }
+}
+
 /** Run `create` with 3 replicas, and with 1 when the cluster is too small for 3. */
 async function withReplicas<T>(create: (replicas: number) => Promise<T>): Promise<T> {
   try {
     return await create(3);
   } catch (err) {
     const message = (err as Error).message ?? '';
-    if (/replicas|insufficient resources|no suitable peers/i.test(message)) return create(1);
+    // Too few servers for 3 replicas. ("already in use" means the bucket exists with another
+    // replica count: opening it with 1 hits the same existing stream.)
+    if (/replicas|insufficient resources|no suitable peers|already in use/i.test(message)) return create(1);
     throw err;
   }
 }
@@ -36,7 +56,7 @@ async function withReplicas<T>(create: (replicas: number) => Promise<T>): Promis
 export async function openKv(nc: NatsConnection, bucket: string, options: { history?: number } = {}): Promise<KV> {
   const js = nc.jetstream();
   try {
-    return await withReplicas((replicas) => js.views.kv(bucket, { replicas, history: options.history ?? 1 }));
+    return await whileStreamPropagates(() => withReplicas((replicas) => js.views.kv(bucket, { replicas, history: options.history ?? 1 })));
   } catch (err) {
     throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot open KV bucket ${bucket} (is JetStream enabled on the server?): ${(err as Error).message}`, { cause: err });
   }
@@ -55,7 +75,7 @@ export async function openArtifacts(nc: NatsConnection, subjects: Subjects): Pro
   const js = nc.jetstream();
   let store: ObjectStore;
   try {
-    store = await withReplicas((replicas) => js.views.os(subjects.buckets.artifacts, { replicas, description: 'Trellis component artifacts by sha256' }));
+    store = await whileStreamPropagates(() => withReplicas((replicas) => js.views.os(subjects.buckets.artifacts, { replicas, description: 'Trellis component artifacts by sha256' })));
   } catch (err) {
     throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot open the artifact store (is JetStream enabled?): ${(err as Error).message}`, { cause: err });
   }
@@ -70,7 +90,16 @@ export async function openArtifacts(nc: NatsConnection, subjects: Subjects): Pro
       return { digest, size: bytes.length, existed: false };
     },
     async fetch(digest) {
-      const bytes = await store.getBlob(nameOf(digest));
+      // A digest pushed a moment ago through another cluster may not be readable here yet.
+      const NOT_VISIBLE = 'stream not found (artifact not visible yet)';
+      const bytes = await whileStreamPropagates(async () => {
+        const blob = await store.getBlob(nameOf(digest));
+        if (!blob) throw new Error(NOT_VISIBLE);
+        return blob;
+      }, 3000).catch((err: Error) => {
+        if (err.message === NOT_VISIBLE) return null;
+        throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot read artifact ${digest}: ${err.message}`, { cause: err });
+      });
       if (!bytes) throw new TrellisError('TRELLIS_DIGEST_NOT_FOUND', `no artifact ${digest} in lattice ${subjects.lattice}`);
       const actual = digestOf(bytes);
       if (actual !== digest) throw new TrellisError('TRELLIS_DIGEST_MISMATCH', `artifact ${digest} has digest ${actual}`);

@@ -93,3 +93,8 @@ export async function waitFor<T>(check: () => Promise<T | undefined | false> | T
 export function uniqueLattice(prefix = 't'): string {
   return `${prefix}${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 }
+
+/** Path of a built example actor (global setup builds them into .cache/actors). */
+export function exampleActor(name: string): string {
+  return fileURLToPath(new URL(`../../.cache/actors/${name}.wasm`, import.meta.url));
+}

@@ -1,0 +1,112 @@
+import { readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHost, type Host } from '../host/index.ts';
+import { connectControl, type ControlClient } from '../lattice/control/index.ts';
+import { createRpcClient, type RpcClient } from '../lattice/rpc/index.ts';
+import { openArtifacts } from '../lattice/state/index.ts';
+import { bytesRequest, decodeEvent, type LatticeEvent } from '../lattice/wire/index.ts';
+import { exampleActor, startNats, uniqueLattice, waitFor, type NatsServer } from './harness/index.ts';
+
+/** Push the echo actor and start it as actor@version on a host. */
+async function deployEcho(client: ControlClient, hostId: string, actor: string, version: string, count = 1): Promise<string> {
+  const artifacts = await openArtifacts(client.nc, client.subjects);
+  const { digest } = await artifacts.push(new Uint8Array(await readFile(exampleActor('echo-c'))));
+  await client.request('actorStart', hostId, { actor, version, digest, count });
+  return digest;
+}
+
+/** Run `total` invocations with `concurrency` in flight; returns the versions that answered. */
+async function load(rpc: RpcClient, actor: string, total: number, concurrency: number): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next++ < total) {
+      const r = await rpc.invoke(actor, bytesRequest('x'));
+      counts.set(r.version, (counts.get(r.version) ?? 0) + 1);
+    }
+  }));
+  return counts;
+}
+
+describe('lattice rpc on one nats-server', () => {
+  let nats: NatsServer;
+  let host: Host;
+  let client: ControlClient;
+  let rpc: RpcClient;
+  const lattice = uniqueLattice('rpc');
+
+  beforeAll(async () => {
+    nats = await startNats({ maxPayload: 256 * 1024 });
+    host = await startHost({ nats: nats.url, lattice, logLevel: 'silent', heartbeatMs: 500 });
+    client = await connectControl({ nats: nats.url, lattice, timeoutMs: 60_000 });
+    rpc = await createRpcClient(client.nc, { lattice, caller: 'test' });
+  });
+  afterAll(async () => {
+    await rpc?.close();
+    await client?.close();
+    await host?.stop();
+    await nats?.stop();
+  });
+
+  it('rpc - invoke returns the actor response with metadata: version, answering host, attempts', async () => {
+    await deployEcho(client, host.id, 'echo', '1.0.0');
+    const result = await rpc.invoke('echo', bytesRequest('hello lattice'));
+    expect(new TextDecoder().decode(result.response.body)).toBe('hello lattice');
+    expect(result).toMatchObject({ actor: 'echo', version: '1.0.0', hostId: host.id, attempts: 1 });
+    expect(result.invocationId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('rpc - without weights traffic goes to the highest live version; weights split traffic within 2 points', async () => {
+    await deployEcho(client, host.id, 'split', '1.0.0', 2);
+    await deployEcho(client, host.id, 'split', '1.1.0', 2);
+    await waitFor(() => rpc.view.liveVersions('split').length === 2, { what: 'both versions live' });
+    expect((await load(rpc, 'split', 50, 4)).get('1.1.0')).toBe(50);
+
+    const setAt = Date.now();
+    // A different client sets the weights, as an operator's CLI would.
+    await using other = await createRpcClient(client.nc, { lattice });
+    await other.routes.set('split', { '1.0.0': 90, '1.1.0': 10 });
+    await waitFor(() => rpc.routeStatus('split').weights?.['1.0.0'] === 90, { timeoutMs: 1000, intervalMs: 10, what: 'weights seen' });
+    expect(Date.now() - setAt).toBeLessThan(1000);
+
+    const total = 10_000;
+    const counts = await load(rpc, 'split', total, 64);
+    const canaryShare = ((counts.get('1.1.0') ?? 0) / total) * 100;
+    console.log(`weighted split over ${total}: 1.0.0=${counts.get('1.0.0')} 1.1.0=${counts.get('1.1.0')} (canary ${canaryShare.toFixed(2)}%)`);
+    expect(Math.abs(canaryShare - 10)).toBeLessThanOrEqual(2);
+  });
+
+  it('rpc - a weighted version with no live instance gets no traffic and route status says so', async () => {
+    await deployEcho(client, host.id, 'shift', '1.0.0');
+    await deployEcho(client, host.id, 'shift', '2.0.0');
+    await rpc.routes.set('shift', { '1.0.0': 50, '2.0.0': 50 });
+    await waitFor(() => rpc.routeStatus('shift').weights !== undefined && rpc.view.liveVersions('shift').length === 2, { what: 'route and versions' });
+    await client.request('actorStop', host.id, { actor: 'shift', version: '2.0.0' });
+    await waitFor(() => !rpc.view.liveVersions('shift').includes('2.0.0'), { what: '2.0.0 gone from view' });
+    const counts = await load(rpc, 'shift', 200, 8);
+    expect(counts.get('1.0.0')).toBe(200);
+    expect(rpc.routeStatus('shift').effective).toEqual({ '1.0.0': 100, '2.0.0': 0 });
+  });
+
+  it('rpc - bad input gets stable codes and disturbs nothing', async () => {
+    await deployEcho(client, host.id, 'steady', '1.0.0');
+    await expect(rpc.invoke('no-such-actor', bytesRequest('x'))).rejects.toMatchObject({ code: 'TRELLIS_NO_RESPONDERS' });
+    await expect(rpc.invoke('steady', bytesRequest('x'), { version: '9.9.9' })).rejects.toMatchObject({ code: 'TRELLIS_NO_RESPONDERS' });
+    await expect(rpc.invoke('bad.name', bytesRequest('x'))).rejects.toMatchObject({ code: 'TRELLIS_BAD_REQUEST' });
+    for (const weights of [{ '1.0.0': 90 }, { '1.0.0': 110, '1.1.0': -10 }, { latest: 100 }, { '1.0.0': 50.5, '1.1.0': 49.5 }]) {
+      await expect(rpc.routes.set('steady', weights)).rejects.toMatchObject({ code: 'TRELLIS_BAD_WEIGHTS' });
+    }
+    await expect(rpc.routes.set('steady', { '1.0.0': 50, '7.0.0': 50 }, ['1.0.0'])).rejects.toMatchObject({ code: 'TRELLIS_BAD_WEIGHTS' });
+    // Over the server's max_payload (256 KiB here): refused by the client before sending.
+    await expect(rpc.invoke('steady', bytesRequest(new Uint8Array(300 * 1024)))).rejects.toMatchObject({ code: 'TRELLIS_PAYLOAD_TOO_LARGE' });
+    // A digest nobody pushed: the start fails with its code and an actor_start_failed event.
+    const events: LatticeEvent[] = [];
+    client.nc.subscribe(client.subjects.event('actor_start_failed'), { callback: (_e, m) => events.push(decodeEvent(m.data)) });
+    const missing = `sha256:${'0'.repeat(64)}`;
+    await expect(client.request('actorStart', host.id, { actor: 'ghost', version: '1.0.0', digest: missing })).rejects.toMatchObject({ code: 'TRELLIS_DIGEST_NOT_FOUND' });
+    const failed = await waitFor(() => events.find((e) => e.kind === 'actor_start_failed'), { what: 'actor_start_failed' });
+    expect(failed.data).toMatchObject({ actor: 'ghost', error: { code: 'TRELLIS_DIGEST_NOT_FOUND' } });
+    // And the lattice still works.
+    expect(new TextDecoder().decode((await rpc.invoke('steady', bytesRequest('still here'))).response.body)).toBe('still here');
+  });
+});
