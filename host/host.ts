@@ -20,6 +20,9 @@ import {
 } from '../lattice/wire/index.ts';
 import { startOpsServer } from './http.ts';
 import { ActorSupervisor } from './actors.ts';
+import { createCapabilities } from './capabilities.ts';
+import { ProviderSupervisor } from './providers.ts';
+import { startGateway, type Gateway } from '../providers/index.ts';
 import { createHostMetrics, type HostMetrics } from './metrics.ts';
 import { createRuntime, type ActorRuntime } from './runtime/index.ts';
 import { createRpcClient, type RpcClient } from '../lattice/rpc/index.ts';
@@ -37,6 +40,8 @@ export interface Host extends AsyncDisposable {
   readonly lattice: string;
   /** The operations endpoint URL when an HTTP port was configured. */
   readonly opsUrl?: string;
+  /** The in-process HTTP gateway, when the host runs one (`--gateway`). */
+  readonly gateway?: Gateway;
   readonly logger: Logger;
   /** Current inventory (the same document heartbeats carry). */
   inventory(): HostInventory;
@@ -78,25 +83,32 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
     throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot connect to NATS at ${options.servers.join(',')}: ${(err as Error).message}`, { cause: err });
   }
 
-  // Actor-to-actor calls go through the lattice like any other invocation (lazily: the RPC
-  // client needs JetStream for routes, and a host without actors must not require it).
+  // Actor-to-actor calls and the in-process gateway go through one RPC client, created lazily:
+  // it needs JetStream for routes, and a host without actors must not require it. It prefers
+  // this host's own instances (local first) and uses the lattice otherwise.
   let rpc: Promise<RpcClient> | undefined;
-  const runtime = await createRuntime({
-    cacheDir: `${options.cacheDir}/components`,
-    logger,
-    capabilities: {
-      callActor: async (_caller, target, request) => {
-        rpc ??= createRpcClient(nc, { lattice: options.lattice, caller: id });
-        return (await (await rpc).invoke(target, request)).response;
-      },
-    },
-  });
+  let actors: ActorSupervisor | undefined;
+  const rpcClient = () =>
+    (rpc ??= createRpcClient(nc, {
+      lattice: options.lattice,
+      caller: id,
+      local: { hostId: id, has: (a, v) => actors?.has(a, v) ?? false, invoke: (a, v, r, d) => actors!.invokeLocal(a, v, r, d) },
+    }));
+  const caps = createCapabilities({ nc, subjects, rpc: rpcClient, allowedHostsOf: (name) => actors?.allowedHosts(name) ?? [] });
+  const runtime = await createRuntime({ cacheDir: `${options.cacheDir}/components`, logger, capabilities: caps.capabilities });
   const emit: Emit = (kind, data) => {
     if (nc.isClosed()) return;
     nc.publish(subjects.event(kind), encodeEvent(makeEvent(kind, `/trellis/${options.lattice}/host/${id}`, data)));
   };
-  const actors = new ActorSupervisor(id, nc, subjects, runtime, options.cacheDir, logger, metrics, emit);
-  const host = new HostImpl(id, name, options, subjects, nc, logger, metrics, startedAt, userLabels, actors, runtime, emit, async () => (await rpc)?.close());
+  actors = new ActorSupervisor(id, nc, subjects, runtime, options.cacheDir, logger, metrics, emit);
+  const providers = new ProviderSupervisor(id, options.servers, options.lattice, logger, emit, options.logLevel);
+  const host = new HostImpl(id, name, options, subjects, nc, logger, metrics, startedAt, userLabels, actors, providers, runtime, emit, async () => {
+    caps.close();
+    await (await rpc)?.close();
+  });
+  if (options.gateway) {
+    host.gateway = await startGateway({ nc, lattice: options.lattice, listen: options.gateway, rpc: await rpcClient(), logger: logger.child({ component: 'gateway' }) });
+  }
   await host.start();
   return host;
 }
@@ -104,6 +116,7 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
 class HostImpl implements Host {
   readonly stopped: Promise<void>;
   opsUrl?: string;
+  gateway?: Gateway;
   private resolveStopped!: () => void;
   private stopping?: Promise<void>;
   private heartbeatTimer?: NodeJS.Timeout;
@@ -122,6 +135,7 @@ class HostImpl implements Host {
     private readonly startedAt: Date,
     private readonly userLabels: Record<string, string>,
     private readonly actors: ActorSupervisor,
+    private readonly providers: ProviderSupervisor,
     private readonly runtime: ActorRuntime,
     private readonly emit: Emit,
     private readonly closeRpc: () => Promise<void>,
@@ -138,6 +152,8 @@ class HostImpl implements Host {
       'actor.start': (body) => this.actors.start(body),
       'actor.scale': (body) => this.actors.scale(body),
       'actor.stop': (body) => this.actors.stop(body),
+      'provider.start': (body) => this.providers.start(body),
+      'provider.stop': (body) => this.providers.stop(body),
       'label.put': (body) => {
         const key = body.key as string;
         const value = body.value as string;
@@ -175,7 +191,7 @@ class HostImpl implements Host {
       startedAt: this.startedAt.toISOString(),
       uptimeMs: Date.now() - this.startedAt.getTime(),
       actors: this.actors.inventory(),
-      providers: [],
+      providers: this.providers.inventory(),
     };
   }
 
@@ -258,8 +274,11 @@ class HostImpl implements Host {
       this.logger.info({ reason }, 'host stopping');
       clearInterval(this.heartbeatTimer);
       for (const sub of this.subs) sub.unsubscribe();
-      // Actors stop taking calls (their queue subscriptions drain) before the host says goodbye.
+      // The gateway and actors stop taking calls (queue subscriptions drain) before the host
+      // says goodbye.
+      await this.gateway?.close();
       await this.actors.stopAll(reason);
+      await this.providers.stopAll(reason);
       await this.closeRpc();
       await this.runtime.close();
       this.emit('host_stopped', { hostId: this.id, reason });

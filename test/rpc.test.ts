@@ -93,7 +93,8 @@ describe('lattice rpc on one nats-server', () => {
     await expect(rpc.invoke('no-such-actor', bytesRequest('x'))).rejects.toMatchObject({ code: 'TRELLIS_NO_RESPONDERS' });
     await expect(rpc.invoke('steady', bytesRequest('x'), { version: '9.9.9' })).rejects.toMatchObject({ code: 'TRELLIS_NO_RESPONDERS' });
     await expect(rpc.invoke('bad.name', bytesRequest('x'))).rejects.toMatchObject({ code: 'TRELLIS_BAD_REQUEST' });
-    for (const weights of [{ '1.0.0': 90 }, { '1.0.0': 110, '1.1.0': -10 }, { latest: 100 }, { '1.0.0': 50.5, '1.1.0': 49.5 }]) {
+    const malformed: Record<string, number>[] = [{ '1.0.0': 90 }, { '1.0.0': 110, '1.1.0': -10 }, { latest: 100 }, { '1.0.0': 50.5, '1.1.0': 49.5 }];
+    for (const weights of malformed) {
       await expect(rpc.routes.set('steady', weights)).rejects.toMatchObject({ code: 'TRELLIS_BAD_WEIGHTS' });
     }
     await expect(rpc.routes.set('steady', { '1.0.0': 50, '7.0.0': 50 }, ['1.0.0'])).rejects.toMatchObject({ code: 'TRELLIS_BAD_WEIGHTS' });

@@ -34,6 +34,8 @@ export interface HostOptions {
   logLevel?: LogLevel;
   /** Where transpiled and compiled actors are cached. Default: <state dir>/cache. */
   cacheDir?: string;
+  /** Run the HTTP gateway in this host on host:port (local-first calls). Default: none. */
+  gateway?: string;
 }
 
 /** The complete, validated form the host runs on. */
@@ -51,6 +53,7 @@ export interface CompiledHostOptions {
   stopTimeoutMs: number;
   logLevel: LogLevel;
   cacheDir: string;
+  gateway?: string;
 }
 
 /** Labels the host sets itself; they describe the machine and cannot be changed. */
@@ -144,5 +147,6 @@ export function compileHostOptions(input: HostOptions = {}, env: NodeJS.ProcessE
     stopTimeoutMs,
     logLevel,
     cacheDir: input.cacheDir ?? `${stateDir(env)}/cache`,
+    gateway: input.gateway,
   };
 }

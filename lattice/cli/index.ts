@@ -8,9 +8,11 @@ import { TrellisError, toTrellisError } from '../errors/index.ts';
 import { commands as hostCommands } from './host-commands.ts';
 import { commands as controlCommands } from './control-commands.ts';
 import { commands as actorCommands } from './actor-commands.ts';
+import { commands as providerCommands } from './provider-commands.ts';
+import { commands as devCommands } from './dev-commands.ts';
 import type { Command } from './command.ts';
 
-const commands: Command[] = [...hostCommands, ...controlCommands, ...actorCommands];
+const commands: Command[] = [...hostCommands, ...controlCommands, ...actorCommands, ...providerCommands, ...devCommands];
 
 /** Flags every command accepts. */
 const commonOptions = {
@@ -18,14 +20,16 @@ const commonOptions = {
 } satisfies ParseArgsConfig['options'];
 
 function usage(): string {
-  const width = Math.max(...commands.map((c) => c.usage.length));
+  // Short usages fit a column; long ones put their summary on the next line.
+  const width = 34;
+  const line = (c: Command) => (c.usage.length <= width ? `  ${c.usage.padEnd(width)}  ${c.summary}` : `  ${c.usage}\n  ${''.padEnd(width)}  ${c.summary}`);
   return [
     'trellis: a distributed runtime for WebAssembly actors over a NATS lattice',
     '',
     'Usage: trellis <command> [options]',
     '',
     'Commands:',
-    ...commands.map((c) => `  ${c.usage.padEnd(width)}  ${c.summary}`),
+    ...commands.map(line),
     '',
     'Connection: --nats <url[,url]> (or TRELLIS_NATS_URL, default nats://127.0.0.1:4222)',
     '            --lattice <name>   (or TRELLIS_LATTICE, default "default")',

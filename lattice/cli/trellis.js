@@ -4,4 +4,6 @@ import { register } from 'tsx/esm/api';
 
 register();
 const { main } = await import('./index.ts');
-process.exitCode = await main(process.argv.slice(2));
+// Exit explicitly: a long-running command has already closed what it owns, and a lingering
+// handle (a half-closed socket to a dead server) must not keep a stopped process alive.
+process.exit(await main(process.argv.slice(2)));

@@ -12,6 +12,7 @@ export const ErrorCodes = {
   TRELLIS_WRONG_LATTICE: { http: 400, hint: 'send to the lattice the host belongs to (--lattice)' },
   TRELLIS_PAYLOAD_TOO_LARGE: { http: 413, hint: 'send a smaller payload or raise the limit' },
   TRELLIS_NOT_FOUND: { http: 404, hint: 'check the name or id with `trellis get ...`' },
+  TRELLIS_NO_ROUTE: { http: 404, hint: 'add a route: `trellis http route add <prefix> <actor>`' },
   TRELLIS_NO_RESPONDERS: { http: 503, hint: 'start an instance (`trellis start actor`) or check that hosts are up' },
   TRELLIS_TIMEOUT: { http: 504, hint: 'the peer did not answer in time; check that it is up and not overloaded' },
   TRELLIS_DEADLINE_EXCEEDED: { http: 504, hint: 'raise the deadline or make the actor faster' },
@@ -24,7 +25,7 @@ export const ErrorCodes = {
   TRELLIS_WASM_TRAP: { http: 502, hint: 'the actor trapped; check its code' },
   TRELLIS_OUT_OF_MEMORY: { http: 502, hint: 'raise maxMemoryPages in the policy or use less memory' },
   TRELLIS_TIME_LIMIT: { http: 504, hint: 'raise executionTimeoutMs in the policy or make the actor faster' },
-  TRELLIS_SANDBOX_VIOLATION: { http: 403, hint: 'grant the access in the actor policy (allowedHosts, allowedEnvVars, allowedDirs)' },
+  TRELLIS_SANDBOX_VIOLATION: { http: 502, hint: 'grant the access in the actor policy (allowedHosts, allowedEnvVars, allowedDirs)' },
   TRELLIS_NOT_LINKED: { http: 502, hint: 'link the actor to a provider: `trellis link put <actor> <provider>`' },
   TRELLIS_OVERLOADED: { http: 503, hint: 'the actor is at max concurrency; scale it out or retry' },
   // Lattice state.

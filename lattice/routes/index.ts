@@ -91,12 +91,16 @@ export async function openRoutes(nc: NatsConnection, subjects: Subjects): Promis
       await kv.delete(token(actor, 'actor name'));
     },
     async watch(onChange) {
-      const iter = await whileStreamPropagates(() => kv.watch({ key: '>' }));
+      // Resolve only once the current routes were delivered, so callers start with the weights.
+      let initialized!: () => void;
+      const ready = new Promise<void>((r) => (initialized = r));
+      const iter = await whileStreamPropagates(() => kv.watch({ key: '>', initializedFn: () => initialized() }));
       void (async () => {
         for await (const entry of iter) {
           onChange(entry.key, entry.operation === 'PUT' ? decodeRoute(entry.value) : undefined);
         }
       })();
+      await ready;
       return () => iter.stop();
     },
   };

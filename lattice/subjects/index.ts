@@ -85,8 +85,10 @@ export interface Subjects {
   rpcAllVersions(actor: string): string;
   /** Queue group name for an actor version. */
   rpcQueue(actor: string, version: string): string;
-  /** Subject a provider answers on, per operation family. */
-  provider(provider: string, op: string): string;
+  /** Subject a provider kind answers on (one queue group per kind). */
+  provider(provider: string): string;
+  /** Queue group of a provider kind. */
+  providerQueue(provider: string): string;
   /** Names of the JetStream buckets of this lattice. */
   readonly buckets: { routes: string; config: string; links: string; httpRoutes: string; artifacts: string };
 }
@@ -111,7 +113,8 @@ export function subjects(lattice: string): Subjects {
     rpc: (actor, version) => `${base}.rpc.${token(actor, 'actor name')}.${versionToken(version)}`,
     rpcAllVersions: (actor) => `${base}.rpc.${token(actor, 'actor name')}.*`,
     rpcQueue: (actor, version) => `rpc-${token(actor, 'actor name')}-${versionToken(version)}`,
-    provider: (provider, op) => `${base}.prov.${token(provider, 'provider name')}.${token(op, 'provider operation')}`,
+    provider: (provider) => `${base}.prov.${token(provider, 'provider name')}`,
+    providerQueue: (provider) => `prov-${token(provider, 'provider name')}`,
     buckets: {
       routes: `trellis-${bucketSafe}-routes`,
       config: `trellis-${bucketSafe}-config`,

@@ -34,6 +34,8 @@ export interface ProviderInventory {
   health: 'ok' | 'starting' | 'failed';
   restarts: number;
   startedAt: string;
+  /** OS process id of the provider process, when the host supervises one. */
+  pid?: number;
 }
 
 /** What a host says about itself: in heartbeats, ping answers and inventory replies. */

@@ -4,3 +4,4 @@ export * from './codec.ts';
 export * from './control.ts';
 export * from './events.ts';
 export * from './rpc.ts';
+export * from './provider.ts';

@@ -15,7 +15,18 @@ export const RpcHeaders = {
   /** Set on replies: which host and version answered. */
   host: 'trellis-host',
   version: 'trellis-version',
+  /**
+   * Set on an empty interim reply a host sends while a call is still running, so the caller
+   * can tell a slow call from a dead host and never re-sends work that is under way.
+   */
+  progress: 'trellis-progress',
 } as const;
+
+/** When a host sends its first progress reply, and how often after that. */
+export const PROGRESS_FIRST_MS = 50;
+export const PROGRESS_EVERY_MS = 250;
+/** How long a caller waits after a progress reply before it presumes the host dead. */
+export const PROGRESS_GRACE_MS = 2000;
 
 /** The reply to an invocation: a response, or an error with a stable code. */
 export type InvokeReply = { ok: true; response: ActorResponse } | { ok: false; error: WireError };

@@ -30,38 +30,55 @@ export interface HostProcess extends AsyncDisposable {
 
 /** Start `trellis host` as a child process and wait for its "host started" log line. */
 export async function spawnHost(options: { nats: string; lattice: string; labels?: Record<string, string>; name?: string; heartbeatMs?: number; extraArgs?: string[]; env?: NodeJS.ProcessEnv }): Promise<HostProcess> {
-  const args = [TRELLIS_BIN, 'host', '--nats', options.nats, '--lattice', options.lattice, '--log-level', 'debug'];
+  const args = ['host', '--nats', options.nats, '--lattice', options.lattice, '--log-level', 'debug'];
   for (const [k, v] of Object.entries(options.labels ?? {})) args.push('--label', `${k}=${v}`);
   if (options.name) args.push('--name', options.name);
   if (options.heartbeatMs) args.push('--heartbeat-ms', String(options.heartbeatMs));
   args.push(...(options.extraArgs ?? []));
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+  const started = await spawnTrellis(args, 'host started', options.env);
+  return {
+    ...started,
+    id: started.ready.hostId as string,
+    name: started.ready.name as string,
+    kill: (signal = 'SIGKILL') => started.process.kill(signal),
+  };
+}
+
+/** A `trellis` child process that logs JSON lines (gateway, provider...). */
+export interface TrellisProcess extends AsyncDisposable {
+  readonly process: ChildProcess;
+  readonly logs: Record<string, unknown>[];
+  readonly exited: Promise<number | null>;
+  /** The log line that said it was ready. */
+  readonly ready: Record<string, unknown>;
+}
+
+/** Start `trellis <args>` and wait for the log line whose msg is `readyMsg`. */
+export async function spawnTrellis(args: string[], readyMsg: string, env: NodeJS.ProcessEnv = {}): Promise<TrellisProcess> {
+  const child = spawn(process.execPath, [TRELLIS_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   children.add(child);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { children.delete(child); resolve(code); }));
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-  const started = new Promise<Record<string, unknown>>((resolve, reject) => {
+  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`trellis ${args[0]} not ready in 30 s: ${stderr}`)); }, 30_000);
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
         const entry = JSON.parse(line) as Record<string, unknown>;
         logs.push(entry);
-        if (entry.msg === 'host started') resolve(entry);
+        if (entry.msg === readyMsg) { clearTimeout(timer); resolve(entry); }
       } catch {
         logs.push({ raw: line });
       }
     });
-    void exited.then((code) => reject(new Error(`host exited with ${code} before starting: ${stderr}`)));
+    void exited.then((code) => { clearTimeout(timer); reject(new Error(`trellis ${args[0]} exited with ${code}: ${stderr}`)); });
   });
-  const timeout = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  const entry = await started.finally(() => clearTimeout(timeout));
   return {
-    id: entry.hostId as string,
-    name: entry.name as string,
     process: child,
     logs,
     exited,
-    kill: (signal = 'SIGKILL') => child.kill(signal),
+    ready,
     async [Symbol.asyncDispose]() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');

@@ -1,0 +1,243 @@
+/**
+ * The actor runtime: loads WebAssembly components (trellis:actor or wasi:http/proxy), runs them
+ * in sandboxed worker-thread pools and serves invocations. The folder's single entry point.
+ */
+import { realpathSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import type { ActorRequest, ActorResponse, Header } from '../../lattice/wire/actor.ts';
+import { TrellisError, httpStatus, toTrellisError } from '../../lattice/errors/index.ts';
+import { ComponentCache, type CacheSource, type World } from './compile.ts';
+import { ActorPool, completeCapabilities, type ActorStats, type HostCapabilities } from './pool.ts';
+import { compilePolicy, type ActorPolicy } from './policy.ts';
+import type { SandboxConfig } from './wasi.ts';
+import { workerScript } from './worker-script.ts';
+
+export { compilePolicy, loadPolicyFile, DEFAULT_POLICY, type ActorPolicy, type DirGrant } from './policy.ts';
+export type { ActorStats, HostCapabilities, KeyValueCapability, HttpRequest, Percentiles } from './pool.ts';
+export type { World, CacheSource } from './compile.ts';
+
+/** A loaded actor. */
+export interface LoadedActor {
+  name: string;
+  /** sha256 of the component bytes, hex. */
+  digest: string;
+  world: World;
+  policy: ActorPolicy;
+  /** Where the transpiled code came from on this load (`transpiled` means a cache miss). */
+  source: CacheSource;
+  /** How long jco took to transpile this component (when it was first seen). */
+  transpileMs: number;
+}
+
+export interface LoadSpec {
+  name: string;
+  bytes?: Uint8Array;
+  path?: string;
+  /** Raw or compiled policy; validated with compilePolicy. Default: DEFAULT_POLICY. */
+  policy?: Partial<ActorPolicy> | ActorPolicy;
+}
+
+export interface InvokeOptions {
+  /** Overall deadline from now; fails with TRELLIS_DEADLINE_EXCEEDED if shorter than the policy limit and reached. */
+  deadlineMs?: number;
+}
+
+export interface ActorRuntime extends AsyncDisposable {
+  /** Load (or replace) an actor; resolves once its `minInstances` are warm. */
+  load(spec: LoadSpec): Promise<LoadedActor>;
+  invoke(name: string, request: ActorRequest, options?: InvokeOptions): Promise<ActorResponse>;
+  unload(name: string): Promise<void>;
+  list(): LoadedActor[];
+  stats(name: string): ActorStats;
+  /** Run cold instantiations or warm calls inside one worker, timed there (benchmarks). */
+  bench(name: string, request: ActorRequest, iterations: number, mode: 'cold' | 'warm'): Promise<number[]>;
+  /** Transpilations run by this runtime (cache misses). */
+  readonly transpiles: number;
+  close(): Promise<void>;
+}
+
+export interface RuntimeOptions {
+  /** Where transpiled components are cached by digest. Default: `<os tmpdir>/trellis-runtime-cache`. */
+  cacheDir?: string;
+  capabilities?: Partial<HostCapabilities>;
+  logger?: Logger;
+}
+
+function sandboxOf(name: string, policy: ActorPolicy): SandboxConfig {
+  const env: [string, string][] = [];
+  for (const k of policy.allowedEnvVars) {
+    const v = policy.env[k] ?? process.env[k];
+    if (v !== undefined) env.push([k, v]);
+  }
+  const dirs = policy.allowedDirs.map((d, i) => {
+    try {
+      return { ...d, hostPath: realpathSync(d.hostPath) };
+    } catch (err) {
+      throw new TrellisError('TRELLIS_BAD_OPTION', `invalid policy option allowedDirs[${i}].hostPath: ${d.hostPath} does not exist`, { cause: err });
+    }
+  });
+  return { actor: name, env, allowedEnvVars: policy.allowedEnvVars, allowedHosts: policy.allowedHosts, dirs };
+}
+
+function normalizeRequest(r: ActorRequest): ActorRequest {
+  return { method: r.method, path: r.path || '/', query: r.query ?? '', headers: r.headers ?? [], body: r.body ?? new Uint8Array() };
+}
+
+/** Create an actor runtime. */
+export async function createRuntime(options: RuntimeOptions = {}): Promise<ActorRuntime> {
+  const cache = new ComponentCache(options.cacheDir ?? join(tmpdir(), 'trellis-runtime-cache'));
+  const capabilities = completeCapabilities(options.capabilities);
+  const logger = options.logger ?? pino({ level: 'warn' });
+  const actors = new Map<string, { info: LoadedActor; pool: ActorPool }>();
+
+  const get = (name: string) => {
+    const a = actors.get(name);
+    if (!a) throw new TrellisError('TRELLIS_NOT_FOUND', `no actor named ${name}`);
+    return a;
+  };
+
+  const runtime: ActorRuntime = {
+    async load(spec) {
+      const policy = compilePolicy(spec.policy ?? {});
+      let bytes = spec.bytes;
+      if (!bytes) {
+        if (!spec.path) throw new TrellisError('TRELLIS_BAD_REQUEST', 'load needs bytes or path');
+        try {
+          bytes = await readFile(spec.path);
+        } catch (err) {
+          throw new TrellisError('TRELLIS_LOAD_FAILED', `failed to load module: ${(err as Error).message}`, { cause: err });
+        }
+      }
+      const { component, source } = await cache.transpiled(bytes);
+      const modules = await cache.compiled(component, policy.maxMemoryPages);
+      const pool = new ActorPool({
+        name: spec.name,
+        world: component.world,
+        jsUrl: component.jsUrl,
+        modules,
+        policy,
+        sandbox: sandboxOf(spec.name, policy),
+        capabilities,
+        logger: logger.child({ actor: spec.name }),
+        workerUrl: await workerScript(),
+      });
+      await pool.start();
+      const info: LoadedActor = { name: spec.name, digest: component.digest, world: component.world, policy, source, transpileMs: component.transpileMs };
+      const previous = actors.get(spec.name);
+      actors.set(spec.name, { info, pool });
+      await previous?.pool.close();
+      return info;
+    },
+    invoke(name, request, opts) {
+      try {
+        return get(name).pool.invoke(normalizeRequest(request), opts?.deadlineMs);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    },
+    async unload(name) {
+      const a = get(name);
+      actors.delete(name);
+      await a.pool.close();
+    },
+    list: () => [...actors.values()].map((a) => a.info),
+    stats: (name) => get(name).pool.stats(),
+    bench: (name, request, iterations, mode) => get(name).pool.bench(normalizeRequest(request), iterations, mode === 'cold'),
+    get transpiles() {
+      return cache.transpiles;
+    },
+    async close() {
+      const all = [...actors.values()];
+      actors.clear();
+      await Promise.all(all.map((a) => a.pool.close()));
+    },
+    [Symbol.asyncDispose]() {
+      return this.close();
+    },
+  };
+  return runtime;
+}
+
+async function readBody(req: IncomingMessage): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function toActorRequest(req: IncomingMessage, body: Uint8Array): ActorRequest {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const headers: Header[] = [];
+  for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i]!.toLowerCase(), req.rawHeaders[i + 1]!]);
+  return { method: req.method ?? 'GET', path: q < 0 ? url : url.slice(0, q), query: q < 0 ? '' : url.slice(q + 1), headers, body };
+}
+
+function writeResponse(res: ServerResponse, r: ActorResponse): void {
+  const headers: string[] = [];
+  for (const [k, v] of r.headers) {
+    // Framing is ours: the body is complete, so we send our own content-length.
+    if (k.toLowerCase() === 'content-length' || k.toLowerCase() === 'transfer-encoding') continue;
+    headers.push(k, v);
+  }
+  headers.push('content-length', String(r.body.length));
+  res.writeHead(r.status, headers);
+  res.end(r.body);
+}
+
+export interface ServeOptions {
+  path: string;
+  policy?: Partial<ActorPolicy> | ActorPolicy;
+  /** host:port; default 127.0.0.1:8000, port 0 picks a free one. */
+  listen?: string;
+  cacheDir?: string;
+  logger?: Logger;
+  capabilities?: Partial<HostCapabilities>;
+}
+
+/** Serve one component over HTTP (`trellis run`): either world; failures answer JSON {error:{code,message}}. */
+export async function serveComponent(options: ServeOptions): Promise<{ url: string; close(): Promise<void> }> {
+  const listen = options.listen ?? '127.0.0.1:8000';
+  const colon = listen.lastIndexOf(':');
+  const host = colon < 0 ? '127.0.0.1' : listen.slice(0, colon).replace(/^\[|\]$/g, '');
+  const port = Number(colon < 0 ? listen : listen.slice(colon + 1));
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TrellisError('TRELLIS_BAD_OPTION', `invalid listen address ${listen}`);
+  const runtime = await createRuntime({ cacheDir: options.cacheDir, logger: options.logger, capabilities: options.capabilities });
+  const name = 'main';
+  try {
+    await runtime.load({ name, path: options.path, policy: options.policy });
+  } catch (err) {
+    await runtime.close();
+    throw err;
+  }
+  const server = createServer((req, res) => {
+    readBody(req)
+      .then((body) => runtime.invoke(name, toActorRequest(req, body)))
+      .then(
+        (r) => writeResponse(res, r),
+        (err) => {
+          const e = toTrellisError(err);
+          const body = Buffer.from(JSON.stringify({ error: e.toJSON() }));
+          writeResponse(res, { status: httpStatus(e.code), headers: [['content-type', 'application/json']], body });
+        },
+      );
+  });
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
+  const addr = server.address();
+  const bound = typeof addr === 'object' && addr ? addr.port : port;
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}`,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await runtime.close();
+    },
+  };
+}

@@ -1,0 +1,445 @@
+/**
+ * The instance pool of one actor: up to `maxConcurrency` worker threads, each running one
+ * invocation at a time on its own instance. A watchdog timer per invocation terminates the
+ * worker of a call that overruns (a synchronous Wasm loop cannot be interrupted from inside its
+ * thread) and a replacement is started. Calls beyond `maxConcurrency` wait in a FIFO queue of at
+ * most 64 x maxConcurrency entries; past that, invoke fails at once with TRELLIS_OVERLOADED.
+ */
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { ActorRequest, ActorResponse } from '../../lattice/wire/actor.ts';
+import { TrellisError, isErrorCode, toTrellisError, type ErrorCode } from '../../lattice/errors/index.ts';
+import type { World } from './compile.ts';
+import type { ActorPolicy } from './policy.ts';
+import type { FromWorker, HostCall, HostReply, ToWorker, WireFailure, WorkerInit } from './protocol.ts';
+import type { SandboxConfig } from './wasi.ts';
+import type { WasmModule } from './wasm-api.ts';
+
+/** Backing services of the trellis:actor capability imports, called on behalf of `actor`. */
+export interface HostCapabilities {
+  keyvalue: KeyValueCapability;
+  /** Outbound HTTP; `allowedHosts` has already been checked. */
+  httpSend(actor: string, request: HttpRequest): Promise<ActorResponse>;
+  callActor(caller: string, target: string, request: ActorRequest): Promise<ActorResponse>;
+}
+
+export interface KeyValueCapability {
+  get(actor: string, key: string): Promise<Uint8Array | undefined>;
+  set(actor: string, key: string, value: Uint8Array): Promise<void>;
+  delete(actor: string, key: string): Promise<void>;
+  exists(actor: string, key: string): Promise<boolean>;
+  keys(actor: string, prefix: string): Promise<string[]>;
+  increment(actor: string, key: string, delta: bigint): Promise<bigint>;
+}
+
+/** An outbound HTTP request of an actor (absolute URL). */
+export interface HttpRequest {
+  method: string;
+  url: string;
+  headers: [string, string][];
+  body: Uint8Array;
+}
+
+function notLinked(what: string) {
+  return (actor: string): never => {
+    throw new TrellisError('TRELLIS_NOT_LINKED', `no link for ${what} on actor ${actor}`);
+  };
+}
+
+/** Capabilities with every missing piece failing with TRELLIS_NOT_LINKED. */
+export function completeCapabilities(partial: Partial<HostCapabilities> = {}): HostCapabilities {
+  const kv = notLinked('keyvalue');
+  return {
+    keyvalue: partial.keyvalue ?? { get: kv, set: kv, delete: kv, exists: kv, keys: kv, increment: kv },
+    httpSend: partial.httpSend ?? notLinked('http-client'),
+    callActor: partial.callActor ?? notLinked('actors'),
+  };
+}
+
+/** Latency percentiles over the most recent samples. */
+export interface Percentiles {
+  count: number;
+  p50: number;
+  p99: number;
+}
+
+/** Counters and timings of one actor. */
+export interface ActorStats {
+  /** Invocations that had to create an instance (or a worker) first. */
+  coldStarts: number;
+  /** Invocations served by an existing instance. */
+  warmCalls: number;
+  failures: number;
+  /** Live worker threads (each holds at most one instance). */
+  instances: number;
+  busy: number;
+  queued: number;
+  /** Workers terminated by the watchdog or lost to a crash, and replaced. */
+  workersReplaced: number;
+  /** Invoke to response on the main thread, for cold and warm invocations. */
+  coldStartMs: Percentiles;
+  warmRoundTripMs: Percentiles;
+  /** The guest call alone, measured inside the worker. */
+  warmCallMs: Percentiles;
+}
+
+class Samples {
+  #ring: number[] = [];
+  #next = 0;
+  count = 0;
+  add(v: number): void {
+    if (this.#ring.length < 1024) this.#ring.push(v);
+    else this.#ring[this.#next++ % 1024] = v;
+    this.count++;
+  }
+  summary(): Percentiles {
+    const s = [...this.#ring].sort((a, b) => a - b);
+    const at = (q: number) => (s.length ? s[Math.min(s.length - 1, Math.floor(q * s.length))]! : 0);
+    return { count: this.count, p50: at(0.5), p99: at(0.99) };
+  }
+}
+
+interface Job {
+  id: number;
+  request: ActorRequest;
+  deadlineAt: number | undefined;
+  enqueuedAt: number;
+  resolve(r: ActorResponse): void;
+  reject(e: TrellisError): void;
+}
+
+interface Slot {
+  worker: Worker;
+  hostPort: MessagePort;
+  hostSignal: Int32Array;
+  ready: Promise<void>;
+  job?: Job;
+  timer?: NodeJS.Timeout;
+  /** The next job on this slot is a cold start (new worker). */
+  fresh: boolean;
+  /** Pending bench request. */
+  bench?: { id: number; resolve(s: number[]): void; reject(e: TrellisError): void };
+  dead: boolean;
+}
+
+/** What a pool needs to start workers. */
+export interface PoolSpec {
+  name: string;
+  world: World;
+  jsUrl: string;
+  modules: Map<string, WasmModule>;
+  policy: ActorPolicy;
+  sandbox: SandboxConfig;
+  capabilities: HostCapabilities;
+  logger: Logger;
+  /** The bundled worker script (see worker-script.ts). */
+  workerUrl: URL;
+}
+
+/** Longest a new worker may take to load and instantiate the component. */
+const INIT_TIMEOUT_MS = 30_000;
+/** Invocations allowed to wait per unit of concurrency before TRELLIS_OVERLOADED. */
+const QUEUE_PER_SLOT = 64;
+
+function fail(f: WireFailure): TrellisError {
+  return new TrellisError(isErrorCode(f.code) ? f.code : 'TRELLIS_INTERNAL', f.message);
+}
+
+/** The workers of one actor. */
+export class ActorPool {
+  readonly #spec: PoolSpec;
+  readonly #slots = new Set<Slot>();
+  readonly #idle: Slot[] = [];
+  readonly #queue: Job[] = [];
+  #nextId = 1;
+  #closed = false;
+  readonly #counters = { coldStarts: 0, warmCalls: 0, failures: 0, workersReplaced: 0 };
+  readonly #cold = new Samples();
+  readonly #warmRoundTrip = new Samples();
+  readonly #warmCall = new Samples();
+
+  constructor(spec: PoolSpec) {
+    this.#spec = spec;
+  }
+
+  /** Start the pre-warmed workers; fails (TRELLIS_LOAD_FAILED) when the component cannot instantiate. */
+  async start(): Promise<void> {
+    // One worker first, so a broken component fails the load without starting the others.
+    const first = this.#spawn();
+    await first.ready;
+    first.fresh = false;
+    this.#idle.push(first);
+    const more = Array.from({ length: Math.max(0, this.#spec.policy.minInstances - 1) }, () => this.#spawn());
+    await Promise.all(more.map((s) => s.ready));
+    for (const s of more) {
+      s.fresh = false;
+      this.#idle.push(s);
+    }
+    if (this.#spec.policy.minInstances === 0) await this.#retire(first);
+  }
+
+  invoke(request: ActorRequest, deadlineMs?: number): Promise<ActorResponse> {
+    if (this.#closed) return Promise.reject(new TrellisError('TRELLIS_NOT_FOUND', `actor ${this.#spec.name} is unloaded`));
+    const { maxConcurrency } = this.#spec.policy;
+    if (this.#queue.length >= maxConcurrency * QUEUE_PER_SLOT) {
+      return Promise.reject(
+        new TrellisError('TRELLIS_OVERLOADED', `actor ${this.#spec.name} is at max concurrency (${maxConcurrency}) with ${this.#queue.length} waiting`),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      const now = performance.now();
+      this.#queue.push({ id: this.#nextId++, request, deadlineAt: deadlineMs === undefined ? undefined : now + deadlineMs, enqueuedAt: now, resolve, reject });
+      this.#pump();
+    });
+  }
+
+  /** Run `iterations` cold instantiations or warm calls directly inside one worker (bench only). */
+  async bench(request: ActorRequest, iterations: number, cold: boolean): Promise<number[]> {
+    const slot = this.#idle.pop() ?? this.#spawn();
+    await slot.ready;
+    try {
+      return await new Promise<number[]>((resolve, reject) => {
+        const id = this.#nextId++;
+        slot.bench = { id, resolve, reject };
+        slot.worker.postMessage({ type: 'bench', id, request, iterations, cold } satisfies ToWorker);
+      });
+    } finally {
+      slot.bench = undefined;
+      slot.fresh = false;
+      if (!slot.dead) this.#idle.push(slot);
+      this.#pump();
+    }
+  }
+
+  stats(): ActorStats {
+    const busy = [...this.#slots].filter((s) => s.job).length;
+    return {
+      ...this.#counters,
+      instances: this.#slots.size,
+      busy,
+      queued: this.#queue.length,
+      coldStartMs: this.#cold.summary(),
+      warmRoundTripMs: this.#warmRoundTrip.summary(),
+      warmCallMs: this.#warmCall.summary(),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const job of this.#queue.splice(0)) job.reject(new TrellisError('TRELLIS_NOT_FOUND', `actor ${this.#spec.name} is unloaded`));
+    await Promise.all([...this.#slots].map((s) => this.#retire(s, new TrellisError('TRELLIS_NOT_FOUND', `actor ${this.#spec.name} is unloaded`))));
+  }
+
+  #pump(): void {
+    while (this.#queue.length > 0) {
+      let slot = this.#idle.pop();
+      if (!slot && this.#slots.size < this.#spec.policy.maxConcurrency) slot = this.#spawn();
+      if (!slot) return;
+      this.#run(slot, this.#queue.shift()!);
+    }
+  }
+
+  #run(slot: Slot, job: Job): void {
+    slot.job = job;
+    const { executionTimeoutMs } = this.#spec.policy;
+    slot.ready.then(
+      () => {
+        if (slot.dead || slot.job !== job) return;
+        const remaining = job.deadlineAt === undefined ? Infinity : job.deadlineAt - performance.now();
+        if (remaining <= 0) {
+          // Spent its deadline waiting in the queue: fail it without costing the worker.
+          slot.job = undefined;
+          this.#counters.failures++;
+          job.reject(new TrellisError('TRELLIS_DEADLINE_EXCEEDED', 'deadline exceeded while waiting for a free instance'));
+          this.#idle.push(slot);
+          this.#pump();
+          return;
+        }
+        const code: ErrorCode = remaining < executionTimeoutMs ? 'TRELLIS_DEADLINE_EXCEEDED' : 'TRELLIS_TIME_LIMIT';
+        const limit = Math.max(0, Math.min(executionTimeoutMs, remaining));
+        slot.timer = setTimeout(() => this.#overrun(slot, job, code), limit);
+        slot.worker.postMessage({ type: 'invoke', id: job.id, request: job.request } satisfies ToWorker);
+      },
+      () => {}, // a worker that fails to start rejects its job in #onMessage/#onExit
+    );
+  }
+
+  #overrun(slot: Slot, job: Job, code: ErrorCode): void {
+    if (slot.job !== job) return;
+    const message = code === 'TRELLIS_TIME_LIMIT' ? 'time limit exceeded' : `deadline exceeded`;
+    this.#spec.logger.warn({ limitMs: this.#spec.policy.executionTimeoutMs }, `invocation overran: terminating its worker`);
+    this.#counters.workersReplaced++;
+    void this.#retire(slot, new TrellisError(code, message));
+    this.#replenish();
+  }
+
+  /** Keep `minInstances` workers and serve waiting calls after a worker was lost. */
+  #replenish(): void {
+    if (this.#closed) return;
+    while (this.#slots.size < this.#spec.policy.minInstances) {
+      const s = this.#spawn();
+      s.ready.then(
+        () => {
+          if (s.dead || s.job) return;
+          s.fresh = false;
+          this.#idle.push(s);
+          this.#pump();
+        },
+        () => {},
+      );
+    }
+    this.#pump();
+  }
+
+  /** Remove a slot, failing its job with `err` if it has one. */
+  async #retire(slot: Slot, err?: TrellisError): Promise<void> {
+    if (slot.dead) return;
+    slot.dead = true;
+    clearTimeout(slot.timer);
+    this.#slots.delete(slot);
+    const i = this.#idle.indexOf(slot);
+    if (i >= 0) this.#idle.splice(i, 1);
+    if (slot.job && err) {
+      this.#counters.failures++;
+      slot.job.reject(err);
+    }
+    slot.job = undefined;
+    if (slot.bench && err) slot.bench.reject(err);
+    slot.hostPort.close();
+    await slot.worker.terminate();
+  }
+
+  #spawn(): Slot {
+    const { port1, port2 } = new MessageChannel();
+    const signal = new SharedArrayBuffer(4);
+    const spec = this.#spec;
+    const init: WorkerInit = {
+      world: spec.world,
+      jsUrl: spec.jsUrl,
+      modules: Object.fromEntries(spec.modules),
+      sandbox: spec.sandbox,
+      maxMemoryPages: spec.policy.maxMemoryPages,
+      instancePerRequest: spec.policy.instancePerRequest,
+      hostPort: port2,
+      hostSignal: signal,
+    };
+    // An empty env: nothing inside the worker (guest bindings included) can read the host's.
+    const worker = new Worker(spec.workerUrl, { workerData: init, transferList: [port2], env: {}, stdout: false, stderr: false });
+    let readyResolve!: () => void;
+    let readyReject!: (e: TrellisError) => void;
+    const slot: Slot = {
+      worker,
+      hostPort: port1,
+      hostSignal: new Int32Array(signal),
+      ready: new Promise<void>((res, rej) => ((readyResolve = res), (readyReject = rej))),
+      fresh: true,
+      dead: false,
+    };
+    slot.ready.catch(() => {});
+    // A start function that never returns would otherwise hang the load (or the queued call).
+    const initTimer = setTimeout(() => {
+      const err = new TrellisError('TRELLIS_LOAD_FAILED', `failed to load module: instantiation did not finish within ${INIT_TIMEOUT_MS} ms`);
+      readyReject(err);
+      void this.#retire(slot, err);
+    }, INIT_TIMEOUT_MS);
+    slot.ready.then(
+      () => clearTimeout(initTimer),
+      () => clearTimeout(initTimer),
+    );
+    this.#slots.add(slot);
+    worker.on('message', (msg: FromWorker) => this.#onMessage(slot, msg, readyResolve, readyReject));
+    worker.on('error', (err) => this.#onCrash(slot, err, readyReject));
+    worker.on('exit', (code) => this.#onCrash(slot, new Error(`worker exited with code ${code}`), readyReject));
+    port1.on('message', (call: HostCall) => void this.#hostCall(slot, call));
+    return slot;
+  }
+
+  #onCrash(slot: Slot, err: Error, readyReject: (e: TrellisError) => void): void {
+    if (slot.dead) return;
+    const oom = /memory/i.test(err.message) && /out of|allocation/i.test(err.message);
+    const e = new TrellisError(oom ? 'TRELLIS_OUT_OF_MEMORY' : 'TRELLIS_WASM_TRAP', oom ? 'out of memory' : `wasm trap: worker crashed: ${err.message}`, { cause: err });
+    readyReject(new TrellisError('TRELLIS_LOAD_FAILED', `failed to load module: ${err.message}`, { cause: err }));
+    this.#spec.logger.error({ err }, 'actor worker crashed');
+    this.#counters.workersReplaced++;
+    void this.#retire(slot, e);
+    this.#replenish();
+  }
+
+  #onMessage(slot: Slot, msg: FromWorker, readyResolve: () => void, readyReject: (e: TrellisError) => void): void {
+    switch (msg.type) {
+      case 'ready':
+        readyResolve();
+        return;
+      case 'init-failed': {
+        const err = fail(msg.error);
+        readyReject(err);
+        const job = slot.job;
+        void this.#retire(slot, err);
+        if (job) this.#replenish();
+        return;
+      }
+      case 'log':
+        this.#log(msg.level, msg.message, msg.guest);
+        return;
+      case 'bench':
+        if (slot.bench?.id === msg.id) {
+          if (msg.error) slot.bench.reject(fail(msg.error));
+          else slot.bench.resolve(msg.samplesMs);
+        }
+        return;
+      case 'result': {
+        const job = slot.job;
+        if (!job || job.id !== msg.id) return;
+        clearTimeout(slot.timer);
+        slot.job = undefined;
+        const elapsed = performance.now() - job.enqueuedAt;
+        const cold = msg.cold || slot.fresh;
+        slot.fresh = false;
+        if (cold) {
+          this.#counters.coldStarts++;
+          this.#cold.add(elapsed);
+        } else {
+          this.#counters.warmCalls++;
+          this.#warmRoundTrip.add(elapsed);
+          if (!msg.error) this.#warmCall.add(msg.callMs);
+        }
+        if (msg.error) {
+          this.#counters.failures++;
+          job.reject(fail(msg.error));
+        } else job.resolve(msg.response!);
+        this.#idle.push(slot);
+        this.#pump();
+        return;
+      }
+    }
+  }
+
+  #log(level: string, message: string, guest: boolean): void {
+    const l = this.#spec.logger;
+    const fn = level === 'trace' || level === 'debug' || level === 'warn' || level === 'error' ? level : 'info';
+    l[fn]({ guest }, message);
+  }
+
+  async #hostCall(slot: Slot, call: HostCall): Promise<void> {
+    const { capabilities: caps, name } = this.#spec;
+    let reply: HostReply;
+    try {
+      let value: unknown;
+      if (call.op === 'keyvalue') {
+        const kv = caps.keyvalue as unknown as Record<string, (actor: string, ...a: unknown[]) => Promise<unknown>>;
+        const method = call.method!;
+        if (!['get', 'set', 'delete', 'exists', 'keys', 'increment'].includes(method)) throw new TrellisError('TRELLIS_BAD_REQUEST', `unknown keyvalue op ${method}`);
+        value = await kv[method]!.call(caps.keyvalue, name, ...call.args);
+      } else if (call.op === 'httpSend') value = await caps.httpSend(name, call.args[0] as HttpRequest);
+      else value = await caps.callActor(name, call.args[0] as string, call.args[1] as ActorRequest);
+      reply = { ok: true, value };
+    } catch (err) {
+      const e = toTrellisError(err);
+      reply = { ok: false, error: `${e.code}: ${e.message}` };
+    }
+    if (slot.dead) return;
+    slot.hostPort.postMessage(reply);
+    Atomics.store(slot.hostSignal, 0, 1);
+    Atomics.notify(slot.hostSignal, 0);
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * The outbound HTTP provider. It honours the calling actor's `allowedHosts` (checked by the
+ * host before the call, and again here, so a provider never trusts a caller to have checked).
+ */
+import type { NatsConnection } from 'nats';
+import { TrellisError } from '../../lattice/errors/index.ts';
+import type { Logger } from '../../lattice/log/index.ts';
+import type { Subjects } from '../../lattice/subjects/index.ts';
+import type { ActorResponse, Header } from '../../lattice/wire/index.ts';
+import { serveProvider, type ProviderService } from '../service.ts';
+
+/** Is `url`'s host granted by `allowedHosts` (`host`, `host:port` or `*.domain`)? */
+export function hostAllowed(url: URL, allowedHosts: string[]): boolean {
+  const host = url.hostname.toLowerCase();
+  const withPort = url.port ? `${host}:${url.port}` : host;
+  return allowedHosts.some((pattern) => {
+    const p = pattern.toLowerCase();
+    if (p.startsWith('*.')) return host.endsWith(p.slice(1));
+    return p === host || p === withPort;
+  });
+}
+
+/** Start serving outbound HTTP for actors. */
+export function startHttpClientProvider(nc: NatsConnection, subjects: Subjects, logger: Logger, options: { timeoutMs?: number } = {}): ProviderService {
+  return serveProvider(nc, subjects, 'http-client', {
+    async send(r) {
+      const req = r.args[0] as { method: string; url: string; headers: Header[]; body: Uint8Array };
+      let url: URL;
+      try {
+        url = new URL(req.url);
+      } catch {
+        throw new TrellisError('TRELLIS_BAD_REQUEST', `not an absolute URL: ${req.url}`);
+      }
+      if (!hostAllowed(url, r.allowedHosts ?? [])) throw new TrellisError('TRELLIS_SANDBOX_VIOLATION', `host not allowed: ${url.host}`);
+      const response = await fetch(url, {
+        method: req.method,
+        headers: req.headers,
+        body: req.body.length > 0 && req.method !== 'GET' && req.method !== 'HEAD' ? req.body : undefined,
+        signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+        redirect: 'manual',
+      });
+      const headers: Header[] = [];
+      response.headers.forEach((value, name) => headers.push([name, value]));
+      const result: ActorResponse = { status: response.status, headers, body: new Uint8Array(await response.arrayBuffer()) };
+      return result;
+    },
+  }, logger.child({ provider: 'http-client' }));
+}

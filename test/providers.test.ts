@@ -1,0 +1,124 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHost, type Host } from '../host/index.ts';
+import { connectControl, type ControlClient } from '../lattice/control/index.ts';
+import { openLinks } from '../lattice/links/index.ts';
+import { openArtifacts } from '../lattice/state/index.ts';
+import { decodeEvent, type LatticeEvent } from '../lattice/wire/index.ts';
+import { openHttpRoutes } from '../providers/index.ts';
+import { exampleActor, spawnHost, startNats, uniqueLattice, waitFor, type NatsServer } from './harness/index.ts';
+
+describe('providers, links and the local-first gateway', () => {
+  let nats: NatsServer;
+  let host: Host;
+  let client: ControlClient;
+  const lattice = uniqueLattice('prov');
+  const events: LatticeEvent[] = [];
+
+  async function start(name: string, actor: string, version: string, hostId: string, policy?: Record<string, unknown>) {
+    const { digest } = await (await openArtifacts(client.nc, client.subjects)).push(new Uint8Array(await readFile(exampleActor(name))));
+    await client.request('actorStart', hostId, { actor, version, digest, count: 2, ...(policy ? { policy } : {}) });
+  }
+
+  beforeAll(async () => {
+    nats = await startNats();
+    host = await startHost({ nats: nats.url, lattice, logLevel: 'silent', heartbeatMs: 500, gateway: '127.0.0.1:0' });
+    client = await connectControl({ nats: nats.url, lattice, timeoutMs: 60_000 });
+    client.nc.subscribe(client.subjects.allEvents(), { callback: (_e, m) => events.push(decodeEvent(m.data)) });
+  }, 120_000);
+  afterAll(async () => {
+    await client?.close();
+    await host?.stop();
+    await nats?.stop();
+  });
+
+  it('providers - a crashed provider is restarted with backoff, announced, and serves again', async () => {
+    await client.request('providerStart', host.id, { provider: 'keyvalue-nats' });
+    await start('counter', 'counter', '1.0.0', host.id);
+    await (await openLinks(client.nc, client.subjects)).put('counter', 'keyvalue-nats', { bucket: `c-${lattice}` });
+    await (await openHttpRoutes(client.nc, client.subjects)).add('/counter', 'counter');
+    const gw = host.gateway!.url;
+    await waitFor(async () => (await fetch(`${gw}/counter`, { method: 'POST' })).status === 200, { what: 'counter answers' });
+    const before = (await client.getInventory(host.id)).providers[0]!;
+    expect(before).toMatchObject({ name: 'keyvalue-nats', health: 'ok', restarts: 0 });
+    process.kill(before.pid!, 'SIGKILL');
+    const restarted = await waitFor(() => events.find((e) => e.kind === 'provider_restarted'), { what: 'provider_restarted' });
+    expect(restarted.data).toMatchObject({ provider: 'keyvalue-nats', restarts: 1 });
+    await waitFor(async () => (await client.getInventory(host.id)).providers[0]!.health === 'ok', { what: 'healthy again' });
+    const after = await fetch(`${gw}/counter`, { method: 'POST' });
+    expect(after.status).toBe(200);
+    expect(Number(await after.text())).toBeGreaterThanOrEqual(2);
+  });
+
+  it('links - an import without a link fails with an error naming the missing link', async () => {
+    await start('counter', 'unlinked', '1.0.0', host.id);
+    await (await openHttpRoutes(client.nc, client.subjects)).add('/unlinked', 'unlinked');
+    const res = await waitFor(async () => {
+      const r = await fetch(`${host.gateway!.url}/unlinked`, { method: 'POST' });
+      return r.status === 404 ? undefined : r;
+    }, { what: 'route live' });
+    expect(res.status).toBe(502);
+    expect(await res.text()).toContain('unlinked has no keyvalue link; run: trellis link put unlinked keyvalue-nats');
+  });
+
+  it('http-client - outbound HTTP reaches allowed hosts only', async () => {
+    const server = http.createServer((_req, res) => res.end('from outside'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      await client.request('providerStart', host.id, { provider: 'http-client' });
+      await (await openLinks(client.nc, client.subjects)).put('fetcher', 'http-client', {});
+      await start('hostile-js', 'fetcher', '1.0.0', host.id, { allowedHosts: [`127.0.0.1:${port}`] });
+      await (await openHttpRoutes(client.nc, client.subjects)).add('/fetcher', 'fetcher');
+      const gw = host.gateway!.url;
+      const allowed = await waitFor(async () => {
+        const r = await fetch(`${gw}/fetcher/http?url=${encodeURIComponent(`http://127.0.0.1:${port}/`)}`);
+        return r.status === 404 ? undefined : r;
+      }, { what: 'fetcher route' });
+      expect(allowed.status).toBe(200);
+      expect(await allowed.text()).toContain('from outside');
+      const denied = await fetch(`${gw}/fetcher/http?url=${encodeURIComponent('http://example.com/')}`);
+      expect(denied.status).toBe(502);
+      expect(await denied.text()).toContain('host not allowed: example.com');
+    } finally {
+      server.close();
+    }
+  });
+
+  it('gateway - local first: a host with a local instance answers without NATS; other versions go over the lattice', async () => {
+    await start('echo-c', 'local', '1.0.0', host.id);
+    const other = await spawnHost({ nats: nats.url, lattice, heartbeatMs: 500 });
+    try {
+      await start('echo-c', 'local', '2.0.0', other.id);
+      await (await openHttpRoutes(client.nc, client.subjects)).add('/local', 'local');
+      // Count what crosses NATS on this actor's invocation subjects.
+      const seen: string[] = [];
+      client.nc.subscribe(`trellis.${lattice}.rpc.local.>`, { callback: (_e, m) => seen.push(m.subject) });
+      await client.nc.flush();
+      const gw = host.gateway!.url;
+      await waitFor(async () => (await fetch(`${gw}/local`, { method: 'POST', body: 'x' })).headers.get('x-trellis-version') === '2.0.0', { what: 'v2 live in view' });
+      // Pin everything to the local version: nothing may cross NATS.
+      const { createRpcClient } = await import('../lattice/rpc/index.ts');
+      await using admin = await createRpcClient(client.nc, { lattice });
+      await admin.routes.set('local', { '1.0.0': 100, '2.0.0': 0 });
+      await waitFor(async () => (await fetch(`${gw}/local`, { method: 'POST', body: 'x' })).headers.get('x-trellis-version') === '1.0.0', { what: 'weights applied' });
+      seen.length = 0;
+      for (let i = 0; i < 20; i++) {
+        const r = await fetch(`${gw}/local`, { method: 'POST', body: `n${i}` });
+        expect(await r.text()).toBe(`n${i}`);
+        expect(r.headers.get('x-trellis-host')).toBe(host.id);
+      }
+      await client.nc.flush();
+      expect(seen).toEqual([]);
+      // Weights that pick the remote version use the lattice.
+      await admin.routes.set('local', { '1.0.0': 0, '2.0.0': 100 });
+      await waitFor(async () => (await fetch(`${gw}/local`, { method: 'POST', body: 'x' })).headers.get('x-trellis-host') === other.id, { what: 'remote version' });
+      expect(seen.every((s) => s.endsWith('.2_0_0'))).toBe(true);
+      expect(seen.length).toBeGreaterThan(0);
+    } finally {
+      await other[Symbol.asyncDispose]();
+    }
+  });
+});
