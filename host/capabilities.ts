@@ -68,7 +68,7 @@ export function createCapabilities(options: {
       increment: async (actor, key, delta) => BigInt((await kv('increment')(actor, key, String(delta))) as string),
     },
     httpSend: async (actor, request) => (await call(actor, 'http-client', 'send', [request])) as ActorResponse,
-    callActor: async (_caller, target, request) => (await (await options.rpc()).invoke(target, request)).response,
+    callActor: async (_caller, target, request, deadlineMs) => (await (await options.rpc()).invoke(target, request, { deadlineMs })).response,
   };
   return {
     capabilities,

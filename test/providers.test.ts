@@ -87,6 +87,26 @@ describe('providers, links and the local-first gateway', () => {
     }
   });
 
+  it('actors - one actor calls another by name through the lattice', async () => {
+    await start('hello', 'greeter', '1.0.0', host.id);
+    const other = await spawnHost({ nats: nats.url, lattice, heartbeatMs: 500 });
+    try {
+      // The callee runs only on another host process, so the call must cross NATS.
+      await start('echo-c', 'shouter', '1.0.0', other.id);
+      await (await openHttpRoutes(client.nc, client.subjects)).add('/greeter', 'greeter');
+      const res = await waitFor(async () => {
+        const r = await fetch(`${host.gateway!.url}/greeter?name=lattice&via=shouter`);
+        return r.status === 200 ? r : undefined;
+      }, { what: 'greeter via shouter' });
+      expect(await res.text()).toBe('hello, lattice');
+      const missing = await fetch(`${host.gateway!.url}/greeter?name=x&via=nobody`);
+      expect(missing.status).toBe(502);
+      expect(await missing.text()).toContain('TRELLIS_NO_RESPONDERS');
+    } finally {
+      await other[Symbol.asyncDispose]();
+    }
+  });
+
   it('gateway - local first: a host with a local instance answers without NATS; other versions go over the lattice', async () => {
     await start('echo-c', 'local', '1.0.0', host.id);
     const other = await spawnHost({ nats: nats.url, lattice, heartbeatMs: 500 });

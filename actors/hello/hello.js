@@ -1,4 +1,7 @@
-// The smallest useful Trellis actor: greets the caller and logs through the host.
+// The smallest useful Trellis actor: greets the caller and logs through the host. With
+// `?via=<actor>` it first asks that actor (through the lattice, like any invocation) and greets
+// whatever it answered, which shows actor-to-actor calls.
+import { call } from 'trellis:actor/actors@0.1.0';
 import { log } from 'trellis:actor/logging@0.1.0';
 
 const encoder = new TextEncoder();
@@ -14,7 +17,13 @@ function nameOf(req) {
 
 export const handler = {
   handle(req) {
-    const name = nameOf(req);
+    let name = nameOf(req);
+    const via = new URLSearchParams(req.query).get('via');
+    if (via) {
+      // `call` throws the callee's "<CODE>: <message>" when it fails; the host reports it.
+      const answer = call(via, { method: 'CALL', path: '/', query: '', headers: [], body: encoder.encode(name) });
+      name = decoder.decode(answer.body);
+    }
     log('info', `greeting ${name}`);
     return {
       status: 200,

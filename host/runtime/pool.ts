@@ -20,7 +20,8 @@ export interface HostCapabilities {
   keyvalue: KeyValueCapability;
   /** Outbound HTTP; `allowedHosts` has already been checked. */
   httpSend(actor: string, request: HttpRequest): Promise<ActorResponse>;
-  callActor(caller: string, target: string, request: ActorRequest): Promise<ActorResponse>;
+  /** Invoke another actor through the lattice within `deadlineMs` (the caller's remaining budget). */
+  callActor(caller: string, target: string, request: ActorRequest, deadlineMs?: number): Promise<ActorResponse>;
 }
 
 export interface KeyValueCapability {
@@ -431,7 +432,12 @@ export class ActorPool {
         if (!['get', 'set', 'delete', 'exists', 'keys', 'increment'].includes(method)) throw new TrellisError('TRELLIS_BAD_REQUEST', `unknown keyvalue op ${method}`);
         value = await kv[method]!.call(caps.keyvalue, name, ...call.args);
       } else if (call.op === 'httpSend') value = await caps.httpSend(name, call.args[0] as HttpRequest);
-      else value = await caps.callActor(name, call.args[0] as string, call.args[1] as ActorRequest);
+      else {
+        // The callee gets what is left of the caller's own budget (deadline, else its time limit).
+        const deadlineAt = slot.job?.deadlineAt;
+        const remainingMs = deadlineAt === undefined ? this.#spec.policy.executionTimeoutMs : Math.max(1, deadlineAt - performance.now());
+        value = await caps.callActor(name, call.args[0] as string, call.args[1] as ActorRequest, remainingMs);
+      }
       reply = { ok: true, value };
     } catch (err) {
       const e = toTrellisError(err);
