@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildExampleActors } from '../actors/index.ts';
 import { createRuntime, type ActorRuntime } from '../host/runtime/index.ts';
-import { bytesRequest, type ActorRequest } from '../lattice/wire/actor.ts';
+import { bytesRequest, type ActorRequest } from '../lattice/wire/index.ts';
 
 const decoder = new TextDecoder();
 const sharedCache = join(tmpdir(), 'trellis-runtime-test-cache');

@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
-import type { ActorRequest, ActorResponse, Header } from '../../lattice/wire/actor.ts';
+import type { ActorRequest, ActorResponse, Header } from '../../lattice/wire/index.ts';
 import { TrellisError, httpStatus, toTrellisError } from '../../lattice/errors/index.ts';
 import { ComponentCache, type CacheSource, type World } from './compile.ts';
 import { ActorPool, completeCapabilities, type ActorStats, type HostCapabilities } from './pool.ts';

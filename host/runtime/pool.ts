@@ -7,7 +7,7 @@
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { ActorRequest, ActorResponse } from '../../lattice/wire/actor.ts';
+import type { ActorRequest, ActorResponse } from '../../lattice/wire/index.ts';
 import { TrellisError, isErrorCode, toTrellisError, type ErrorCode } from '../../lattice/errors/index.ts';
 import type { World } from './compile.ts';
 import type { ActorPolicy } from './policy.ts';

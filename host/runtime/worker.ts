@@ -4,7 +4,7 @@
  * state (env, preopens, streams) is private to this thread.
  */
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import type { ActorRequest, ActorResponse } from '../../lattice/wire/actor.ts';
+import type { ActorRequest, ActorResponse } from '../../lattice/wire/index.ts';
 import type { FromWorker, HostCall, HostReply, ToWorker, WireFailure, WorkerInit } from './protocol.ts';
 import { hostAllowed, IncomingRequest, ResponseOutparam, wasiImports, type OutgoingHttp, type SandboxHost } from './wasi.ts';
 import { Wasm, type WasmMemory, type WasmModule } from './wasm-api.ts';

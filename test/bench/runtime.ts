@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildExampleActors, type ExampleActorName } from '../../actors/index.ts';
 import { createRuntime, serveComponent, type KeyValueCapability } from '../../host/runtime/index.ts';
-import type { ActorRequest } from '../../lattice/wire/actor.ts';
+import type { ActorRequest } from '../../lattice/wire/index.ts';
 
 const repoRoot = new URL('../../', import.meta.url).pathname;
 const encoder = new TextEncoder();
