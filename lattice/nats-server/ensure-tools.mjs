@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Installs what Trellis needs when it is missing: the npm dependencies, nats-server, and with
-// `--toolchain` the C → wasm32 toolchain used to build the example actors. Runs before
+// `--toolchain` what the tests need besides: the C → wasm32 toolchain for the example actors
+// and docker-compose, which validates compose.yaml offline (no Docker engine needed). Runs before
 // `npm run up` and `npm test`, so a fresh Debian/Ubuntu machine needs nothing by hand.
 // Plain Node with no dependencies, because it runs before they are installed.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -26,7 +27,7 @@ if (!onPath('nats-server') && !process.env.NATS_SERVER_BIN) missing.push('nats-s
 if (wantToolchain) {
   if (!onPath('clang')) missing.push('clang');
   if (!onPath('wasm-ld')) missing.push('lld');
-  if (!existsSync('/usr/include/wasm32-wasi') && !existsSync('/usr/share/wasi-sysroot')) missing.push('wasi-libc');
+  if (!onPath('docker-compose')) missing.push('docker-compose');
 }
 if (missing.length === 0) process.exit(0);
 
@@ -35,7 +36,7 @@ if (!hasApt) {
   console.error(`trellis: missing ${missing.join(', ')} and this system has no apt-get.`);
   console.error('  nats-server: https://docs.nats.io/running-a-nats-service/introduction/installation (e.g. `brew install nats-server`),');
   console.error('               then put it on PATH or set NATS_SERVER_BIN=/path/to/nats-server');
-  if (wantToolchain) console.error('  toolchain:   clang and wasm-ld (LLVM) with a wasm32 target');
+  if (wantToolchain) console.error('  tests:       clang and wasm-ld (LLVM) with a wasm32 target; docker-compose (1.29+) to validate compose.yaml');
   process.exit(1);
 }
 

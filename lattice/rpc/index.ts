@@ -247,7 +247,12 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
   const rpcSubjects = new Map<string, Map<string, string>>();
   const rpcSubject = (actor: string, version: string): string => {
     let byVersion = rpcSubjects.get(actor);
-    if (!byVersion) rpcSubjects.set(actor, (byVersion = new Map()));
+    if (!byVersion) {
+      // Bounded: callers may pin arbitrary (valid) versions.
+      if (rpcSubjects.size >= 1024) rpcSubjects.clear();
+      rpcSubjects.set(actor, (byVersion = new Map()));
+    }
+    if (byVersion.size >= 1024) byVersion.clear();
     let subject = byVersion.get(version);
     if (subject === undefined) byVersion.set(version, (subject = subjects.rpc(actor, version)));
     return subject;
@@ -293,7 +298,8 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
     const body = encode(request);
     const traceparent = opts.traceparent ?? newTraceparent();
     // The same metadata on every attempt, so the headers are built once.
-    let h: MsgHdrs | undefined;    let attempts = 0;
+    let h: MsgHdrs | undefined;
+    let attempts = 0;
     let lastError: TrellisError | undefined;
     const tried = new Set<string>();
     let index = 0;

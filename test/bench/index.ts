@@ -4,13 +4,21 @@
  * `async function run(): Promise<Record<string, unknown>>`; one that is missing, or does not
  * export run() yet, is skipped with a note. Run a subset with `npm run bench -- rpc`.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 /** Benchmark modules, in the order they run. */
-const MODULES = ['rpc', 'runtime'] as const;
+const MODULES = ['rpc', 'runtime', 'gateway'] as const;
+
+/**
+ * Whether a module exports run(), read from its source: some bench files are also scripts that
+ * start measuring when imported, so they are imported only when they really are modules.
+ */
+function exportsRun(file: string): boolean {
+  return /export\s+(?:async\s+)?function\s+run\s*\(|export\s+const\s+run\s*=|export\s*\{[^}]*\brun\b[^}]*\}/.test(readFileSync(file, 'utf8'));
+}
 
 type BenchModule = { run?: unknown };
 
@@ -34,9 +42,9 @@ for (const name of MODULES) {
     modules[name] = { skipped: 'module missing' };
     continue;
   }
-  const mod = (await import(`./${name}.ts`)) as BenchModule;
+  const mod = exportsRun(file) ? ((await import(`./${name}.ts`)) as BenchModule) : {};
   if (typeof mod.run !== 'function') {
-    console.log(`\n== ${name}: skipped (test/bench/${name}.ts does not export run() yet)`);
+    console.log(`\n== ${name}: skipped (test/bench/${name}.ts does not export run() yet; run it alone: node --import tsx test/bench/${name}.ts)`);
     modules[name] = { skipped: 'no run() export' };
     continue;
   }

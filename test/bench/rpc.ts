@@ -22,6 +22,7 @@
  *
  * Knobs (environment): BENCH_DURATION_MS (per scenario, default 3000), BENCH_WARMUP_MS (700),
  * BENCH_INSTANCES (echo-c instances, default 2), BENCH_MODES (comma list of the modes above),
+ * BENCH_PAYLOADS (bytes, default 64,16384), BENCH_CONCURRENCY (default 1,64),
  * BENCH_RUNTIME_HOP=0 (skip the in-process runtime rows), BENCH_PROFILE_DIR (write --cpu-prof
  * profiles of the host and responders there; profile the caller by running the bench itself
  * with node --cpu-prof).
@@ -35,12 +36,12 @@ import { createRpcClient, type InvokeResult } from '../../lattice/rpc/index.ts';
 import { openArtifacts } from '../../lattice/state/index.ts';
 import { bytesRequest, decode, encode, RpcHeaders, type InvokeReply } from '../../lattice/wire/index.ts';
 import { exampleActor, spawnHost, startNats, TRELLIS_BIN, uniqueLattice, waitFor } from '../harness/index.ts';
-import { envNumber, measure, processCpuMs, selfCpuMs, spawnScript, table, type Stats } from './lib.ts';
+import { envList, envNumber, measure, processCpuMs, selfCpuMs, spawnScript, table, type Stats } from './lib.ts';
 
 const MODES = ['raw', 'raw+hdr', 'codec', 'runtime', 'invoke'] as const;
 type Mode = (typeof MODES)[number];
-const PAYLOADS = [64, 16 * 1024];
-const CONCURRENCY = [1, 64];
+const PAYLOADS = envList('BENCH_PAYLOADS', [64, 16 * 1024]);
+const CONCURRENCY = envList('BENCH_CONCURRENCY', [1, 64]);
 
 interface Row extends Stats {
   mode: Mode;
