@@ -11,6 +11,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { buildExampleActors, type ExampleActorName } from '../../actors/index.ts';
 import { createRuntime, serveComponent, type KeyValueCapability } from '../../host/runtime/index.ts';
 import type { ActorRequest } from '../../lattice/wire/index.ts';
@@ -187,7 +188,8 @@ async function selfServe(component: string, port: number): Promise<{ url: string
   return { url, stop: () => child.kill() };
 }
 
-async function main(): Promise<void> {
+/** The runtime benchmark (a module of `npm run bench`; also runnable alone). */
+export async function run(): Promise<Record<string, unknown>> {
   const paths = await buildExampleActors();
   const actors: ExampleActorName[] = ['echo-c', 'hello', 'counter', 'http-js'];
   const results: ActorResult[] = [];
@@ -229,11 +231,15 @@ async function main(): Promise<void> {
   }
   await writeFile(join(repoRoot, 'bench-results-runtime.json'), JSON.stringify({ date: new Date().toISOString(), actors: results, http }, null, 2));
   console.log('wrote bench-results-runtime.json');
+  return { actors: results, http };
 }
 
-if (process.argv[2] === '--serve') {
+// Alone: `node --import tsx test/bench/runtime.ts`; `--serve` is the child that serves one component.
+const invokedDirectly = process.argv[1] === fileURLToPath(import.meta.url);
+if (invokedDirectly && process.argv[2] === '--serve') {
   const server = await serveComponent({ path: process.argv[3]!, listen: `127.0.0.1:${process.argv[4]}` });
   process.on('SIGTERM', () => void server.close().then(() => process.exit(0)));
-} else {
-  await main();
+} else if (invokedDirectly) {
+  await run();
+  process.exit(0);
 }
