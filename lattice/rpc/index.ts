@@ -24,6 +24,8 @@ export interface InvokeOptions {
   version?: string;
   /** W3C traceparent to continue; a new trace is started when absent. */
   traceparent?: string;
+  /** Id of this invocation (e.g. the gateway's request id); a new UUID when absent. */
+  invocationId?: string;
 }
 
 /** A response with where and how it was produced. */
@@ -294,7 +296,7 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
         throw new TrellisError('TRELLIS_NO_RESPONDERS', `no live instance of actor "${actor}" in lattice ${options.lattice} (unknown actor, or none started: \`trellis get actors\`)`);
       }
     }
-    const invocationId = randomUUID();
+    const invocationId = opts.invocationId ?? randomUUID();
     const body = encode(request);
     const traceparent = opts.traceparent ?? newTraceparent();
     // The same metadata on every attempt, so the headers are built once.

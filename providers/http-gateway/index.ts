@@ -95,6 +95,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     registers: [registry],
   });
   let ready = true;
+  // Label children resolved once per route/actor/version/status: prom-client validates and
+  // hashes label objects on every call otherwise.
+  const children = new Map<string, { observe(seconds: number): void }>();
+  const metricsFor = (route: string, actor: string, version: string, status: number) => {
+    const key = `${route}\u0000${actor}\u0000${version}\u0000${status}`;
+    let child = children.get(key);
+    if (!child) {
+      const counter = requests.labels(route, actor, version, String(status));
+      const histogram = duration.labels(route, actor, version);
+      child = { observe: (seconds) => (counter.inc(), histogram.observe(seconds)) };
+      // Bounded: an attacker choosing paths cannot grow it, routes and versions are few.
+      if (children.size < 10_000) children.set(key, child);
+    }
+    return child;
+  };
 
   const server = http.createServer((req, res) => {
     void handle(req, res);
@@ -106,7 +121,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
-    const requestId = (req.headers['x-request-id'] as string | undefined) ?? crypto.randomUUID();
+    // A caller's request id is kept (and becomes the invocation id) when it is sane.
+    const incomingId = req.headers['x-request-id'];
+    const requestId = typeof incomingId === 'string' && incomingId.length > 0 && incomingId.length <= 128 ? incomingId : crypto.randomUUID();
     if (path === '/health' || path === '/ready' || path === '/metrics') {
       if (path === '/metrics') {
         res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics());
@@ -126,7 +143,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i]!.toLowerCase(), req.rawHeaders[i + 1]!]);
       const below = route.prefix === '/' ? path : path.slice(route.prefix.length) || '/';
       const request: ActorRequest = { method: req.method ?? 'GET', path: below, query: q < 0 ? '' : url.slice(q + 1), headers, body };
-      const result = await rpc.invoke(route.actor, request, { deadlineMs, traceparent: req.headers.traceparent as string | undefined });
+      const result = await rpc.invoke(route.actor, request, { deadlineMs, traceparent: req.headers.traceparent as string | undefined, invocationId: requestId });
       version = result.version;
       const out: string[] = [];
       for (const [k, v] of result.response.headers) {
@@ -146,9 +163,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       status = errorResponse(res, error, requestId);
       if (error.code === 'TRELLIS_PAYLOAD_TOO_LARGE') req.resume();
     }
-    const labels = { route: route?.prefix ?? 'none', actor: route?.actor ?? 'none', version: version || 'none' };
-    requests.inc({ ...labels, status: String(status) });
-    duration.observe(labels, (performance.now() - started) / 1000);
+    metricsFor(route?.prefix ?? 'none', route?.actor ?? 'none', version || 'none', status).observe((performance.now() - started) / 1000);
   }
 
   const { host, port } = parseListen(options.listen ?? '127.0.0.1:8080');
