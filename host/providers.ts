@@ -70,6 +70,8 @@ export class ProviderSupervisor {
           p.health = 'ok';
           p.backoffMs = BACKOFF_MIN_MS;
           resolve();
+          // The bare marker a provider prints below info level is a signal, not a log line.
+          if (!line.includes('"level"')) return;
         }
         process.stdout.write(`${line}\n`);
       });
