@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHost, type Host } from '../host/index.ts';
-import { TRELLIS_BIN, startNats, uniqueLattice, type NatsServer } from './harness/index.ts';
+import { TRELLIS_BIN, exampleActor, startNats, uniqueLattice, type NatsServer } from './harness/index.ts';
 
 const exec = promisify(execFile);
 
@@ -68,6 +68,27 @@ describe('trellis CLI', () => {
     expect(noHost.stderr).toContain('TRELLIS_NOT_FOUND');
     const noNats = await trellis(['get', 'hosts'], { TRELLIS_NATS_URL: 'nats://127.0.0.1:1' });
     expect(noNats.stderr).toContain('TRELLIS_NATS_UNAVAILABLE');
+  });
+
+  it('cli - deploy and invoke an actor, split traffic, inspect: start actor, get actors, invoke, route', async () => {
+    const start = (version: string) => trellis(['start', 'actor', exampleActor('echo-c'), '--name', 'echo', '--version', version, '--host', host.name, '--json'], env());
+    const started = JSON.parse((await start('1.0.0')).stdout);
+    expect(started).toMatchObject({ actor: 'echo', version: '1.0.0', results: [{ host: host.id, ok: true }] });
+    expect(started.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect((await start('1.1.0')).code).toBe(0);
+    const actors = JSON.parse((await trellis(['get', 'actors', '--json'], env())).stdout);
+    expect(actors.map((a: { version: string }) => a.version)).toEqual(['1.0.0', '1.1.0']);
+    const invoked = JSON.parse((await trellis(['invoke', 'echo', '--data', 'over the lattice', '--json'], env())).stdout);
+    expect(invoked).toMatchObject({ actor: 'echo', version: '1.1.0', hostId: host.id, attempts: 1, response: { status: 200, body: 'over the lattice' } });
+    const bad = await trellis(['route', 'set', 'echo', '1.0.0=90', '1.1.0=20'], env());
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('TRELLIS_BAD_WEIGHTS');
+    expect((await trellis(['route', 'set', 'echo', '1.0.0=100', '1.1.0=0'], env())).code).toBe(0);
+    const route = JSON.parse((await trellis(['route', 'get', 'echo', '--json'], env())).stdout);
+    expect(route).toMatchObject({ weights: { '1.0.0': 100, '1.1.0': 0 }, effective: { '1.0.0': 100, '1.1.0': 0 } });
+    expect(JSON.parse((await trellis(['invoke', 'echo', '--data', 'x', '--json'], env())).stdout).version).toBe('1.0.0');
+    const stopped = await trellis(['stop', 'actor', 'echo'], env());
+    expect(stopped.stdout).toContain('stopped echo@1.0.0');
   });
 
   it('cli - --help explains the commands and each subcommand', async () => {
