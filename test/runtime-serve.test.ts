@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildExampleActors } from '../actors/index.ts';
 import { serveComponent } from '../host/runtime/index.ts';
+import { TrellisError } from '../lattice/errors/index.ts';
 
 const cacheDir = join(tmpdir(), 'trellis-runtime-test-cache');
 let paths: Awaited<ReturnType<typeof buildExampleActors>>;
@@ -54,7 +55,8 @@ describe('runtime serve', () => {
       expect(await trap.json()).toMatchObject({ error: { code: 'TRELLIS_WASM_TRAP', message: expect.stringMatching(/^wasm trap: /) } });
       const loop = await fetch(`${server.url}/loop`);
       expect(loop.status).toBe(504);
-      expect(await loop.json()).toEqual({ error: { code: 'TRELLIS_TIME_LIMIT', message: 'time limit exceeded' } });
+      // The same error body as the gateway's: code, message, and what the user can do about it.
+      expect(await loop.json()).toEqual({ error: { code: 'TRELLIS_TIME_LIMIT', message: 'time limit exceeded', hint: new TrellisError('TRELLIS_TIME_LIMIT', '').hint } });
       expect(await (await fetch(`${server.url}/ok`)).text()).toBe('ok');
     } finally {
       await server.close();

@@ -4,12 +4,13 @@
  */
 import { realpathSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
-import type { ActorRequest, ActorResponse, Header } from '../../lattice/wire/index.ts';
-import { TrellisError, httpStatus, toTrellisError } from '../../lattice/errors/index.ts';
+import type { ActorRequest, ActorResponse } from '../../lattice/wire/index.ts';
+import { TrellisError, toTrellisError } from '../../lattice/errors/index.ts';
+import { parseListen, readBody, toActorRequest, writeActorResponse, writeError } from '../../lattice/http/index.ts';
 import { ComponentCache, type CacheSource, type World } from './compile.ts';
 import { ActorPool, completeCapabilities, type ActorStats, type HostCapabilities } from './pool.ts';
 import { compilePolicy, type ActorPolicy } from './policy.ts';
@@ -162,32 +163,6 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Actor
   return runtime;
 }
 
-async function readBody(req: IncomingMessage): Promise<Uint8Array> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
-function toActorRequest(req: IncomingMessage, body: Uint8Array): ActorRequest {
-  const url = req.url ?? '/';
-  const q = url.indexOf('?');
-  const headers: Header[] = [];
-  for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i]!.toLowerCase(), req.rawHeaders[i + 1]!]);
-  return { method: req.method ?? 'GET', path: q < 0 ? url : url.slice(0, q), query: q < 0 ? '' : url.slice(q + 1), headers, body };
-}
-
-function writeResponse(res: ServerResponse, r: ActorResponse): void {
-  const headers: string[] = [];
-  for (const [k, v] of r.headers) {
-    // Framing is ours: the body is complete, so we send our own content-length.
-    if (k.toLowerCase() === 'content-length' || k.toLowerCase() === 'transfer-encoding') continue;
-    headers.push(k, v);
-  }
-  headers.push('content-length', String(r.body.length));
-  res.writeHead(r.status, headers);
-  res.end(r.body);
-}
-
 export interface ServeOptions {
   path: string;
   policy?: Partial<ActorPolicy> | ActorPolicy;
@@ -198,13 +173,9 @@ export interface ServeOptions {
   capabilities?: Partial<HostCapabilities>;
 }
 
-/** Serve one component over HTTP (`trellis run`): either world; failures answer JSON {error:{code,message}}. */
+/** Serve one component over HTTP (`trellis run`): either world; failures answer JSON {error:{code,message,hint}}. */
 export async function serveComponent(options: ServeOptions): Promise<{ url: string; close(): Promise<void> }> {
-  const listen = options.listen ?? '127.0.0.1:8000';
-  const colon = listen.lastIndexOf(':');
-  const host = colon < 0 ? '127.0.0.1' : listen.slice(0, colon).replace(/^\[|\]$/g, '');
-  const port = Number(colon < 0 ? listen : listen.slice(colon + 1));
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TrellisError('TRELLIS_BAD_OPTION', `invalid listen address ${listen}`);
+  const { host, port } = parseListen(options.listen ?? '127.0.0.1:8000');
   const runtime = await createRuntime({ cacheDir: options.cacheDir, logger: options.logger, capabilities: options.capabilities });
   const name = 'main';
   try {
@@ -217,12 +188,8 @@ export async function serveComponent(options: ServeOptions): Promise<{ url: stri
     readBody(req)
       .then((body) => runtime.invoke(name, toActorRequest(req, body)))
       .then(
-        (r) => writeResponse(res, r),
-        (err) => {
-          const e = toTrellisError(err);
-          const body = Buffer.from(JSON.stringify({ error: e.toJSON() }));
-          writeResponse(res, { status: httpStatus(e.code), headers: [['content-type', 'application/json']], body });
-        },
+        (r) => writeActorResponse(res, r),
+        (err) => void writeError(res, toTrellisError(err)),
       );
   });
   server.keepAliveTimeout = 65_000;

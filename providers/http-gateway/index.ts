@@ -7,11 +7,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { NatsConnection } from 'nats';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { TrellisError, httpStatus, toTrellisError } from '../../lattice/errors/index.ts';
+import { TrellisError, toTrellisError } from '../../lattice/errors/index.ts';
+import { parseListen, readBody, toActorRequest, writeActorResponse, writeError } from '../../lattice/http/index.ts';
 import type { Logger } from '../../lattice/log/index.ts';
 import { createRpcClient, type RpcClient } from '../../lattice/rpc/index.ts';
 import { subjects as buildSubjects } from '../../lattice/subjects/index.ts';
-import type { ActorRequest, Header } from '../../lattice/wire/index.ts';
 import { matchRoute, openHttpRoutes, type HttpRoute } from './routes.ts';
 
 export { openHttpRoutes, matchRoute, type HttpRoute, type HttpRouteStore } from './routes.ts';
@@ -39,35 +39,6 @@ export interface Gateway extends AsyncDisposable {
 
 // Room for the invocation envelope and headers inside NATS max_payload.
 const ENVELOPE_BYTES = 8 * 1024;
-
-/** The one mapping from errors to HTTP: status from the registry, body `{error:{code,message}}`. */
-function errorResponse(res: http.ServerResponse, error: TrellisError, requestId: string): number {
-  const status = httpStatus(error.code);
-  const body = JSON.stringify({ error: { code: error.code, message: error.message, hint: error.hint } });
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-request-id': requestId });
-  res.end(body);
-  return status;
-}
-
-/** Read the body up to `limit` bytes, or fail with TRELLIS_PAYLOAD_TOO_LARGE. */
-async function readBody(req: http.IncomingMessage, limit: number): Promise<Uint8Array> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) throw new TrellisError('TRELLIS_PAYLOAD_TOO_LARGE', `request body of ${declared} bytes exceeds the limit of ${limit}`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new TrellisError('TRELLIS_PAYLOAD_TOO_LARGE', `request body exceeds the limit of ${limit} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-}
-
-function parseListen(listen: string): { host: string; port: number } {
-  const m = /^(?:\[?([^\]]*)\]?:)?(\d+)$/.exec(listen.startsWith(':') ? `0.0.0.0${listen}` : listen);
-  if (!m) throw new TrellisError('TRELLIS_BAD_OPTION', `--listen "${listen}" is not host:port`);
-  return { host: m[1] || '0.0.0.0', port: Number(m[2]) };
-}
 
 /** Start the gateway; resolves once it listens and has loaded the routes. */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
@@ -138,35 +109,23 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     let version = '';
     try {
       if (!route) throw new TrellisError('TRELLIS_NO_ROUTE', `no route for ${path}`);
-      const body = await readBody(req, maxBodyBytes);
-      const headers: Header[] = [];
-      for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i]!.toLowerCase(), req.rawHeaders[i + 1]!]);
-      const below = route.prefix === '/' ? path : path.slice(route.prefix.length) || '/';
-      const request: ActorRequest = { method: req.method ?? 'GET', path: below, query: q < 0 ? '' : url.slice(q + 1), headers, body };
+      const request = toActorRequest(req, await readBody(req, maxBodyBytes), route.prefix);
       const result = await rpc.invoke(route.actor, request, { deadlineMs, traceparent: req.headers.traceparent as string | undefined, invocationId: requestId });
       version = result.version;
-      const out: string[] = [];
-      for (const [k, v] of result.response.headers) {
-        const lower = k.toLowerCase();
-        // Framing is the gateway's: the body is complete, so it sends its own length.
-        if (lower !== 'content-length' && lower !== 'transfer-encoding' && lower !== 'connection') out.push(k, v);
-      }
-      out.push('content-length', String(result.response.body.length), 'x-trellis-actor', route.actor, 'x-trellis-version', result.version, 'x-trellis-host', result.hostId, 'x-request-id', requestId);
-      res.writeHead(result.response.status, out);
-      res.end(result.response.body);
+      writeActorResponse(res, result.response, ['x-trellis-actor', route.actor, 'x-trellis-version', result.version, 'x-trellis-host', result.hostId, 'x-request-id', requestId]);
       status = result.response.status;
     } catch (err) {
       const error = toTrellisError(err);
       if (error.code === 'TRELLIS_INTERNAL') logger.error({ err, path }, 'gateway request failed');
       // A refused body may still be arriving: close the connection instead of reading it all.
       if (error.code === 'TRELLIS_PAYLOAD_TOO_LARGE') res.setHeader('connection', 'close');
-      status = errorResponse(res, error, requestId);
+      status = writeError(res, error, ['x-request-id', requestId]);
       if (error.code === 'TRELLIS_PAYLOAD_TOO_LARGE') req.resume();
     }
     metricsFor(route?.prefix ?? 'none', route?.actor ?? 'none', version || 'none', status).observe((performance.now() - started) / 1000);
   }
 
-  const { host, port } = parseListen(options.listen ?? '127.0.0.1:8080');
+  const { host, port } = parseListen(options.listen ?? '127.0.0.1:8080', '--listen', '0.0.0.0');
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(new TrellisError('TRELLIS_BAD_OPTION', `gateway cannot listen on ${host}:${port}: ${err.code === 'EADDRINUSE' ? 'address in use (pick another --listen)' : err.message}`, { cause: err })));
