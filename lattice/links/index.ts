@@ -5,7 +5,7 @@
  */
 import type { KV, NatsConnection } from 'nats';
 import { TrellisError } from '../errors/index.ts';
-import { openKv, whileStreamPropagates } from '../state/index.ts';
+import { checkBucketName, followKv, kvEntries, openKv } from '../state/index.ts';
 import { token, type Subjects } from '../subjects/index.ts';
 import { decodeJson, encodeJson, isRecord } from '../wire/index.ts';
 
@@ -65,9 +65,7 @@ export async function openLinks(nc: NatsConnection, subjects: Subjects): Promise
     async put(actor, provider, config) {
       token(actor, 'actor name');
       const kind = providerKind(provider);
-      if (kind === 'keyvalue-nats' && config.bucket !== undefined && !/^[A-Za-z0-9_-]+$/.test(config.bucket)) {
-        throw new TrellisError('TRELLIS_BAD_REQUEST', `bucket "${config.bucket}" may only hold letters, digits, '_' and '-'`);
-      }
+      if (kind === 'keyvalue-nats' && config.bucket !== undefined) checkBucketName(config.bucket);
       const link: Link = { actor, provider: kind, interface: ProviderKinds[kind].interface, config, updatedAt: new Date().toISOString() };
       await kv.put(linkKey(actor, link.interface), encodeJson(link));
       return link;
@@ -77,14 +75,9 @@ export async function openLinks(nc: NatsConnection, subjects: Subjects): Promise
       return entry && entry.operation === 'PUT' ? decodeLink(entry.value) : undefined;
     },
     async list(actor) {
-      const links: Link[] = [];
-      const keys = await kv.keys(actor ? `${token(actor, 'actor name')}.>` : '>');
-      for await (const key of keys) {
-        const entry = await kv.get(key);
-        const link = entry && entry.operation === 'PUT' ? decodeLink(entry.value) : undefined;
-        if (link) links.push(link);
-      }
-      return links.sort((a, b) => a.actor.localeCompare(b.actor) || a.interface.localeCompare(b.interface));
+      const prefix = actor ? `${token(actor, 'actor name')}.` : '';
+      const links = (await kvEntries(kv)).filter(([key]) => key.startsWith(prefix)).map(([, value]) => decodeLink(value));
+      return links.filter((l): l is Link => l !== undefined).sort((a, b) => a.actor.localeCompare(b.actor) || a.interface.localeCompare(b.interface));
     },
     async delete(actor, provider) {
       const kind = providerKind(provider);
@@ -93,20 +86,11 @@ export async function openLinks(nc: NatsConnection, subjects: Subjects): Promise
       if (!entry || entry.operation !== 'PUT') throw new TrellisError('TRELLIS_NOT_FOUND', `actor ${actor} has no ${provider} link`);
       await kv.delete(key);
     },
-    async follow(cache) {
-      // Resolve only once the current links are in the cache, so the first lookup sees them.
-      let initialized!: () => void;
-      const ready = new Promise<void>((r) => (initialized = r));
-      const iter = await whileStreamPropagates(() => kv.watch({ key: '>', initializedFn: () => initialized() }));
-      void (async () => {
-        for await (const entry of iter) {
-          const link = entry.operation === 'PUT' ? decodeLink(entry.value) : undefined;
-          if (link) cache.set(entry.key, link);
-          else cache.delete(entry.key);
-        }
-      })();
-      await ready;
-      return () => iter.stop();
-    },
+    follow: (cache) =>
+      followKv(kv, (key, value) => {
+        const link = value && decodeLink(value);
+        if (link) cache.set(key, link);
+        else cache.delete(key);
+      }),
   };
 }

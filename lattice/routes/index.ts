@@ -4,7 +4,7 @@
  */
 import type { KV, NatsConnection } from 'nats';
 import { TrellisError } from '../errors/index.ts';
-import { openKv, whileStreamPropagates } from '../state/index.ts';
+import { followKv, openKv } from '../state/index.ts';
 import { token, versionToken, type Subjects } from '../subjects/index.ts';
 import { decodeJson, encodeJson, isRecord } from '../wire/index.ts';
 
@@ -90,18 +90,6 @@ export async function openRoutes(nc: NatsConnection, subjects: Subjects): Promis
     async delete(actor) {
       await kv.delete(token(actor, 'actor name'));
     },
-    async watch(onChange) {
-      // Resolve only once the current routes were delivered, so callers start with the weights.
-      let initialized!: () => void;
-      const ready = new Promise<void>((r) => (initialized = r));
-      const iter = await whileStreamPropagates(() => kv.watch({ key: '>', initializedFn: () => initialized() }));
-      void (async () => {
-        for await (const entry of iter) {
-          onChange(entry.key, entry.operation === 'PUT' ? decodeRoute(entry.value) : undefined);
-        }
-      })();
-      await ready;
-      return () => iter.stop();
-    },
+    watch: (onChange) => followKv(kv, (actor, value) => onChange(actor, value && decodeRoute(value))),
   };
 }

@@ -39,6 +39,12 @@ export async function whileStreamPropagates<T>(op: () => Promise<T>, budgetMs = 
   }
 }
 
+/** Validate a KV bucket name (JetStream allows letters, digits, '_' and '-'); TRELLIS_BAD_REQUEST. */
+export function checkBucketName(name: string): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new TrellisError('TRELLIS_BAD_REQUEST', `bucket "${name}" may only hold letters, digits, '_' and '-'`);
+  return name;
+}
+
 /** Run `create` with 3 replicas, and with 1 when the cluster is too small for 3. */
 async function withReplicas<T>(create: (replicas: number) => Promise<T>): Promise<T> {
   try {
@@ -60,6 +66,32 @@ export async function openKv(nc: NatsConnection, bucket: string, options: { hist
   } catch (err) {
     throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot open KV bucket ${bucket} (is JetStream enabled on the server?): ${(err as Error).message}`, { cause: err });
   }
+}
+
+/**
+ * Follow every key of a bucket: `onEntry(key, value)` for each current entry and then for every
+ * change (`value` undefined for a delete). Resolves once the current entries were delivered, so
+ * a caller's first lookup already sees them. Returns a stop function.
+ */
+export async function followKv(kv: KV, onEntry: (key: string, value: Uint8Array | undefined) => void): Promise<() => void> {
+  let initialized!: () => void;
+  const ready = new Promise<void>((resolve) => (initialized = resolve));
+  const iter = await whileStreamPropagates(() => kv.watch({ key: '>', initializedFn: () => initialized() }));
+  void (async () => {
+    for await (const entry of iter) onEntry(entry.key, entry.operation === 'PUT' ? entry.value : undefined);
+  })();
+  await ready;
+  return () => iter.stop();
+}
+
+/** Every current PUT entry of a bucket. */
+export async function kvEntries(kv: KV): Promise<[key: string, value: Uint8Array][]> {
+  const out: [string, Uint8Array][] = [];
+  for await (const key of await kv.keys()) {
+    const entry = await kv.get(key);
+    if (entry && entry.operation === 'PUT') out.push([key, entry.value]);
+  }
+  return out;
 }
 
 /** Component artifacts stored by digest. */

@@ -1,7 +1,7 @@
 /** HTTP routes of the gateway (path prefix and optional Host → actor), kept in lattice KV. */
 import type { KV, NatsConnection } from 'nats';
 import { TrellisError } from '../../lattice/errors/index.ts';
-import { openKv, whileStreamPropagates } from '../../lattice/state/index.ts';
+import { followKv, kvEntries, openKv } from '../../lattice/state/index.ts';
 import { token, type Subjects } from '../../lattice/subjects/index.ts';
 import { decodeJson, encodeJson, isRecord } from '../../lattice/wire/index.ts';
 
@@ -56,15 +56,11 @@ export function matchRoute(routes: HttpRoute[], path: string, host: string | und
 /** Open the HTTP route store of a lattice. */
 export async function openHttpRoutes(nc: NatsConnection, subjects: Subjects): Promise<HttpRouteStore> {
   const kv: KV = await openKv(nc, subjects.buckets.httpRoutes);
-  const list = async () => {
-    const routes: HttpRoute[] = [];
-    for await (const key of await kv.keys()) {
-      const entry = await kv.get(key);
-      const route = entry && entry.operation === 'PUT' ? decodeRoute(entry.value) : undefined;
-      if (route) routes.push(route);
-    }
-    return routes.sort((a, b) => a.prefix.localeCompare(b.prefix));
-  };
+  const list = async () =>
+    (await kvEntries(kv))
+      .map(([, value]) => decodeRoute(value))
+      .filter((r): r is HttpRoute => r !== undefined)
+      .sort((a, b) => a.prefix.localeCompare(b.prefix));
   return {
     async add(prefix, actor, host) {
       const route: HttpRoute = { prefix: checkPrefix(prefix), actor: token(actor, 'actor name'), createdAt: new Date().toISOString(), ...(host ? { host: host.toLowerCase() } : {}) };
@@ -80,16 +76,14 @@ export async function openHttpRoutes(nc: NatsConnection, subjects: Subjects): Pr
     },
     async follow(onChange) {
       const routes = new Map<string, HttpRoute>();
-      const iter = await whileStreamPropagates(() => kv.watch({ key: '>', initializedFn: () => onChange([...routes.values()]) }));
-      void (async () => {
-        for await (const entry of iter) {
-          const route = entry.operation === 'PUT' ? decodeRoute(entry.value) : undefined;
-          if (route) routes.set(entry.key, route);
-          else routes.delete(entry.key);
-          onChange([...routes.values()]);
-        }
-      })();
-      return () => iter.stop();
+      const stop = await followKv(kv, (key, value) => {
+        const route = value && decodeRoute(value);
+        if (route) routes.set(key, route);
+        else routes.delete(key);
+        onChange([...routes.values()]);
+      });
+      onChange([...routes.values()]);
+      return stop;
     },
   };
 }

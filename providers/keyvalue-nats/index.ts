@@ -6,7 +6,7 @@
 import type { KV, NatsConnection } from 'nats';
 import { TrellisError } from '../../lattice/errors/index.ts';
 import type { Logger } from '../../lattice/log/index.ts';
-import { openKv } from '../../lattice/state/index.ts';
+import { checkBucketName, openKv } from '../../lattice/state/index.ts';
 import type { Subjects } from '../../lattice/subjects/index.ts';
 import type { ProviderRequest } from '../../lattice/wire/index.ts';
 import { serveProvider, type ProviderService } from '../service.ts';
@@ -30,7 +30,7 @@ export function startKeyValueProvider(nc: NatsConnection, subjects: Subjects, lo
   const bucketOf = (request: ProviderRequest): Promise<KV> => {
     const name = request.config.bucket;
     if (!name) throw new TrellisError('TRELLIS_BAD_REQUEST', `the keyvalue link of ${request.actor} has no bucket; run: trellis link put ${request.actor} keyvalue-nats bucket=<name>`);
-    if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new TrellisError('TRELLIS_BAD_REQUEST', `bucket "${name}" may only hold letters, digits, '_' and '-'`);
+    checkBucketName(name);
     let kv = buckets.get(name);
     if (!kv) {
       kv = openKv(nc, name);
