@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHost, type Host } from '../host/index.ts';
@@ -89,6 +92,17 @@ describe('trellis CLI', () => {
     expect(JSON.parse((await trellis(['invoke', 'echo', '--data', 'x', '--json'], env())).stdout).version).toBe('1.0.0');
     const stopped = await trellis(['stop', 'actor', 'echo'], env());
     expect(stopped.stdout).toContain('stopped echo@1.0.0');
+  });
+
+  it('cli - a policy file with relative dirs resolves them from its own folder, not the host\'s', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'trellis-policy-'));
+    await mkdir(path.join(dir, 'data'));
+    const policy = path.join(dir, 'policy.yaml');
+    await writeFile(policy, 'maxMemoryPages: 64\nallowedDirs:\n  - guestPath: /data\n    hostPath: ./data\n    readonly: true\n');
+    const started = await trellis(['start', 'actor', exampleActor('echo-c'), '--name', 'sandboxed', '--version', '1.0.0', '--policy', policy, '--json'], env());
+    expect(JSON.parse(started.stdout).results).toEqual([expect.objectContaining({ ok: true })]);
+    const missing = await trellis(['start', 'actor', exampleActor('echo-c'), '--name', 'sandboxed', '--version', '2.0.0', '--policy', path.join(dir, 'nope.yaml')], env());
+    expect(missing.code).not.toBe(0);
   });
 
   it('cli - --help explains the commands and each subcommand', async () => {

@@ -26,14 +26,14 @@ async function pushFile(client: ControlClient, file: string): Promise<{ digest: 
   return artifacts.push(bytes);
 }
 
-/** Read a policy file (JSON or YAML) into its raw form; the host validates it again. */
+/**
+ * Read and validate a policy file here, where its relative `hostPath`s mean something (they
+ * resolve from the file's folder), and send the complete form; the host validates it again.
+ */
 async function readPolicy(file: string | undefined): Promise<Record<string, unknown> | undefined> {
   if (!file) return undefined;
   const { loadPolicyFile } = await import('../../host/runtime/index.ts');
-  // Validate here for an early, local error message; send the raw document.
-  await loadPolicyFile(file);
-  const { parse } = await import('yaml');
-  return parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+  return { ...(await loadPolicyFile(file)) };
 }
 
 /** Hosts selected by --host or --label; with neither, the host running the fewest actors. */
