@@ -4,7 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { connect, nkeys, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from 'nats';
+import { nkeys, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from 'nats';
+import { connectParticipant } from '../lattice/control/index.ts';
 import { TrellisError, toTrellisError, type ErrorCode } from '../lattice/errors/index.ts';
 import { createLogger, type Logger } from '../lattice/log/index.ts';
 import { subjects as buildSubjects, parseControlSubject, type Subjects, type EventType } from '../lattice/subjects/index.ts';
@@ -68,20 +69,7 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
   const startedAt = new Date();
   const userLabels = { ...options.userLabels };
 
-  let nc: NatsConnection;
-  try {
-    nc = await connect({
-      servers: options.servers,
-      name: `trellis-host-${name}`,
-      // Short pings so a dead server is noticed quickly; reconnect forever, the lattice may come back.
-      pingInterval: 2000,
-      maxPingOut: 2,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 500,
-    });
-  } catch (err) {
-    throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot connect to NATS at ${options.servers.join(',')}: ${(err as Error).message}`, { cause: err });
-  }
+  const nc = await connectParticipant(options.servers, `trellis-host-${name}`);
 
   // Actor-to-actor calls and the in-process gateway go through one RPC client, created lazily:
   // it needs JetStream for routes, and a host without actors must not require it. It prefers

@@ -7,6 +7,7 @@ import os from 'node:os';
 import { TrellisError } from '../../lattice/errors/index.ts';
 import { LogLevels, type LogLevel } from '../../lattice/log/index.ts';
 import { token } from '../../lattice/subjects/index.ts';
+import { resolveServers } from '../../lattice/control/index.ts';
 
 /** Options a user may give; every field has a documented default. */
 export interface HostOptions {
@@ -93,10 +94,7 @@ export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
 
 /** Validate options (plus environment defaults) into the complete internal form. */
 export function compileHostOptions(input: HostOptions = {}, env: NodeJS.ProcessEnv = process.env): CompiledHostOptions {
-  const rawServers = input.nats ?? env.TRELLIS_NATS_URL ?? 'nats://127.0.0.1:4222';
-  const servers = (Array.isArray(rawServers) ? rawServers : rawServers.split(','))
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
+  const servers = resolveServers(input.nats, env);
   if (servers.length === 0) bad('--nats', 'needs at least one URL');
   for (const server of servers) {
     if (!/^(nats|tls|ws|wss):\/\/[^\s/]+$|^[^\s/:]+:\d+$/.test(server)) bad('--nats', `"${server}" is not a NATS URL (nats://host:port)`);

@@ -1,23 +1,12 @@
 /** Provider, link, gateway and HTTP route commands. */
-import { connect } from 'nats';
 import { TrellisError } from '../errors/index.ts';
 import { createLogger, type LogLevel } from '../log/index.ts';
 import { openLinks, providerKind } from '../links/index.ts';
-import { resolveServers } from '../control/index.ts';
+import { connectParticipant, resolveServers } from '../control/index.ts';
 import { subjects as buildSubjects } from '../subjects/index.ts';
-import { connectionHelp, connectionOptions, intFlag, parsePairs, positionals, type Command, type Values } from './command.ts';
+import { connectionHelp, connectionOptions, intFlag, parsePairs, positionals, type Command } from './command.ts';
 import { clientFrom, resolveHost } from './control-commands.ts';
 import { table } from './format.ts';
-
-/** Connect for a long-running participant (reconnects forever). */
-async function connectParticipant(values: Values, name: string) {
-  const servers = resolveServers(values.nats as string | undefined);
-  try {
-    return await connect({ servers, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, pingInterval: 2000, maxPingOut: 2 });
-  } catch (err) {
-    throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot connect to NATS at ${servers.join(',')}: ${(err as Error).message}`, { cause: err });
-  }
-}
 
 /** Resolve on SIGINT/SIGTERM. */
 function untilSignal(): Promise<NodeJS.Signals> {
@@ -49,7 +38,7 @@ export const commands: Command[] = [
       const lattice = (values.lattice as string | undefined) ?? process.env.TRELLIS_LATTICE ?? 'default';
       const subjects = buildSubjects(lattice);
       const logger = createLogger({ component: 'provider', level: (values['log-level'] as LogLevel | undefined) ?? 'info' }).child({ provider: kind, lattice });
-      const nc = await connectParticipant(values, `trellis-provider-${kind}`);
+      const nc = await connectParticipant(resolveServers(values.nats as string | undefined), `trellis-provider-${kind}`);
       const { startProvider } = await import('../../providers/index.ts');
       const service = startProvider(kind, nc, subjects, logger);
       await nc.flush();
@@ -156,7 +145,7 @@ export const commands: Command[] = [
       positionals(args, []);
       const lattice = (values.lattice as string | undefined) ?? process.env.TRELLIS_LATTICE ?? 'default';
       const logger = createLogger({ component: 'gateway', level: (values['log-level'] as LogLevel | undefined) ?? 'info' }).child({ lattice });
-      const nc = await connectParticipant(values, 'trellis-gateway');
+      const nc = await connectParticipant(resolveServers(values.nats as string | undefined), 'trellis-gateway');
       const { startGateway } = await import('../../providers/index.ts');
       const gateway = await startGateway({
         nc,

@@ -40,6 +40,18 @@ export function resolveServers(nats?: string | string[], env: NodeJS.ProcessEnv 
   return (Array.isArray(raw) ? raw : raw.split(',')).map((s) => s.trim()).filter(Boolean);
 }
 
+/**
+ * Connect a long-running lattice participant (host, gateway, provider): short client pings so a
+ * dead server is noticed in seconds, and reconnects forever because the lattice may come back.
+ */
+export async function connectParticipant(servers: string[], name: string): Promise<NatsConnection> {
+  try {
+    return await connect({ servers, name, pingInterval: 2000, maxPingOut: 2, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+  } catch (err) {
+    throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot connect to NATS at ${servers.join(',')}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 /** Connect to NATS and return a control client that owns the connection. */
 export async function connectControl(options: ControlClientOptions = {}): Promise<ControlClient> {
   const servers = resolveServers(options.nats);
