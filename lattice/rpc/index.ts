@@ -9,7 +9,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type NatsError, type Subscription } from 'nats';
 import { TrellisError, fromWire } from '../errors/index.ts';
 import { transportError } from '../control/index.ts';
-import { openRoutes, type Route, type RouteStore } from '../routes/index.ts';
+import { openRoutes, type Route, type RouteStore, type Weights } from '../routes/index.ts';
 import { subjects as buildSubjects, token, versionToken, type Subjects } from '../subjects/index.ts';
 import { decode, encode, PROGRESS_GRACE_MS, RpcHeaders, type ActorRequest, type ActorResponse, type InvokeReply } from '../wire/index.ts';
 import { compareVersions, watchLattice, type LatticeView } from './view.ts';
@@ -73,7 +73,7 @@ const LOCAL_FALLBACK_CODES = new Set(['TRELLIS_OVERLOADED', 'TRELLIS_NOT_FOUND',
 export interface RpcClient extends AsyncDisposable {
   invoke(actor: string, request: ActorRequest, options?: InvokeOptions): Promise<InvokeResult>;
   /** Current weights of an actor as callers apply them, with the versions that are live. */
-  routeStatus(actor: string): { weights?: Record<string, number>; live: string[]; effective: Record<string, number> };
+  routeStatus(actor: string): { weights?: Record<string, number>; live: readonly string[]; effective: Record<string, number> };
   readonly routes: RouteStore;
   readonly view: LatticeView;
   close(): Promise<void>;
@@ -260,25 +260,35 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
     return subject;
   };
 
-  /** Versions to try, in order: the weighted pick first, then the rest by weight, then by version. */
-  function plan(actor: string, pinned?: string): string[] {
-    if (pinned) return [pinned];
+  // What plan() derives from the live versions and the weights, kept until either changes
+  // (by identity: the view returns the same array, a route update replaces the weights).
+  const planBases = new Map<string, { live: readonly string[]; weights?: Weights; liveWeighted: [string, number][]; descending: readonly string[] }>();
+  const planBase = (actor: string) => {
     const live = view.liveVersions(actor);
     const weights = weightsByActor.get(actor)?.weights;
-    if (weights) {
-      const liveWeighted = Object.entries(weights).filter(([v, w]) => w > 0 && live.includes(v));
-      if (liveWeighted.length > 0) {
-        let picker = pickers.get(actor);
-        if (!picker) pickers.set(actor, (picker = new WeightedPicker()));
-        const first = picker.pick(liveWeighted);
-        const rest = liveWeighted.filter(([v]) => v !== first).sort((a, b) => b[1] - a[1]).map(([v]) => v);
-        // Weighted versions first; unweighted live versions only as a last resort.
-        const others = live.filter((v) => v !== first && !rest.includes(v)).sort(compareVersions).reverse();
-        return [first, ...rest, ...others];
-      }
+    let base = planBases.get(actor);
+    if (!base || base.live !== live || base.weights !== weights) {
+      const liveWeighted = weights ? Object.entries(weights).filter(([v, w]) => w > 0 && live.includes(v)).sort((a, b) => b[1] - a[1]) : [];
+      base = { live, weights, liveWeighted, descending: [...live].reverse() };
+      planBases.set(actor, base);
     }
+    return base;
+  };
+
+  /** Versions to try, in order: the weighted pick first, then the rest by weight, then by version. */
+  function plan(actor: string, pinned?: string): readonly string[] {
+    if (pinned) return [pinned];
+    const { liveWeighted, descending } = planBase(actor);
     // No weights (or none of the weighted versions is live): highest live version first.
-    return [...live].sort(compareVersions).reverse();
+    if (liveWeighted.length === 0) return descending;
+    let picker = pickers.get(actor);
+    if (!picker) pickers.set(actor, (picker = new WeightedPicker()));
+    const first = picker.pick(liveWeighted);
+    const order = [first];
+    for (const [v] of liveWeighted) if (v !== first) order.push(v);
+    // Unweighted live versions only as a last resort.
+    for (const v of descending) if (!order.includes(v)) order.push(v);
+    return order;
   }
 
   async function invoke(actor: string, request: ActorRequest, opts: InvokeOptions = {}): Promise<InvokeResult> {

@@ -18,8 +18,8 @@ interface Placement {
 
 /** Live placement of actor versions in the lattice. */
 export interface LatticeView {
-  /** Versions of `actor` with at least one live instance. */
-  liveVersions(actor: string): string[];
+  /** Versions of `actor` with at least one live instance, ascending; the same array until it changes. */
+  liveVersions(actor: string): readonly string[];
   /** Hosts running `actor@version`. */
   hostsOf(actor: string, version: string): string[];
   /** Wait for the bootstrap ping (once). */
@@ -44,11 +44,16 @@ export function compareVersions(a: string, b: string): number {
 export function watchLattice(nc: NatsConnection, subjects: Subjects): LatticeView {
   // actor → version → hostId → placement
   const placements = new Map<string, Map<string, Map<string, Placement>>>();
+  // Callers ask on every invocation; the answer only changes with events or when an entry
+  // expires, so it is computed once and kept (the same array) until then.
+  const liveCache = new Map<string, { versions: string[]; validUntil: number }>();
 
   const forget = (hostId: string) => {
     for (const versions of placements.values()) for (const hosts of versions.values()) hosts.delete(hostId);
+    liveCache.clear();
   };
   const set = (actor: string, version: string, hostId: string, instances: number) => {
+    liveCache.delete(actor);
     let versions = placements.get(actor);
     if (!versions) placements.set(actor, (versions = new Map()));
     let hosts = versions.get(version);
@@ -104,17 +109,23 @@ export function watchLattice(nc: NatsConnection, subjects: Subjects): LatticeVie
     }
   })();
 
-  const live = (hosts: Map<string, Placement>) => {
-    const now = Date.now();
-    for (const [id, p] of hosts) if (now - p.seenAt > EXPIRY_MS) hosts.delete(id);
-    return hosts.size > 0;
-  };
-
   return {
     liveVersions(actor) {
-      const versions = placements.get(actor);
-      if (!versions) return [];
-      return [...versions].filter(([, hosts]) => live(hosts)).map(([v]) => v).sort(compareVersions);
+      const now = Date.now();
+      const cached = liveCache.get(actor);
+      if (cached && now < cached.validUntil) return cached.versions;
+      const live: string[] = [];
+      let validUntil = Infinity;
+      for (const [version, hosts] of placements.get(actor) ?? []) {
+        for (const [id, p] of hosts) {
+          if (now - p.seenAt > EXPIRY_MS) hosts.delete(id);
+          else validUntil = Math.min(validUntil, p.seenAt + EXPIRY_MS);
+        }
+        if (hosts.size > 0) live.push(version);
+      }
+      const versions = live.sort(compareVersions);
+      liveCache.set(actor, { versions, validUntil });
+      return versions;
     },
     hostsOf(actor, version) {
       return [...(placements.get(actor)?.get(version)?.keys() ?? [])];
