@@ -88,6 +88,33 @@ describe('lattice rpc on one nats-server', () => {
     expect(rpc.routeStatus('shift').effective).toEqual({ '1.0.0': 100, '2.0.0': 0 });
   });
 
+  it('rpc - scaling an actor under load fails no call', async () => {
+    await deployEcho(client, host.id, 'elastic', '1.0.0', 1);
+    let running = true;
+    let ok = 0;
+    const failures: unknown[] = [];
+    const callers = Array.from({ length: 8 }, async () => {
+      while (running) {
+        try {
+          await rpc.invoke('elastic', bytesRequest('x'));
+          ok += 1;
+        } catch (err) {
+          failures.push(err);
+        }
+      }
+    });
+    for (const count of [4, 1, 3]) {
+      await new Promise((r) => setTimeout(r, 200));
+      await client.request('actorScale', host.id, { actor: 'elastic', version: '1.0.0', count });
+      expect((await client.getInventory(host.id)).actors.find((a) => a.name === 'elastic')?.instances).toBe(count);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    running = false;
+    await Promise.all(callers);
+    expect(failures).toEqual([]);
+    expect(ok).toBeGreaterThan(100);
+  });
+
   it('rpc - bad input gets stable codes and disturbs nothing', async () => {
     await deployEcho(client, host.id, 'steady', '1.0.0');
     await expect(rpc.invoke('no-such-actor', bytesRequest('x'))).rejects.toMatchObject({ code: 'TRELLIS_NO_RESPONDERS' });

@@ -130,7 +130,8 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Actor
       const info: LoadedActor = { name: spec.name, digest: component.digest, world: component.world, policy, source, transpileMs: component.transpileMs };
       const previous = actors.get(spec.name);
       actors.set(spec.name, { info, pool });
-      await previous?.pool.close();
+      // Calls already given to the old pool finish there; new ones go to the new pool.
+      await previous?.pool.drain();
       return info;
     },
     invoke(name, request, opts) {

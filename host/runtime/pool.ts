@@ -225,6 +225,18 @@ export class ActorPool {
     };
   }
 
+  /**
+   * Finish the calls already queued or running, then close: a pool replaced by a new load of
+   * the same actor (a scale, a policy change) hands over without failing anyone's call.
+   */
+  async drain(): Promise<void> {
+    const giveUpAt = performance.now() + this.#spec.policy.executionTimeoutMs * 2 + 1000;
+    while ((this.#queue.length > 0 || [...this.#slots].some((s) => s.job)) && performance.now() < giveUpAt) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await this.close();
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     for (const job of this.#queue.splice(0)) job.reject(new TrellisError('TRELLIS_NOT_FOUND', `actor ${this.#spec.name} is unloaded`));
