@@ -1,19 +1,22 @@
 /**
  * The actor supervisor of a host: starts actor versions from artifacts (fetched by digest and
- * verified), runs them in the actor runtime, and serves each version as a NATS queue-group
- * subscription on its own subject, so NATS balances calls across hosts and prefers the local
- * cluster. Hosts report what runs here in inventory and events.
+ * verified), runs them in the actor runtime, and serves each version as a NATS queue group on
+ * its own subject, so NATS balances calls across hosts and prefers the local cluster. Every
+ * worker of a version is a member of the group with its own connection and answers directly
+ * (see runtime/lattice-serve.ts); this supervisor answers for a worker only when it cannot:
+ * progress replies during a long call, and the error of a call the watchdog ended. Hosts report
+ * what runs here in inventory and events.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
+import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from 'nats';
 import { TrellisError, toTrellisError } from '../lattice/errors/index.ts';
 import type { Logger } from '../lattice/log/index.ts';
 import { digestOf, checkDigest, openArtifacts, type ArtifactStore } from '../lattice/state/index.ts';
 import { token, versionToken, type Subjects } from '../lattice/subjects/index.ts';
-import { decode, encode, isRecord, RpcHeaders, PROGRESS_EVERY_MS, PROGRESS_FIRST_MS, type ActorInventory, type ActorRequest, type ActorResponse, type EventData, type InvokeReply } from '../lattice/wire/index.ts';
+import { encode, isRecord, RpcHeaders, type ActorInventory, type ActorRequest, type ActorResponse, type EventData, type InvokeReply } from '../lattice/wire/index.ts';
 import type { HostMetrics } from './metrics.ts';
-import { compilePolicy, type ActorRuntime } from './runtime/index.ts';
+import { compilePolicy, type ActorRuntime, type LatticeServing } from './runtime/index.ts';
 
 /** A control request to start an actor version. */
 export interface StartActorRequest {
@@ -33,33 +36,8 @@ interface Running {
   world: string;
   count: number;
   policy: Record<string, unknown>;
-  sub: Subscription;
   startedAt: string;
   runtimeName: string;
-  /** Invocations being served; stop waits for them before unloading. */
-  inflight: Set<Promise<void>>;
-}
-
-/** What serving one version needs per call, prepared once when it starts. */
-interface ServeContext {
-  actor: string;
-  version: string;
-  /** Runtime name (actor@version). */
-  key: string;
-  /** Reply headers (host, version): the same on every reply, so built once. */
-  replyHeaders: MsgHdrs;
-  /** Metric children of the common case, so label sets are not hashed per call. */
-  ok: { inc(): void };
-  seconds: { observe(value: number): void };
-}
-
-/**
- * A body the worker thread can take cheaply. Decoded binaries are views into the NATS read
- * buffer (up to 64 KiB holding many messages under load), and posting a view to a worker clones
- * its whole backing buffer: a 64 B body then costs a 64 KiB copy per call.
- */
-function compact(bytes: Uint8Array): Uint8Array {
-  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
 }
 
 const NO_BODY = new Uint8Array(0);
@@ -78,6 +56,10 @@ export class ActorSupervisor {
 
   constructor(
     private readonly hostId: string,
+    /** Host name, for naming the workers' NATS connections. */
+    private readonly hostName: string,
+    /** NATS servers the workers connect to (the host's own list). */
+    private readonly servers: string[],
     private readonly nc: NatsConnection,
     private readonly subjects: Subjects,
     private readonly runtime: ActorRuntime,
@@ -134,34 +116,15 @@ export class ActorSupervisor {
     try {
       const bytes = await this.fetchArtifact(digest);
       const policy = compilePolicy({ ...rawPolicy, minInstances: Math.min(count, Number(rawPolicy.minInstances ?? count)), maxConcurrency: count });
-      const loaded = await this.runtime.load({ name: key, bytes, policy });
+      // Resolves once every worker is subscribed: the server knows our interest before we say
+      // we are started. A reload (scale, policy) subscribes the new workers before the old
+      // ones drain, so the version never stops answering.
+      const loaded = await this.runtime.load({ name: key, bytes, policy, serve: this.serving(actor, version) });
       if (existing) {
         existing.count = count;
         existing.policy = rawPolicy;
       } else {
-        const inflight = new Set<Promise<void>>();
-        const replyHeaders = natsHeaders();
-        replyHeaders.set(RpcHeaders.host, this.hostId);
-        replyHeaders.set(RpcHeaders.version, version);
-        const context: ServeContext = {
-          actor,
-          version,
-          key,
-          replyHeaders,
-          ok: this.metrics.invocations.labels({ actor, version, result: 'ok' }),
-          seconds: this.metrics.invocationSeconds.labels({ actor, version }),
-        };
-        const sub = this.nc.subscribe(this.subjects.rpc(actor, version), {
-          queue: this.subjects.rpcQueue(actor, version),
-          callback: (_err, msg) => {
-            const serving = this.serve(context, msg);
-            inflight.add(serving);
-            void serving.finally(() => inflight.delete(serving));
-          },
-        });
-        this.running.set(key, { actor, version, digest, world: loaded.world, count, policy: rawPolicy, sub, startedAt: new Date().toISOString(), runtimeName: key, inflight });
-        // Make sure the server knows our interest before we say we are started.
-        await this.nc.flush();
+        this.running.set(key, { actor, version, digest, world: loaded.world, count, policy: rawPolicy, startedAt: new Date().toISOString(), runtimeName: key });
       }
       this.emit('actor_started', { hostId: this.hostId, actor, version, digest, instances: count });
       this.logger.info({ actor, version, digest, count }, 'actor started');
@@ -197,10 +160,8 @@ export class ActorSupervisor {
     const targets = [...this.running.values()].filter((r) => r.actor === actor && (version === undefined || r.version === version));
     if (targets.length === 0) throw new TrellisError('TRELLIS_NOT_FOUND', `actor ${actor}${version ? `@${version}` : ''} does not run on host ${this.hostId}`);
     for (const r of targets) {
-      // Stop taking new calls first (drain hands over what NATS already delivered), then let
-      // the calls being served finish before the instances go away.
-      await r.sub.drain();
-      await Promise.allSettled([...r.inflight]);
+      // Unloading drains the workers' subscriptions first: the calls NATS already delivered
+      // are answered before the instances go away.
       this.running.delete(`${r.actor}@${r.version}`);
       await this.runtime.unload(r.runtimeName);
       this.emit('actor_stopped', { hostId: this.hostId, actor: r.actor, version: r.version, reason });
@@ -241,40 +202,34 @@ export class ActorSupervisor {
     for (const r of [...this.running.values()]) await this.stop({ actor: r.actor, version: r.version }, reason).catch(() => {});
   }
 
-  /** Serve one invocation message. Never throws: failures are error replies. */
-  private async serve(context: ServeContext, msg: Msg): Promise<void> {
-    const started = performance.now();
-    const { actor, version, key } = context;
-    let reply: InvokeReply;
-    // A call that runs longer than a moment tells its caller it is alive (RpcHeaders.progress).
-    let progress: NodeJS.Timeout | undefined;
-    if (msg.reply) {
-      const beat = () => {
-        if (this.nc.isClosed()) return;
-        msg.respond(NO_BODY, { headers: PROGRESS_HEADERS });
-        progress = setTimeout(beat, PROGRESS_EVERY_MS);
-      };
-      progress = setTimeout(beat, PROGRESS_FIRST_MS);
-    }
-    try {
-      const request = decode<ActorRequest>(msg.data, 'invocation');
-      if (!isRecord(request) || !(request.body instanceof Uint8Array) || typeof request.method !== 'string') {
-        throw new TrellisError('TRELLIS_BAD_REQUEST', 'invocation body must be a msgpack ActorRequest map');
-      }
-      const deadlineHeader = msg.headers?.get(RpcHeaders.deadline);
-      const deadlineMs = deadlineHeader ? Number(deadlineHeader) - Date.now() : undefined;
-      if (deadlineMs !== undefined && deadlineMs <= 0) throw new TrellisError('TRELLIS_DEADLINE_EXCEEDED', `deadline passed before ${key} ran`);
-      request.body = compact(request.body);
-      const response = await this.runtime.invoke(key, request, { deadlineMs });
-      reply = { ok: true, response };
-    } catch (err) {
-      reply = { ok: false, error: toTrellisError(err, 'TRELLIS_ACTOR_ERROR').toJSON() };
-    }
-    clearTimeout(progress);
-    if (reply.ok) context.ok.inc();
-    else this.metrics.invocations.inc({ actor, version, result: reply.error.code });
-    context.seconds.observe((performance.now() - started) / 1000);
-    if (!msg.reply) return;
-    msg.respond(encode(reply), { headers: context.replyHeaders });
+  /** How the workers of actor@version serve the lattice, and what this host does for them. */
+  private serving(actor: string, version: string): LatticeServing {
+    const replyHeaders: MsgHdrs = natsHeaders();
+    replyHeaders.set(RpcHeaders.host, this.hostId);
+    replyHeaders.set(RpcHeaders.version, version);
+    // Metric children of the common case, so label sets are not hashed per batch.
+    const ok = this.metrics.invocations.labels({ actor, version, result: 'ok' });
+    const seconds = this.metrics.invocationSeconds.labels({ actor, version });
+    return {
+      servers: this.servers,
+      connectionName: `trellis-host-${this.hostName}/${actor}@${version}`,
+      subject: this.subjects.rpc(actor, version),
+      queue: this.subjects.rpcQueue(actor, version),
+      replyHeaders: [
+        [RpcHeaders.host, this.hostId],
+        [RpcHeaders.version, version],
+      ],
+      progress: (reply) => {
+        if (!this.nc.isClosed()) this.nc.publish(reply, NO_BODY, { headers: PROGRESS_HEADERS });
+      },
+      fail: (reply, error) => {
+        if (!this.nc.isClosed()) this.nc.publish(reply, encode({ ok: false, error } satisfies InvokeReply), { headers: replyHeaders });
+      },
+      record: (batch) => {
+        if (batch.ok > 0) ok.inc(batch.ok);
+        for (const [result, n] of Object.entries(batch.errors)) this.metrics.invocations.inc({ actor, version, result }, n);
+        for (const s of batch.seconds) seconds.observe(s);
+      },
+    };
   }
 }

@@ -88,7 +88,7 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
     if (nc.isClosed()) return;
     nc.publish(subjects.event(kind), encodeEvent(makeEvent(kind, `/trellis/${options.lattice}/host/${id}`, data)));
   };
-  actors = new ActorSupervisor(id, nc, subjects, runtime, options.cacheDir, logger, metrics, emit);
+  actors = new ActorSupervisor(id, name, options.servers, nc, subjects, runtime, options.cacheDir, logger, metrics, emit);
   const providers = new ProviderSupervisor(id, options.servers, options.lattice, logger, emit, options.logLevel);
   const host = new HostImpl(id, name, options, subjects, nc, logger, metrics, startedAt, userLabels, actors, providers, runtime, emit, async () => {
     caps.close();

@@ -8,17 +8,18 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
-import type { ActorRequest, ActorResponse } from '../../lattice/wire/index.ts';
+import { normalizeRequest, type ActorRequest, type ActorResponse } from '../../lattice/wire/index.ts';
 import { TrellisError, toTrellisError } from '../../lattice/errors/index.ts';
 import { parseListen, readBody, toActorRequest, writeActorResponse, writeError } from '../../lattice/http/index.ts';
 import { ComponentCache, type CacheSource, type World } from './compile.ts';
-import { ActorPool, completeCapabilities, type ActorStats, type HostCapabilities } from './pool.ts';
+import { ActorPool, completeCapabilities, type ActorStats, type HostCapabilities, type LatticeServing } from './pool.ts';
 import { compilePolicy, type ActorPolicy } from './policy.ts';
 import type { SandboxConfig } from './wasi.ts';
 import { workerScript } from './worker-script.ts';
 
 export { compilePolicy, loadPolicyFile, DEFAULT_POLICY, type ActorPolicy, type DirGrant } from './policy.ts';
-export type { ActorStats, HostCapabilities, KeyValueCapability, HttpRequest, Percentiles } from './pool.ts';
+export type { ActorStats, HostCapabilities, KeyValueCapability, HttpRequest, LatticeServing, Percentiles } from './pool.ts';
+export type { ServedBatch } from './protocol.ts';
 export type { World, CacheSource } from './compile.ts';
 
 /** A loaded actor. */
@@ -40,6 +41,8 @@ export interface LoadSpec {
   path?: string;
   /** Raw or compiled policy; validated with compilePolicy. Default: DEFAULT_POLICY. */
   policy?: Partial<ActorPolicy> | ActorPolicy;
+  /** Serve the actor to the lattice from its workers' own NATS subscriptions. */
+  serve?: LatticeServing;
 }
 
 export interface InvokeOptions {
@@ -84,10 +87,6 @@ function sandboxOf(name: string, policy: ActorPolicy): SandboxConfig {
   return { actor: name, env, allowedEnvVars: policy.allowedEnvVars, allowedHosts: policy.allowedHosts, dirs };
 }
 
-function normalizeRequest(r: ActorRequest): ActorRequest {
-  return { method: r.method, path: r.path || '/', query: r.query ?? '', headers: r.headers ?? [], body: r.body ?? new Uint8Array() };
-}
-
 /** Create an actor runtime. */
 export async function createRuntime(options: RuntimeOptions = {}): Promise<ActorRuntime> {
   const cache = new ComponentCache(options.cacheDir ?? join(tmpdir(), 'trellis-runtime-cache'));
@@ -125,6 +124,7 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Actor
         capabilities,
         logger: logger.child({ actor: spec.name }),
         workerUrl: await workerScript(),
+        serve: spec.serve,
       });
       await pool.start();
       const info: LoadedActor = { name: spec.name, digest: component.digest, world: component.world, policy, source, transpileMs: component.transpileMs };

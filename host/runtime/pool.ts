@@ -1,17 +1,21 @@
 /**
  * The instance pool of one actor: up to `maxConcurrency` worker threads, each running one
- * invocation at a time on its own instance. A watchdog timer per invocation terminates the
- * worker of a call that overruns (a synchronous Wasm loop cannot be interrupted from inside its
- * thread) and a replacement is started. Calls beyond `maxConcurrency` wait in a FIFO queue of at
- * most 64 x maxConcurrency entries; past that, invoke fails at once with TRELLIS_OVERLOADED.
+ * invocation at a time on its own instance. Calls come from this process (invoke, below) and,
+ * when the pool serves the lattice, straight from each worker's own NATS queue subscription.
+ * A watchdog reads what every worker runs from shared memory (call-watch.ts): it terminates
+ * the worker of a call that overruns (a synchronous Wasm loop cannot be interrupted from inside
+ * its thread), answers that call, sends progress replies for long lattice calls, and starts a
+ * replacement. In-process calls beyond `maxConcurrency` wait in a FIFO queue of at most
+ * 64 x maxConcurrency entries; past that, invoke fails at once with TRELLIS_OVERLOADED.
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { ActorRequest, ActorResponse } from '../../lattice/wire/index.ts';
+import { PROGRESS_EVERY_MS, PROGRESS_FIRST_MS, type ActorRequest, type ActorResponse } from '../../lattice/wire/index.ts';
 import { TrellisError, isErrorCode, toTrellisError, type ErrorCode } from '../../lattice/errors/index.ts';
 import type { World } from './compile.ts';
 import type { ActorPolicy } from './policy.ts';
-import type { FromWorker, HostCall, HostReply, ToWorker, WireFailure, WorkerInit } from './protocol.ts';
+import { CallWatch, LimitKind, type CallSnapshot } from './call-watch.ts';
+import type { FromWorker, HostCall, HostReply, ServedBatch, ServeSpec, ToWorker, WireFailure, WorkerInit } from './protocol.ts';
 import type { SandboxConfig } from './wasi.ts';
 import type { WasmModule } from './wasm-api.ts';
 
@@ -103,6 +107,7 @@ class Samples {
 interface Job {
   id: number;
   request: ActorRequest;
+  /** Epoch ms (shared with the worker's clock). */
   deadlineAt: number | undefined;
   enqueuedAt: number;
   resolve(r: ActorResponse): void;
@@ -113,9 +118,16 @@ interface Slot {
   worker: Worker;
   hostPort: MessagePort;
   hostSignal: Int32Array;
+  /** What the worker runs right now (any call, in-process or lattice). */
+  watch: CallWatch;
   ready: Promise<void>;
+  /** The in-process call posted to this worker (it may wait behind a lattice call there). */
   job?: Job;
-  timer?: NodeJS.Timeout;
+  /** The lattice call that last got a progress reply, and when. */
+  progressSeq: number;
+  progressAt: number;
+  /** Resolves when the worker has stopped serving the lattice. */
+  servingStopped?: () => void;
   /** The next job on this slot is a cold start (new worker). */
   fresh: boolean;
   /** Pending bench request. */
@@ -135,7 +147,54 @@ export interface PoolSpec {
   logger: Logger;
   /** The bundled worker script (see worker-script.ts). */
   workerUrl: URL;
+  /** Serve this actor to the lattice from the workers themselves. */
+  serve?: LatticeServing;
 }
+
+/** How a pool serves the lattice: the workers' NATS subscription and who answers for them. */
+export interface LatticeServing extends ServeSpec {
+  /** Tell a lattice caller its call is still running (the worker is busy and cannot). */
+  progress(reply: string): void;
+  /** Answer a lattice call the watchdog ended (the worker is being terminated). */
+  fail(reply: string, error: WireFailure): void;
+  /** What the workers served, reported in batches (metrics). */
+  record(batch: ServedBatch): void;
+}
+
+/**
+ * One timer for every pool of the process, ticking while any pool lives: at most 20 ms (so
+ * progress replies and overrun kills are timely) and finer for short time limits.
+ */
+class Watchdog {
+  readonly #pools = new Map<ActorPool, number>();
+  #timer?: NodeJS.Timeout;
+  #periodMs = 0;
+
+  add(pool: ActorPool, executionTimeoutMs: number): void {
+    this.#pools.set(pool, Math.min(20, Math.max(2, Math.floor(executionTimeoutMs / 20))));
+    this.#restart();
+  }
+
+  remove(pool: ActorPool): void {
+    if (this.#pools.delete(pool)) this.#restart();
+  }
+
+  #restart(): void {
+    const period = this.#pools.size === 0 ? 0 : Math.min(...this.#pools.values());
+    if (period === this.#periodMs) return;
+    clearInterval(this.#timer);
+    this.#periodMs = period;
+    this.#timer = undefined;
+    if (period === 0) return;
+    this.#timer = setInterval(() => {
+      const now = Date.now();
+      for (const pool of this.#pools.keys()) pool.tick(now);
+    }, period);
+    this.#timer.unref();
+  }
+}
+
+const watchdog = new Watchdog();
 
 /** Longest a new worker may take to load and instantiate the component. */
 const INIT_TIMEOUT_MS = 30_000;
@@ -154,6 +213,9 @@ export class ActorPool {
   readonly #queue: Job[] = [];
   #nextId = 1;
   #closed = false;
+  /** Workers started now join the lattice (until the pool stops serving). */
+  #serving: boolean;
+  #workerNumber = 0;
   readonly #counters = { coldStarts: 0, warmCalls: 0, failures: 0, workersReplaced: 0 };
   readonly #cold = new Samples();
   readonly #warmRoundTrip = new Samples();
@@ -161,22 +223,33 @@ export class ActorPool {
 
   constructor(spec: PoolSpec) {
     this.#spec = spec;
+    this.#serving = spec.serve !== undefined;
   }
 
   /** Start the pre-warmed workers; fails (TRELLIS_LOAD_FAILED) when the component cannot instantiate. */
   async start(): Promise<void> {
+    watchdog.add(this, this.#spec.policy.executionTimeoutMs);
+    try {
+      await this.#warmUp();
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+  }
+
+  async #warmUp(): Promise<void> {
     // One worker first, so a broken component fails the load without starting the others.
     const first = this.#spawn();
     await first.ready;
     first.fresh = false;
     this.#idle.push(first);
-    const more = Array.from({ length: Math.max(0, this.#spec.policy.minInstances - 1) }, () => this.#spawn());
+    const more = Array.from({ length: Math.max(0, this.#floor() - 1) }, () => this.#spawn());
     await Promise.all(more.map((s) => s.ready));
     for (const s of more) {
       s.fresh = false;
       this.#idle.push(s);
     }
-    if (this.#spec.policy.minInstances === 0) await this.#retire(first);
+    if (this.#floor() === 0) await this.#retire(first);
   }
 
   invoke(request: ActorRequest, deadlineMs?: number): Promise<ActorResponse> {
@@ -189,7 +262,8 @@ export class ActorPool {
     }
     return new Promise((resolve, reject) => {
       const now = performance.now();
-      this.#queue.push({ id: this.#nextId++, request, deadlineAt: deadlineMs === undefined ? undefined : now + deadlineMs, enqueuedAt: now, resolve, reject });
+      const deadlineAt = deadlineMs === undefined ? undefined : Date.now() + deadlineMs;
+      this.#queue.push({ id: this.#nextId++, request, deadlineAt, enqueuedAt: now, resolve, reject });
       this.#pump();
     });
   }
@@ -213,7 +287,7 @@ export class ActorPool {
   }
 
   stats(): ActorStats {
-    const busy = [...this.#slots].filter((s) => s.job).length;
+    const busy = [...this.#slots].filter((s) => s.job || s.watch.busy()).length;
     return {
       ...this.#counters,
       instances: this.#slots.size,
@@ -231,22 +305,59 @@ export class ActorPool {
    */
   async drain(): Promise<void> {
     const giveUpAt = performance.now() + this.#spec.policy.executionTimeoutMs * 2 + 1000;
-    while ((this.#queue.length > 0 || [...this.#slots].some((s) => s.job)) && performance.now() < giveUpAt) {
+    await this.#stopServing(giveUpAt);
+    while ((this.#queue.length > 0 || [...this.#slots].some((s) => s.job || s.watch.busy())) && performance.now() < giveUpAt) {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     await this.close();
   }
 
+  /**
+   * Close: lattice calls the workers already received are answered first (their NATS
+   * subscriptions drain); in-process calls still queued or running fail as unloaded.
+   */
   async close(): Promise<void> {
     this.#closed = true;
+    await this.#stopServing(performance.now() + this.#spec.policy.executionTimeoutMs * 2 + 1000);
+    watchdog.remove(this);
     for (const job of this.#queue.splice(0)) job.reject(new TrellisError('TRELLIS_NOT_FOUND', `actor ${this.#spec.name} is unloaded`));
     await Promise.all([...this.#slots].map((s) => this.#retire(s, new TrellisError('TRELLIS_NOT_FOUND', `actor ${this.#spec.name} is unloaded`))));
   }
 
+  /** Leave the lattice: every worker drains its subscription (bounded by `giveUpAt`). */
+  async #stopServing(giveUpAt: number): Promise<void> {
+    if (!this.#serving) return;
+    this.#serving = false;
+    const stops = [...this.#slots].map(
+      (slot) =>
+        new Promise<void>((resolve) => {
+          slot.servingStopped = resolve;
+          slot.ready.then(
+            () => (slot.dead ? resolve() : slot.worker.postMessage({ type: 'stop-serving' } satisfies ToWorker)),
+            () => resolve(),
+          );
+        }),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(stops), new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, giveUpAt - performance.now()))))]);
+    clearTimeout(timer);
+  }
+
+  /**
+   * Hand queued calls to workers: a free one first, then a new one, then one busy with a lattice
+   * call (the call waits there behind it rather than in this queue).
+   */
   #pump(): void {
     while (this.#queue.length > 0) {
-      let slot = this.#idle.pop();
+      let slot: Slot | undefined;
+      for (let i = this.#idle.length - 1; i >= 0; i--) {
+        if (!this.#idle[i]!.watch.busy()) {
+          slot = this.#idle.splice(i, 1)[0];
+          break;
+        }
+      }
       if (!slot && this.#slots.size < this.#spec.policy.maxConcurrency) slot = this.#spawn();
+      slot ??= this.#idle.pop();
       if (!slot) return;
       this.#run(slot, this.#queue.shift()!);
     }
@@ -254,12 +365,10 @@ export class ActorPool {
 
   #run(slot: Slot, job: Job): void {
     slot.job = job;
-    const { executionTimeoutMs } = this.#spec.policy;
     slot.ready.then(
       () => {
         if (slot.dead || slot.job !== job) return;
-        const remaining = job.deadlineAt === undefined ? Infinity : job.deadlineAt - performance.now();
-        if (remaining <= 0) {
+        if (job.deadlineAt !== undefined && job.deadlineAt <= Date.now()) {
           // Spent its deadline waiting in the queue: fail it without costing the worker.
           slot.job = undefined;
           this.#counters.failures++;
@@ -268,28 +377,62 @@ export class ActorPool {
           this.#pump();
           return;
         }
-        const code: ErrorCode = remaining < executionTimeoutMs ? 'TRELLIS_DEADLINE_EXCEEDED' : 'TRELLIS_TIME_LIMIT';
-        const limit = Math.max(0, Math.min(executionTimeoutMs, remaining));
-        slot.timer = setTimeout(() => this.#overrun(slot, job, code), limit);
-        slot.worker.postMessage({ type: 'invoke', id: job.id, request: job.request } satisfies ToWorker);
+        slot.worker.postMessage({ type: 'invoke', id: job.id, request: job.request, deadlineAt: job.deadlineAt } satisfies ToWorker);
       },
       () => {}, // a worker that fails to start rejects its job in #onMessage/#onExit
     );
   }
 
-  #overrun(slot: Slot, job: Job, code: ErrorCode): void {
-    if (slot.job !== job) return;
-    const message = code === 'TRELLIS_TIME_LIMIT' ? 'time limit exceeded' : `deadline exceeded`;
-    this.#spec.logger.warn({ limitMs: this.#spec.policy.executionTimeoutMs }, `invocation overran: terminating its worker`);
+  /** Watchdog tick: end overruns, keep long lattice calls' callers informed, place waiting calls. */
+  tick(now: number): void {
+    for (const slot of this.#slots) {
+      if (slot.dead) continue;
+      const call = slot.watch.snapshot();
+      if (!call) continue;
+      if (now >= call.endBy) {
+        if (slot.watch.claim(call)) this.#overrun(slot, call);
+      } else if (call.reply && this.#spec.serve && now - call.startedAt >= PROGRESS_FIRST_MS) {
+        if (slot.progressSeq !== call.seq || now - slot.progressAt >= PROGRESS_EVERY_MS) {
+          slot.progressSeq = call.seq;
+          slot.progressAt = now;
+          this.#spec.serve.progress(call.reply);
+        }
+      }
+    }
+    if (this.#queue.length > 0) this.#pump();
+  }
+
+  /** The watchdog claimed `call` from its worker: answer it, terminate the worker, replace it. */
+  #overrun(slot: Slot, call: CallSnapshot): void {
+    const code: ErrorCode = call.kind === LimitKind.Deadline ? 'TRELLIS_DEADLINE_EXCEEDED' : 'TRELLIS_TIME_LIMIT';
+    const error = new TrellisError(code, code === 'TRELLIS_TIME_LIMIT' ? 'time limit exceeded' : 'deadline exceeded');
+    this.#spec.logger.warn({ limitMs: this.#spec.policy.executionTimeoutMs, lattice: call.jobId === 0 }, `invocation overran: terminating its worker`);
     this.#counters.workersReplaced++;
-    void this.#retire(slot, new TrellisError(code, message));
+    if (call.jobId === 0) {
+      // A lattice call: answer its caller here. An in-process call posted behind it never ran.
+      this.#counters.failures++;
+      if (call.reply) this.#spec.serve?.fail(call.reply, error.toJSON());
+      this.#spec.serve?.record({ ok: 0, errors: { [code]: 1 }, seconds: [(Date.now() - call.startedAt) / 1000], coldStarts: 0, warmCalls: 0, warmCallMs: [] });
+      const waiting = slot.job;
+      slot.job = undefined;
+      if (waiting) this.#queue.unshift(waiting);
+    }
+    void this.#retire(slot, error);
     this.#replenish();
+  }
+
+  /**
+   * Workers to keep: `minInstances`, or every instance while serving the lattice, where only a
+   * live worker is a member of the queue group (a call never starts a worker from NATS).
+   */
+  #floor(): number {
+    return this.#serving ? this.#spec.policy.maxConcurrency : this.#spec.policy.minInstances;
   }
 
   /** Keep `minInstances` workers and serve waiting calls after a worker was lost. */
   #replenish(): void {
     if (this.#closed) return;
-    while (this.#slots.size < this.#spec.policy.minInstances) {
+    while (this.#slots.size < this.#floor()) {
       const s = this.#spawn();
       s.ready.then(
         () => {
@@ -308,7 +451,7 @@ export class ActorPool {
   async #retire(slot: Slot, err?: TrellisError): Promise<void> {
     if (slot.dead) return;
     slot.dead = true;
-    clearTimeout(slot.timer);
+    slot.servingStopped?.();
     this.#slots.delete(slot);
     const i = this.#idle.indexOf(slot);
     if (i >= 0) this.#idle.splice(i, 1);
@@ -325,7 +468,14 @@ export class ActorPool {
   #spawn(): Slot {
     const { port1, port2 } = new MessageChannel();
     const signal = new SharedArrayBuffer(4);
+    const watch = new CallWatch();
     const spec = this.#spec;
+    const n = ++this.#workerNumber;
+    // Only the serving fields cross to the worker (the callbacks stay here).
+    const serve: ServeSpec | undefined =
+      this.#serving && spec.serve
+        ? { servers: spec.serve.servers, connectionName: `${spec.serve.connectionName}#${n}`, subject: spec.serve.subject, queue: spec.serve.queue, replyHeaders: spec.serve.replyHeaders }
+        : undefined;
     const init: WorkerInit = {
       world: spec.world,
       jsUrl: spec.jsUrl,
@@ -335,6 +485,9 @@ export class ActorPool {
       instancePerRequest: spec.policy.instancePerRequest,
       hostPort: port2,
       hostSignal: signal,
+      watch: watch.buffer,
+      executionTimeoutMs: spec.policy.executionTimeoutMs,
+      serve,
     };
     // An empty env: nothing inside the worker (guest bindings included) can read the host's.
     const worker = new Worker(spec.workerUrl, { workerData: init, transferList: [port2], env: {}, stdout: false, stderr: false });
@@ -344,6 +497,9 @@ export class ActorPool {
       worker,
       hostPort: port1,
       hostSignal: new Int32Array(signal),
+      watch,
+      progressSeq: -1,
+      progressAt: 0,
       ready: new Promise<void>((res, rej) => ((readyResolve = res), (readyReject = rej))),
       fresh: true,
       dead: false,
@@ -394,6 +550,18 @@ export class ActorPool {
       case 'log':
         this.#log(msg.level, msg.message, msg.guest);
         return;
+      case 'served': {
+        const b = msg.batch;
+        this.#counters.coldStarts += b.coldStarts;
+        this.#counters.warmCalls += b.warmCalls;
+        for (const n of Object.values(b.errors)) this.#counters.failures += n;
+        for (const ms of b.warmCallMs) this.#warmCall.add(ms);
+        this.#spec.serve?.record(b);
+        return;
+      }
+      case 'serving-stopped':
+        slot.servingStopped?.();
+        return;
       case 'bench':
         if (slot.bench?.id === msg.id) {
           if (msg.error) slot.bench.reject(fail(msg.error));
@@ -403,7 +571,6 @@ export class ActorPool {
       case 'result': {
         const job = slot.job;
         if (!job || job.id !== msg.id) return;
-        clearTimeout(slot.timer);
         slot.job = undefined;
         const elapsed = performance.now() - job.enqueuedAt;
         const cold = msg.cold || slot.fresh;
@@ -445,9 +612,8 @@ export class ActorPool {
         value = await kv[method]!.call(caps.keyvalue, name, ...call.args);
       } else if (call.op === 'httpSend') value = await caps.httpSend(name, call.args[0] as HttpRequest);
       else {
-        // The callee gets what is left of the caller's own budget (deadline, else its time limit).
-        const deadlineAt = slot.job?.deadlineAt;
-        const remainingMs = deadlineAt === undefined ? this.#spec.policy.executionTimeoutMs : Math.max(1, deadlineAt - performance.now());
+        // The callee gets what is left of the caller's own budget (its deadline or time limit).
+        const remainingMs = call.remainingMs ?? this.#spec.policy.executionTimeoutMs;
         value = await caps.callActor(name, call.args[0] as string, call.args[1] as ActorRequest, remainingMs);
       }
       reply = { ok: true, value };

@@ -16,6 +16,36 @@ export interface WorkerInit {
   hostPort: MessagePort;
   /** Int32 slot the worker waits on until the main thread has posted a host-call reply. */
   hostSignal: SharedArrayBuffer;
+  /** The CallWatch record of the call this worker runs (see call-watch.ts). */
+  watch: SharedArrayBuffer;
+  executionTimeoutMs: number;
+  /** When set, the worker serves lattice calls from its own NATS connection (see lattice-serve.ts). */
+  serve?: ServeSpec;
+}
+
+/** How a worker joins the lattice to serve one actor version. */
+export interface ServeSpec {
+  servers: string[];
+  /** NATS connection name (shows in the server's connz). */
+  connectionName: string;
+  subject: string;
+  queue: string;
+  /** Headers on every reply (host id, version). */
+  replyHeaders: [string, string][];
+}
+
+/** What a worker served from the lattice since its last report (metrics and stats). */
+export interface ServedBatch {
+  /** Calls answered with a response. */
+  ok: number;
+  /** Calls answered with an error, by error code. */
+  errors: Record<string, number>;
+  /** Receive-to-reply seconds of every call in the batch. */
+  seconds: number[];
+  coldStarts: number;
+  warmCalls: number;
+  /** Guest call times of warm calls (a sample). */
+  warmCallMs: number[];
 }
 
 export interface WireFailure {
@@ -24,7 +54,9 @@ export interface WireFailure {
 }
 
 export type ToWorker =
-  | { type: 'invoke'; id: number; request: ActorRequest }
+  | { type: 'invoke'; id: number; request: ActorRequest; /** epoch ms */ deadlineAt?: number }
+  /** Stop taking lattice calls: finish what NATS has delivered, then close the connection. */
+  | { type: 'stop-serving' }
   | { type: 'bench'; id: number; request: ActorRequest; iterations: number; cold: boolean };
 
 export type FromWorker =
@@ -32,7 +64,9 @@ export type FromWorker =
   | { type: 'init-failed'; error: WireFailure }
   | { type: 'result'; id: number; response?: ActorResponse; error?: WireFailure; cold: boolean; instantiateMs: number; callMs: number }
   | { type: 'bench'; id: number; samplesMs: number[]; error?: WireFailure }
-  | { type: 'log'; level: string; message: string; guest: boolean };
+  | { type: 'log'; level: string; message: string; guest: boolean }
+  | { type: 'served'; batch: ServedBatch }
+  | { type: 'serving-stopped' };
 
 export type HostCallName = 'keyvalue' | 'httpSend' | 'callActor';
 
@@ -40,6 +74,8 @@ export interface HostCall {
   op: HostCallName;
   method?: string;
   args: unknown[];
+  /** For callActor: what is left of the calling invocation's time (ms). */
+  remainingMs?: number;
 }
 
 export type HostReply = { ok: true; value: unknown } | { ok: false; error: string };

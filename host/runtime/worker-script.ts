@@ -22,6 +22,9 @@ export function workerScript(): Promise<URL> {
       platform: 'node',
       format: 'esm',
       target: 'node20',
+      // CommonJS dependencies (nats.js and its crypto) require() Node built-ins, which an ESM
+      // bundle can only do through a real require.
+      banner: { js: "import { createRequire as __trellisCreateRequire } from 'node:module'; const require = __trellisCreateRequire(import.meta.url);" },
       write: false,
       logLevel: 'silent',
     });

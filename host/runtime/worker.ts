@@ -5,6 +5,8 @@
  */
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import type { ActorRequest, ActorResponse } from '../../lattice/wire/index.ts';
+import { CallWatch, LimitKind } from './call-watch.ts';
+import { serveLattice, type LatticeServer } from './lattice-serve.ts';
 import type { FromWorker, HostCall, HostReply, ToWorker, WireFailure, WorkerInit } from './protocol.ts';
 import { hostAllowed, IncomingRequest, ResponseOutparam, wasiImports, type OutgoingHttp, type SandboxHost } from './wasi.ts';
 import { Wasm, type WasmMemory, type WasmModule } from './wasm-api.ts';
@@ -13,6 +15,11 @@ const init = workerData as WorkerInit;
 const port = parentPort!;
 const post = (msg: FromWorker) => port.postMessage(msg);
 const signal = new Int32Array(init.hostSignal);
+const watch = new CallWatch(init.watch);
+/** When the running call must end (epoch ms): what a nested actor call may still use. */
+let callEndBy = 0;
+/** The watchdog took a call over: the main thread answers it and terminates this worker. */
+let retired = false;
 
 /** Violation recorded during the current invocation. */
 let violation: string | undefined;
@@ -65,7 +72,7 @@ const trellisImports: Record<string, Record<string, unknown>> = {
     },
   },
   'trellis:actor/actors': {
-    call: (actor: string, req: ActorRequest) => hostCall({ op: 'callActor', args: [actor, req] }),
+    call: (actor: string, req: ActorRequest) => hostCall({ op: 'callActor', args: [actor, req], remainingMs: Math.max(1, callEndBy - Date.now()) }),
   },
   'trellis:actor/config': {
     getEnv(name: string) {
@@ -144,6 +151,9 @@ function instantiate(): Instance {
 }
 
 const NO_RESPONSE = 'the component returned without setting a response';
+
+/** The worker could not join the lattice (its NATS connection failed). */
+class LatticeUnavailable extends Error {}
 
 /** A failure the actor reported (not a trap): the instance stays usable. */
 class ActorFailure extends Error {}
@@ -239,27 +249,70 @@ function bench(request: ActorRequest, iterations: number, cold: boolean): number
   return samples;
 }
 
+/**
+ * Run one call under the watchdog's eye: it ends by the caller's deadline or the time limit,
+ * whichever comes first. Undefined when the watchdog took the call over.
+ */
+function watched(jobId: number, request: ActorRequest, deadlineAt: number | undefined, reply?: string): ReturnType<typeof invoke> | undefined {
+  const limitAt = Date.now() + init.executionTimeoutMs;
+  const byDeadline = deadlineAt !== undefined && deadlineAt < limitAt;
+  callEndBy = byDeadline ? deadlineAt : limitAt;
+  watch.begin(jobId, callEndBy, byDeadline ? LimitKind.Deadline : LimitKind.TimeLimit, reply);
+  const result = invoke(request);
+  if (!watch.end()) {
+    retired = true;
+    return undefined;
+  }
+  if (!current) setImmediate(prewarm);
+  return result;
+}
+
+let lattice: LatticeServer | undefined;
+
 port.on('message', (msg: ToWorker) => {
+  if (retired) return;
   if (msg.type === 'invoke') {
-    const result = invoke(msg.request);
+    if (msg.deadlineAt !== undefined && !(msg.deadlineAt > Date.now())) {
+      post({ type: 'result', id: msg.id, cold: false, instantiateMs: 0, callMs: 0, error: { code: 'TRELLIS_DEADLINE_EXCEEDED', message: 'deadline exceeded while waiting for a free instance' } });
+      return;
+    }
+    const result = watched(msg.id, msg.request, msg.deadlineAt);
+    if (!result) return;
     result.id = msg.id;
     post(result);
+  } else if (msg.type === 'stop-serving') {
+    void (lattice?.stop() ?? Promise.resolve()).then(() => post({ type: 'serving-stopped' }));
   } else {
     try {
       post({ type: 'bench', id: msg.id, samplesMs: bench(msg.request, msg.iterations, msg.cold) });
     } catch (err) {
       post({ type: 'bench', id: msg.id, samplesMs: [], error: classify(err, current).failure });
     }
+    if (!current) setImmediate(prewarm);
   }
-  if (!current) setImmediate(prewarm);
 });
 
 try {
   const t = performance.now();
   current = instantiate();
-  post({ type: 'ready', instantiateMs: performance.now() - t });
+  const instantiateMs = performance.now() - t;
+  if (init.serve) {
+    try {
+      lattice = await serveLattice(
+        init.serve,
+        (request, deadlineAt, reply) => (retired ? undefined : watched(0, request, deadlineAt, reply)),
+        (batch) => post({ type: 'served', batch }),
+      );
+    } catch (err) {
+      throw new LatticeUnavailable(`cannot serve ${init.serve.subject}: NATS at ${init.serve.servers.join(',')}: ${(err as Error).message}`);
+    }
+  }
+  post({ type: 'ready', instantiateMs });
 } catch (err) {
-  const { failure } = classify(err, undefined);
-  const error = failure.code === 'TRELLIS_OUT_OF_MEMORY' ? failure : { code: 'TRELLIS_LOAD_FAILED', message: `failed to load module: ${(err as Error).message ?? String(err)}` };
-  post({ type: 'init-failed', error });
+  if (err instanceof LatticeUnavailable) post({ type: 'init-failed', error: { code: 'TRELLIS_NATS_UNAVAILABLE', message: err.message } });
+  else {
+    const { failure } = classify(err, undefined);
+    const error = failure.code === 'TRELLIS_OUT_OF_MEMORY' ? failure : { code: 'TRELLIS_LOAD_FAILED', message: `failed to load module: ${(err as Error).message ?? String(err)}` };
+    post({ type: 'init-failed', error });
+  }
 }

@@ -25,6 +25,11 @@ export interface ActorResponse {
   body: Uint8Array;
 }
 
+/** A request with every optional field filled in (senders may leave out empty ones). */
+export function normalizeRequest(r: ActorRequest): ActorRequest {
+  return { method: r.method, path: r.path || '/', query: r.query ?? '', headers: r.headers ?? [], body: r.body ?? new Uint8Array() };
+}
+
 /** Build a plain byte call (no HTTP semantics). */
 export function bytesRequest(body: Uint8Array | string): ActorRequest {
   return {
