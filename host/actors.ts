@@ -215,15 +215,13 @@ export class ActorSupervisor {
       connectionName: `trellis-host-${this.hostName}/${actor}@${version}`,
       subject: this.subjects.rpc(actor, version),
       queue: this.subjects.rpcQueue(actor, version),
-      replyHeaders: [
-        [RpcHeaders.host, this.hostId],
-        [RpcHeaders.version, version],
-      ],
+      hostId: this.hostId,
+      version,
       progress: (reply) => {
         if (!this.nc.isClosed()) this.nc.publish(reply, NO_BODY, { headers: PROGRESS_HEADERS });
       },
       fail: (reply, error) => {
-        if (!this.nc.isClosed()) this.nc.publish(reply, encode({ ok: false, error } satisfies InvokeReply), { headers: replyHeaders });
+        if (!this.nc.isClosed()) this.nc.publish(reply, encode({ ok: false, error, host: this.hostId, version } satisfies InvokeReply), { headers: replyHeaders });
       },
       record: (batch) => {
         if (batch.ok > 0) ok.inc(batch.ok);

@@ -4,7 +4,7 @@ import { startHost, type Host } from '../host/index.ts';
 import { connectControl, type ControlClient } from '../lattice/control/index.ts';
 import { createRpcClient, type RpcClient } from '../lattice/rpc/index.ts';
 import { openArtifacts } from '../lattice/state/index.ts';
-import { bytesRequest, decodeEvent, type LatticeEvent } from '../lattice/wire/index.ts';
+import { bytesRequest, decodeEvent, RpcHeaders, type LatticeEvent } from '../lattice/wire/index.ts';
 import { exampleActor, startNats, uniqueLattice, waitFor, type NatsServer } from './harness/index.ts';
 
 /** Push the echo actor and start it as actor@version on a host. */
@@ -13,6 +13,13 @@ async function deployEcho(client: ControlClient, hostId: string, actor: string, 
   const { digest } = await artifacts.push(new Uint8Array(await readFile(exampleActor('echo-c'))));
   await client.request('actorStart', hostId, { actor, version, digest, count });
   return digest;
+}
+
+/** One sample of the host's Prometheus metrics, or 0 when absent. */
+async function metric(host: Host, name: string, labels: Record<string, string>): Promise<number> {
+  const text = await (await fetch(`${host.opsUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
+  return line ? Number(line.split(' ').at(-1)) : 0;
 }
 
 /** Run `total` invocations with `concurrency` in flight; returns the versions that answered. */
@@ -37,7 +44,7 @@ describe('lattice rpc on one nats-server', () => {
 
   beforeAll(async () => {
     nats = await startNats({ maxPayload: 256 * 1024 });
-    host = await startHost({ nats: nats.url, lattice, logLevel: 'silent', heartbeatMs: 500 });
+    host = await startHost({ nats: nats.url, lattice, logLevel: 'silent', heartbeatMs: 500, httpPort: 0 });
     client = await connectControl({ nats: nats.url, lattice, timeoutMs: 60_000 });
     rpc = await createRpcClient(client.nc, { lattice, caller: 'test' });
   });
@@ -113,6 +120,40 @@ describe('lattice rpc on one nats-server', () => {
     await Promise.all(callers);
     expect(failures).toEqual([]);
     expect(ok).toBeGreaterThan(100);
+  });
+
+  it('rpc - a call past its time limit is answered by the host with TRELLIS_TIME_LIMIT, sent once, and the version keeps serving', async () => {
+    const artifacts = await openArtifacts(client.nc, client.subjects);
+    const { digest } = await artifacts.push(new Uint8Array(await readFile(exampleActor('hostile-c'))));
+    // The limit is three times the caller's first attempt time-out (500 ms): only the host's
+    // progress replies keep the caller from sending the call again meanwhile.
+    await client.request('actorStart', host.id, { actor: 'spinner', version: '1.0.0', digest, count: 1, policy: { executionTimeoutMs: 1500 } });
+    const ok = () => rpc.invoke('spinner', { ...bytesRequest(''), path: '/ok' });
+    // A fast call first: the caller's attempt time-out adapts to it and drops to its floor.
+    expect((await ok()).attempts).toBe(1);
+    // A plain subscriber sees every attempt sent to the version's subject.
+    const sent: string[] = [];
+    const spy = client.nc.subscribe(client.subjects.rpc('spinner', '1.0.0'), {
+      callback: (_e, m) => sent.push(m.headers?.get(RpcHeaders.invocationId) ?? ''),
+    });
+    await client.nc.flush();
+    await expect(rpc.invoke('spinner', { ...bytesRequest(''), path: '/loop' }, { deadlineMs: 10_000 })).rejects.toMatchObject({ code: 'TRELLIS_TIME_LIMIT' });
+    spy.unsubscribe();
+    expect(sent).toHaveLength(1);
+    // The terminated worker was replaced and answers again.
+    expect(new TextDecoder().decode((await ok()).response.body)).toBe('ok');
+    // Workers report what they served in batches: the host's metrics count both calls.
+    const labels = { actor: 'spinner', version: '1.0.0' };
+    await waitFor(async () => (await metric(host, 'trellis_invocations_total', { ...labels, result: 'ok' })) === 2, { what: 'ok counted' });
+    expect(await metric(host, 'trellis_invocations_total', { ...labels, result: 'TRELLIS_TIME_LIMIT' })).toBe(1);
+    expect(await metric(host, 'trellis_invocation_duration_seconds_count', labels)).toBe(3);
+    // A caller's deadline shorter than the limit ends the call there, on the host as well, and
+    // the host's progress replies do not keep the caller waiting past it.
+    const started = performance.now();
+    await expect(rpc.invoke('spinner', { ...bytesRequest(''), path: '/loop' }, { deadlineMs: 600 })).rejects.toMatchObject({ code: 'TRELLIS_DEADLINE_EXCEEDED' });
+    expect(performance.now() - started).toBeLessThan(1500);
+    await waitFor(async () => (await metric(host, 'trellis_invocations_total', { ...labels, result: 'TRELLIS_DEADLINE_EXCEEDED' })) === 1, { what: 'deadline counted' });
+    expect(await metric(host, 'trellis_invocations_total', { ...labels, result: 'TRELLIS_TIME_LIMIT' })).toBe(1);
   });
 
   it('rpc - bad input gets stable codes and disturbs nothing', async () => {

@@ -9,9 +9,10 @@
  * call through the shared CallWatch record: it sends progress replies for long calls and
  * terminates overruns (see pool.ts).
  */
-import { connect, headers as natsHeaders, type Msg, type NatsConnection } from 'nats';
+import { connect, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from 'nats';
 import { decode, encode, isRecord, normalizeRequest, RpcHeaders, type ActorRequest, type ActorResponse, type InvokeReply } from '../../lattice/wire/index.ts';
-import type { ServedBatch, ServeSpec, WireFailure } from './protocol.ts';
+import type { CallStats } from './call-stats.ts';
+import type { ServeSpec, WireFailure } from './protocol.ts';
 
 /** The outcome of one call as the worker's invoke reports it. */
 export interface CallResult {
@@ -26,10 +27,6 @@ export interface LatticeServer {
   stop(): Promise<void>;
 }
 
-/** How often a busy worker reports what it served (metrics lag by at most this much). */
-const REPORT_EVERY_MS = 200;
-const MAX_CALL_SAMPLES = 256;
-
 /**
  * Join the queue group of `spec` and answer each call with `call`; resolves once the server has
  * the subscription. `call` returns undefined when the watchdog took the call over (it answers).
@@ -37,7 +34,7 @@ const MAX_CALL_SAMPLES = 256;
 export async function serveLattice(
   spec: ServeSpec,
   call: (request: ActorRequest, deadlineAt: number | undefined, reply: string) => CallResult | undefined,
-  report: (batch: ServedBatch) => void,
+  stats: CallStats,
 ): Promise<LatticeServer> {
   const nc: NatsConnection = await connect({
     servers: spec.servers,
@@ -47,24 +44,14 @@ export async function serveLattice(
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
   });
-  const replyHeaders = natsHeaders();
-  for (const [k, v] of spec.replyHeaders) replyHeaders.set(k, v);
+  const replyHeaders = constantHeaders([
+    [RpcHeaders.host, spec.hostId],
+    [RpcHeaders.version, spec.version],
+  ]);
+  const { hostId: host, version } = spec;
 
-  let batch = emptyBatch();
-  let reportTimer: NodeJS.Timeout | undefined;
-  const flush = () => {
-    clearTimeout(reportTimer);
-    reportTimer = undefined;
-    if (batch.seconds.length === 0) return;
-    report(batch);
-    batch = emptyBatch();
-  };
-
-  const answer = (msg: Msg, reply: InvokeReply, started: number) => {
-    if (reply.ok) batch.ok++;
-    else batch.errors[reply.error.code] = (batch.errors[reply.error.code] ?? 0) + 1;
-    batch.seconds.push((performance.now() - started) / 1000);
-    reportTimer ??= setTimeout(flush, REPORT_EVERY_MS);
+  const answer = (msg: Msg, reply: InvokeReply, started: number, result?: CallResult) => {
+    stats.record(reply.ok ? undefined : reply.error.code, (performance.now() - started) / 1000, result?.cold, result?.callMs ?? 0);
     if (msg.reply) msg.respond(encode(reply), { headers: replyHeaders });
   };
 
@@ -75,26 +62,21 @@ export async function serveLattice(
     try {
       const decoded = decode<ActorRequest>(msg.data, 'invocation');
       if (!isRecord(decoded) || !(decoded.body instanceof Uint8Array) || typeof decoded.method !== 'string') {
-        return answer(msg, failure('TRELLIS_BAD_REQUEST', 'invocation body must be a msgpack ActorRequest map'), started);
+        return answer(msg, failure('TRELLIS_BAD_REQUEST', 'invocation body must be a msgpack ActorRequest map', host, version), started);
       }
       request = normalizeRequest(decoded);
-      const header = msg.headers?.get(RpcHeaders.deadline);
+      const header = headerValue(msg, RpcHeaders.deadline);
       deadlineAt = header ? Number(header) : undefined;
     } catch (err) {
       const e = err as { code?: string; message?: string };
-      return answer(msg, failure(e.code ?? 'TRELLIS_BAD_REQUEST', e.message ?? String(err)), started);
+      return answer(msg, failure(e.code ?? 'TRELLIS_BAD_REQUEST', e.message ?? String(err), host, version), started);
     }
     if (deadlineAt !== undefined && !(deadlineAt > Date.now())) {
-      return answer(msg, failure('TRELLIS_DEADLINE_EXCEEDED', 'deadline passed before the actor ran'), started);
+      return answer(msg, failure('TRELLIS_DEADLINE_EXCEEDED', 'deadline passed before the actor ran', host, version), started);
     }
     const result = call(request, deadlineAt, msg.reply ?? '');
     if (!result) return; // the watchdog answered and this worker is going away
-    if (result.cold) batch.coldStarts++;
-    else {
-      batch.warmCalls++;
-      if (!result.error && batch.warmCallMs.length < MAX_CALL_SAMPLES) batch.warmCallMs.push(result.callMs);
-    }
-    answer(msg, result.error ? { ok: false, error: result.error } : { ok: true, response: result.response! }, started);
+    answer(msg, result.error ? { ok: false, error: result.error, host, version } : { ok: true, response: result.response!, host, version }, started, result);
   };
 
   nc.subscribe(spec.subject, {
@@ -104,7 +86,7 @@ export async function serveLattice(
         onCall(msg);
       } catch (err) {
         // A bug here must not take the worker down with calls waiting behind this one.
-        answer(msg, failure('TRELLIS_INTERNAL', (err as Error).message ?? String(err)), performance.now());
+        answer(msg, failure('TRELLIS_INTERNAL', (err as Error).message ?? String(err), host, version), performance.now());
       }
     },
   });
@@ -114,15 +96,47 @@ export async function serveLattice(
   return {
     async stop() {
       await nc.drain().catch(() => {});
-      flush();
     },
   };
 }
 
-function emptyBatch(): ServedBatch {
-  return { ok: 0, errors: {}, seconds: [], coldStarts: 0, warmCalls: 0, warmCallMs: [] };
+function failure(code: string, message: string, host: string, version: string): InvokeReply {
+  return { ok: false, error: { code, message }, host, version };
 }
 
-function failure(code: string, message: string): InvokeReply {
-  return { ok: false, error: { code, message } };
+/**
+ * Headers that never change, encoded once. nats.js encodes a header set on every publish by
+ * calling its encode(); this set answers with the bytes it encoded when built.
+ */
+function constantHeaders(entries: [string, string][]): MsgHdrs {
+  const h = natsHeaders();
+  for (const [k, v] of entries) h.set(k, v);
+  const withEncode = h as MsgHdrs & { encode?: () => Uint8Array };
+  if (typeof withEncode.encode === 'function') {
+    const bytes = withEncode.encode();
+    withEncode.encode = () => bytes;
+  }
+  return h;
+}
+
+const utf8 = new TextDecoder();
+
+/**
+ * One header of a message, read straight from the header bytes nats.js received: a worker
+ * needs only the deadline, and decoding the whole header set costs more than the rest of a
+ * small call's bookkeeping. Falls back to nats.js's own parser when its message layout is not
+ * the one this reads (`_rdata` holding headers then payload, the headers' length in `_msg.hdr`).
+ */
+function headerValue(msg: Msg, name: string): string | undefined {
+  const raw = msg as unknown as { _rdata?: unknown; _msg?: { hdr?: unknown } };
+  const length = raw._msg?.hdr;
+  if (!(raw._rdata instanceof Uint8Array) || typeof length !== 'number') return msg.headers?.get(name);
+  if (length < 0) return undefined;
+  const lines = utf8.decode(raw._rdata.subarray(0, length)).split('\r\n');
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    const colon = line.indexOf(':');
+    if (colon > 0 && line.slice(0, colon).trim().toLowerCase() === name) return line.slice(colon + 1).trim();
+  }
+  return undefined;
 }

@@ -15,7 +15,8 @@ import { TrellisError, isErrorCode, toTrellisError, type ErrorCode } from '../..
 import type { World } from './compile.ts';
 import type { ActorPolicy } from './policy.ts';
 import { CallWatch, LimitKind, type CallSnapshot } from './call-watch.ts';
-import type { FromWorker, HostCall, HostReply, ServedBatch, ServeSpec, ToWorker, WireFailure, WorkerInit } from './protocol.ts';
+import { CallStats, type ServedBatch } from './call-stats.ts';
+import type { FromWorker, HostCall, HostReply, ServeSpec, ToWorker, WireFailure, WorkerInit } from './protocol.ts';
 import type { SandboxConfig } from './wasi.ts';
 import type { WasmModule } from './wasm-api.ts';
 
@@ -120,6 +121,8 @@ interface Slot {
   hostSignal: Int32Array;
   /** What the worker runs right now (any call, in-process or lattice). */
   watch: CallWatch;
+  /** What the worker served from the lattice. */
+  served: CallStats;
   ready: Promise<void>;
   /** The in-process call posted to this worker (it may wait behind a lattice call there). */
   job?: Job;
@@ -383,10 +386,25 @@ export class ActorPool {
     );
   }
 
-  /** Watchdog tick: end overruns, keep long lattice calls' callers informed, place waiting calls. */
+  /** Take in what a worker served from the lattice (counters, stats, metrics). */
+  #collect(slot: Slot): void {
+    const b = slot.served.drain();
+    if (!b) return;
+    this.#counters.coldStarts += b.coldStarts;
+    this.#counters.warmCalls += b.warmCalls;
+    for (const n of Object.values(b.errors)) this.#counters.failures += n;
+    for (const ms of b.warmCallMs) this.#warmCall.add(ms);
+    this.#spec.serve?.record(b);
+  }
+
+  /**
+   * Watchdog tick: collect what the workers served, end overruns, keep long lattice calls'
+   * callers informed, place waiting calls.
+   */
   tick(now: number): void {
     for (const slot of this.#slots) {
       if (slot.dead) continue;
+      if (this.#spec.serve) this.#collect(slot);
       const call = slot.watch.snapshot();
       if (!call) continue;
       if (now >= call.endBy) {
@@ -452,6 +470,8 @@ export class ActorPool {
     if (slot.dead) return;
     slot.dead = true;
     slot.servingStopped?.();
+    // Its shared memory outlives the worker: nothing it served goes uncounted.
+    if (this.#spec.serve) this.#collect(slot);
     this.#slots.delete(slot);
     const i = this.#idle.indexOf(slot);
     if (i >= 0) this.#idle.splice(i, 1);
@@ -469,12 +489,20 @@ export class ActorPool {
     const { port1, port2 } = new MessageChannel();
     const signal = new SharedArrayBuffer(4);
     const watch = new CallWatch();
+    const served = new CallStats();
     const spec = this.#spec;
     const n = ++this.#workerNumber;
     // Only the serving fields cross to the worker (the callbacks stay here).
     const serve: ServeSpec | undefined =
       this.#serving && spec.serve
-        ? { servers: spec.serve.servers, connectionName: `${spec.serve.connectionName}#${n}`, subject: spec.serve.subject, queue: spec.serve.queue, replyHeaders: spec.serve.replyHeaders }
+        ? {
+            servers: spec.serve.servers,
+            connectionName: `${spec.serve.connectionName}#${n}`,
+            subject: spec.serve.subject,
+            queue: spec.serve.queue,
+            hostId: spec.serve.hostId,
+            version: spec.serve.version,
+          }
         : undefined;
     const init: WorkerInit = {
       world: spec.world,
@@ -486,11 +514,12 @@ export class ActorPool {
       hostPort: port2,
       hostSignal: signal,
       watch: watch.buffer,
+      stats: served.buffer,
       executionTimeoutMs: spec.policy.executionTimeoutMs,
       serve,
     };
     // An empty env: nothing inside the worker (guest bindings included) can read the host's.
-    const worker = new Worker(spec.workerUrl, { workerData: init, transferList: [port2], env: {}, stdout: false, stderr: false });
+    const worker = new Worker(spec.workerUrl, { workerData: init, transferList: [port2], env: {}, stdout: false, stderr: false, resourceLimits: { maxYoungGenerationSizeMb: Number(process.env.YG ?? 0) || undefined } });
     let readyResolve!: () => void;
     let readyReject!: (e: TrellisError) => void;
     const slot: Slot = {
@@ -498,6 +527,7 @@ export class ActorPool {
       hostPort: port1,
       hostSignal: new Int32Array(signal),
       watch,
+      served,
       progressSeq: -1,
       progressAt: 0,
       ready: new Promise<void>((res, rej) => ((readyResolve = res), (readyReject = rej))),
@@ -550,15 +580,6 @@ export class ActorPool {
       case 'log':
         this.#log(msg.level, msg.message, msg.guest);
         return;
-      case 'served': {
-        const b = msg.batch;
-        this.#counters.coldStarts += b.coldStarts;
-        this.#counters.warmCalls += b.warmCalls;
-        for (const n of Object.values(b.errors)) this.#counters.failures += n;
-        for (const ms of b.warmCallMs) this.#warmCall.add(ms);
-        this.#spec.serve?.record(b);
-        return;
-      }
       case 'serving-stopped':
         slot.servingStopped?.();
         return;

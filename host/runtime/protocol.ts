@@ -18,6 +18,8 @@ export interface WorkerInit {
   hostSignal: SharedArrayBuffer;
   /** The CallWatch record of the call this worker runs (see call-watch.ts). */
   watch: SharedArrayBuffer;
+  /** The CallStats of the lattice calls this worker serves (see call-stats.ts). */
+  stats: SharedArrayBuffer;
   executionTimeoutMs: number;
   /** When set, the worker serves lattice calls from its own NATS connection (see lattice-serve.ts). */
   serve?: ServeSpec;
@@ -30,22 +32,9 @@ export interface ServeSpec {
   connectionName: string;
   subject: string;
   queue: string;
-  /** Headers on every reply (host id, version). */
-  replyHeaders: [string, string][];
-}
-
-/** What a worker served from the lattice since its last report (metrics and stats). */
-export interface ServedBatch {
-  /** Calls answered with a response. */
-  ok: number;
-  /** Calls answered with an error, by error code. */
-  errors: Record<string, number>;
-  /** Receive-to-reply seconds of every call in the batch. */
-  seconds: number[];
-  coldStarts: number;
-  warmCalls: number;
-  /** Guest call times of warm calls (a sample). */
-  warmCallMs: number[];
+  /** Who answers, on every reply (body and headers). */
+  hostId: string;
+  version: string;
 }
 
 export interface WireFailure {
@@ -65,7 +54,6 @@ export type FromWorker =
   | { type: 'result'; id: number; response?: ActorResponse; error?: WireFailure; cold: boolean; instantiateMs: number; callMs: number }
   | { type: 'bench'; id: number; samplesMs: number[]; error?: WireFailure }
   | { type: 'log'; level: string; message: string; guest: boolean }
-  | { type: 'served'; batch: ServedBatch }
   | { type: 'serving-stopped' };
 
 export type HostCallName = 'keyvalue' | 'httpSend' | 'callActor';

@@ -5,6 +5,7 @@
  */
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import type { ActorRequest, ActorResponse } from '../../lattice/wire/index.ts';
+import { CallStats } from './call-stats.ts';
 import { CallWatch, LimitKind } from './call-watch.ts';
 import { serveLattice, type LatticeServer } from './lattice-serve.ts';
 import type { FromWorker, HostCall, HostReply, ToWorker, WireFailure, WorkerInit } from './protocol.ts';
@@ -301,7 +302,7 @@ try {
       lattice = await serveLattice(
         init.serve,
         (request, deadlineAt, reply) => (retired ? undefined : watched(0, request, deadlineAt, reply)),
-        (batch) => post({ type: 'served', batch }),
+        new CallStats(init.stats),
       );
     } catch (err) {
       throw new LatticeUnavailable(`cannot serve ${init.serve.subject}: NATS at ${init.serve.servers.join(',')}: ${(err as Error).message}`);

@@ -123,6 +123,8 @@ interface PendingReply {
   resolve(msg: Msg): void;
   reject(err: TrellisError): void;
   expiresAt: number;
+  /** Progress replies extend the wait up to here (the caller's deadline), never past it. */
+  latestAt: number;
   target: string;
 }
 
@@ -155,7 +157,8 @@ class ReplyMux {
     void nc.closed().then(() => this.close(new TrellisError('TRELLIS_NATS_UNAVAILABLE', 'NATS connection closed')));
   }
 
-  request(subject: string, body: Uint8Array, headers: MsgHdrs, timeoutMs: number, target: string): Promise<Msg> {
+  /** Send and await the reply: `timeoutMs` without a word from the callee, `budgetMs` at most. */
+  request(subject: string, body: Uint8Array, headers: MsgHdrs, timeoutMs: number, target: string, budgetMs = timeoutMs): Promise<Msg> {
     if (this.closedError) return Promise.reject(this.closedError);
     const tokenId = (this.next++).toString(36);
     return new Promise<Msg>((resolve, reject) => {
@@ -165,7 +168,8 @@ class ReplyMux {
         reject(transportError(err, target));
         return;
       }
-      this.pending.set(tokenId, { resolve, reject, expiresAt: performance.now() + timeoutMs, target });
+      const now = performance.now();
+      this.pending.set(tokenId, { resolve, reject, expiresAt: now + timeoutMs, latestAt: now + Math.max(timeoutMs, budgetMs), target });
       if (!this.sweeper) {
         this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
         // The NATS connection keeps the process alive while calls are pending.
@@ -182,7 +186,7 @@ class ReplyMux {
     if (!pending) return; // late reply to a call that already timed out
     if (msg.data.length === 0 && msg.headers?.get(RpcHeaders.progress)) {
       // The host is alive and still working: wait on, never re-send work that is under way.
-      pending.expiresAt = performance.now() + PROGRESS_GRACE_MS;
+      pending.expiresAt = Math.min(performance.now() + PROGRESS_GRACE_MS, pending.latestAt);
       return;
     }
     this.pending.delete(tokenId);
@@ -345,7 +349,7 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
       attempts += 1;
       try {
         const attemptStarted = performance.now();
-        const msg = await mux.request(rpcSubject(actor, version), body, h, Math.min(remaining, attemptTimeout), `actor ${actor}@${version}`);
+        const msg = await mux.request(rpcSubject(actor, version), body, h, Math.min(remaining, attemptTimeout), `actor ${actor}@${version}`, remaining);
         const reply = decode<InvokeReply>(msg.data, 'invocation reply');
         if (!reply.ok) {
           const error = fromWire(reply.error);
@@ -359,8 +363,9 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
           return {
             response: reply.response,
             actor,
-            version: msg.headers?.get(RpcHeaders.version) || version,
-            hostId: msg.headers?.get(RpcHeaders.host) ?? '',
+            // From the body; hosts before it carried them only in headers.
+            version: reply.version ?? (msg.headers?.get(RpcHeaders.version) || version),
+            hostId: reply.host ?? msg.headers?.get(RpcHeaders.host) ?? '',
             attempts,
             latencyMs: performance.now() - started,
             invocationId,

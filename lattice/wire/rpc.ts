@@ -28,5 +28,9 @@ export const PROGRESS_EVERY_MS = 250;
 /** How long a caller waits after a progress reply before it presumes the host dead. */
 export const PROGRESS_GRACE_MS = 2000;
 
-/** The reply to an invocation: a response, or an error with a stable code. */
-export type InvokeReply = { ok: true; response: ActorResponse } | { ok: false; error: WireError };
+/**
+ * The reply to an invocation: a response, or an error with a stable code. `host` and `version`
+ * say who answered; they are also in the reply headers (for tools), but a caller reads them
+ * here and never has to parse the headers of a reply with a body.
+ */
+export type InvokeReply = ({ ok: true; response: ActorResponse } | { ok: false; error: WireError }) & { host?: string; version?: string };

@@ -20,6 +20,11 @@
  * answering process and nats-server: on a machine shared with other work it is the stable
  * number, where wall-clock latency mostly measures waiting for a core.
  *
+ * Every path first runs BENCH_JIT_WARMUP_MS (default 4000) of load at 64 in flight, 16 KB and
+ * 64 B, before anything is measured: a freshly started process spends several seconds of its
+ * other threads' CPU in V8's optimizing compiler, and the host, with more code on its path
+ * (nats.js, msgpack, the jco glue), would otherwise pay for its warm-up in the first scenario.
+ *
  * Knobs (environment): BENCH_DURATION_MS (per scenario, default 3000), BENCH_WARMUP_MS (700),
  * BENCH_INSTANCES (echo-c instances, default 2), BENCH_MODES (comma list of the modes above),
  * BENCH_PAYLOADS (bytes, default 64,16384), BENCH_CONCURRENCY (default 1,64),
@@ -90,6 +95,25 @@ export async function run(): Promise<Record<string, unknown>> {
   await using rpc = await createRpcClient(control.nc, { lattice, caller: 'bench' });
   await waitFor(() => rpc.view.liveVersions('echo').length > 0, { what: 'echo live in the caller view' });
   const nc = control.nc;
+
+  const jitWarmupMs = envNumber('BENCH_JIT_WARMUP_MS', 4000);
+  if (jitWarmupMs > 0) {
+    process.stderr.write(`  rpc warm-up: ${jitWarmupMs} ms per mode\n`);
+    for (const mode of modes) {
+      for (const bytes of [16 * 1024, 64]) {
+        const warm = bytesRequest(new Uint8Array(randomBytes(bytes)));
+        const warmEncoded = encode(warm);
+        const call: Record<Mode, () => Promise<unknown>> = {
+          raw: () => nc.request(subject('echo'), warm.body, { timeout: 5000 }),
+          'raw+hdr': () => nc.request(subject('echo'), warm.body, { timeout: 5000, headers: natsHeaders() }),
+          codec: () => nc.request(subject('codec'), warmEncoded, { timeout: 5000 }),
+          runtime: () => nc.request(subject('runtime'), warmEncoded, { timeout: 5000 }),
+          invoke: () => rpc.invoke('echo', warm),
+        };
+        await measure(call[mode], { concurrency: 64, durationMs: jitWarmupMs / 2, warmupMs: 0 });
+      }
+    }
+  }
 
   const rows: Row[] = [];
   for (const payloadBytes of PAYLOADS) {
