@@ -7,8 +7,9 @@
  *   echo     respond with the request payload as is (the raw NATS floor)
  *   codec    decode the msgpack ActorRequest, read the deadline header, answer an msgpack
  *            InvokeReply with the host's reply headers: everything but the actor runtime
- *   runtime  codec + the echo-c actor in this process's own actor runtime (worker threads):
- *            a host without the supervisor's bookkeeping
+ *   runtime  codec + the echo-c actor in this process's own actor runtime, reached by a
+ *            main thread → worker hop per call (the host's design before its workers served
+ *            the lattice themselves)
  *
  * Usage: node --import tsx test/bench/raw-responder.ts <nats-url> <subject> [echo|codec|runtime] [instances]
  */

@@ -10,9 +10,11 @@
  *   codec    invoke's exact request (msgpack ActorRequest + headers) to a responder that
  *            decodes it and answers an msgpack InvokeReply with reply headers: a host without
  *            the actor runtime
- *   runtime  codec + echo-c in that responder's own actor runtime (worker threads): a host
- *            without the supervisor's bookkeeping
- *   invoke   rpc.invoke → host process (ActorSupervisor → runtime → worker) → reply
+ *   runtime  codec on the main thread + echo-c in that responder's own actor runtime, one
+ *            main thread → worker thread → main thread hop per call: how hosts served calls
+ *            before their workers joined the queue group themselves (kept for comparison)
+ *   invoke   rpc.invoke → host process, whose instance workers are the queue-group members
+ *            and answer from their own NATS connections (runtime/lattice-serve.ts) → reply
  * Then the actor runtime alone in this process (no NATS): the main thread → worker → main
  * thread hop, and the guest call timed inside the worker.
  *
