@@ -1,10 +1,11 @@
 import { readFile } from 'node:fs/promises';
+import { createInbox, headers as natsHeaders } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHost, type Host } from '../host/index.ts';
 import { connectControl, type ControlClient } from '../lattice/control/index.ts';
 import { createRpcClient, type RpcClient } from '../lattice/rpc/index.ts';
 import { openArtifacts } from '../lattice/state/index.ts';
-import { bytesRequest, decodeEvent, RpcHeaders, type LatticeEvent } from '../lattice/wire/index.ts';
+import { bytesRequest, decode, decodeEvent, encode, RpcHeaders, type InvokeReply, type LatticeEvent } from '../lattice/wire/index.ts';
 import { exampleActor, startNats, uniqueLattice, waitFor, type NatsServer } from './harness/index.ts';
 
 /** Push the echo actor and start it as actor@version on a host. */
@@ -154,6 +155,38 @@ describe('lattice rpc on one nats-server', () => {
     expect(performance.now() - started).toBeLessThan(1500);
     await waitFor(async () => (await metric(host, 'trellis_invocations_total', { ...labels, result: 'TRELLIS_DEADLINE_EXCEEDED' })) === 1, { what: 'deadline counted' });
     expect(await metric(host, 'trellis_invocations_total', { ...labels, result: 'TRELLIS_TIME_LIMIT' })).toBe(1);
+  });
+
+  it('rpc - a call its caller has given up on is dropped, not run; one about to expire gets a progress reply first', async () => {
+    await deployEcho(client, host.id, 'patient', '1.0.0');
+    const subject = client.subjects.rpc('patient', '1.0.0');
+    const body = encode(bytesRequest('x'));
+    /** Send one call with the given attempt expiry; collect what comes back within 400 ms. */
+    const send = async (attemptExpires: number) => {
+      const inbox = createInbox();
+      const got: { progress: boolean; reply?: InvokeReply }[] = [];
+      const sub = client.nc.subscribe(inbox, {
+        callback: (_e, m) => got.push(m.data.length === 0 ? { progress: m.headers?.get(RpcHeaders.progress) === '1' } : { progress: false, reply: decode<InvokeReply>(m.data) }),
+      });
+      const h = natsHeaders();
+      h.set(RpcHeaders.deadline, String(Date.now() + 10_000));
+      h.set(RpcHeaders.attemptExpires, String(attemptExpires));
+      client.nc.publish(subject, body, { reply: inbox, headers: h });
+      await new Promise((r) => setTimeout(r, 400));
+      sub.unsubscribe();
+      return got;
+    };
+    // Expired: the caller has sent it again already, so the host must not run this copy.
+    expect(await send(Date.now() - 1000)).toEqual([]);
+    // About to expire: progress first (the caller keeps waiting), then the answer.
+    const soon = await send(Date.now() + 100);
+    expect(soon.map((m) => (m.progress ? 'progress' : 'reply'))).toEqual(['progress', 'reply']);
+    expect(soon[1]!.reply).toMatchObject({ ok: true, host: host.id, version: '1.0.0' });
+    // Plenty of time: just the answer.
+    expect((await send(Date.now() + 5000)).map((m) => (m.progress ? 'progress' : 'reply'))).toEqual(['reply']);
+    const labels = { actor: 'patient', version: '1.0.0' };
+    await waitFor(async () => (await metric(host, 'trellis_invocations_total', { ...labels, result: 'ok' })) === 2, { what: 'answered calls counted' });
+    expect(await metric(host, 'trellis_invocations_total', { ...labels, result: 'TRELLIS_TIMEOUT' })).toBe(1);
   });
 
   it('rpc - bad input gets stable codes and disturbs nothing', async () => {

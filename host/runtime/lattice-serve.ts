@@ -10,7 +10,7 @@
  * terminates overruns (see pool.ts).
  */
 import { connect, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from 'nats';
-import { decode, encode, isRecord, normalizeRequest, RpcHeaders, type ActorRequest, type ActorResponse, type InvokeReply } from '../../lattice/wire/index.ts';
+import { ATTEMPT_DROP_WITHIN_MS, ATTEMPT_PROGRESS_WITHIN_MS, decode, encode, isRecord, normalizeRequest, RpcHeaders, type ActorRequest, type ActorResponse, type InvokeReply } from '../../lattice/wire/index.ts';
 import type { CallStats } from './call-stats.ts';
 import type { ServeSpec, WireFailure } from './protocol.ts';
 
@@ -48,6 +48,7 @@ export async function serveLattice(
     [RpcHeaders.host, spec.hostId],
     [RpcHeaders.version, spec.version],
   ]);
+  const progressHeaders = constantHeaders([[RpcHeaders.progress, '1']]);
   const { hostId: host, version } = spec;
 
   const answer = (msg: Msg, reply: InvokeReply, started: number, result?: CallResult) => {
@@ -59,20 +60,33 @@ export async function serveLattice(
     const started = performance.now();
     let request: ActorRequest;
     let deadlineAt: number | undefined;
+    let attemptExpires: number | undefined;
     try {
       const decoded = decode<ActorRequest>(msg.data, 'invocation');
       if (!isRecord(decoded) || !(decoded.body instanceof Uint8Array) || typeof decoded.method !== 'string') {
         return answer(msg, failure('TRELLIS_BAD_REQUEST', 'invocation body must be a msgpack ActorRequest map', host, version), started);
       }
       request = normalizeRequest(decoded);
-      const header = headerValue(msg, RpcHeaders.deadline);
-      deadlineAt = header ? Number(header) : undefined;
+      const headers = readHeaders(msg);
+      deadlineAt = headers.deadline;
+      attemptExpires = headers.attemptExpires;
     } catch (err) {
       const e = err as { code?: string; message?: string };
       return answer(msg, failure(e.code ?? 'TRELLIS_BAD_REQUEST', e.message ?? String(err), host, version), started);
     }
     if (deadlineAt !== undefined && !(deadlineAt > Date.now())) {
       return answer(msg, failure('TRELLIS_DEADLINE_EXCEEDED', 'deadline passed before the actor ran', host, version), started);
+    }
+    if (attemptExpires !== undefined && msg.reply) {
+      const left = attemptExpires - Date.now();
+      if (left < ATTEMPT_DROP_WITHIN_MS) {
+        // The call waited here while this worker was busy, and its caller has sent it again
+        // (or is about to): running it too would run it twice. No reply: nobody waits for one.
+        stats.record('TRELLIS_TIMEOUT', (performance.now() - started) / 1000, undefined, 0);
+        return;
+      }
+      // The caller hears that the call has started before it would give up on it.
+      if (left < ATTEMPT_PROGRESS_WITHIN_MS) msg.respond(NO_BODY, { headers: progressHeaders });
     }
     const result = call(request, deadlineAt, msg.reply ?? '');
     if (!result) return; // the watchdog answered and this worker is going away
@@ -119,24 +133,42 @@ function constantHeaders(entries: [string, string][]): MsgHdrs {
   return h;
 }
 
+const NO_BODY = new Uint8Array(0);
 const utf8 = new TextDecoder();
 
+/** The two times a worker needs from a call's headers (epoch ms), when present and numeric. */
+interface CallTimes {
+  deadline?: number;
+  attemptExpires?: number;
+}
+
+const asTime = (value: string | undefined) => {
+  const n = value === undefined ? NaN : Number(value);
+  return Number.isFinite(n) ? n : undefined;
+};
+
 /**
- * One header of a message, read straight from the header bytes nats.js received: a worker
- * needs only the deadline, and decoding the whole header set costs more than the rest of a
- * small call's bookkeeping. Falls back to nats.js's own parser when its message layout is not
- * the one this reads (`_rdata` holding headers then payload, the headers' length in `_msg.hdr`).
+ * The deadline and attempt expiry of a call, read straight from the header bytes nats.js
+ * received: decoding the whole header set costs more than the rest of a small call's
+ * bookkeeping. Falls back to nats.js's own parser when its message layout is not the one this
+ * reads (`_rdata` holding headers then payload, the headers' length in `_msg.hdr`).
  */
-function headerValue(msg: Msg, name: string): string | undefined {
+function readHeaders(msg: Msg): CallTimes {
   const raw = msg as unknown as { _rdata?: unknown; _msg?: { hdr?: unknown } };
   const length = raw._msg?.hdr;
-  if (!(raw._rdata instanceof Uint8Array) || typeof length !== 'number') return msg.headers?.get(name);
-  if (length < 0) return undefined;
+  if (!(raw._rdata instanceof Uint8Array) || typeof length !== 'number') {
+    return { deadline: asTime(msg.headers?.get(RpcHeaders.deadline)), attemptExpires: asTime(msg.headers?.get(RpcHeaders.attemptExpires)) };
+  }
+  const times: CallTimes = {};
+  if (length < 0) return times;
   const lines = utf8.decode(raw._rdata.subarray(0, length)).split('\r\n');
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
     const colon = line.indexOf(':');
-    if (colon > 0 && line.slice(0, colon).trim().toLowerCase() === name) return line.slice(colon + 1).trim();
+    if (colon <= 0) continue;
+    const name = line.slice(0, colon).trim().toLowerCase();
+    if (name === RpcHeaders.deadline) times.deadline = asTime(line.slice(colon + 1).trim());
+    else if (name === RpcHeaders.attemptExpires) times.attemptExpires = asTime(line.slice(colon + 1).trim());
   }
-  return undefined;
+  return times;
 }

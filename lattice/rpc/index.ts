@@ -349,7 +349,9 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
       attempts += 1;
       try {
         const attemptStarted = performance.now();
-        const msg = await mux.request(rpcSubject(actor, version), body, h, Math.min(remaining, attemptTimeout), `actor ${actor}@${version}`, remaining);
+        const attemptMs = Math.min(remaining, attemptTimeout);
+        h.set(RpcHeaders.attemptExpires, String(Date.now() + attemptMs));
+        const msg = await mux.request(rpcSubject(actor, version), body, h, attemptMs, `actor ${actor}@${version}`, remaining);
         const reply = decode<InvokeReply>(msg.data, 'invocation reply');
         if (!reply.ok) {
           const error = fromWire(reply.error);

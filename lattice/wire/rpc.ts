@@ -12,6 +12,12 @@ export const RpcHeaders = {
   deadline: 'trellis-deadline',
   traceparent: 'traceparent',
   caller: 'trellis-caller',
+  /**
+   * When the caller stops waiting for this attempt (epoch ms) unless a progress reply comes:
+   * it then sends the call again. A host that only gets to the call later (it waited behind
+   * another call in a busy worker) drops it, so the call runs once.
+   */
+  attemptExpires: 'trellis-attempt-expires',
   /** Set on replies: which host and version answered. */
   host: 'trellis-host',
   version: 'trellis-version',
@@ -27,6 +33,13 @@ export const PROGRESS_FIRST_MS = 50;
 export const PROGRESS_EVERY_MS = 250;
 /** How long a caller waits after a progress reply before it presumes the host dead. */
 export const PROGRESS_GRACE_MS = 2000;
+/**
+ * A host drops a call whose attempt expires sooner than this (the caller is about to send it
+ * again), and sends a progress reply before starting one that expires sooner than
+ * ATTEMPT_PROGRESS_WITHIN_MS, which its regular progress replies might not beat.
+ */
+export const ATTEMPT_DROP_WITHIN_MS = 20;
+export const ATTEMPT_PROGRESS_WITHIN_MS = PROGRESS_FIRST_MS + 200;
 
 /**
  * The reply to an invocation: a response, or an error with a stable code. `host` and `version`

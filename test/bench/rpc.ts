@@ -5,7 +5,7 @@
  *
  * Rows (modes), each a separate process answering on its own subject:
  *   raw      plain payload, no headers, echoed as is: the floor the targets compare against
- *   raw+hdr  the same carrying the four invocation headers: what the metadata costs on the
+ *   raw+hdr  the same carrying the five invocation headers: what the metadata costs on the
  *            wire and in nats.js, independent of Trellis code
  *   codec    invoke's exact request (msgpack ActorRequest + headers) to a responder that
  *            decodes it and answers an msgpack InvokeReply with reply headers: a host without
@@ -127,6 +127,7 @@ export async function run(): Promise<Record<string, unknown>> {
     h.set(RpcHeaders.deadline, String(Date.now() + 3_600_000));
     h.set(RpcHeaders.traceparent, '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
     h.set(RpcHeaders.caller, 'bench');
+    h.set(RpcHeaders.attemptExpires, String(Date.now() + 3_600_000));
     const encoded = encode(request);
     const calls: Record<Mode, () => Promise<unknown>> = {
       raw: () => nc.request(subject('echo'), payload, { timeout: 5000 }),
