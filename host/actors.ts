@@ -204,9 +204,6 @@ export class ActorSupervisor {
 
   /** How the workers of actor@version serve the lattice, and what this host does for them. */
   private serving(actor: string, version: string): LatticeServing {
-    const replyHeaders: MsgHdrs = natsHeaders();
-    replyHeaders.set(RpcHeaders.host, this.hostId);
-    replyHeaders.set(RpcHeaders.version, version);
     // Metric children of the common case, so label sets are not hashed per batch.
     const ok = this.metrics.invocations.labels({ actor, version, result: 'ok' });
     const seconds = this.metrics.invocationSeconds.labels({ actor, version });
@@ -221,7 +218,7 @@ export class ActorSupervisor {
         if (!this.nc.isClosed()) this.nc.publish(reply, NO_BODY, { headers: PROGRESS_HEADERS });
       },
       fail: (reply, error) => {
-        if (!this.nc.isClosed()) this.nc.publish(reply, encode({ ok: false, error, host: this.hostId, version } satisfies InvokeReply), { headers: replyHeaders });
+        if (!this.nc.isClosed()) this.nc.publish(reply, encode({ ok: false, error, host: this.hostId, version } satisfies InvokeReply));
       },
       record: (batch) => {
         if (batch.ok > 0) ok.inc(batch.ok);

@@ -44,16 +44,14 @@ export async function serveLattice(
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
   });
-  const replyHeaders = constantHeaders([
-    [RpcHeaders.host, spec.hostId],
-    [RpcHeaders.version, spec.version],
-  ]);
   const progressHeaders = constantHeaders([[RpcHeaders.progress, '1']]);
   const { hostId: host, version } = spec;
 
   const answer = (msg: Msg, reply: InvokeReply, started: number, result?: CallResult) => {
     stats.record(reply.ok ? undefined : reply.error.code, (performance.now() - started) / 1000, result?.cold, result?.callMs ?? 0);
-    if (msg.reply) msg.respond(encode(reply), { headers: replyHeaders });
+    // No reply headers: who answered is in the body, and a header block on a reply costs the
+    // caller a parse (and NATS an HMSG) on every call.
+    if (msg.reply) msg.respond(encode(reply));
   };
 
   const onCall = (msg: Msg) => {
@@ -119,8 +117,8 @@ function failure(code: string, message: string, host: string, version: string): 
 }
 
 /**
- * Headers that never change, encoded once. nats.js encodes a header set on every publish by
- * calling its encode(); this set answers with the bytes it encoded when built.
+ * Headers that never change, encoded once (progress replies). nats.js encodes a header set on
+ * every publish by calling its encode(); this set answers with the bytes it encoded when built.
  */
 function constantHeaders(entries: [string, string][]): MsgHdrs {
   const h = natsHeaders();

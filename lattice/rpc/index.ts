@@ -365,9 +365,8 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
           return {
             response: reply.response,
             actor,
-            // From the body; hosts before it carried them only in headers.
-            version: reply.version ?? (msg.headers?.get(RpcHeaders.version) || version),
-            hostId: reply.host ?? msg.headers?.get(RpcHeaders.host) ?? '',
+            version: reply.version ?? version,
+            hostId: reply.host ?? '',
             attempts,
             latencyMs: performance.now() - started,
             invocationId,

@@ -18,9 +18,6 @@ export const RpcHeaders = {
    * another call in a busy worker) drops it, so the call runs once.
    */
   attemptExpires: 'trellis-attempt-expires',
-  /** Set on replies: which host and version answered. */
-  host: 'trellis-host',
-  version: 'trellis-version',
   /**
    * Set on an empty interim reply a host sends while a call is still running, so the caller
    * can tell a slow call from a dead host and never re-sends work that is under way.
@@ -42,8 +39,8 @@ export const ATTEMPT_DROP_WITHIN_MS = 20;
 export const ATTEMPT_PROGRESS_WITHIN_MS = PROGRESS_FIRST_MS + 200;
 
 /**
- * The reply to an invocation: a response, or an error with a stable code. `host` and `version`
- * say who answered; they are also in the reply headers (for tools), but a caller reads them
- * here and never has to parse the headers of a reply with a body.
+ * The reply to an invocation: a response, or an error with a stable code, and who answered
+ * (`host` id and `version`). Replies carry no headers, so a caller never parses any on the
+ * hot path; only the empty progress replies have one.
  */
 export type InvokeReply = ({ ok: true; response: ActorResponse } | { ok: false; error: WireError }) & { host?: string; version?: string };

@@ -6,14 +6,14 @@
  * split into its parts:
  *   echo     respond with the request payload as is (the raw NATS floor)
  *   codec    decode the msgpack ActorRequest, read the deadline header, answer an msgpack
- *            InvokeReply with the host's reply headers: everything but the actor runtime
+ *            InvokeReply (who answered in the body, no headers): everything but the actor runtime
  *   runtime  codec + the echo-c actor in this process's own actor runtime, reached by a
  *            main thread → worker hop per call (the host's design before its workers served
  *            the lattice themselves)
  *
  * Usage: node --import tsx test/bench/raw-responder.ts <nats-url> <subject> [echo|codec|runtime] [instances]
  */
-import { headers as natsHeaders, connect, type Msg } from 'nats';
+import { connect, type Msg } from 'nats';
 import { decode, encode, RpcHeaders, type ActorRequest, type ActorResponse, type InvokeReply } from '../../lattice/wire/index.ts';
 
 const [url, subject, mode = 'echo', instances = '2'] = process.argv.slice(2);
@@ -41,9 +41,6 @@ if (mode === 'runtime') {
   };
 }
 
-const replyHeaders = natsHeaders();
-replyHeaders.set(RpcHeaders.host, 'bench-responder');
-replyHeaders.set(RpcHeaders.version, '1.0.0');
 
 /** The host's per-call work minus the runtime (and minus metrics and bookkeeping). */
 async function serve(msg: Msg): Promise<void> {
@@ -61,7 +58,7 @@ async function serve(msg: Msg): Promise<void> {
   } catch (err) {
     reply = { ok: false, error: { code: 'TRELLIS_INTERNAL', message: (err as Error).message } };
   }
-  msg.respond(encode(reply), { headers: replyHeaders });
+  msg.respond(encode({ ...reply, host: 'bench-responder', version: '1.0.0' }));
 }
 
 const nc = await connect({ servers: url, name: `bench-responder-${mode}` });

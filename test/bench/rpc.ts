@@ -8,7 +8,7 @@
  *   raw+hdr  the same carrying the five invocation headers: what the metadata costs on the
  *            wire and in nats.js, independent of Trellis code
  *   codec    invoke's exact request (msgpack ActorRequest + headers) to a responder that
- *            decodes it and answers an msgpack InvokeReply with reply headers: a host without
+ *            decodes it and answers an msgpack InvokeReply as hosts do: a host without
  *            the actor runtime
  *   runtime  codec on the main thread + echo-c in that responder's own actor runtime, one
  *            main thread → worker thread → main thread hop per call: how hosts served calls
@@ -26,6 +26,10 @@
  * 64 B, before anything is measured: a freshly started process spends several seconds of its
  * other threads' CPU in V8's optimizing compiler, and the host, with more code on its path
  * (nats.js, msgpack, the jco glue), would otherwise pay for its warm-up in the first scenario.
+ *
+ * Each scenario runs in BENCH_ROUNDS rounds (default 3), the modes interleaved within each round,
+ * and every figure reported is the median over the rounds: on a shared 2-core machine one
+ * stretch of interference otherwise decides a ratio.
  *
  * Knobs (environment): BENCH_DURATION_MS (per scenario, default 3000), BENCH_WARMUP_MS (700),
  * BENCH_INSTANCES (echo-c instances, default 2), BENCH_MODES (comma list of the modes above),
@@ -99,6 +103,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const nc = control.nc;
 
   const jitWarmupMs = envNumber('BENCH_JIT_WARMUP_MS', 4000);
+  const rounds = Math.round(envNumber('BENCH_ROUNDS', 3));
   if (jitWarmupMs > 0) {
     process.stderr.write(`  rpc warm-up: ${jitWarmupMs} ms per mode\n`);
     for (const mode of modes) {
@@ -143,11 +148,18 @@ export async function run(): Promise<Record<string, unknown>> {
       if (Buffer.compare(Buffer.from(body), payload) !== 0) throw new Error(`${mode} did not echo the payload`);
     }
     for (const concurrency of CONCURRENCY) {
-      // Interleaved, so drift (thermal, other processes) hits every mode alike.
+      // Interleaved in rounds, so drift (thermal, other processes) hits every mode alike; each
+      // figure is the median over the rounds.
+      const byMode = new Map<Mode, Stats[]>(modes.map((m) => [m, []]));
+      for (let round = 0; round < rounds; round++) {
+        for (const mode of modes) {
+          const callee = calleePid[mode];
+          const cpu = { caller: selfCpuMs, callee: () => processCpuMs(callee), nats: () => processCpuMs(nats.process.pid!) };
+          byMode.get(mode)!.push(await measure(calls[mode], { concurrency, durationMs: durationMs / rounds, warmupMs: round === 0 ? warmupMs : warmupMs / 4, cpu }));
+        }
+      }
       for (const mode of modes) {
-        const callee = calleePid[mode];
-        const cpu = { caller: selfCpuMs, callee: () => processCpuMs(callee), nats: () => processCpuMs(nats.process.pid!) };
-        const stats = await measure(calls[mode], { concurrency, durationMs, warmupMs, cpu });
+        const stats = medianStats(byMode.get(mode)!);
         rows.push({ mode, payloadBytes, concurrency, ...stats });
         process.stderr.write(`  rpc ${mode.padEnd(7)} ${label(payloadBytes).padStart(5)} x${String(concurrency).padEnd(2)}  ${Math.round(stats.rps)} req/s  p50 ${Math.round(stats.p50Us)} µs  p99 ${Math.round(stats.p99Us)} µs${stats.errors ? `  errors ${stats.errors}` : ''}\n`);
       }
@@ -245,6 +257,28 @@ async function runtimeHop(durationMs: number, warmupMs: number, instances: numbe
     await runtime.close();
     await rm(cacheDir, { recursive: true, force: true });
   }
+}
+
+/** The median of each figure over rounds of one scenario (counts are summed). */
+function medianStats(rounds: Stats[]): Stats {
+  const median = (values: number[]) => {
+    const s = [...values].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  const of = (key: 'rps' | 'meanUs' | 'p50Us' | 'p90Us' | 'p99Us' | 'maxUs') => median(rounds.map((r) => r[key]));
+  const cpuKeys = Object.keys(rounds[0]?.cpuUsPerRequest ?? {});
+  return {
+    requests: rounds.reduce((n, r) => n + r.requests, 0),
+    errors: rounds.reduce((n, r) => n + r.errors, 0),
+    seconds: rounds.reduce((n, r) => n + r.seconds, 0),
+    rps: of('rps'),
+    meanUs: of('meanUs'),
+    p50Us: of('p50Us'),
+    p90Us: of('p90Us'),
+    p99Us: of('p99Us'),
+    maxUs: Math.max(...rounds.map((r) => r.maxUs)),
+    cpuUsPerRequest: Object.fromEntries(cpuKeys.map((k) => [k, median(rounds.map((r) => r.cpuUsPerRequest![k]!))])),
+  };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
