@@ -32,7 +32,9 @@
  * stretch of interference otherwise decides a ratio.
  *
  * Knobs (environment): BENCH_DURATION_MS (per scenario, default 3000), BENCH_WARMUP_MS (700),
- * BENCH_INSTANCES (echo-c instances, default 2), BENCH_MODES (comma list of the modes above),
+ * BENCH_INSTANCES (echo-c instances, default 1: one queue-group member, as the raw baseline has
+ * one responder; more members on 2 cores share them with the caller and nats-server), BENCH_MODES
+ * (comma list of the modes above),
  * BENCH_PAYLOADS (bytes, default 64,16384), BENCH_CONCURRENCY (default 1,64),
  * BENCH_RUNTIME_HOP=0 (skip the in-process runtime rows), BENCH_PROFILE_DIR (write --cpu-prof
  * profiles of the host and responders there; profile the caller by running the bench itself
@@ -66,7 +68,7 @@ const label = (bytes: number) => (bytes >= 1024 ? `${bytes / 1024} KB` : `${byte
 export async function run(): Promise<Record<string, unknown>> {
   const durationMs = envNumber('BENCH_DURATION_MS', 3000);
   const warmupMs = envNumber('BENCH_WARMUP_MS', 700);
-  const instances = envNumber('BENCH_INSTANCES', 2);
+  const instances = envNumber('BENCH_INSTANCES', 1);
   const profileDir = process.env.BENCH_PROFILE_DIR;
   const profileArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
   const lattice = uniqueLattice('bench');
