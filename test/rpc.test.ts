@@ -1,12 +1,14 @@
-import { readFile } from 'node:fs/promises';
-import { createInbox, headers as natsHeaders } from 'nats';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { connect, createInbox, headers as natsHeaders } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHost, type Host } from '../host/index.ts';
-import { connectControl, type ControlClient } from '../lattice/control/index.ts';
+import { connectControl, createControlClient, type ControlClient } from '../lattice/control/index.ts';
 import { createRpcClient, type RpcClient } from '../lattice/rpc/index.ts';
 import { openArtifacts } from '../lattice/state/index.ts';
 import { bytesRequest, decode, decodeEvent, encode, RpcHeaders, type InvokeReply, type LatticeEvent } from '../lattice/wire/index.ts';
-import { exampleActor, startNats, uniqueLattice, waitFor, type NatsServer } from './harness/index.ts';
+import { exampleActor, spawnHost, startNats, uniqueLattice, waitFor, type NatsServer } from './harness/index.ts';
 
 /** Push the echo actor and start it as actor@version on a host. */
 async function deployEcho(client: ControlClient, hostId: string, actor: string, version: string, count = 1): Promise<string> {
@@ -211,4 +213,46 @@ describe('lattice rpc on one nats-server', () => {
     // And the lattice still works.
     expect(new TextDecoder().decode((await rpc.invoke('steady', bytesRequest('still here'))).response.body)).toBe('still here');
   });
+});
+
+describe('lattice rpc across a nats-server restart', () => {
+  it('rpc - the instances reconnect by themselves and serve again after nats-server restarts', async () => {
+    const lattice = uniqueLattice('restart');
+    const storeDir = await mkdtemp(path.join(os.tmpdir(), 'trellis-restart-'));
+    let nats = await startNats({ storeDir });
+    const port = Number(new URL(nats.url).port);
+    await using host = await spawnHost({ nats: nats.url, lattice, heartbeatMs: 500 });
+    // The caller reconnects forever too, as a long-running participant does.
+    const nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+    try {
+      const client = createControlClient(nc, { lattice, timeoutMs: 60_000 });
+      await deployEcho(client, host.id, 'survivor', '1.0.0', 2);
+      const rpc = await createRpcClient(nc, { lattice, caller: 'test' });
+      try {
+        await waitFor(() => rpc.view.liveVersions('survivor').length > 0, { what: 'survivor live' });
+        expect(new TextDecoder().decode((await rpc.invoke('survivor', bytesRequest('before'))).response.body)).toBe('before');
+        await nats.stop();
+        nats = await startNats({ storeDir, port });
+        // Both instance connections rejoin the queue group: calls are answered again.
+        await waitFor(
+          async () => {
+            try {
+              return new TextDecoder().decode((await rpc.invoke('survivor', bytesRequest('after'), { deadlineMs: 1000 })).response.body) === 'after';
+            } catch {
+              return false;
+            }
+          },
+          { timeoutMs: 30_000, what: 'answers after the restart' },
+        );
+        const connz = (await (await fetch(`${nats.monitorUrl}/connz?limit=100`)).json()) as { connections: { name?: string }[] };
+        const instances = connz.connections.filter((c) => c.name?.startsWith(`trellis-host-${host.name}/survivor@1.0.0#`));
+        expect(instances).toHaveLength(2);
+      } finally {
+        await rpc.close();
+      }
+    } finally {
+      await nc.close();
+      await nats.stop();
+    }
+  }, 90_000);
 });

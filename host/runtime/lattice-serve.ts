@@ -35,6 +35,7 @@ export async function serveLattice(
   spec: ServeSpec,
   call: (request: ActorRequest, deadlineAt: number | undefined, reply: string) => CallResult | undefined,
   stats: CallStats,
+  log: (level: 'info' | 'warn' | 'error', message: string) => void,
 ): Promise<LatticeServer> {
   const nc: NatsConnection = await connect({
     servers: spec.servers,
@@ -105,8 +106,26 @@ export async function serveLattice(
   // The server knows this member before the actor is reported started.
   await nc.flush();
 
+  // The operator sees this instance's connection come and go in the host's log.
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error') {
+        log(s.type === 'reconnect' ? 'info' : 'warn', `lattice connection ${s.type}${s.data ? ` (${String(s.data)})` : ''}: ${spec.subject}`);
+      }
+    }
+  })();
+  let stopping = false;
+  // It reconnects forever; a connection that still closes (refused for good) leaves this
+  // worker out of the queue group, so it ends and the pool starts a replacement.
+  void nc.closed().then((err) => {
+    if (stopping) return;
+    log('error', `lattice connection closed${err ? ` (${err.message})` : ''}: ${spec.subject}; replacing this instance`);
+    process.exit(1);
+  });
+
   return {
     async stop() {
+      stopping = true;
       await nc.drain().catch(() => {});
     },
   };

@@ -303,6 +303,7 @@ try {
         init.serve,
         (request, deadlineAt, reply) => (retired ? undefined : watched(0, request, deadlineAt, reply)),
         new CallStats(init.stats),
+        (level, message) => post({ type: 'log', level, message, guest: false }),
       );
     } catch (err) {
       throw new LatticeUnavailable(`cannot serve ${init.serve.subject}: NATS at ${init.serve.servers.join(',')}: ${(err as Error).message}`);
