@@ -114,8 +114,17 @@ export class ActorSupervisor {
       throw new TrellisError('TRELLIS_BAD_REQUEST', `${key} already runs digest ${existing.digest}; stop it first or use another version`);
     }
     try {
-      const bytes = await this.fetchArtifact(digest);
       const policy = compilePolicy({ ...rawPolicy, minInstances: Math.min(count, Number(rawPolicy.minInstances ?? count)), maxConcurrency: count });
+      // Only the count changed: resize in place, keeping the warm instances (and not reading
+      // the artifact again).
+      if (existing && (await this.runtime.rescale(key, policy))) {
+        existing.count = count;
+        existing.policy = rawPolicy;
+        this.emit('actor_started', { hostId: this.hostId, actor, version, digest, instances: count });
+        this.logger.info({ actor, version, digest, count }, 'actor scaled');
+        return this.inventoryOf(existing);
+      }
+      const bytes = await this.fetchArtifact(digest);
       // Resolves once every worker is subscribed: the server knows our interest before we say
       // we are started. A reload (scale, policy) subscribes the new workers before the old
       // ones drain, so the version never stops answering.

@@ -98,7 +98,7 @@ describe('lattice rpc on one nats-server', () => {
     expect(rpc.routeStatus('shift').effective).toEqual({ '1.0.0': 100, '2.0.0': 0 });
   });
 
-  it('rpc - scaling an actor under load fails no call', async () => {
+  it('rpc - scaling an actor under load fails no call and keeps its warm instances', async () => {
     await deployEcho(client, host.id, 'elastic', '1.0.0', 1);
     let running = true;
     let ok = 0;
@@ -113,14 +113,30 @@ describe('lattice rpc on one nats-server', () => {
         }
       }
     });
-    for (const count of [4, 1, 3]) {
+    // Every instance is a NATS connection named after it: which ones live shows what a scale kept.
+    const instances = async (expected: number) => {
+      const connz = (await (await fetch(`${nats.monitorUrl}/connz?limit=1000`)).json()) as { connections: { name?: string }[] };
+      const names = connz.connections.map((c) => c.name ?? '').filter((n) => n.startsWith(`trellis-host-${host.name}/elastic@1.0.0#`));
+      return names.length === expected ? names : undefined;
+    };
+    let previous = await waitFor(() => instances(1), { what: 'one instance connection' });
+    try {
+      for (const count of [4, 1, 3]) {
+        await new Promise((r) => setTimeout(r, 200));
+        await client.request('actorScale', host.id, { actor: 'elastic', version: '1.0.0', count });
+        expect((await client.getInventory(host.id)).actors.find((a) => a.name === 'elastic')?.instances).toBe(count);
+        const now = await waitFor(() => instances(count), { what: `${count} instance connections` });
+        // Scaling keeps warm instances: up keeps all of them, down keeps a subset.
+        const kept = now.filter((n) => previous.includes(n));
+        expect(kept).toHaveLength(Math.min(count, previous.length));
+        previous = now;
+      }
       await new Promise((r) => setTimeout(r, 200));
-      await client.request('actorScale', host.id, { actor: 'elastic', version: '1.0.0', count });
-      expect((await client.getInventory(host.id)).actors.find((a) => a.name === 'elastic')?.instances).toBe(count);
+    } finally {
+      // Also when an expectation fails: callers left running would spin on a stopped host.
+      running = false;
+      await Promise.all(callers);
     }
-    await new Promise((r) => setTimeout(r, 200));
-    running = false;
-    await Promise.all(callers);
     expect(failures).toEqual([]);
     expect(ok).toBeGreaterThan(100);
   });

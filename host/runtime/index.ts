@@ -55,6 +55,12 @@ export interface ActorRuntime extends AsyncDisposable {
   load(spec: LoadSpec): Promise<LoadedActor>;
   invoke(name: string, request: ActorRequest, options?: InvokeOptions): Promise<ActorResponse>;
   unload(name: string): Promise<void>;
+  /**
+   * Change a loaded actor's instance counts in place, keeping its warm instances. False (and
+   * nothing changed) when `policy` differs in more than minInstances and maxConcurrency: that
+   * takes a load.
+   */
+  rescale(name: string, policy: Partial<ActorPolicy> | ActorPolicy): Promise<boolean>;
   list(): LoadedActor[];
   stats(name: string): ActorStats;
   /** Run cold instantiations or warm calls inside one worker, timed there (benchmarks). */
@@ -140,6 +146,15 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Actor
       } catch (err) {
         return Promise.reject(err);
       }
+    },
+    async rescale(name, policy) {
+      const a = get(name);
+      const next = compilePolicy(policy);
+      const withoutCounts = ({ minInstances: _min, maxConcurrency: _max, ...rest }: ActorPolicy) => JSON.stringify(rest);
+      if (withoutCounts(next) !== withoutCounts(a.info.policy)) return false;
+      await a.pool.resize(next.minInstances, next.maxConcurrency);
+      a.info = { ...a.info, policy: next };
+      return true;
     },
     async unload(name) {
       const a = get(name);

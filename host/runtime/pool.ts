@@ -131,6 +131,8 @@ interface Slot {
   progressAt: number;
   /** Resolves when the worker has stopped serving the lattice. */
   servingStopped?: () => void;
+  /** Being removed by a resize: takes no new in-process calls. */
+  leaving?: boolean;
   /** The next job on this slot is a cold start (new worker). */
   fresh: boolean;
   /** Pending bench request. */
@@ -200,6 +202,8 @@ class Watchdog {
 }
 
 const watchdog = new Watchdog();
+/** Workers started by this process: numbers each one's NATS connection name uniquely. */
+let workersStarted = 0;
 
 /** Longest a new worker may take to load and instantiate the component. */
 const INIT_TIMEOUT_MS = 30_000;
@@ -212,7 +216,7 @@ function fail(f: WireFailure): TrellisError {
 
 /** The workers of one actor. */
 export class ActorPool {
-  readonly #spec: PoolSpec;
+  #spec: PoolSpec;
   readonly #slots = new Set<Slot>();
   readonly #idle: Slot[] = [];
   readonly #queue: Job[] = [];
@@ -220,7 +224,6 @@ export class ActorPool {
   #closed = false;
   /** Workers started now join the lattice (until the pool stops serving). */
   #serving: boolean;
-  #workerNumber = 0;
   readonly #counters = { coldStarts: 0, warmCalls: 0, failures: 0, workersReplaced: 0 };
   readonly #cold = new Samples();
   readonly #warmRoundTrip = new Samples();
@@ -305,8 +308,73 @@ export class ActorPool {
   }
 
   /**
+   * Change how many instances this pool runs, keeping the ones that stay warm. New workers
+   * join the lattice before this resolves; removed ones leave the queue group, finish what
+   * NATS gave them and any in-process call, and go. Idle workers are removed first.
+   */
+  async resize(minInstances: number, maxConcurrency: number): Promise<void> {
+    this.#spec = { ...this.#spec, policy: { ...this.#spec.policy, minInstances, maxConcurrency } };
+    const added: Slot[] = [];
+    while (this.#slots.size - this.#leavingCount() < this.#floor()) added.push(this.#spawn());
+    await Promise.all(
+      added.map((s) =>
+        s.ready.then(
+          () => {
+            if (s.dead || s.job) return;
+            s.fresh = false;
+            this.#idle.push(s);
+            this.#pump();
+          },
+          () => {},
+        ),
+      ),
+    );
+    const failed = added.find((s) => s.dead);
+    if (failed) throw new TrellisError('TRELLIS_LOAD_FAILED', `actor ${this.#spec.name}: a new instance failed to start`);
+    const staying = [...this.#slots].filter((s) => !s.leaving);
+    // Serving: exactly one worker per instance; otherwise at most maxConcurrency.
+    const keep = this.#serving ? maxConcurrency : Math.min(maxConcurrency, Math.max(minInstances, staying.length));
+    const surplus = staying.length - keep;
+    if (surplus <= 0) return;
+    // Idle and free first, then idle, then the rest.
+    const rank = (s: Slot) => (s.job ? 2 : s.watch.busy() ? 1 : 0);
+    const leaving = staying.sort((a, b) => rank(a) - rank(b)).slice(0, surplus);
+    const giveUpAt = performance.now() + this.#spec.policy.executionTimeoutMs * 2 + 1000;
+    await Promise.all(leaving.map((slot) => this.#leave(slot, giveUpAt)));
+  }
+
+  #leavingCount(): number {
+    let n = 0;
+    for (const s of this.#slots) if (s.leaving) n++;
+    return n;
+  }
+
+  /** Take one worker out: out of the queue group, then out of the pool once it is free. */
+  async #leave(slot: Slot, giveUpAt: number): Promise<void> {
+    slot.leaving = true;
+    const i = this.#idle.indexOf(slot);
+    if (i >= 0) this.#idle.splice(i, 1);
+    await slot.ready.catch(() => {});
+    if (this.#serving && !slot.dead) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => {
+          slot.servingStopped = resolve;
+          slot.worker.postMessage({ type: 'stop-serving' } satisfies ToWorker);
+        }),
+        new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, giveUpAt - performance.now())))),
+      ]);
+      clearTimeout(timer);
+    }
+    while (!slot.dead && (slot.job || slot.watch.busy()) && performance.now() < giveUpAt) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await this.#retire(slot, new TrellisError('TRELLIS_NOT_FOUND', `actor ${this.#spec.name}: instance removed by a resize`));
+  }
+
+  /**
    * Finish the calls already queued or running, then close: a pool replaced by a new load of
-   * the same actor (a scale, a policy change) hands over without failing anyone's call.
+   * the same actor (a policy change) hands over without failing anyone's call.
    */
   async drain(): Promise<void> {
     const giveUpAt = performance.now() + this.#spec.policy.executionTimeoutMs * 2 + 1000;
@@ -361,7 +429,7 @@ export class ActorPool {
           break;
         }
       }
-      if (!slot && this.#slots.size < this.#spec.policy.maxConcurrency) slot = this.#spawn();
+      if (!slot && this.#slots.size - this.#leavingCount() < this.#spec.policy.maxConcurrency) slot = this.#spawn();
       slot ??= this.#idle.pop();
       if (!slot) return;
       this.#run(slot, this.#queue.shift()!);
@@ -452,7 +520,7 @@ export class ActorPool {
   /** Keep `minInstances` workers and serve waiting calls after a worker was lost. */
   #replenish(): void {
     if (this.#closed) return;
-    while (this.#slots.size < this.#floor()) {
+    while (this.#slots.size - this.#leavingCount() < this.#floor()) {
       const s = this.#spawn();
       s.ready.then(
         () => {
@@ -493,7 +561,7 @@ export class ActorPool {
     const watch = new CallWatch();
     const served = new CallStats();
     const spec = this.#spec;
-    const n = ++this.#workerNumber;
+    const n = ++workersStarted;
     // Only the serving fields cross to the worker (the callbacks stay here).
     const serve: ServeSpec | undefined =
       this.#serving && spec.serve
