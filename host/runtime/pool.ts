@@ -314,21 +314,8 @@ export class ActorPool {
    */
   async resize(minInstances: number, maxConcurrency: number): Promise<void> {
     this.#spec = { ...this.#spec, policy: { ...this.#spec.policy, minInstances, maxConcurrency } };
-    const added: Slot[] = [];
-    while (this.#slots.size - this.#leavingCount() < this.#floor()) added.push(this.#spawn());
-    await Promise.all(
-      added.map((s) =>
-        s.ready.then(
-          () => {
-            if (s.dead || s.job) return;
-            s.fresh = false;
-            this.#idle.push(s);
-            this.#pump();
-          },
-          () => {},
-        ),
-      ),
-    );
+    const added = this.#replenish();
+    await Promise.all(added.map((s) => s.ready.catch(() => {})));
     const failed = added.find((s) => s.dead);
     if (failed) throw new TrellisError('TRELLIS_LOAD_FAILED', `actor ${this.#spec.name}: a new instance failed to start`);
     const staying = [...this.#slots].filter((s) => !s.leaving);
@@ -517,11 +504,16 @@ export class ActorPool {
     return this.#serving ? this.#spec.policy.maxConcurrency : this.#spec.policy.minInstances;
   }
 
-  /** Keep `minInstances` workers and serve waiting calls after a worker was lost. */
-  #replenish(): void {
-    if (this.#closed) return;
+  /**
+   * Start workers up to the floor (after a worker was lost, or a resize) and serve waiting
+   * calls; returns the new workers, each idle and in the pool once its `ready` settles.
+   */
+  #replenish(): Slot[] {
+    if (this.#closed) return [];
+    const added: Slot[] = [];
     while (this.#slots.size - this.#leavingCount() < this.#floor()) {
       const s = this.#spawn();
+      added.push(s);
       s.ready.then(
         () => {
           if (s.dead || s.job) return;
@@ -533,6 +525,7 @@ export class ActorPool {
       );
     }
     this.#pump();
+    return added;
   }
 
   /** Remove a slot, failing its job with `err` if it has one. */
