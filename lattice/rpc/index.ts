@@ -148,6 +148,27 @@ class ReplyMux {
   private sweeper?: ReturnType<typeof setInterval>;
   private idleSweeps = 0;
   private closedError?: TrellisError;
+  /**
+   * Requests go out together once per event-loop turn. nats.js writes to its socket after each
+   * callback that published, so calls started from separate callbacks (one per HTTP request in
+   * a gateway) would cost a write system call each; sent from one callback, a turn's calls
+   * share one write.
+   */
+  private outbox: { subject: string; body: Uint8Array; headers: MsgHdrs; tokenId: string }[] = [];
+  private readonly sendOutbox = () => {
+    const batch = this.outbox;
+    this.outbox = [];
+    for (const m of batch) {
+      const pending = this.pending.get(m.tokenId);
+      if (!pending) continue; // the client closed meanwhile
+      try {
+        this.nc.publish(m.subject, m.body, { reply: this.prefix + m.tokenId, headers: m.headers });
+      } catch (err) {
+        this.pending.delete(m.tokenId);
+        pending.reject(transportError(err, pending.target));
+      }
+    }
+  };
 
   constructor(private readonly nc: NatsConnection) {
     // Follow the connection's inbox prefix (deployments restrict _INBOX.> by permissions).
@@ -162,12 +183,8 @@ class ReplyMux {
     if (this.closedError) return Promise.reject(this.closedError);
     const tokenId = (this.next++).toString(36);
     return new Promise<Msg>((resolve, reject) => {
-      try {
-        this.nc.publish(subject, body, { reply: this.prefix + tokenId, headers });
-      } catch (err) {
-        reject(transportError(err, target));
-        return;
-      }
+      this.outbox.push({ subject, body, headers, tokenId });
+      if (this.outbox.length === 1) setImmediate(this.sendOutbox);
       const now = performance.now();
       this.pending.set(tokenId, { resolve, reject, expiresAt: now + timeoutMs, latestAt: now + Math.max(timeoutMs, budgetMs), target });
       if (!this.sweeper) {
