@@ -126,6 +126,12 @@ interface Slot {
   ready: Promise<void>;
   /** The in-process call posted to this worker (it may wait behind a lattice call there). */
   job?: Job;
+  /**
+   * An in-process call posted behind `job` when every worker is busy: the worker starts it the
+   * moment `job` ends, without sleeping and being woken again (waking a thread costs more than
+   * a small call on these machines).
+   */
+  next?: Job;
   /** The lattice call that last got a progress reply, and when. */
   progressSeq: number;
   progressAt: number;
@@ -263,10 +269,9 @@ export class ActorPool {
   invoke(request: ActorRequest, deadlineMs?: number): Promise<ActorResponse> {
     if (this.#closed) return Promise.reject(new TrellisError('TRELLIS_NOT_FOUND', `actor ${this.#spec.name} is unloaded`));
     const { maxConcurrency } = this.#spec.policy;
-    if (this.#queue.length >= maxConcurrency * QUEUE_PER_SLOT) {
-      return Promise.reject(
-        new TrellisError('TRELLIS_OVERLOADED', `actor ${this.#spec.name} is at max concurrency (${maxConcurrency}) with ${this.#queue.length} waiting`),
-      );
+    const waiting = this.#waiting();
+    if (waiting >= maxConcurrency * QUEUE_PER_SLOT) {
+      return Promise.reject(new TrellisError('TRELLIS_OVERLOADED', `actor ${this.#spec.name} is at max concurrency (${maxConcurrency}) with ${waiting} waiting`));
     }
     return new Promise((resolve, reject) => {
       const now = performance.now();
@@ -300,7 +305,7 @@ export class ActorPool {
       ...this.#counters,
       instances: this.#slots.size,
       busy,
-      queued: this.#queue.length,
+      queued: this.#waiting(),
       coldStartMs: this.#cold.summary(),
       warmRoundTripMs: this.#warmRoundTrip.summary(),
       warmCallMs: this.#warmCall.summary(),
@@ -353,7 +358,7 @@ export class ActorPool {
       ]);
       clearTimeout(timer);
     }
-    while (!slot.dead && (slot.job || slot.watch.busy()) && performance.now() < giveUpAt) {
+    while (!slot.dead && (slot.job || slot.next || slot.watch.busy()) && performance.now() < giveUpAt) {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     await this.#retire(slot, new TrellisError('TRELLIS_NOT_FOUND', `actor ${this.#spec.name}: instance removed by a resize`));
@@ -366,7 +371,7 @@ export class ActorPool {
   async drain(): Promise<void> {
     const giveUpAt = performance.now() + this.#spec.policy.executionTimeoutMs * 2 + 1000;
     await this.#stopServing(giveUpAt);
-    while ((this.#queue.length > 0 || [...this.#slots].some((s) => s.job || s.watch.busy())) && performance.now() < giveUpAt) {
+    while ((this.#queue.length > 0 || [...this.#slots].some((s) => s.job || s.next || s.watch.busy())) && performance.now() < giveUpAt) {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     await this.close();
@@ -418,29 +423,51 @@ export class ActorPool {
       }
       if (!slot && this.#slots.size - this.#leavingCount() < this.#spec.policy.maxConcurrency) slot = this.#spawn();
       slot ??= this.#idle.pop();
-      if (!slot) return;
+      if (!slot) {
+        const busy = [...this.#slots].find((s) => s.job && !s.next && !s.leaving && !s.dead);
+        if (!busy) return;
+        this.#post(busy, (busy.next = this.#queue.shift()!));
+        continue;
+      }
       this.#run(slot, this.#queue.shift()!);
     }
   }
 
-  #run(slot: Slot, job: Job): void {
-    slot.job = job;
+  /** Calls not started yet: queued here, or prefetched behind a running call. */
+  #waiting(): number {
+    let n = this.#queue.length;
+    for (const s of this.#slots) if (s.next) n++;
+    return n;
+  }
+
+  /** Post `job` to the slot's worker once it is ready (its `job` or `next`). */
+  #post(slot: Slot, job: Job): void {
     slot.ready.then(
       () => {
-        if (slot.dead || slot.job !== job) return;
-        if (job.deadlineAt !== undefined && job.deadlineAt <= Date.now()) {
-          // Spent its deadline waiting in the queue: fail it without costing the worker.
-          slot.job = undefined;
-          this.#counters.failures++;
-          job.reject(new TrellisError('TRELLIS_DEADLINE_EXCEEDED', 'deadline exceeded while waiting for a free instance'));
-          this.#idle.push(slot);
-          this.#pump();
-          return;
-        }
+        if (slot.dead || (slot.job !== job && slot.next !== job)) return;
         slot.worker.postMessage({ type: 'invoke', id: job.id, request: job.request, deadlineAt: job.deadlineAt } satisfies ToWorker);
       },
-      () => {}, // a worker that fails to start rejects its job in #onMessage/#onExit
+      () => {}, // a worker that fails to start settles its calls in #retire
     );
+  }
+
+  /** The slot's current call has ended: its prefetched one (already posted) becomes current. */
+  #advance(slot: Slot): void {
+    slot.job = slot.next;
+    slot.next = undefined;
+    if (!slot.job && !slot.dead && !slot.leaving) this.#idle.push(slot);
+  }
+
+  #run(slot: Slot, job: Job): void {
+    if (job.deadlineAt !== undefined && job.deadlineAt <= Date.now()) {
+      // Spent its deadline waiting in the queue: fail it without costing the worker.
+      this.#counters.failures++;
+      job.reject(new TrellisError('TRELLIS_DEADLINE_EXCEEDED', 'deadline exceeded while waiting for a free instance'));
+      if (!slot.dead && !slot.leaving) this.#idle.push(slot);
+      return;
+    }
+    slot.job = job;
+    this.#post(slot, job);
   }
 
   /** Take in what a worker served from the lattice (counters, stats, metrics). */
@@ -488,9 +515,12 @@ export class ActorPool {
       this.#counters.failures++;
       if (call.reply) this.#spec.serve?.fail(call.reply, error.toJSON());
       this.#spec.serve?.record({ ok: 0, errors: { [code]: 1 }, seconds: [(Date.now() - call.startedAt) / 1000], coldStarts: 0, warmCalls: 0, warmCallMs: [] });
-      const waiting = slot.job;
-      slot.job = undefined;
-      if (waiting) this.#queue.unshift(waiting);
+      // In-process calls posted behind it never ran: back to the front of the queue.
+      for (const waiting of [slot.next, slot.job]) if (waiting) this.#queue.unshift(waiting);
+      slot.job = slot.next = undefined;
+    } else if (slot.next) {
+      this.#queue.unshift(slot.next);
+      slot.next = undefined;
     }
     void this.#retire(slot, error);
     this.#replenish();
@@ -542,7 +572,12 @@ export class ActorPool {
       this.#counters.failures++;
       slot.job.reject(err);
     }
-    slot.job = undefined;
+    // A prefetched call never started: another worker takes it (or it fails with the pool).
+    if (slot.next) {
+      if (this.#closed && err) slot.next.reject(err);
+      else this.#queue.unshift(slot.next);
+    }
+    slot.job = slot.next = undefined;
     if (slot.bench && err) slot.bench.reject(err);
     slot.hostPort.close();
     await slot.worker.terminate();
@@ -655,7 +690,7 @@ export class ActorPool {
       case 'result': {
         const job = slot.job;
         if (!job || job.id !== msg.id) return;
-        slot.job = undefined;
+        this.#advance(slot);
         const elapsed = performance.now() - job.enqueuedAt;
         const cold = msg.cold || slot.fresh;
         slot.fresh = false;
@@ -671,7 +706,6 @@ export class ActorPool {
           this.#counters.failures++;
           job.reject(fail(msg.error));
         } else job.resolve(msg.response!);
-        this.#idle.push(slot);
         this.#pump();
         return;
       }
