@@ -144,6 +144,15 @@ describe('runtime sandbox', () => {
     for (let i = 0; i < 3; i++) expect(decoder.decode((await runtime.invoke('hostile-c', call('/ok'))).body)).toBe('ok');
   });
 
+  it('runtime sandbox - calls waiting behind a runaway loop are served by the replacement worker, not failed with it', async () => {
+    // hostile-c runs 2 instances: two loops occupy both, so the next calls are posted behind
+    // them (prefetched). Terminating a looping worker must hand those to its replacement.
+    const loops = [runtime.invoke('hostile-c', call('/loop')), runtime.invoke('hostile-c', call('/loop'))];
+    const behind = Array.from({ length: 4 }, () => runtime.invoke('hostile-c', call('/ok')));
+    for (const loop of loops) await expect(loop).rejects.toMatchObject({ code: 'TRELLIS_TIME_LIMIT' });
+    expect((await Promise.all(behind)).map((r) => decoder.decode(r.body))).toEqual(['ok', 'ok', 'ok', 'ok']);
+  });
+
   it('runtime sandbox - a deadline shorter than the policy limit ends the call with TRELLIS_DEADLINE_EXCEEDED', async () => {
     await expect(runtime.invoke('hostile-c', call('/loop'), { deadlineMs: 50 })).rejects.toMatchObject({ code: 'TRELLIS_DEADLINE_EXCEEDED' });
     expect(decoder.decode((await runtime.invoke('hostile-c', call('/ok'))).body)).toBe('ok');
