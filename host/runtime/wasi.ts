@@ -603,15 +603,29 @@ class IncomingBody {
   }
 }
 
-/** The request handed to a wasi:http guest. */
-export class IncomingRequest {
-  #body: IncomingBody | undefined;
+/** What an incoming request and an incoming response share: frozen headers and a body taken once. */
+class IncomingMessage {
   readonly #headers: Fields;
-  constructor(
-    readonly req: { method: string; path: string; query: string; headers: [string, string][]; body: Uint8Array },
-  ) {
-    this.#headers = Fields.frozen(req.headers);
-    this.#body = new IncomingBody(bytesStream(req.body));
+  #body: IncomingBody | undefined;
+  constructor(message: { headers: [string, string][]; body: Uint8Array }) {
+    this.#headers = Fields.frozen(message.headers);
+    this.#body = new IncomingBody(bytesStream(message.body));
+  }
+  headers(): Fields {
+    return this.#headers;
+  }
+  consume(): IncomingBody {
+    const b = this.#body;
+    if (!b) throw undefined;
+    this.#body = undefined;
+    return b;
+  }
+}
+
+/** The request handed to a wasi:http guest. */
+export class IncomingRequest extends IncomingMessage {
+  constructor(readonly req: { method: string; path: string; query: string; headers: [string, string][]; body: Uint8Array }) {
+    super(req);
   }
   method(): Method {
     return methodOf(this.req.method === 'CALL' ? 'POST' : this.req.method);
@@ -623,16 +637,7 @@ export class IncomingRequest {
     return { tag: 'HTTP' };
   }
   authority(): string {
-    return this.#headers.get('host').map((v) => fromUtf8.decode(v))[0] ?? 'localhost';
-  }
-  headers(): Fields {
-    return this.#headers;
-  }
-  consume(): IncomingBody {
-    const b = this.#body;
-    if (!b) throw undefined;
-    this.#body = undefined;
-    return b;
+    return this.headers().get('host').map((v) => fromUtf8.decode(v))[0] ?? 'localhost';
   }
 }
 
@@ -755,24 +760,12 @@ class OutgoingRequest {
   }
 }
 
-class IncomingResponse {
-  readonly #headers: Fields;
-  #body: IncomingBody | undefined;
+class IncomingResponse extends IncomingMessage {
   constructor(readonly res: { status: number; headers: [string, string][]; body: Uint8Array }) {
-    this.#headers = Fields.frozen(res.headers);
-    this.#body = new IncomingBody(bytesStream(res.body));
+    super(res);
   }
   status(): number {
     return this.res.status;
-  }
-  headers(): Fields {
-    return this.#headers;
-  }
-  consume(): IncomingBody {
-    const b = this.#body;
-    if (!b) throw undefined;
-    this.#body = undefined;
-    return b;
   }
 }
 

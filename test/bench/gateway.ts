@@ -50,7 +50,8 @@ import autocannonUntyped from 'autocannon';
 import { connectControl, type ControlClient } from '../../lattice/control/index.ts';
 import { openRoutes } from '../../lattice/routes/index.ts';
 import { openArtifacts } from '../../lattice/state/index.ts';
-import type { ActorRequest, ActorResponse, Header } from '../../lattice/wire/index.ts';
+import { readBody, toActorRequest, writeActorResponse } from '../../lattice/http/index.ts';
+import type { ActorRequest, ActorResponse } from '../../lattice/wire/index.ts';
 import { openHttpRoutes } from '../../providers/index.ts';
 import { exampleActor, freePort, startNats, TRELLIS_BIN, uniqueLattice, waitFor } from '../harness/index.ts';
 import { envNumber, fmt, measure, processCpuMs, selfCpuMs, spawnScript, table, type Child } from './lib.ts';
@@ -432,18 +433,23 @@ function summariseProfile(profile: CpuProfile, windows: [number, number][]): Pro
 // ---------------------------------------------------------------------------------------------
 // Child role: a plain node:http server answering with echo-c, via the runtime or directly.
 
-function toActorRequest(req: http.IncomingMessage, body: Uint8Array): ActorRequest {
-  const url = req.url ?? '/';
-  const q = url.indexOf('?');
-  const headers: Header[] = [];
-  for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i]!.toLowerCase(), req.rawHeaders[i + 1]!]);
-  return { method: req.method ?? 'GET', path: q < 0 ? url : url.slice(0, q), query: q < 0 ? '' : url.slice(q + 1), headers, body };
-}
-
-async function readBody(req: http.IncomingMessage): Promise<Uint8Array> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+/**
+ * Serve `handle` on a free local port, print `ready <port>` for the parent, and on SIGINT or
+ * SIGTERM close the server, run `cleanup` and exit.
+ */
+async function serveUntilSignalled(handle: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>, cleanup: () => Promise<void>): Promise<void> {
+  const server = http.createServer((req, res) => void handle(req, res));
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  console.log(`ready ${(server.address() as AddressInfo).port}`);
+  const stop = async () => {
+    server.closeAllConnections();
+    server.close();
+    await cleanup();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
 }
 
 /** The direct variant: transpiled echo-c instantiated on this thread, its handler called synchronously. */
@@ -482,26 +488,18 @@ async function directInvoker(cacheDir: string): Promise<(req: ActorRequest) => A
 async function serveProxy(url: string, subject: string): Promise<void> {
   const { connect } = await import('nats');
   const nc = await connect({ servers: url, name: 'bench-http-proxy' });
-  const server = http.createServer(async (req, res) => {
-    try {
-      const msg = await nc.request(subject, await readBody(req), { timeout: 5000 });
-      res.writeHead(200, ['content-length', String(msg.data.length)]);
-      res.end(msg.data);
-    } catch (err) {
-      res.writeHead(502).end(String(err));
-    }
-  });
-  server.keepAliveTimeout = 65_000;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  console.log(`ready ${(server.address() as AddressInfo).port}`);
-  const stop = async () => {
-    server.closeAllConnections();
-    server.close();
-    await nc.close();
-    process.exit(0);
-  };
-  process.once('SIGINT', () => void stop());
-  process.once('SIGTERM', () => void stop());
+  await serveUntilSignalled(
+    async (req, res) => {
+      try {
+        const msg = await nc.request(subject, await readBody(req), { timeout: 5000 });
+        res.writeHead(200, ['content-length', String(msg.data.length)]);
+        res.end(msg.data);
+      } catch (err) {
+        res.writeHead(502).end(String(err));
+      }
+    },
+    () => nc.close(),
+  );
 }
 
 async function serveWasm(mode: string, instances: number): Promise<void> {
@@ -517,33 +515,19 @@ async function serveWasm(mode: string, instances: number): Promise<void> {
   } else {
     invoke = await directInvoker(cacheDir);
   }
-  const server = http.createServer(async (req, res) => {
-    try {
-      const response = await invoke(toActorRequest(req, await readBody(req)));
-      const out: string[] = [];
-      for (const [k, v] of response.headers) {
-        const lower = k.toLowerCase();
-        if (lower !== 'content-length' && lower !== 'transfer-encoding' && lower !== 'connection') out.push(k, v);
+  await serveUntilSignalled(
+    async (req, res) => {
+      try {
+        writeActorResponse(res, await invoke(toActorRequest(req, await readBody(req))));
+      } catch (err) {
+        res.writeHead(500).end(String(err));
       }
-      out.push('content-length', String(response.body.length));
-      res.writeHead(response.status, out);
-      res.end(response.body);
-    } catch (err) {
-      res.writeHead(500).end(String(err));
-    }
-  });
-  server.keepAliveTimeout = 65_000;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  console.log(`ready ${(server.address() as AddressInfo).port}`);
-  const stop = async () => {
-    server.closeAllConnections();
-    server.close();
-    await closeRuntime();
-    await rm(cacheDir, { recursive: true, force: true });
-    process.exit(0);
-  };
-  process.once('SIGINT', () => void stop());
-  process.once('SIGTERM', () => void stop());
+    },
+    async () => {
+      await closeRuntime();
+      await rm(cacheDir, { recursive: true, force: true });
+    },
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
