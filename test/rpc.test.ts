@@ -96,6 +96,12 @@ describe('lattice rpc on one nats-server', () => {
     const counts = await load(rpc, 'shift', 200, 8);
     expect(counts.get('1.0.0')).toBe(200);
     expect(rpc.routeStatus('shift').effective).toEqual({ '1.0.0': 100, '2.0.0': 0 });
+    // All weight on the stopped version: traffic falls to the highest live one, and the status
+    // shows where it really goes.
+    await rpc.routes.set('shift', { '2.0.0': 100 });
+    await waitFor(() => rpc.routeStatus('shift').weights?.['2.0.0'] === 100, { what: 'new weights seen' });
+    expect((await load(rpc, 'shift', 50, 4)).get('1.0.0')).toBe(50);
+    expect(rpc.routeStatus('shift').effective).toEqual({ '1.0.0': 100, '2.0.0': 0 });
   });
 
   it('rpc - scaling an actor under load fails no call and keeps its warm instances', async () => {

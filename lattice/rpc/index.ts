@@ -7,14 +7,14 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type NatsError, type Subscription } from 'nats';
-import { TrellisError, fromWire } from '../errors/index.ts';
+import { TrellisError, fromWire, toTrellisError } from '../errors/index.ts';
 import { transportError } from '../control/index.ts';
 import { openRoutes, type Route, type RouteStore, type Weights } from '../routes/index.ts';
 import { subjects as buildSubjects, token, versionToken, type Subjects } from '../subjects/index.ts';
 import { decode, encode, PROGRESS_GRACE_MS, RpcHeaders, type ActorRequest, type ActorResponse, type InvokeReply } from '../wire/index.ts';
-import { compareVersions, watchLattice, type LatticeView } from './view.ts';
+import { watchLattice, type LatticeView } from './view.ts';
 
-export { compareVersions, watchLattice, type LatticeView } from './view.ts';
+export type { LatticeView } from './view.ts';
 
 /** Options of one invocation. */
 export interface InvokeOptions {
@@ -283,14 +283,23 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
 
   // What plan() derives from the live versions and the weights, kept until either changes
   // (by identity: the view returns the same array, a route update replaces the weights).
-  const planBases = new Map<string, { live: readonly string[]; weights?: Weights; liveWeighted: [string, number][]; descending: readonly string[] }>();
+  interface PlanBase {
+    live: readonly string[];
+    weights?: Weights;
+    /** Weighted versions that are live, heaviest first. */
+    liveWeighted: [string, number][];
+    descending: readonly string[];
+    /** The full order for each weighted first pick, built on first use. */
+    orders: Map<string, readonly string[]>;
+  }
+  const planBases = new Map<string, PlanBase>();
   const planBase = (actor: string) => {
     const live = view.liveVersions(actor);
     const weights = weightsByActor.get(actor)?.weights;
     let base = planBases.get(actor);
     if (!base || base.live !== live || base.weights !== weights) {
       const liveWeighted = weights ? Object.entries(weights).filter(([v, w]) => w > 0 && live.includes(v)).sort((a, b) => b[1] - a[1]) : [];
-      base = { live, weights, liveWeighted, descending: [...live].reverse() };
+      base = { live, weights, liveWeighted, descending: [...live].reverse(), orders: new Map() };
       planBases.set(actor, base);
     }
     return base;
@@ -299,16 +308,21 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
   /** Versions to try, in order: the weighted pick first, then the rest by weight, then by version. */
   function plan(actor: string, pinned?: string): readonly string[] {
     if (pinned) return [pinned];
-    const { liveWeighted, descending } = planBase(actor);
+    const base = planBase(actor);
+    const { liveWeighted, descending } = base;
     // No weights (or none of the weighted versions is live): highest live version first.
     if (liveWeighted.length === 0) return descending;
     let picker = pickers.get(actor);
     if (!picker) pickers.set(actor, (picker = new WeightedPicker()));
     const first = picker.pick(liveWeighted);
-    const order = [first];
-    for (const [v] of liveWeighted) if (v !== first) order.push(v);
-    // Unweighted live versions only as a last resort.
-    for (const v of descending) if (!order.includes(v)) order.push(v);
+    let order = base.orders.get(first);
+    if (!order) {
+      const built = [first];
+      for (const [v] of liveWeighted) if (v !== first) built.push(v);
+      // Unweighted live versions only as a last resort.
+      for (const v of descending) if (!built.includes(v)) built.push(v);
+      base.orders.set(first, (order = built));
+    }
     return order;
   }
 
@@ -350,7 +364,7 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
           const response = await options.local.invoke(actor, version, request, remaining);
           return { response, actor, version, hostId: options.local.hostId, attempts, latencyMs: performance.now() - started, invocationId };
         } catch (err) {
-          const error = err instanceof TrellisError ? err : new TrellisError('TRELLIS_INTERNAL', String(err));
+          const error = toTrellisError(err);
           if (!LOCAL_FALLBACK_CODES.has(error.code)) throw error;
           // The local instance could not take it: the rest of the lattice can.
           localFailed = true;
@@ -439,17 +453,13 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
     routes,
     view,
     routeStatus(actor) {
-      const weights = weightsByActor.get(actor)?.weights;
-      const live = view.liveVersions(actor);
+      // The shares plan() gives: the live weighted versions by weight, else the highest live one.
+      const { weights, live, liveWeighted, descending } = planBase(actor);
       const effective: Record<string, number> = {};
-      if (weights) {
-        const liveWeighted = Object.entries(weights).filter(([v, w]) => w > 0 && live.includes(v));
-        const total = liveWeighted.reduce((s, [, w]) => s + w, 0);
-        for (const [v, w] of Object.entries(weights)) effective[v] = total > 0 && live.includes(v) ? Math.round((w / total) * 1000) / 10 : 0;
-      } else if (live.length > 0) {
-        for (const v of live) effective[v] = 0;
-        effective[[...live].sort(compareVersions).at(-1)!] = 100;
-      }
+      for (const v of [...Object.keys(weights ?? {}), ...live]) effective[v] = 0;
+      const total = liveWeighted.reduce((sum, [, w]) => sum + w, 0);
+      if (total > 0) for (const [v, w] of liveWeighted) effective[v] = Math.round((w / total) * 1000) / 10;
+      else if (descending[0] !== undefined) effective[descending[0]] = 100;
       return { weights, live, effective };
     },
     close,
