@@ -12,7 +12,7 @@ import path from 'node:path';
 import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from 'nats';
 import { TrellisError, toTrellisError } from '../lattice/errors/index.ts';
 import type { Logger } from '../lattice/log/index.ts';
-import { digestOf, checkDigest, openArtifacts, type ArtifactStore } from '../lattice/state/index.ts';
+import { digestOf, checkDigest, openArtifacts, openOnce } from '../lattice/state/index.ts';
 import { token, versionToken, type Subjects } from '../lattice/subjects/index.ts';
 import { encode, isRecord, RpcHeaders, type ActorInventory, type ActorRequest, type ActorResponse, type EventData, type InvokeReply } from '../lattice/wire/index.ts';
 import type { HostMetrics } from './metrics.ts';
@@ -52,7 +52,7 @@ type Emit = <K extends keyof EventData>(kind: K, data: EventData[K]) => void;
 /** Start, scale, stop and serve actors on one host. */
 export class ActorSupervisor {
   private readonly running = new Map<string, Running>();
-  private artifacts?: Promise<ArtifactStore>;
+  private readonly artifacts = openOnce(() => openArtifacts(this.nc, this.subjects));
 
   constructor(
     private readonly hostId: string,
@@ -91,8 +91,7 @@ export class ActorSupervisor {
     } catch {
       // Not cached yet.
     }
-    this.artifacts ??= openArtifacts(this.nc, this.subjects);
-    const bytes = await (await this.artifacts).fetch(digest);
+    const bytes = await (await this.artifacts.get()).fetch(digest);
     await mkdir(path.dirname(file), { recursive: true });
     await writeFile(file, bytes);
     return bytes;
@@ -187,18 +186,31 @@ export class ActorSupervisor {
   /** Run an invocation on this host's own instances, without NATS (local-first gateway). */
   async invokeLocal(actor: string, version: string, request: ActorRequest, deadlineMs: number): Promise<ActorResponse> {
     const key = `${actor}@${version}`;
+    const counted = this.countersOf(actor, version);
     const started = performance.now();
     try {
       const response = await this.runtime.invoke(key, request, { deadlineMs });
-      this.metrics.invocations.inc({ actor, version, result: 'ok' });
+      counted.ok.inc();
       return response;
     } catch (err) {
       const error = toTrellisError(err, 'TRELLIS_ACTOR_ERROR');
       this.metrics.invocations.inc({ actor, version, result: error.code });
       throw error;
     } finally {
-      this.metrics.invocationSeconds.observe({ actor, version }, (performance.now() - started) / 1000);
+      counted.seconds.observe((performance.now() - started) / 1000);
     }
+  }
+
+  private readonly counters = new Map<string, { ok: { inc(n?: number): void }; seconds: { observe(v: number): void } }>();
+  /** Metric children of actor@version's common case, so no call hashes a label set. */
+  private countersOf(actor: string, version: string) {
+    const key = `${actor}@${version}`;
+    let c = this.counters.get(key);
+    if (!c) {
+      c = { ok: this.metrics.invocations.labels({ actor, version, result: 'ok' }), seconds: this.metrics.invocationSeconds.labels({ actor, version }) };
+      this.counters.set(key, c);
+    }
+    return c;
   }
 
   /** The sandbox's allowed outbound hosts of a runtime name (for the http-client provider). */
@@ -213,9 +225,7 @@ export class ActorSupervisor {
 
   /** How the workers of actor@version serve the lattice, and what this host does for them. */
   private serving(actor: string, version: string): LatticeServing {
-    // Metric children of the common case, so label sets are not hashed per batch.
-    const ok = this.metrics.invocations.labels({ actor, version, result: 'ok' });
-    const seconds = this.metrics.invocationSeconds.labels({ actor, version });
+    const { ok, seconds } = this.countersOf(actor, version);
     return {
       servers: this.servers,
       connectionName: `trellis-host-${this.hostName}/${actor}@${version}`,

@@ -7,6 +7,7 @@ import type { NatsConnection } from 'nats';
 import { TrellisError, fromWire } from '../lattice/errors/index.ts';
 import { linkKey, openLinks, type CapabilityInterface, type Link } from '../lattice/links/index.ts';
 import type { RpcClient } from '../lattice/rpc/index.ts';
+import { openOnce } from '../lattice/state/index.ts';
 import type { Subjects } from '../lattice/subjects/index.ts';
 import { transportError } from '../lattice/control/index.ts';
 import { decode, encode, type ActorResponse, type ProviderReply } from '../lattice/wire/index.ts';
@@ -24,11 +25,10 @@ export function createCapabilities(options: {
 }): { capabilities: HostCapabilities; close(): void } {
   const { nc, subjects } = options;
   const links = new Map<string, Link>();
-  let following: Promise<() => void> | undefined;
+  const following = openOnce(() => openLinks(nc, subjects).then((store) => store.follow(links)));
 
   async function linkFor(runtimeName: string, iface: CapabilityInterface): Promise<Link> {
-    following ??= openLinks(nc, subjects).then((store) => store.follow(links));
-    await following;
+    await following.get();
     const actor = actorOf(runtimeName);
     const link = links.get(linkKey(actor, iface));
     if (!link) {
@@ -73,7 +73,10 @@ export function createCapabilities(options: {
   return {
     capabilities,
     close() {
-      void following?.then((stop) => stop());
+      void following.opened()?.then(
+        (stop) => stop(),
+        () => {}, // never followed: nothing to stop
+      );
     },
   };
 }

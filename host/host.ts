@@ -26,7 +26,8 @@ import { ProviderSupervisor } from './providers.ts';
 import { startGateway, type Gateway } from '../providers/index.ts';
 import { createHostMetrics, type HostMetrics } from './metrics.ts';
 import { createRuntime, type ActorRuntime } from './runtime/index.ts';
-import { createRpcClient, type RpcClient } from '../lattice/rpc/index.ts';
+import { createRpcClient } from '../lattice/rpc/index.ts';
+import { openOnce } from '../lattice/state/index.ts';
 import { compileHostOptions, validateLabel, type CompiledHostOptions, type HostOptions } from './options/index.ts';
 
 /** The Trellis version this host runs, as advertised in inventory. */
@@ -74,14 +75,15 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
   // Actor-to-actor calls and the in-process gateway go through one RPC client, created lazily:
   // it needs JetStream for routes, and a host without actors must not require it. It prefers
   // this host's own instances (local first) and uses the lattice otherwise.
-  let rpc: Promise<RpcClient> | undefined;
   let actors: ActorSupervisor | undefined;
-  const rpcClient = () =>
-    (rpc ??= createRpcClient(nc, {
+  const rpc = openOnce(() =>
+    createRpcClient(nc, {
       lattice: options.lattice,
       caller: id,
       local: { hostId: id, has: (a, v) => actors?.has(a, v) ?? false, invoke: (a, v, r, d) => actors!.invokeLocal(a, v, r, d) },
-    }));
+    }),
+  );
+  const rpcClient = rpc.get;
   const caps = createCapabilities({ nc, subjects, rpc: rpcClient, allowedHostsOf: (name) => actors?.allowedHosts(name) ?? [] });
   const runtime = await createRuntime({ cacheDir: `${options.cacheDir}/components`, logger, capabilities: caps.capabilities });
   const emit: Emit = (kind, data) => {
@@ -92,12 +94,21 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
   const providers = new ProviderSupervisor(id, options.servers, options.lattice, logger, emit, options.logLevel);
   const host = new HostImpl(id, name, options, subjects, nc, logger, metrics, startedAt, userLabels, actors, providers, runtime, emit, async () => {
     caps.close();
-    await (await rpc)?.close();
+    await rpc.opened()?.then(
+      (client) => client.close(),
+      () => {}, // never opened: nothing to close
+    );
   });
-  if (options.gateway) {
-    host.gateway = await startGateway({ nc, lattice: options.lattice, listen: options.gateway, rpc: await rpcClient(), logger: logger.child({ component: 'gateway' }) });
+  try {
+    if (options.gateway) {
+      host.gateway = await startGateway({ nc, lattice: options.lattice, listen: options.gateway, rpc: await rpcClient(), logger: logger.child({ component: 'gateway' }) });
+    }
+    await host.start();
+  } catch (err) {
+    // Nothing may outlive a failed start: the NATS connection alone keeps the process running.
+    await host.stop('start failed').catch(() => {});
+    throw err;
   }
-  await host.start();
   return host;
 }
 

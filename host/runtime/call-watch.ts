@@ -22,8 +22,9 @@ const CLAIMED = -1;
 const next = (seq: number) => (seq + 1) & 0x3fffffff;
 const REPLY_BYTES = 512;
 // Layout (bytes): 0 seq (i32) | 8 startedAt (f64, epoch ms) | 16 endBy (f64) | 24 kind (i32)
-// | 28 job id (i32, 0 = a lattice call) | 32 reply length (i32) | 36.. reply subject (UTF-8).
-const SIZE = 36 + REPLY_BYTES;
+// | 28 job id (i32, 0 = a lattice call) | 32 reply length (i32) | 36 waiting on the host (i32)
+// | 40.. reply subject (UTF-8).
+const SIZE = 40 + REPLY_BYTES;
 
 /** What the watchdog sees of a running call. */
 export interface CallSnapshot {
@@ -50,7 +51,7 @@ export class CallWatch {
     this.buffer = buffer;
     this.#i32 = new Int32Array(buffer);
     this.#f64 = new Float64Array(buffer, 0, 3);
-    this.#bytes = new Uint8Array(buffer, 36, REPLY_BYTES);
+    this.#bytes = new Uint8Array(buffer, 40, REPLY_BYTES);
   }
 
   // Worker side.
@@ -71,6 +72,11 @@ export class CallWatch {
     Atomics.store(this.#i32, 0, next(seq));
   }
 
+  /** Mark the running call as blocked on a host call (capability, another actor) or not. */
+  waitingOnHost(waiting: boolean): void {
+    Atomics.store(this.#i32, 9, waiting ? 1 : 0);
+  }
+
   /** End the running call; false when the watchdog claimed it (it answers, this worker stops). */
   end(): boolean {
     const seq = Atomics.load(this.#i32, 0);
@@ -83,6 +89,14 @@ export class CallWatch {
   busy(): boolean {
     const seq = Atomics.load(this.#i32, 0);
     return seq === CLAIMED || (seq & 1) === 1;
+  }
+
+  /**
+   * Whether the running call waits for the host: a call posted behind it could be the very
+   * call it waits for (an actor calling itself, or back), so none may be.
+   */
+  blockedOnHost(): boolean {
+    return this.busy() && Atomics.load(this.#i32, 9) === 1;
   }
 
   /** A consistent view of the running call, or undefined when idle (or it changed meanwhile). */

@@ -9,7 +9,8 @@
  * call through the shared CallWatch record: it sends progress replies for long calls and
  * terminates overruns (see pool.ts).
  */
-import { connect, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from 'nats';
+import { headers as natsHeaders, type Msg, type MsgHdrs } from 'nats';
+import { connectParticipant } from '../../lattice/control/index.ts';
 import { ATTEMPT_DROP_WITHIN_MS, ATTEMPT_PROGRESS_WITHIN_MS, decode, encode, isRecord, normalizeRequest, RpcHeaders, type ActorRequest, type ActorResponse, type InvokeReply } from '../../lattice/wire/index.ts';
 import type { CallStats } from './call-stats.ts';
 import type { ServeSpec, WireFailure } from './protocol.ts';
@@ -37,14 +38,8 @@ export async function serveLattice(
   stats: CallStats,
   log: (level: 'info' | 'warn' | 'error', message: string) => void,
 ): Promise<LatticeServer> {
-  const nc: NatsConnection = await connect({
-    servers: spec.servers,
-    name: spec.connectionName,
-    pingInterval: 2000,
-    maxPingOut: 2,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 500,
-  });
+  // Connects like every long-running participant; fails with TRELLIS_NATS_UNAVAILABLE.
+  const nc = await connectParticipant(spec.servers, spec.connectionName);
   const progressHeaders = constantHeaders([[RpcHeaders.progress, '1']]);
   const { hostId: host, version } = spec;
 

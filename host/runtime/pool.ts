@@ -422,11 +422,16 @@ export class ActorPool {
         }
       }
       if (!slot && this.#slots.size - this.#leavingCount() < this.#spec.policy.maxConcurrency) slot = this.#spawn();
-      slot ??= this.#idle.pop();
+      // Behind a running call, but never one waiting on the host: it may wait for this call.
       if (!slot) {
-        const busy = [...this.#slots].find((s) => s.job && !s.next && !s.leaving && !s.dead);
-        if (!busy) return;
-        this.#post(busy, (busy.next = this.#queue.shift()!));
+        const i = this.#idle.findIndex((s) => !s.watch.blockedOnHost());
+        if (i >= 0) slot = this.#idle.splice(i, 1)[0];
+      }
+      if (!slot) {
+        let behind: Slot | undefined;
+        for (const s of this.#slots) if (s.job && !s.next && !s.leaving && !s.dead && !s.watch.blockedOnHost()) behind ??= s;
+        if (!behind) return; // the watchdog tick pumps again
+        this.#post(behind, (behind.next = this.#queue.shift()!));
         continue;
       }
       this.#run(slot, this.#queue.shift()!);

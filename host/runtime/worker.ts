@@ -29,7 +29,9 @@ let violation: string | undefined;
 function hostCall(call: HostCall): unknown {
   Atomics.store(signal, 0, 0);
   init.hostPort.postMessage(call);
+  watch.waitingOnHost(true);
   Atomics.wait(signal, 0, 0);
+  watch.waitingOnHost(false);
   const reply = receiveMessageOnPort(init.hostPort)?.message as HostReply | undefined;
   if (!reply) throw new Error('host call lost its reply');
   if (!reply.ok) throw reply.error; // a string: becomes the import's err(...)
@@ -152,9 +154,6 @@ function instantiate(): Instance {
 }
 
 const NO_RESPONSE = 'the component returned without setting a response';
-
-/** The worker could not join the lattice (its NATS connection failed). */
-class LatticeUnavailable extends Error {}
 
 /** A failure the actor reported (not a trap): the instance stays usable. */
 class ActorFailure extends Error {}
@@ -293,9 +292,17 @@ port.on('message', (msg: ToWorker) => {
   }
 });
 
-try {
+/** Instantiate the component, join the lattice when asked, and say ready (or why not). */
+async function start(): Promise<void> {
   const t = performance.now();
-  current = instantiate();
+  try {
+    current = instantiate();
+  } catch (err) {
+    const { failure } = classify(err, undefined);
+    const error = failure.code === 'TRELLIS_OUT_OF_MEMORY' ? failure : { code: 'TRELLIS_LOAD_FAILED', message: `failed to load module: ${(err as Error).message ?? String(err)}` };
+    post({ type: 'init-failed', error });
+    return;
+  }
   const instantiateMs = performance.now() - t;
   if (init.serve) {
     try {
@@ -306,15 +313,12 @@ try {
         (level, message) => post({ type: 'log', level, message, guest: false }),
       );
     } catch (err) {
-      throw new LatticeUnavailable(`cannot serve ${init.serve.subject}: NATS at ${init.serve.servers.join(',')}: ${(err as Error).message}`);
+      const { code, message } = err as WireFailure;
+      post({ type: 'init-failed', error: { code: code ?? 'TRELLIS_NATS_UNAVAILABLE', message: `cannot serve ${init.serve.subject}: ${message}` } });
+      return;
     }
   }
   post({ type: 'ready', instantiateMs });
-} catch (err) {
-  if (err instanceof LatticeUnavailable) post({ type: 'init-failed', error: { code: 'TRELLIS_NATS_UNAVAILABLE', message: err.message } });
-  else {
-    const { failure } = classify(err, undefined);
-    const error = failure.code === 'TRELLIS_OUT_OF_MEMORY' ? failure : { code: 'TRELLIS_LOAD_FAILED', message: `failed to load module: ${(err as Error).message ?? String(err)}` };
-    post({ type: 'init-failed', error });
-  }
 }
+
+await start();

@@ -40,6 +40,27 @@ export async function whileStreamPropagates<T>(op: () => Promise<T>, budgetMs = 
 }
 
 /** Validate a KV bucket name (JetStream allows letters, digits, '_' and '-'); TRELLIS_BAD_REQUEST. */
+/**
+ * Open something on first use and share it after (a JetStream store, a client built on one).
+ * A failed open is forgotten, so the next use tries again instead of failing for good.
+ */
+export function openOnce<T>(open: () => Promise<T>): { get(): Promise<T>; /** The open so far, if any. */ opened(): Promise<T> | undefined } {
+  let pending: Promise<T> | undefined;
+  return {
+    get() {
+      if (!pending) {
+        const p = open();
+        pending = p;
+        p.catch(() => {
+          if (pending === p) pending = undefined;
+        });
+      }
+      return pending;
+    },
+    opened: () => pending,
+  };
+}
+
 export function checkBucketName(name: string): string {
   if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new TrellisError('TRELLIS_BAD_REQUEST', `bucket "${name}" may only hold letters, digits, '_' and '-'`);
   return name;
