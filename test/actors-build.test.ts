@@ -85,6 +85,7 @@ describe('actors build', () => {
     await buildExampleActors({ log: (line) => lines.push(line) });
     expect(performance.now() - started).toBeLessThan(10_000);
     expect((await stat(built.hello)).mtimeMs).toBe(before.mtimeMs);
+    expect(lines).toHaveLength(Object.keys(built).length);
     expect(lines.every((line) => line.includes('cached'))).toBe(true);
   }, 30_000);
 

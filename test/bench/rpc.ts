@@ -220,15 +220,10 @@ export async function run(): Promise<Record<string, unknown>> {
 /**
  * The actor runtime on its own, in this process: runtime.invoke sequentially and with 64 in
  * flight, and the guest call timed inside the worker, so the hop (structured clone both ways,
- * worker scheduling, per-call timer) can be told apart from the actor's own work.
+ * worker scheduling) can be told apart from the actor's own work.
  */
 async function runtimeHop(durationMs: number, warmupMs: number, instances: number): Promise<{ rows: Record<string, string | number>[]; inWorkerCallUs?: { p50: number; p99: number }; note?: string }> {
-  let createRuntime: typeof import('../../host/runtime/index.ts').createRuntime;
-  try {
-    ({ createRuntime } = await import('../../host/runtime/index.ts'));
-  } catch (err) {
-    return { rows: [], note: `host/runtime not loadable: ${(err as Error).message}` };
-  }
+  const { createRuntime } = await import('../../host/runtime/index.ts');
   const { mkdtemp, rm } = await import('node:fs/promises');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
@@ -245,16 +240,9 @@ async function runtimeHop(durationMs: number, warmupMs: number, instances: numbe
         process.stderr.write(`  runtime.invoke ${label(payloadBytes).padStart(5)} x${String(concurrency).padEnd(2)}  ${Math.round(s.rps)} req/s  p50 ${Math.round(s.p50Us)} µs\n`);
       }
     }
-    let inWorkerCallUs: { p50: number; p99: number } | undefined;
-    try {
-      const samples = (await runtime.bench('echo', bytesRequest(new Uint8Array(64)), 20_000, 'warm')).sort((a, b) => a - b);
-      inWorkerCallUs = { p50: samples[Math.floor(samples.length * 0.5)]! * 1000, p99: samples[Math.floor(samples.length * 0.99)]! * 1000 };
-    } catch {
-      // bench() is optional in the runtime under construction.
-    }
+    const samples = (await runtime.bench('echo', bytesRequest(new Uint8Array(64)), 20_000, 'warm')).sort((a, b) => a - b);
+    const inWorkerCallUs = { p50: samples[Math.floor(samples.length * 0.5)]! * 1000, p99: samples[Math.floor(samples.length * 0.99)]! * 1000 };
     return { rows, inWorkerCallUs };
-  } catch (err) {
-    return { rows: [], note: `runtime measurement failed: ${(err as Error).message}` };
   } finally {
     await runtime.close();
     await rm(cacheDir, { recursive: true, force: true });
