@@ -19,8 +19,6 @@ export interface ServedBatch {
   seconds: number[];
   coldStarts: number;
   warmCalls: number;
-  /** Guest call times of successful warm calls. */
-  warmCallMs: number[];
 }
 
 const CODES = Object.keys(ErrorCodes);
@@ -30,14 +28,12 @@ const RING = 4096;
 // Int32 header: 0 head (worker) | 1 tail (main) | 2 ok | 3 cold | 4 warm | 5.. one per error code.
 const HEADER = 5 + CODES.length;
 const HEADER_BYTES = Math.ceil((HEADER * 4) / 8) * 8;
-const SIZE = HEADER_BYTES + RING * 8 * 2;
+const SIZE = HEADER_BYTES + RING * 8;
 
 export class CallStats {
   readonly buffer: SharedArrayBuffer;
   readonly #i32: Int32Array;
   readonly #seconds: Float64Array;
-  /** Guest call ms of a successful warm call, NaN otherwise. */
-  readonly #callMs: Float64Array;
   /** Counter values at the last drain (main thread). */
   readonly #seen: Int32Array;
 
@@ -45,7 +41,6 @@ export class CallStats {
     this.buffer = buffer;
     this.#i32 = new Int32Array(buffer, 0, HEADER);
     this.#seconds = new Float64Array(buffer, HEADER_BYTES, RING);
-    this.#callMs = new Float64Array(buffer, HEADER_BYTES + RING * 8, RING);
     this.#seen = new Int32Array(HEADER);
   }
 
@@ -53,7 +48,7 @@ export class CallStats {
    * Worker: count one answered call. `code` undefined = a response; `cold` undefined = the
    * actor never ran (bad request, deadline already passed).
    */
-  record(code: string | undefined, seconds: number, cold: boolean | undefined, callMs: number): void {
+  record(code: string | undefined, seconds: number, cold: boolean | undefined): void {
     const i32 = this.#i32;
     if (code === undefined) Atomics.add(i32, 2, 1);
     else {
@@ -66,7 +61,6 @@ export class CallStats {
     if (((head - Atomics.load(i32, 1)) | 0) >= RING) return;
     const at = head & (RING - 1);
     this.#seconds[at] = seconds;
-    this.#callMs[at] = code === undefined && cold === false ? callMs : NaN;
     Atomics.store(i32, 0, (head + 1) | 0);
   }
 
@@ -96,14 +90,8 @@ export class CallStats {
     }
     if (ok === 0 && failed === 0 && head === tail) return undefined;
     const seconds: number[] = [];
-    const warmCallMs: number[] = [];
-    for (let i = tail; i !== head; i = (i + 1) | 0) {
-      const at = i & (RING - 1);
-      seconds.push(this.#seconds[at]!);
-      const ms = this.#callMs[at]!;
-      if (!Number.isNaN(ms)) warmCallMs.push(ms);
-    }
+    for (let i = tail; i !== head; i = (i + 1) | 0) seconds.push(this.#seconds[i & (RING - 1)]!);
     Atomics.store(i32, 1, head);
-    return { ok, errors, seconds, coldStarts, warmCalls, warmCallMs };
+    return { ok, errors, seconds, coldStarts, warmCalls };
   }
 }

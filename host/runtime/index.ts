@@ -18,7 +18,7 @@ import type { SandboxConfig } from './wasi.ts';
 import { workerScript } from './worker-script.ts';
 
 export { compilePolicy, loadPolicyFile, DEFAULT_POLICY, type ActorPolicy, type DirGrant } from './policy.ts';
-export type { ActorStats, HostCapabilities, KeyValueCapability, HttpRequest, LatticeServing, Percentiles } from './pool.ts';
+export type { ActorStats, HostCapabilities, KeyValueCapability, HttpRequest, LatticeServing } from './pool.ts';
 export type { ServedBatch } from './call-stats.ts';
 export type { World, CacheSource } from './compile.ts';
 

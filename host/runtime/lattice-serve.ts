@@ -20,7 +20,6 @@ export interface CallResult {
   response?: ActorResponse;
   error?: WireFailure;
   cold: boolean;
-  callMs: number;
 }
 
 export interface LatticeServer {
@@ -44,7 +43,7 @@ export async function serveLattice(
   const { hostId: host, version } = spec;
 
   const answer = (msg: Msg, reply: InvokeReply, started: number, result?: CallResult) => {
-    stats.record(reply.ok ? undefined : reply.error.code, (performance.now() - started) / 1000, result?.cold, result?.callMs ?? 0);
+    stats.record(reply.ok ? undefined : reply.error.code, (performance.now() - started) / 1000, result?.cold);
     // No reply headers: who answered is in the body, and a header block on a reply costs the
     // caller a parse (and NATS an HMSG) on every call.
     if (msg.reply) msg.respond(encode(reply));
@@ -76,7 +75,7 @@ export async function serveLattice(
       if (left < ATTEMPT_DROP_WITHIN_MS) {
         // The call waited here while this worker was busy, and its caller has sent it again
         // (or is about to): running it too would run it twice. No reply: nobody waits for one.
-        stats.record('TRELLIS_TIMEOUT', (performance.now() - started) / 1000, undefined, 0);
+        stats.record('TRELLIS_TIMEOUT', (performance.now() - started) / 1000, undefined);
         return;
       }
       // The caller hears that the call has started before it would give up on it.

@@ -62,13 +62,6 @@ export function completeCapabilities(partial: Partial<HostCapabilities> = {}): H
   };
 }
 
-/** Latency percentiles over the most recent samples. */
-export interface Percentiles {
-  count: number;
-  p50: number;
-  p99: number;
-}
-
 /** Counters and timings of one actor. */
 export interface ActorStats {
   /** Invocations that had to create an instance (or a worker) first. */
@@ -82,27 +75,6 @@ export interface ActorStats {
   queued: number;
   /** Workers terminated by the watchdog or lost to a crash, and replaced. */
   workersReplaced: number;
-  /** Invoke to response on the main thread, for cold and warm invocations. */
-  coldStartMs: Percentiles;
-  warmRoundTripMs: Percentiles;
-  /** The guest call alone, measured inside the worker. */
-  warmCallMs: Percentiles;
-}
-
-class Samples {
-  #ring: number[] = [];
-  #next = 0;
-  count = 0;
-  add(v: number): void {
-    if (this.#ring.length < 1024) this.#ring.push(v);
-    else this.#ring[this.#next++ % 1024] = v;
-    this.count++;
-  }
-  summary(): Percentiles {
-    const s = [...this.#ring].sort((a, b) => a - b);
-    const at = (q: number) => (s.length ? s[Math.min(s.length - 1, Math.floor(q * s.length))]! : 0);
-    return { count: this.count, p50: at(0.5), p99: at(0.99) };
-  }
 }
 
 interface Job {
@@ -110,7 +82,6 @@ interface Job {
   request: ActorRequest;
   /** Epoch ms (shared with the worker's clock). */
   deadlineAt: number | undefined;
-  enqueuedAt: number;
   resolve(r: ActorResponse): void;
   reject(e: TrellisError): void;
 }
@@ -231,9 +202,6 @@ export class ActorPool {
   /** Workers started now join the lattice (until the pool stops serving). */
   #serving: boolean;
   readonly #counters = { coldStarts: 0, warmCalls: 0, failures: 0, workersReplaced: 0 };
-  readonly #cold = new Samples();
-  readonly #warmRoundTrip = new Samples();
-  readonly #warmCall = new Samples();
 
   constructor(spec: PoolSpec) {
     this.#spec = spec;
@@ -274,9 +242,8 @@ export class ActorPool {
       return Promise.reject(new TrellisError('TRELLIS_OVERLOADED', `actor ${this.#spec.name} is at max concurrency (${maxConcurrency}) with ${waiting} waiting`));
     }
     return new Promise((resolve, reject) => {
-      const now = performance.now();
       const deadlineAt = deadlineMs === undefined ? undefined : Date.now() + deadlineMs;
-      this.#queue.push({ id: this.#nextId++, request, deadlineAt, enqueuedAt: now, resolve, reject });
+      this.#queue.push({ id: this.#nextId++, request, deadlineAt, resolve, reject });
       this.#pump();
     });
   }
@@ -306,9 +273,6 @@ export class ActorPool {
       instances: this.#slots.size,
       busy,
       queued: this.#waiting(),
-      coldStartMs: this.#cold.summary(),
-      warmRoundTripMs: this.#warmRoundTrip.summary(),
-      warmCallMs: this.#warmCall.summary(),
     };
   }
 
@@ -482,7 +446,6 @@ export class ActorPool {
     this.#counters.coldStarts += b.coldStarts;
     this.#counters.warmCalls += b.warmCalls;
     for (const n of Object.values(b.errors)) this.#counters.failures += n;
-    for (const ms of b.warmCallMs) this.#warmCall.add(ms);
     this.#spec.serve?.record(b);
   }
 
@@ -519,7 +482,7 @@ export class ActorPool {
       // A lattice call: answer its caller here. An in-process call posted behind it never ran.
       this.#counters.failures++;
       if (call.reply) this.#spec.serve?.fail(call.reply, error.toJSON());
-      this.#spec.serve?.record({ ok: 0, errors: { [code]: 1 }, seconds: [(Date.now() - call.startedAt) / 1000], coldStarts: 0, warmCalls: 0, warmCallMs: [] });
+      this.#spec.serve?.record({ ok: 0, errors: { [code]: 1 }, seconds: [(Date.now() - call.startedAt) / 1000], coldStarts: 0, warmCalls: 0 });
       // In-process calls posted behind it never ran: back to the front of the queue.
       for (const waiting of [slot.next, slot.job]) if (waiting) this.#queue.unshift(waiting);
       slot.job = slot.next = undefined;
@@ -696,17 +659,9 @@ export class ActorPool {
         const job = slot.job;
         if (!job || job.id !== msg.id) return;
         this.#advance(slot);
-        const elapsed = performance.now() - job.enqueuedAt;
-        const cold = msg.cold || slot.fresh;
+        if (msg.cold || slot.fresh) this.#counters.coldStarts++;
+        else this.#counters.warmCalls++;
         slot.fresh = false;
-        if (cold) {
-          this.#counters.coldStarts++;
-          this.#cold.add(elapsed);
-        } else {
-          this.#counters.warmCalls++;
-          this.#warmRoundTrip.add(elapsed);
-          if (!msg.error) this.#warmCall.add(msg.callMs);
-        }
         if (msg.error) {
           this.#counters.failures++;
           job.reject(fail(msg.error));

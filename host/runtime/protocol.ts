@@ -49,9 +49,9 @@ export type ToWorker =
   | { type: 'bench'; id: number; request: ActorRequest; iterations: number; cold: boolean };
 
 export type FromWorker =
-  | { type: 'ready'; instantiateMs: number }
+  | { type: 'ready' }
   | { type: 'init-failed'; error: WireFailure }
-  | { type: 'result'; id: number; response?: ActorResponse; error?: WireFailure; cold: boolean; instantiateMs: number; callMs: number }
+  | { type: 'result'; id: number; response?: ActorResponse; error?: WireFailure; cold: boolean }
   | { type: 'bench'; id: number; samplesMs: number[]; error?: WireFailure }
   | { type: 'log'; level: string; message: string; guest: boolean }
   | { type: 'serving-stopped' };

@@ -206,28 +206,23 @@ function invoke(request: ActorRequest): Extract<FromWorker, { type: 'result' }> 
 
 function invokeOnce(request: ActorRequest): Extract<FromWorker, { type: 'result' }> {
   let cold = false;
-  let instantiateMs = 0;
   violation = undefined;
   let instance = current;
   try {
     if (!instance) {
-      const t = performance.now();
       cold = true;
       instance = current = instantiate();
-      instantiateMs = performance.now() - t;
     }
-    const t = performance.now();
     instance.uses++;
     const response = instance.call(request);
-    const callMs = performance.now() - t;
     if (instancePerRequest) current = undefined;
-    if (violation) return { type: 'result', id: 0, cold, instantiateMs, callMs, error: { code: 'TRELLIS_SANDBOX_VIOLATION', message: violation } };
-    return { type: 'result', id: 0, cold, instantiateMs, callMs, response: { status: response.status, headers: response.headers, body: response.body } };
+    if (violation) return { type: 'result', id: 0, cold, error: { code: 'TRELLIS_SANDBOX_VIOLATION', message: violation } };
+    return { type: 'result', id: 0, cold, response: { status: response.status, headers: response.headers, body: response.body } };
   } catch (err) {
     const { failure, poisoned } = classify(err, instance);
     if (poisoned || instancePerRequest) current = undefined;
     const error = violation ? { code: 'TRELLIS_SANDBOX_VIOLATION', message: violation } : failure;
-    return { type: 'result', id: 0, cold, instantiateMs, callMs: 0, error };
+    return { type: 'result', id: 0, cold, error };
   }
 }
 
@@ -273,7 +268,7 @@ port.on('message', (msg: ToWorker) => {
   if (retired) return;
   if (msg.type === 'invoke') {
     if (msg.deadlineAt !== undefined && !(msg.deadlineAt > Date.now())) {
-      post({ type: 'result', id: msg.id, cold: false, instantiateMs: 0, callMs: 0, error: { code: 'TRELLIS_DEADLINE_EXCEEDED', message: 'deadline exceeded while waiting for a free instance' } });
+      post({ type: 'result', id: msg.id, cold: false, error: { code: 'TRELLIS_DEADLINE_EXCEEDED', message: 'deadline exceeded while waiting for a free instance' } });
       return;
     }
     const result = watched(msg.id, msg.request, msg.deadlineAt);
@@ -294,7 +289,6 @@ port.on('message', (msg: ToWorker) => {
 
 /** Instantiate the component, join the lattice when asked, and say ready (or why not). */
 async function start(): Promise<void> {
-  const t = performance.now();
   try {
     current = instantiate();
   } catch (err) {
@@ -303,7 +297,6 @@ async function start(): Promise<void> {
     post({ type: 'init-failed', error });
     return;
   }
-  const instantiateMs = performance.now() - t;
   if (init.serve) {
     try {
       lattice = await serveLattice(
@@ -318,7 +311,7 @@ async function start(): Promise<void> {
       return;
     }
   }
-  post({ type: 'ready', instantiateMs });
+  post({ type: 'ready' });
 }
 
 await start();
