@@ -7,7 +7,6 @@ import { startHttpClientProvider } from './http-client/index.ts';
 import { startKeyValueProvider } from './keyvalue-nats/index.ts';
 import type { ProviderService } from './service.ts';
 
-export { hostAllowed } from './http-client/index.ts';
 export type { ProviderService } from './service.ts';
 export { startGateway, openHttpRoutes, type Gateway, type GatewayOptions, type HttpRoute, type HttpRouteStore } from './http-gateway/index.ts';
 

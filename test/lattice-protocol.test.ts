@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCodes, TrellisError, fromWire, httpStatus } from '../lattice/errors/index.ts';
 import { parseControlSubject, subjects, token, versionToken } from '../lattice/subjects/index.ts';
 import { decode, decodeEvent, encode, encodeEvent, makeEvent, encodeJson } from '../lattice/wire/index.ts';
+import { hostAllowed } from '../lattice/http/index.ts';
 
 describe('subjects', () => {
   it('subjects - carry the lattice name and protocol version', () => {
@@ -68,5 +69,19 @@ describe('errors', () => {
     expect(e.code).toBe('TRELLIS_INTERNAL');
     expect(e.message).toBe('boom');
     expect(fromWire({ code: 'TRELLIS_TIMEOUT', message: 't' }).code).toBe('TRELLIS_TIMEOUT');
+  });
+});
+
+describe('outbound host policy', () => {
+  it('allowedHosts - a host, host:port (explicit or the scheme default) or *.domain, case-insensitive', () => {
+    const allowed = (patterns: string[], url: string) => hostAllowed(patterns, new URL(url));
+    expect(allowed(['example.com'], 'http://example.com:8080/x')).toBe(true);
+    expect(allowed(['example.com:443'], 'https://example.com/x')).toBe(true);
+    expect(allowed(['example.com:443'], 'https://example.com:443/x')).toBe(true);
+    expect(allowed(['example.com:443'], 'http://example.com/x')).toBe(false);
+    expect(allowed(['Example.COM:8080'], 'http://example.com:8080/')).toBe(true);
+    expect(allowed(['*.example.com'], 'https://api.example.com/')).toBe(true);
+    expect(allowed(['*.example.com'], 'https://example.com.evil.test/')).toBe(false);
+    expect(allowed(['api.allowed.test'], 'http://evil.example.com/')).toBe(false);
   });
 });

@@ -10,6 +10,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes, randomFillSync } from 'node:crypto';
+import { hostAllowed } from '../../lattice/http/index.ts';
 import { normalizeGuestPath } from './paths.ts';
 
 /** What the worker's sandbox knows of its policy (values resolved on the main thread). */
@@ -40,13 +41,6 @@ export interface OutgoingHttp {
   url: string;
   headers: [string, string][];
   body: Uint8Array;
-}
-
-/** Whether `host` (a URL authority, lower-cased) is granted by `allowed`. */
-export function hostAllowed(allowed: string[], authority: string): boolean {
-  const a = authority.toLowerCase();
-  const host = a.startsWith('[') ? a.slice(0, a.indexOf(']') + 1) : a.split(':')[0]!;
-  return allowed.some((p) => p === a || p === host || (p.startsWith('*.') && host.endsWith(p.slice(1))));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -795,16 +789,17 @@ class FutureIncomingResponse {
 function http(cfg: SandboxConfig, host: SandboxHost) {
   const handle = (req: OutgoingRequest) => {
     const authority = req.authority_ ?? '';
-    if (!hostAllowed(cfg.allowedHosts, authority)) {
-      host.violation(`host not allowed: ${authority.split(':')[0]}`);
+    const scheme = req.scheme_?.tag === 'HTTPS' ? 'https' : req.scheme_?.tag === 'other' ? req.scheme_.val : 'http';
+    const url = URL.canParse(`${scheme}://${authority}${req.path ?? '/'}`) ? new URL(`${scheme}://${authority}${req.path ?? '/'}`) : undefined;
+    if (!url || !hostAllowed(cfg.allowedHosts, url)) {
+      host.violation(`host not allowed: ${url?.hostname ?? authority}`);
       throw { tag: 'HTTP-request-denied' };
     }
-    const scheme = req.scheme_?.tag === 'HTTPS' ? 'https' : req.scheme_?.tag === 'other' ? req.scheme_.val : 'http';
     return new FutureIncomingResponse(() => {
       try {
         const res = host.httpSend({
           method: methodName(req.method_),
-          url: `${scheme}://${authority}${req.path ?? '/'}`,
+          url: url.href,
           headers: req.headers().pairs(),
           body: req.body_ ? req.body_.bytes() : new Uint8Array(),
         });

@@ -9,7 +9,8 @@ import { CallStats } from './call-stats.ts';
 import { CallWatch, LimitKind } from './call-watch.ts';
 import { serveLattice, type LatticeServer } from './lattice-serve.ts';
 import type { FromWorker, HostCall, HostReply, ToWorker, WireFailure, WorkerInit } from './protocol.ts';
-import { hostAllowed, IncomingRequest, ResponseOutparam, wasiImports, type OutgoingHttp, type SandboxHost } from './wasi.ts';
+import { hostAllowed } from '../../lattice/http/index.ts';
+import { IncomingRequest, ResponseOutparam, wasiImports, type OutgoingHttp, type SandboxHost } from './wasi.ts';
 import { Wasm, type WasmMemory, type WasmModule } from './wasm-api.ts';
 
 const init = workerData as WorkerInit;
@@ -60,14 +61,10 @@ const trellisImports: Record<string, Record<string, unknown>> = {
   ),
   'trellis:actor/http-client': {
     send(req: OutgoingHttp) {
-      let authority: string;
-      try {
-        authority = new URL(req.url).host;
-      } catch {
-        throw `invalid url: ${req.url}`;
-      }
-      if (!hostAllowed(sandbox.allowedHosts, authority)) {
-        const message = `host not allowed: ${new URL(req.url).hostname}`;
+      if (!URL.canParse(req.url)) throw `invalid url: ${req.url}`;
+      const url = new URL(req.url);
+      if (!hostAllowed(sandbox.allowedHosts, url)) {
+        const message = `host not allowed: ${url.hostname}`;
         host.violation(message);
         throw `TRELLIS_SANDBOX_VIOLATION: ${message}`;
       }

@@ -60,3 +60,19 @@ export function parseListen(listen: string, option = '--listen', defaultHost = '
   if (!m || port > 65535) throw new TrellisError('TRELLIS_BAD_OPTION', `${option} "${listen}" is not host:port`);
   return { host: m[1] || (listen.startsWith(':') ? '0.0.0.0' : defaultHost), port };
 }
+
+const DEFAULT_PORTS: Record<string, string> = { 'http:': '80', 'https:': '443' };
+
+/**
+ * Whether an actor's policy lets it reach `url`: a pattern is a host (any port), `host:port`
+ * (the URL's port, or its scheme's default), or `*.domain`; compared case-insensitively. The
+ * one check for the sandbox (before any capability call) and the http-client provider.
+ */
+export function hostAllowed(allowedHosts: string[], url: URL): boolean {
+  const host = url.hostname.toLowerCase();
+  const port = url.port || DEFAULT_PORTS[url.protocol];
+  return allowedHosts.some((pattern) => {
+    const p = pattern.toLowerCase();
+    return p.startsWith('*.') ? host.endsWith(p.slice(1)) : p === host || (port !== undefined && p === `${host}:${port}`);
+  });
+}

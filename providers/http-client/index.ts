@@ -4,21 +4,11 @@
  */
 import type { NatsConnection } from 'nats';
 import { TrellisError } from '../../lattice/errors/index.ts';
+import { hostAllowed } from '../../lattice/http/index.ts';
 import type { Logger } from '../../lattice/log/index.ts';
 import type { Subjects } from '../../lattice/subjects/index.ts';
 import type { ActorResponse, Header } from '../../lattice/wire/index.ts';
 import { serveProvider, type ProviderService } from '../service.ts';
-
-/** Is `url`'s host granted by `allowedHosts` (`host`, `host:port` or `*.domain`)? */
-export function hostAllowed(url: URL, allowedHosts: string[]): boolean {
-  const host = url.hostname.toLowerCase();
-  const withPort = url.port ? `${host}:${url.port}` : host;
-  return allowedHosts.some((pattern) => {
-    const p = pattern.toLowerCase();
-    if (p.startsWith('*.')) return host.endsWith(p.slice(1));
-    return p === host || p === withPort;
-  });
-}
 
 /** Start serving outbound HTTP for actors. */
 export function startHttpClientProvider(nc: NatsConnection, subjects: Subjects, logger: Logger, options: { timeoutMs?: number } = {}): ProviderService {
@@ -31,7 +21,7 @@ export function startHttpClientProvider(nc: NatsConnection, subjects: Subjects, 
       } catch {
         throw new TrellisError('TRELLIS_BAD_REQUEST', `not an absolute URL: ${req.url}`);
       }
-      if (!hostAllowed(url, r.allowedHosts ?? [])) throw new TrellisError('TRELLIS_SANDBOX_VIOLATION', `host not allowed: ${url.host}`);
+      if (!hostAllowed(r.allowedHosts ?? [], url)) throw new TrellisError('TRELLIS_SANDBOX_VIOLATION', `host not allowed: ${url.host}`);
       const response = await fetch(url, {
         method: req.method,
         headers: req.headers,
