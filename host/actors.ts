@@ -18,17 +18,6 @@ import { encode, isRecord, RpcHeaders, type ActorInventory, type ActorRequest, t
 import type { HostMetrics } from './metrics.ts';
 import { compilePolicy, type ActorRuntime, type LatticeServing } from './runtime/index.ts';
 
-/** A control request to start an actor version. */
-export interface StartActorRequest {
-  actor: string;
-  version: string;
-  digest: string;
-  /** Instances (concurrent invocations) on this host. Default 1. */
-  count?: number;
-  /** Sandbox policy (raw form; validated here). */
-  policy?: Record<string, unknown>;
-}
-
 interface Running {
   actor: string;
   version: string;

@@ -51,7 +51,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const rpc = options.rpc ?? (await createRpcClient(nc, { lattice: options.lattice, caller: 'gateway' }));
   let routes: HttpRoute[] = [];
   const store = await openHttpRoutes(nc, subjects);
-  routes = await store.list();
+  // Resolves once the current routes have been delivered, then keeps them current.
   const stopFollowing = await store.follow((next) => (routes = next));
 
   const registry = new Registry();
