@@ -58,3 +58,33 @@ export function positionals(args: string[], names: string[]): string[] {
   }
   return args;
 }
+
+/** Resolve on SIGINT/SIGTERM. After the first signal both handlers go, so a second one kills at once. */
+export function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve(signal);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+/**
+ * Run a long-running participant until a signal (or its NATS connection closes), then close
+ * it and drain the connection so in-flight work is handed over. Capped at 3 s: a drain cannot
+ * finish when the server is gone. Returns what ended it.
+ */
+export async function runUntilStopped(nc: { closed(): Promise<unknown>; isClosed(): boolean; drain(): Promise<void> }, close: () => Promise<void>, onStopping?: (why: NodeJS.Signals | 'closed') => void): Promise<void> {
+  const why = await Promise.race([untilSignal(), nc.closed().then(() => 'closed' as const)]);
+  onStopping?.(why);
+  await Promise.race([
+    (async () => {
+      await close();
+      if (!nc.isClosed()) await nc.drain();
+    })(),
+    new Promise((r) => setTimeout(r, 3000).unref()),
+  ]);
+}

@@ -1,7 +1,7 @@
 /** The inner dev loop: build an actor from source, run one component over HTTP on this machine. */
 import { stat } from 'node:fs/promises';
 import { TrellisError } from '../errors/index.ts';
-import { positionals, type Command } from './command.ts';
+import { positionals, untilSignal, type Command } from './command.ts';
 
 export const commands: Command[] = [
   {
@@ -38,10 +38,7 @@ export const commands: Command[] = [
       const policy = values.policy ? await loadPolicyFile(values.policy as string) : undefined;
       const server = await serveComponent({ path: file!, policy, listen: values.listen as string | undefined });
       console.log(`serving ${file} on ${server.url} (Ctrl-C stops)`);
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', () => resolve());
-        process.once('SIGTERM', () => resolve());
-      });
+      await untilSignal();
       await server.close();
       return 0;
     },

@@ -4,23 +4,9 @@ import { createLogger, type LogLevel } from '../log/index.ts';
 import { openLinks, providerKind } from '../links/index.ts';
 import { connectParticipant, resolveServers } from '../control/index.ts';
 import { subjects as buildSubjects } from '../subjects/index.ts';
-import { connectionHelp, connectionOptions, intFlag, parsePairs, positionals, type Command } from './command.ts';
+import { connectionHelp, connectionOptions, intFlag, parsePairs, positionals, runUntilStopped, type Command } from './command.ts';
 import { clientFrom, resolveHost } from './control-commands.ts';
 import { table } from './format.ts';
-
-/** Resolve on SIGINT/SIGTERM. */
-function untilSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    // After the first signal both handlers go, so a second one kills at once.
-    const onSignal = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      resolve(signal);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
-}
 
 const longRunning = { nats: { type: 'string' }, lattice: { type: 'string' }, 'log-level': { type: 'string' } } as const;
 const longRunningHelp = { nats: connectionHelp.nats!, lattice: connectionHelp.lattice!, 'log-level': 'fatal|error|warn|info|debug|trace|silent (default info)' };
@@ -45,16 +31,7 @@ export const commands: Command[] = [
       logger.info('provider ready');
       // The supervising host waits for this line whatever the log level.
       if (!logger.isLevelEnabled('info')) console.log(JSON.stringify({ msg: 'provider ready', provider: kind }));
-      const signal = await Promise.race([untilSignal(), nc.closed().then(() => 'closed' as const)]);
-      logger.info({ signal }, 'provider stopping');
-      // Drain hands over in-flight operations; it cannot finish when the server is gone.
-      await Promise.race([
-        (async () => {
-          await service.close();
-          if (!nc.isClosed()) await nc.drain();
-        })(),
-        new Promise((r) => setTimeout(r, 3000).unref()),
-      ]);
+      await runUntilStopped(nc, () => service.close(), (signal) => logger.info({ signal }, 'provider stopping'));
       return 0;
     },
   },
@@ -156,14 +133,7 @@ export const commands: Command[] = [
         logger,
       });
       logger.info({ url: gateway.url }, 'gateway ready');
-      await Promise.race([untilSignal(), nc.closed()]);
-      await Promise.race([
-        (async () => {
-          await gateway.close();
-          if (!nc.isClosed()) await nc.drain();
-        })(),
-        new Promise((r) => setTimeout(r, 3000).unref()),
-      ]);
+      await runUntilStopped(nc, () => gateway.close());
       return 0;
     },
   },
