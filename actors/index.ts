@@ -6,8 +6,6 @@ export {
   buildActor,
   buildExampleActors,
   exampleActorNames,
-  exampleActors,
-  witDir,
   type BuildActorOptions,
   type BuildExamplesOptions,
   type BuildResult,

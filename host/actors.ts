@@ -9,14 +9,14 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import { TrellisError, toTrellisError } from '../lattice/errors/index.ts';
 import type { Logger } from '../lattice/log/index.ts';
 import { digestOf, checkDigest, openArtifacts, openOnce } from '../lattice/state/index.ts';
 import { token, versionToken, type Subjects } from '../lattice/subjects/index.ts';
-import { encode, isRecord, RpcHeaders, type ActorInventory, type ActorRequest, type ActorResponse, type EventData, type InvokeReply } from '../lattice/wire/index.ts';
+import { encode, isRecord, type ActorInventory, type ActorRequest, type ActorResponse, type EventData, type InvokeReply } from '../lattice/wire/index.ts';
 import type { HostMetrics } from './metrics.ts';
-import { compilePolicy, type ActorRuntime, type LatticeServing } from './runtime/index.ts';
+import { compilePolicy, PROGRESS_REPLY, type ActorRuntime, type LatticeServing } from './runtime/index.ts';
 
 interface Running {
   actor: string;
@@ -29,12 +29,6 @@ interface Running {
   runtimeName: string;
 }
 
-const NO_BODY = new Uint8Array(0);
-const PROGRESS_HEADERS: MsgHdrs = (() => {
-  const h = natsHeaders();
-  h.set(RpcHeaders.progress, '1');
-  return h;
-})();
 
 type Emit = <K extends keyof EventData>(kind: K, data: EventData[K]) => void;
 
@@ -223,7 +217,7 @@ export class ActorSupervisor {
       hostId: this.hostId,
       version,
       progress: (reply) => {
-        if (!this.nc.isClosed()) this.nc.publish(reply, NO_BODY, { headers: PROGRESS_HEADERS });
+        if (!this.nc.isClosed()) this.nc.publish(reply, PROGRESS_REPLY.body, { headers: PROGRESS_REPLY.headers });
       },
       fail: (reply, error) => {
         if (!this.nc.isClosed()) this.nc.publish(reply, encode({ ok: false, error, host: this.hostId, version } satisfies InvokeReply));

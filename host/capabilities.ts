@@ -40,7 +40,9 @@ export function createCapabilities(options: {
 
   async function call(runtimeName: string, iface: CapabilityInterface, op: string, args: unknown[]): Promise<unknown> {
     const link = await linkFor(runtimeName, iface);
-    const request = { actor: actorOf(runtimeName), op, config: link.config, args, allowedHosts: options.allowedHostsOf(runtimeName) };
+    // Only outbound HTTP needs the policy's hosts; other calls skip the lookup.
+    const allowedHosts = iface === 'http-client' ? options.allowedHostsOf(runtimeName) : undefined;
+    const request = { actor: actorOf(runtimeName), op, config: link.config, args, allowedHosts };
     let reply: ProviderReply;
     try {
       const msg = await nc.request(subjects.provider(link.provider), encode(request), { timeout: 10_000 });

@@ -18,7 +18,6 @@ import { TrellisError } from '../../lattice/errors/index.ts';
 import { assembleWit, witDir, type WitRoot } from './wit.ts';
 import type { WorkerJob } from './worker.ts';
 
-export { witDir } from './wit.ts';
 
 /** Options of one build. */
 export interface BuildActorOptions {

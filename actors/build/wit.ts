@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 export const witDir = fileURLToPath(new URL('../wit/', import.meta.url));
 
 /** The WASI release the componentize-js engine (StarlingMonkey) is built against. */
-export const ENGINE_WASI_VERSION = '0.2.10';
+const ENGINE_WASI_VERSION = '0.2.10';
 
 const WASI_SNAPSHOT = '0.2.12';
 const WASI_PACKAGES = ['cli', 'clocks', 'filesystem', 'http', 'io', 'random', 'sockets'] as const;

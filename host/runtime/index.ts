@@ -20,6 +20,7 @@ import { workerScript } from './worker-script.ts';
 export { compilePolicy, loadPolicyFile, DEFAULT_POLICY, type ActorPolicy, type DirGrant } from './policy.ts';
 export type { ActorStats, HostCapabilities, KeyValueCapability, HttpRequest, LatticeServing } from './pool.ts';
 export type { ServedBatch } from './call-stats.ts';
+export { PROGRESS_REPLY } from './lattice-serve.ts';
 export type { World, CacheSource } from './compile.ts';
 
 /** A loaded actor. */

@@ -39,7 +39,6 @@ export async function serveLattice(
 ): Promise<LatticeServer> {
   // Connects like every long-running participant; fails with TRELLIS_NATS_UNAVAILABLE.
   const nc = await connectParticipant(spec.servers, spec.connectionName);
-  const progressHeaders = constantHeaders([[RpcHeaders.progress, '1']]);
   const { hostId: host, version } = spec;
 
   const answer = (msg: Msg, reply: InvokeReply, started: number, result?: CallResult) => {
@@ -79,7 +78,7 @@ export async function serveLattice(
         return;
       }
       // The caller hears that the call has started before it would give up on it.
-      if (left < ATTEMPT_PROGRESS_WITHIN_MS) msg.respond(NO_BODY, { headers: progressHeaders });
+      if (left < ATTEMPT_PROGRESS_WITHIN_MS) msg.respond(PROGRESS_REPLY.body, { headers: PROGRESS_REPLY.headers });
     }
     const result = call(request, deadlineAt, msg.reply ?? '');
     if (!result) return; // the watchdog answered and this worker is going away
@@ -144,7 +143,6 @@ function constantHeaders(entries: [string, string][]): MsgHdrs {
   return h;
 }
 
-const NO_BODY = new Uint8Array(0);
 const utf8 = new TextDecoder();
 
 /** The two times a worker needs from a call's headers (epoch ms), when present and numeric. */
@@ -183,3 +181,6 @@ function readHeaders(msg: Msg): CallTimes {
   }
   return times;
 }
+
+/** A progress reply ("still running"), its header encoded once: sent by workers and the watchdog. */
+export const PROGRESS_REPLY = { body: new Uint8Array(0), headers: constantHeaders([[RpcHeaders.progress, '1']]) };

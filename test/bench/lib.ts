@@ -23,7 +23,7 @@ export interface Stats {
 }
 
 /** How long and how hard to drive one scenario. */
-export interface LoadOptions {
+interface LoadOptions {
   /** Requests kept in flight (closed loop: each worker awaits its request before the next). */
   concurrency: number;
   /** Measured time. */
