@@ -5,14 +5,22 @@
 // `npm run up` and `npm test`, so a fresh Debian/Ubuntu machine needs nothing by hand.
 // Plain Node with no dependencies, because it runs before they are installed.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
+const lock = `${root}/package-lock.json`;
 const installed = `${root}/node_modules/.package-lock.json`;
-if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(`${root}/package-lock.json`).mtimeMs) {
-  console.error('trellis: installing npm dependencies...');
-  execFileSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+const stale = !existsSync(installed) || (existsSync(lock) && statSync(installed).mtimeMs < statSync(lock).mtimeMs);
+if (stale && lstatSync(`${root}/node_modules`, { throwIfNoEntry: false })?.isSymbolicLink()) {
+  // A linked node_modules is another checkout's install: `npm ci` would empty it for everyone.
+  console.error('trellis: node_modules is a symbolic link and older than package-lock.json; not reinstalling through it');
+} else if (stale) {
+  // `npm ci` installs exactly what the lock says (the same tree CI and the image get); without a
+  // lock there is nothing to be exact about, so `npm install` makes one.
+  const args = existsSync(lock) ? ['ci', '--no-audit', '--no-fund'] : ['install', '--no-audit', '--no-fund'];
+  console.error(`trellis: installing npm dependencies (npm ${args[0]})...`);
+  execFileSync('npm', args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
 }
 
 const wantToolchain = process.argv.includes('--toolchain');
