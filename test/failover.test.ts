@@ -1,13 +1,12 @@
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { connect } from 'nats';
 import { describe, expect, it } from 'vitest';
-import { createControlClient, type ControlClient } from '../lattice/control/index.ts';
+import { createControlClient } from '../lattice/control/index.ts';
 import { createRpcClient, type RpcClient } from '../lattice/rpc/index.ts';
-import { openArtifacts } from '../lattice/state/index.ts';
 import { bytesRequest } from '../lattice/wire/index.ts';
-import { exampleActor, spawnHost, startCluster, startSupercluster, uniqueLattice, waitFor, type HostProcess } from './harness/index.ts';
+import { deployExample, spawnHost, startCluster, startSupercluster, uniqueLattice, waitFor } from './harness/index.ts';
 
 interface Sample {
   at: number;
@@ -39,12 +38,6 @@ function percentile(values: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0;
 }
 
-async function deploy(client: ControlClient, hosts: HostProcess[], actor: string): Promise<void> {
-  const artifacts = await openArtifacts(client.nc, client.subjects);
-  const { digest } = await artifacts.push(new Uint8Array(await readFile(exampleActor('echo-c'))));
-  for (const h of hosts) await client.request('actorStart', h.id, { actor, version: '1.0.0', digest, count: 2 });
-}
-
 describe('failover with real host processes', () => {
   it('failover - SIGKILL of one of 3 hosts in a cluster under continuous load fails no invocation', async () => {
     await using cluster = await startCluster({ size: 3 });
@@ -54,7 +47,7 @@ describe('failover with real host processes', () => {
     try {
       const nc = await connect({ servers: cluster.servers[0]!.url });
       const client = createControlClient(nc, { lattice, timeoutMs: 60_000 });
-      await deploy(client, hosts, 'echo');
+      await deployExample(client, 'echo-c', hosts, { actor: 'echo', count: 2 });
       await using rpc = await createRpcClient(nc, { lattice, caller: 'failover-test' });
       await waitFor(() => rpc.view.hostsOf('echo', '1.0.0').length === 3, { what: 'three hosts in view' });
 
@@ -95,7 +88,7 @@ describe('failover with real host processes', () => {
     try {
       const nc = await connect({ servers: sc.cluster('aws')[0]!.url });
       const client = createControlClient(nc, { lattice, timeoutMs: 60_000 });
-      await deploy(client, [...awsHosts, ...gcpHosts], 'edge');
+      await deployExample(client, 'echo-c', [...awsHosts, ...gcpHosts], { actor: 'edge', count: 2 });
       await using rpc = await createRpcClient(nc, { lattice, caller: 'aws-caller' });
       await waitFor(() => rpc.view.hostsOf('edge', '1.0.0').length === 4, { what: 'four hosts in view' });
       const aws = new Set(awsHosts.map((h) => h.id));

@@ -1,13 +1,12 @@
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { connectControl, type ControlClient } from '../lattice/control/index.ts';
 import { openLinks } from '../lattice/links/index.ts';
-import { openArtifacts } from '../lattice/state/index.ts';
 import { openHttpRoutes } from '../providers/index.ts';
 import { serveComponent } from '../host/runtime/index.ts';
-import { exampleActor, freePort, spawnHost, spawnTrellis, startNats, uniqueLattice, waitFor, type HostProcess, type NatsServer, type TrellisProcess } from './harness/index.ts';
+import { deployExample, exampleActor, spawnHost, spawnTrellis, startNats, uniqueLattice, waitFor, type HostProcess, type NatsServer, type TrellisProcess } from './harness/index.ts';
 
 describe('HTTP gateway end to end: curl → gateway → lattice → actor → key-value', () => {
   let nats: NatsServer;
@@ -18,24 +17,19 @@ describe('HTTP gateway end to end: curl → gateway → lattice → actor → ke
   const lattice = uniqueLattice('gw');
   const bucket = `counters-${lattice}`;
 
-  async function deploy(name: string, actor: string, version: string, onHosts: HostProcess[], policy?: Record<string, unknown>): Promise<void> {
-    const { digest } = await (await openArtifacts(client.nc, client.subjects)).push(new Uint8Array(await readFile(exampleActor(name))));
-    for (const h of onHosts) await client.request('actorStart', h.id, { actor, version, digest, count: 4, ...(policy ? { policy } : {}) });
-  }
-
   beforeAll(async () => {
     nats = await startNats();
     const env = { XDG_STATE_HOME: await mkdtemp(path.join(os.tmpdir(), 'trellis-state-')) };
     hosts = await Promise.all([spawnHost({ nats: nats.url, lattice, env, heartbeatMs: 1000 }), spawnHost({ nats: nats.url, lattice, env, heartbeatMs: 1000 })]);
     client = await connectControl({ nats: nats.url, lattice, timeoutMs: 60_000 });
-    const port = await freePort();
-    gateway = await spawnTrellis(['gateway', '--nats', nats.url, '--lattice', lattice, '--listen', `127.0.0.1:${port}`, '--max-body-bytes', '65536', '--deadline-ms', '3000'], 'gateway ready');
-    base = `http://127.0.0.1:${port}`;
+    // Port 0: the gateway binds a free port itself and says which in its ready line.
+    gateway = await spawnTrellis(['gateway', '--nats', nats.url, '--lattice', lattice, '--listen', '127.0.0.1:0', '--max-body-bytes', '65536', '--deadline-ms', '3000'], 'gateway ready');
+    base = gateway.ready.url as string;
     await client.request('providerStart', hosts[0]!.id, { provider: 'keyvalue-nats' }, { timeoutMs: 60_000 });
-    await deploy('counter', 'counter', '1.0.0', hosts);
-    await deploy('echo-c', 'echo', '1.0.0', hosts);
-    await deploy('hostile-c', 'hostile', '1.0.0', [hosts[0]!], { executionTimeoutMs: 30_000 });
-    await deploy('http-js', 'wasi', '1.0.0', [hosts[0]!]);
+    await deployExample(client, 'counter', hosts, { count: 4 });
+    await deployExample(client, 'echo-c', hosts, { actor: 'echo', count: 4 });
+    await deployExample(client, 'hostile-c', [hosts[0]!], { actor: 'hostile', count: 4, policy: { executionTimeoutMs: 30_000 } });
+    await deployExample(client, 'http-js', [hosts[0]!], { actor: 'wasi', count: 4 });
     await (await openLinks(client.nc, client.subjects)).put('counter', 'keyvalue-nats', { bucket });
     const routes = await openHttpRoutes(client.nc, client.subjects);
     await routes.add('/counter', 'counter');

@@ -1,14 +1,12 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHost, type Host } from '../host/index.ts';
 import { connectControl, type ControlClient } from '../lattice/control/index.ts';
 import { openLinks } from '../lattice/links/index.ts';
-import { openArtifacts } from '../lattice/state/index.ts';
 import { decodeEvent, type LatticeEvent } from '../lattice/wire/index.ts';
 import { openHttpRoutes } from '../providers/index.ts';
-import { exampleActor, spawnHost, startNats, uniqueLattice, waitFor, type NatsServer } from './harness/index.ts';
+import { deployExample, spawnHost, startNats, uniqueLattice, waitFor, type NatsServer } from './harness/index.ts';
 
 describe('providers, links and the local-first gateway', () => {
   let nats: NatsServer;
@@ -17,10 +15,7 @@ describe('providers, links and the local-first gateway', () => {
   const lattice = uniqueLattice('prov');
   const events: LatticeEvent[] = [];
 
-  async function start(name: string, actor: string, version: string, hostId: string, policy?: Record<string, unknown>) {
-    const { digest } = await (await openArtifacts(client.nc, client.subjects)).push(new Uint8Array(await readFile(exampleActor(name))));
-    await client.request('actorStart', hostId, { actor, version, digest, count: 2, ...(policy ? { policy } : {}) });
-  }
+  const start = (name: string, actor: string, version: string, hostId: string, policy?: Record<string, unknown>) => deployExample(client, name, [hostId], { actor, version, count: 2, policy });
 
   beforeAll(async () => {
     nats = await startNats();

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { connect, createInbox, headers as natsHeaders } from 'nats';
@@ -6,17 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHost, type Host } from '../host/index.ts';
 import { connectControl, createControlClient, type ControlClient } from '../lattice/control/index.ts';
 import { createRpcClient, type RpcClient } from '../lattice/rpc/index.ts';
-import { openArtifacts } from '../lattice/state/index.ts';
 import { bytesRequest, decode, decodeEvent, encode, RpcHeaders, type InvokeReply, type LatticeEvent } from '../lattice/wire/index.ts';
-import { exampleActor, spawnHost, startNats, uniqueLattice, waitFor, type NatsServer } from './harness/index.ts';
-
-/** Push the echo actor and start it as actor@version on a host. */
-async function deployEcho(client: ControlClient, hostId: string, actor: string, version: string, count = 1): Promise<string> {
-  const artifacts = await openArtifacts(client.nc, client.subjects);
-  const { digest } = await artifacts.push(new Uint8Array(await readFile(exampleActor('echo-c'))));
-  await client.request('actorStart', hostId, { actor, version, digest, count });
-  return digest;
-}
+import { deployExample, spawnHost, startNats, uniqueLattice, waitFor, type NatsServer } from './harness/index.ts';
 
 /** One sample of the host's Prometheus metrics, or 0 when absent. */
 async function metric(host: Host, name: string, labels: Record<string, string>): Promise<number> {
@@ -59,7 +50,7 @@ describe('lattice rpc on one nats-server', () => {
   });
 
   it('rpc - invoke returns the actor response with metadata: version, answering host, attempts', async () => {
-    await deployEcho(client, host.id, 'echo', '1.0.0');
+    await deployExample(client, 'echo-c', [host.id], { actor: 'echo', version: '1.0.0' });
     const result = await rpc.invoke('echo', bytesRequest('hello lattice'));
     expect(new TextDecoder().decode(result.response.body)).toBe('hello lattice');
     expect(result).toMatchObject({ actor: 'echo', version: '1.0.0', hostId: host.id, attempts: 1 });
@@ -67,8 +58,8 @@ describe('lattice rpc on one nats-server', () => {
   });
 
   it('rpc - without weights traffic goes to the highest live version; weights split traffic within 2 points', async () => {
-    await deployEcho(client, host.id, 'split', '1.0.0', 2);
-    await deployEcho(client, host.id, 'split', '1.1.0', 2);
+    await deployExample(client, 'echo-c', [host.id], { actor: 'split', version: '1.0.0', count: 2 });
+    await deployExample(client, 'echo-c', [host.id], { actor: 'split', version: '1.1.0', count: 2 });
     await waitFor(() => rpc.view.liveVersions('split').length === 2, { what: 'both versions live' });
     expect((await load(rpc, 'split', 50, 4)).get('1.1.0')).toBe(50);
 
@@ -87,8 +78,8 @@ describe('lattice rpc on one nats-server', () => {
   });
 
   it('rpc - a weighted version with no live instance gets no traffic and route status says so', async () => {
-    await deployEcho(client, host.id, 'shift', '1.0.0');
-    await deployEcho(client, host.id, 'shift', '2.0.0');
+    await deployExample(client, 'echo-c', [host.id], { actor: 'shift', version: '1.0.0' });
+    await deployExample(client, 'echo-c', [host.id], { actor: 'shift', version: '2.0.0' });
     await rpc.routes.set('shift', { '1.0.0': 50, '2.0.0': 50 });
     await waitFor(() => rpc.routeStatus('shift').weights !== undefined && rpc.view.liveVersions('shift').length === 2, { what: 'route and versions' });
     await client.request('actorStop', host.id, { actor: 'shift', version: '2.0.0' });
@@ -105,7 +96,7 @@ describe('lattice rpc on one nats-server', () => {
   });
 
   it('rpc - scaling an actor under load fails no call and keeps its warm instances', async () => {
-    await deployEcho(client, host.id, 'elastic', '1.0.0', 1);
+    await deployExample(client, 'echo-c', [host.id], { actor: 'elastic', version: '1.0.0', count: 1 });
     let running = true;
     let ok = 0;
     const failures: unknown[] = [];
@@ -148,11 +139,9 @@ describe('lattice rpc on one nats-server', () => {
   });
 
   it('rpc - a call past its time limit is answered by the host with TRELLIS_TIME_LIMIT, sent once, and the version keeps serving', async () => {
-    const artifacts = await openArtifacts(client.nc, client.subjects);
-    const { digest } = await artifacts.push(new Uint8Array(await readFile(exampleActor('hostile-c'))));
     // The limit is three times the caller's first attempt time-out (500 ms): only the host's
     // progress replies keep the caller from sending the call again meanwhile.
-    await client.request('actorStart', host.id, { actor: 'spinner', version: '1.0.0', digest, count: 1, policy: { executionTimeoutMs: 1500 } });
+    await deployExample(client, 'hostile-c', [host.id], { actor: 'spinner', policy: { executionTimeoutMs: 1500 } });
     const ok = () => rpc.invoke('spinner', { ...bytesRequest(''), path: '/ok' });
     // A fast call first: the caller's attempt time-out adapts to it and drops to its floor.
     expect((await ok()).attempts).toBe(1);
@@ -182,7 +171,7 @@ describe('lattice rpc on one nats-server', () => {
   });
 
   it('rpc - a call its caller has given up on is dropped, not run; one about to expire gets a progress reply first', async () => {
-    await deployEcho(client, host.id, 'patient', '1.0.0');
+    await deployExample(client, 'echo-c', [host.id], { actor: 'patient', version: '1.0.0' });
     const subject = client.subjects.rpc('patient', '1.0.0');
     const body = encode(bytesRequest('x'));
     /** Send one call with the given attempt expiry; collect what comes back within 400 ms. */
@@ -214,7 +203,7 @@ describe('lattice rpc on one nats-server', () => {
   });
 
   it('rpc - bad input gets stable codes and disturbs nothing', async () => {
-    await deployEcho(client, host.id, 'steady', '1.0.0');
+    await deployExample(client, 'echo-c', [host.id], { actor: 'steady', version: '1.0.0' });
     await expect(rpc.invoke('no-such-actor', bytesRequest('x'))).rejects.toMatchObject({ code: 'TRELLIS_NO_RESPONDERS' });
     await expect(rpc.invoke('steady', bytesRequest('x'), { version: '9.9.9' })).rejects.toMatchObject({ code: 'TRELLIS_NO_RESPONDERS' });
     await expect(rpc.invoke('bad.name', bytesRequest('x'))).rejects.toMatchObject({ code: 'TRELLIS_BAD_REQUEST' });
@@ -248,7 +237,7 @@ describe('lattice rpc across a nats-server restart', () => {
     const nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
     try {
       const client = createControlClient(nc, { lattice, timeoutMs: 60_000 });
-      await deployEcho(client, host.id, 'survivor', '1.0.0', 2);
+      await deployExample(client, 'echo-c', [host.id], { actor: 'survivor', version: '1.0.0', count: 2 });
       const rpc = await createRpcClient(nc, { lattice, caller: 'test' });
       try {
         await waitFor(() => rpc.view.liveVersions('survivor').length > 0, { what: 'survivor live' });

@@ -1,13 +1,16 @@
 /**
  * Real nats-server processes, for the embedded `trellis up` and the test harness: a single node with
- * JetStream, a 3-node cluster, and a supercluster of clusters joined by gateways. Every server
- * gets random free ports, a temp store dir, a short ping interval (dead clients are noticed in
- * seconds), a readiness wait on the monitoring endpoint, and is killed when disposed or when
- * the test process exits, whatever happened.
+ * JetStream, a 3-node cluster, and a supercluster of clusters joined by gateways. Every listener
+ * (client, monitoring, cluster, gateway) is opened by nats-server itself on a port the kernel picks
+ * (`-1`), and read back from its ports file (`-ports_file_dir`) and /varz: nothing is bound, released
+ * and handed over, so two test files starting servers at once can never race for a port. Each
+ * server gets a temp store dir, a short ping interval (dead clients are noticed in seconds), a
+ * readiness wait on the monitoring endpoint, and is killed when disposed or when the test process
+ * exits, whatever happened.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,6 +25,10 @@ export interface NatsServer extends AsyncDisposable {
   readonly url: string;
   readonly port: number;
   readonly monitorUrl: string;
+  /** Route URL other members of its cluster dial (clustered servers only). */
+  readonly clusterUrl?: string;
+  /** Gateway URL other clusters dial (supercluster members only). */
+  readonly gatewayUrl?: string;
   readonly process: ChildProcess;
   /** Kill -9 (simulates a crashed node). */
   kill(): void;
@@ -52,98 +59,133 @@ export function natsServerBinary(): string {
   );
 }
 
-/** A free TCP port on 127.0.0.1 (bound then released). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 interface ServerPlan {
   name: string;
   cluster?: string;
-  port: number;
-  monitorPort: number;
-  clusterPort?: number;
-  gatewayPort?: number;
-  routes?: number[];
-  gateways?: { name: string; port: number }[];
+  /** Fixed client port (`trellis up --port`, a restart on the same port); default: picked by nats-server. */
+  port?: number;
+  /** Route URLs to dial (clustered servers only). */
+  routes?: string[];
+  /** Whether it listens for gateways, and which clusters' gateways it dials. */
+  gateway?: boolean;
+  gateways?: { name: string; url: string }[];
   jetstream: boolean;
   storeDir?: string;
   maxPayload?: number;
 }
 
+/** The config file of a plan; `-1` asks nats-server to pick a free port and keep it. */
 function configText(plan: ServerPlan, storeDir: string): string {
   const lines = [
     `server_name: ${plan.name}`,
-    `listen: 127.0.0.1:${plan.port}`,
-    `http: 127.0.0.1:${plan.monitorPort}`,
+    `listen: 127.0.0.1:${plan.port ?? -1}`,
+    `http: 127.0.0.1:-1`,
     // Short pings: a client that vanished without closing is dropped within ~3 s.
     `ping_interval: "1s"`,
     `ping_max: 2`,
     `max_payload: ${plan.maxPayload ?? 1024 * 1024}`,
   ];
-  if (plan.jetstream) lines.push(`jetstream { store_dir: "${storeDir}", max_memory_store: 256MB, max_file_store: 1GB }`);
-  if (plan.cluster && plan.clusterPort) {
-    const routes = (plan.routes ?? []).map((p) => `nats-route://127.0.0.1:${p}`);
-    lines.push(`cluster { name: ${plan.cluster}, listen: 127.0.0.1:${plan.clusterPort}, routes: [${routes.map((r) => `"${r}"`).join(', ')}] }`);
+  if (plan.jetstream) lines.push(`jetstream { store_dir: ${JSON.stringify(storeDir)}, max_memory_store: 256MB, max_file_store: 1GB }`);
+  if (plan.cluster) {
+    lines.push(`cluster { name: ${plan.cluster}, listen: 127.0.0.1:-1, routes: [${(plan.routes ?? []).map((r) => JSON.stringify(r)).join(', ')}] }`);
   }
-  if (plan.gatewayPort) {
-    const gws = (plan.gateways ?? []).map((g) => `{ name: ${g.name}, urls: ["nats://127.0.0.1:${g.port}"] }`);
-    lines.push(`gateway { name: ${plan.cluster}, listen: 127.0.0.1:${plan.gatewayPort}, gateways: [${gws.join(', ')}] }`);
+  if (plan.gateway) {
+    const gws = (plan.gateways ?? []).map((g) => `{ name: ${g.name}, urls: [${JSON.stringify(g.url)}] }`);
+    lines.push(`gateway { name: ${plan.cluster}, listen: 127.0.0.1:-1, gateways: [${gws.join(', ')}] }`);
   }
   return lines.join('\n') + '\n';
 }
 
-async function waitReady(monitorUrl: string, child: ChildProcess, check: (varz: Record<string, unknown>) => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+/** What nats-server writes to `<dir>/<executable>_<pid>.ports` once its listeners are up. */
+interface PortsFile {
+  nats?: string[];
+  monitoring?: string[];
+  cluster?: string[];
+}
+
+/** Wait for the ports file of `child` in `dir` (written once every listener is open). */
+async function readPorts(dir: string, child: ChildProcess, wantCluster: boolean, stderr: () => string, timeoutMs = 15_000): Promise<Required<Pick<PortsFile, 'nats' | 'monitoring'>> & PortsFile> {
+  const deadline = Date.now() + timeoutMs;
+  const suffix = `_${child.pid}.ports`;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`nats-server exited with ${child.signalCode ?? `code ${child.exitCode}`}\n${stderr()}`);
+    const file = (await readdir(dir)).find((f) => f.endsWith(suffix));
+    if (file) {
+      try {
+        const ports = JSON.parse(await readFile(path.join(dir, file), 'utf8')) as PortsFile;
+        if (ports.nats?.[0] && ports.monitoring?.[0] && (!wantCluster || ports.cluster?.[0])) return ports as Required<Pick<PortsFile, 'nats' | 'monitoring'>> & PortsFile;
+      } catch {
+        // Caught half-written: read it again.
+      }
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`nats-server wrote no ports file in ${timeoutMs} ms\n${stderr()}`);
+}
+
+async function waitHealthy(server: NatsServer, stderr: () => string, timeoutMs = 15_000): Promise<void> {
   const start = Date.now();
   let lastError = 'not started';
   while (Date.now() - start < timeoutMs) {
-    if (child.exitCode !== null) throw new Error(`nats-server exited with code ${child.exitCode}`);
+    if (server.process.exitCode !== null) throw new Error(`nats-server exited with code ${server.process.exitCode}\n${stderr()}`);
     try {
-      const res = await fetch(`${monitorUrl}/healthz`);
-      if (res.ok && (await check({}))) return;
+      const res = await fetch(`${server.monitorUrl}/healthz`);
+      if (res.ok) return;
       lastError = `healthz ${res.status}`;
     } catch (err) {
       lastError = (err as Error).message;
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`nats-server at ${monitorUrl} not ready after ${timeoutMs} ms (${lastError})`);
+  throw new Error(`nats-server at ${server.monitorUrl} not ready after ${timeoutMs} ms (${lastError})\n${stderr()}`);
 }
 
-async function launch(plan: ServerPlan): Promise<NatsServer> {
+/** A server whose listeners are open; `healthy()` waits until it serves (a cluster member needs its peers first). */
+interface Spawned {
+  server: NatsServer;
+  healthy(): Promise<void>;
+  /** Rewrite the config and have the server reload it (SIGHUP). */
+  reload(plan: ServerPlan): Promise<void>;
+}
+
+async function spawnServer(plan: ServerPlan): Promise<Spawned> {
   const bin = natsServerBinary();
   const dir = await mkdtemp(path.join(os.tmpdir(), `trellis-nats-${plan.name}-`));
   const storeDir = plan.storeDir ?? path.join(dir, 'jetstream');
   const conf = path.join(dir, 'nats.conf');
   await writeFile(conf, configText(plan, storeDir));
-  const child = spawn(bin, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(bin, ['-c', conf, '--ports_file_dir', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
   live.add(child);
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
   });
   child.once('exit', () => live.delete(child));
-  const monitorUrl = `http://127.0.0.1:${plan.monitorPort}`;
+  let ports: Awaited<ReturnType<typeof readPorts>>;
+  let gatewayUrl: string | undefined;
   try {
-    await waitReady(monitorUrl, child, async () => true);
+    ports = await readPorts(dir, child, Boolean(plan.cluster), () => stderr);
+    if (plan.gateway) {
+      // The ports file has no gateway entry; /varz reports the port it listens on.
+      const varz = (await (await fetch(`${ports.monitoring[0]}/varz`)).json()) as { gateway?: { port?: number } };
+      if (!varz.gateway?.port || varz.gateway.port < 0) throw new Error(`nats-server ${plan.name} reports no gateway port`);
+      gatewayUrl = `nats://127.0.0.1:${varz.gateway.port}`;
+    }
   } catch (err) {
     child.kill('SIGKILL');
-    throw new Error(`${(err as Error).message}\n${stderr}`);
+    await rm(dir, { recursive: true, force: true });
+    throw err;
   }
+  const url = ports.nats[0]!;
   let stopped: Promise<void> | undefined;
   const server: NatsServer = {
     name: plan.name,
     cluster: plan.cluster,
-    url: `nats://127.0.0.1:${plan.port}`,
-    port: plan.port,
-    monitorUrl,
+    url,
+    port: Number(new URL(url).port),
+    monitorUrl: ports.monitoring[0]!,
+    clusterUrl: ports.cluster?.[0],
+    gatewayUrl,
     process: child,
     kill: () => child.kill('SIGKILL'),
     stop() {
@@ -163,7 +205,25 @@ async function launch(plan: ServerPlan): Promise<NatsServer> {
       return this.stop();
     },
   };
-  return server;
+  return {
+    server,
+    healthy: () => waitHealthy(server, () => stderr),
+    async reload(next) {
+      await writeFile(conf, configText(next, storeDir));
+      child.kill('SIGHUP');
+    },
+  };
+}
+
+async function launch(plan: ServerPlan): Promise<NatsServer> {
+  const spawned = await spawnServer(plan);
+  try {
+    await spawned.healthy();
+  } catch (err) {
+    await spawned.server.stop();
+    throw err;
+  }
+  return spawned.server;
 }
 
 function group(servers: NatsServer[]): NatsGroup {
@@ -179,25 +239,51 @@ function group(servers: NatsServer[]): NatsGroup {
   };
 }
 
-/** Start one nats-server with JetStream (unless disabled) on random ports. */
+/** Start one nats-server with JetStream (unless disabled); ports are picked by nats-server unless `port` is given. */
 export async function startNats(options: { jetstream?: boolean; name?: string; storeDir?: string; port?: number; maxPayload?: number } = {}): Promise<NatsServer> {
   return launch({
     name: options.name ?? `n-${process.pid}-${Math.random().toString(36).slice(2, 7)}`,
-    port: options.port ?? (await freePort()),
-    monitorPort: await freePort(),
+    port: options.port,
     jetstream: options.jetstream ?? true,
     storeDir: options.storeDir,
     maxPayload: options.maxPayload,
   });
 }
 
-async function planCluster(name: string, size: number, jetstream: boolean): Promise<ServerPlan[]> {
-  const plans: ServerPlan[] = [];
-  for (let i = 0; i < size; i++) {
-    plans.push({ name: `${name}-${i + 1}`, cluster: name, port: await freePort(), monitorPort: await freePort(), clusterPort: await freePort(), jetstream });
+/** A listener that hangs up on every connection, held open (never released) while it is needed. */
+async function anchor(): Promise<{ url: string; close(): void }> {
+  const srv = net.createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', resolve);
+  });
+  return { url: `nats-route://127.0.0.1:${(srv.address() as net.AddressInfo).port}`, close: () => srv.close() };
+}
+
+/**
+ * Start the servers of one cluster, listening (not yet healthy). Members 2..n dial the first
+ * member's route port and gossip completes the mesh. A JetStream member refuses to start without
+ * a configured route, and when the first one starts its peers have no ports yet: it dials an
+ * anchor (a listener this process holds, which hangs up) until they are up, then reloads with a
+ * route to the second member and the anchor closes.
+ */
+async function spawnCluster(name: string, size: number, jetstream: boolean, gateways?: { name: string; url: string }[]): Promise<Spawned[]> {
+  if (jetstream && size < 2) throw new Error(`a JetStream cluster needs 2 or more servers (${name} has ${size}); startNats runs one`);
+  const plan = (i: number, routes: string[]): ServerPlan => ({ name: `${name}-${i + 1}`, cluster: name, routes, jetstream, gateway: gateways !== undefined, gateways });
+  const held = jetstream ? await anchor() : undefined;
+  const members: Spawned[] = [];
+  try {
+    members.push(await spawnServer(plan(0, held ? [held.url] : [])));
+    const seed = members[0]!.server.clusterUrl!;
+    members.push(...(await Promise.all(Array.from({ length: size - 1 }, (_, i) => spawnServer(plan(i + 1, [seed]))))));
+    if (held) await members[0]!.reload(plan(0, [members[1]!.server.clusterUrl!]));
+  } catch (err) {
+    await Promise.all(members.map((m) => m.server.stop()));
+    throw err;
+  } finally {
+    held?.close();
   }
-  for (const plan of plans) plan.routes = plans.filter((p) => p !== plan).map((p) => p.clusterPort!);
-  return plans;
+  return members;
 }
 
 /** Wait until every server sees its whole cluster (and, with gateways, every other cluster). */
@@ -252,11 +338,19 @@ async function waitJetStreamUsable(url: string, timeoutMs = 30_000): Promise<voi
 /** Start a cluster of `size` JetStream nodes joined by routes. */
 export async function startCluster(options: { name?: string; size?: number; jetstream?: boolean } = {}): Promise<NatsGroup> {
   const size = options.size ?? 3;
-  const plans = await planCluster(options.name ?? 'c1', size, options.jetstream ?? true);
-  const servers = await Promise.all(plans.map(launch));
-  await waitMesh(servers, size, 0);
-  if (options.jetstream ?? true) await waitJetStreamUsable(servers[0]!.url);
-  return group(servers);
+  const jetstream = options.jetstream ?? true;
+  const members = await spawnCluster(options.name ?? 'c1', size, jetstream);
+  const servers = members.map((m) => m.server);
+  const result = group(servers);
+  try {
+    await Promise.all(members.map((m) => m.healthy()));
+    await waitMesh(servers, size, 0);
+    if (jetstream) await waitJetStreamUsable(servers[0]!.url);
+  } catch (err) {
+    await result.stop();
+    throw err;
+  }
+  return result;
 }
 
 /** A supercluster: named clusters joined by gateways. */
@@ -275,17 +369,28 @@ export async function startSupercluster(options: { clusters?: string[]; size?: n
   // other clusters through the gateways (a meta group spread over small clusters across
   // gateways answers slowly for many seconds after it forms).
   const jetstreamClusters = options.jetstreamClusters ?? names.slice(0, 1);
-  const byCluster = new Map<string, ServerPlan[]>();
-  for (const name of names) byCluster.set(name, await planCluster(name, size, jetstreamClusters.includes(name)));
-  for (const plans of byCluster.values()) for (const plan of plans) plan.gatewayPort = await freePort();
-  for (const [name, plans] of byCluster) {
-    for (const plan of plans) {
-      plan.gateways = [...byCluster].filter(([other]) => other !== name).map(([other, ps]) => ({ name: other, port: ps[0]!.gatewayPort! }));
+  // Clusters start one after another: each dials the gateways of those before it, and gossip
+  // (implicit gateways) connects the earlier ones back.
+  const started: { name: string; members: Spawned[] }[] = [];
+  const stopAll = () => Promise.all(started.flatMap((c) => c.members.map((m) => m.server.stop())));
+  try {
+    for (const name of names) {
+      const gateways = started.map((c) => ({ name: c.name, url: c.members[0]!.server.gatewayUrl! }));
+      started.push({ name, members: await spawnCluster(name, size, jetstreamClusters.includes(name), gateways) });
     }
+  } catch (err) {
+    await stopAll();
+    throw err;
   }
-  const servers = await Promise.all([...byCluster.values()].flat().map(launch));
-  await waitMesh(servers, size, names.length - 1);
-  for (const name of names) await waitJetStreamUsable(servers.find((s) => s.cluster === name)!.url);
+  const servers = started.flatMap((c) => c.members.map((m) => m.server));
+  try {
+    await Promise.all(started.flatMap((c) => c.members.map((m) => m.healthy())));
+    await waitMesh(servers, size, names.length - 1);
+    for (const name of names) await waitJetStreamUsable(servers.find((s) => s.cluster === name)!.url);
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
   const base = group(servers);
   return {
     ...base,

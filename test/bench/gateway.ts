@@ -49,11 +49,10 @@ import { fileURLToPath } from 'node:url';
 import autocannonUntyped from 'autocannon';
 import { connectControl, type ControlClient } from '../../lattice/control/index.ts';
 import { openRoutes } from '../../lattice/routes/index.ts';
-import { openArtifacts } from '../../lattice/state/index.ts';
 import { readBody, toActorRequest, writeActorResponse } from '../../lattice/http/index.ts';
 import type { ActorRequest, ActorResponse } from '../../lattice/wire/index.ts';
 import { openHttpRoutes } from '../../providers/index.ts';
-import { exampleActor, freePort, startNats, TRELLIS_BIN, uniqueLattice, waitFor } from '../harness/index.ts';
+import { deployExample, exampleActor, startNats, TRELLIS_BIN, uniqueLattice, waitFor } from '../harness/index.ts';
 import { envNumber, fmt, measure, processCpuMs, selfCpuMs, spawnScript, table, type Child } from './lib.ts';
 
 interface AutocannonResult {
@@ -143,16 +142,28 @@ async function httpLoad(url: string, body: Buffer, connections: number, duration
   };
 }
 
-/** A `trellis` command as a child process (so node flags like --cpu-prof can be passed). */
-async function trellis(args: string[], readyMsg: string, nodeArgs: string[]): Promise<Child & { ready: Record<string, unknown> }> {
-  const child = await spawnScript(TRELLIS_BIN, args, { tsx: false, nodeArgs, timeoutMs: 60_000, ready: (line) => line.includes(`"msg":"${readyMsg}"`) });
-  return { ...child, ready: JSON.parse(child.readyLine) as Record<string, unknown> };
+/**
+ * A `trellis` command as a child process (so node flags like --cpu-prof can be passed). `listening`
+ * is the address from a "gateway listening" line before the ready line, if any (port 0 binds a
+ * free port, and only the gateway knows which).
+ */
+async function trellis(args: string[], readyMsg: string, nodeArgs: string[]): Promise<Child & { ready: Record<string, unknown>; listening?: string }> {
+  let listening: string | undefined;
+  const child = await spawnScript(TRELLIS_BIN, args, {
+    tsx: false,
+    nodeArgs,
+    timeoutMs: 60_000,
+    ready: (line) => {
+      if (line.includes('"msg":"gateway listening"')) listening = (JSON.parse(line) as { listen: string }).listen;
+      return line.includes(`"msg":"${readyMsg}"`);
+    },
+  });
+  return { ...child, ready: JSON.parse(child.readyLine) as Record<string, unknown>, listening };
 }
 
 /** Deploy echo-c on a host with weights and an HTTP route /echo, in that host's lattice. */
 async function deployEcho(control: ControlClient, hostId: string, instances: number): Promise<void> {
-  const { digest } = await (await openArtifacts(control.nc, control.subjects)).push(new Uint8Array(await readFile(exampleActor('echo-c'))));
-  await control.request('actorStart', hostId, { actor: 'echo', version: '1.0.0', digest, count: instances }, { timeoutMs: 60_000 });
+  await deployExample(control, 'echo-c', [hostId], { actor: 'echo', count: instances });
   // Weights make every call go through the weighted pick, as in a canary setup.
   await (await openRoutes(control.nc, control.subjects)).set('echo', { '1.0.0': 100 });
   await (await openHttpRoutes(control.nc, control.subjects)).add('/echo', 'echo');
@@ -213,11 +224,10 @@ export async function run(): Promise<Record<string, unknown>> {
     // (a) a host process and a gateway process in lattice A.
     if (want('a')) {
       const host = stack.use(await trellis(['host', '--nats', nats.url, '--lattice', latticeA, '--name', 'bench-gw-host', '--log-level', 'info', '--http-port', '0'], 'host started', await profArgs('host-a')));
-      const port = await freePort();
-      const gateway = stack.use(await trellis(['gateway', '--nats', nats.url, '--lattice', latticeA, '--listen', `127.0.0.1:${port}`, '--log-level', 'info'], 'gateway ready', await profArgs('gateway-a')));
+      const gateway = stack.use(await trellis(['gateway', '--nats', nats.url, '--lattice', latticeA, '--listen', '127.0.0.1:0', '--log-level', 'info'], 'gateway ready', await profArgs('gateway-a')));
       const control = stack.use(await connectControl({ nats: nats.url, lattice: latticeA, timeoutMs: 60_000 }));
       await deployEcho(control, host.ready.hostId as string, instances);
-      urls.a = `http://127.0.0.1:${port}/echo`;
+      urls.a = `${gateway.ready.url as string}/echo`;
       const probe = await waitEcho(urls.a);
       if (probe.headers.get('x-trellis-host') !== host.ready.hostId) throw new Error('(a) was not answered by the host process');
       cpus.a = { loadgen: selfCpuMs, gateway: cpuOf(gateway), host: cpuOf(host), nats: natsCpu };
@@ -226,13 +236,13 @@ export async function run(): Promise<Record<string, unknown>> {
     }
     // (b) a host with the gateway inside, in lattice B (so (a) never reaches its instances).
     if (want('b')) {
-      const port = await freePort();
       const host = stack.use(
-        await trellis(['host', '--nats', nats.url, '--lattice', latticeB, '--name', 'bench-gw-local', '--log-level', 'info', '--http-port', '0', '--gateway', `127.0.0.1:${port}`], 'host started', await profArgs('host-b')),
+        await trellis(['host', '--nats', nats.url, '--lattice', latticeB, '--name', 'bench-gw-local', '--log-level', 'info', '--http-port', '0', '--gateway', '127.0.0.1:0'], 'host started', await profArgs('host-b')),
       );
+      if (!host.listening) throw new Error('(b) host logged no "gateway listening" line');
       const control = stack.use(await connectControl({ nats: nats.url, lattice: latticeB, timeoutMs: 60_000 }));
       await deployEcho(control, host.ready.hostId as string, instances);
-      urls.b = `http://127.0.0.1:${port}/echo`;
+      urls.b = `http://${host.listening}/echo`;
       const probe = await waitEcho(urls.b);
       if (probe.headers.get('x-trellis-host') !== host.ready.hostId) throw new Error('(b) was not answered by its own host');
       cpus.b = { loadgen: selfCpuMs, host: cpuOf(host), nats: natsCpu };

@@ -41,14 +41,12 @@
  * with node --cpu-prof).
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { headers as natsHeaders, type Msg } from 'nats';
 import { connectControl } from '../../lattice/control/index.ts';
 import { createRpcClient, type InvokeResult } from '../../lattice/rpc/index.ts';
-import { openArtifacts } from '../../lattice/state/index.ts';
 import { bytesRequest, decode, encode, RpcHeaders, type InvokeReply } from '../../lattice/wire/index.ts';
-import { exampleActor, spawnHost, startNats, TRELLIS_BIN, uniqueLattice, waitFor } from '../harness/index.ts';
+import { deployExample, exampleActor, spawnHost, startNats, TRELLIS_BIN, uniqueLattice, waitFor } from '../harness/index.ts';
 import { envList, envNumber, measure, processCpuMs, selfCpuMs, spawnScript, table, type Stats } from './lib.ts';
 
 const MODES = ['raw', 'raw+hdr', 'codec', 'runtime', 'invoke'] as const;
@@ -97,9 +95,7 @@ export async function run(): Promise<Record<string, unknown>> {
   await using inProcess = await spawnScript(responderScript, [nats.url, subject('runtime'), 'runtime', String(instances)], { nodeArgs: profileArgs });
   const calleePid: Record<Mode, number> = { raw: echo.process.pid!, 'raw+hdr': echo.process.pid!, codec: codec.process.pid!, runtime: inProcess.process.pid!, invoke: host.process.pid! };
   await using control = await connectControl({ nats: nats.url, lattice, timeoutMs: 60_000 });
-  const artifacts = await openArtifacts(control.nc, control.subjects);
-  const { digest } = await artifacts.push(new Uint8Array(await readFile(exampleActor('echo-c'))));
-  await control.request('actorStart', host.id, { actor: 'echo', version: '1.0.0', digest, count: instances });
+  await deployExample(control, 'echo-c', [host.id], { actor: 'echo', count: instances });
   await using rpc = await createRpcClient(control.nc, { lattice, caller: 'bench' });
   await waitFor(() => rpc.view.liveVersions('echo').length > 0, { what: 'echo live in the caller view' });
   const nc = control.nc;

@@ -3,8 +3,12 @@
  * processes (`bin/trellis.js host` as child processes), with readiness waits and cleanup.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import type { ControlClient } from '../../lattice/control/index.ts';
+import { openArtifacts } from '../../lattice/state/index.ts';
 
 export * from '../../lattice/nats-server/index.ts';
 
@@ -114,4 +118,41 @@ export function uniqueLattice(prefix = 't'): string {
 /** Path of a built example actor (global setup builds them into .cache/actors). */
 export function exampleActor(name: string): string {
   return fileURLToPath(new URL(`../../.cache/actors/${name}.wasm`, import.meta.url));
+}
+
+/** Where and how to run an example actor (see `deployExample`). */
+export interface DeployOptions {
+  /** Name it runs under (default: the example's name). */
+  actor?: string;
+  version?: string;
+  /** Instances per host (default 1). */
+  count?: number;
+  policy?: Record<string, unknown>;
+}
+
+/**
+ * Push a built example actor to the lattice's artifact store and start it on every host in `on`
+ * (ids, or anything with an id): the one way tests deploy. Returns the component's digest.
+ */
+export async function deployExample(client: ControlClient, example: string, on: (string | { id: string })[], options: DeployOptions = {}): Promise<string> {
+  const { digest } = await (await openArtifacts(client.nc, client.subjects)).push(new Uint8Array(await readFile(exampleActor(example))));
+  const body = { actor: options.actor ?? example, version: options.version ?? '1.0.0', digest, count: options.count ?? 1, ...(options.policy ? { policy: options.policy } : {}) };
+  await Promise.all(on.map((h) => client.request('actorStart', typeof h === 'string' ? h : h.id, body)));
+  return digest;
+}
+
+/** Whether a process still runs (a zombie, dead but not yet reaped by its new parent, does not). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) S ...", the state letter after the parenthesised name.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
+  }
 }
