@@ -58,22 +58,21 @@ export class ProviderSupervisor {
   }
 
   private launch(p: Supervised): Promise<void> {
+    // The IPC channel carries the provider's ready message, and its end tells the provider that
+    // this host is gone (providers/service.ts followSupervisor), even when nothing else could.
     const child = spawn(process.execPath, [CLI, 'provider', p.kind, '--nats', this.servers.join(','), '--lattice', this.lattice, '--log-level', this.logLevel], {
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     });
     p.child = child;
     p.health = 'starting';
+    // Provider logs are JSON lines at the host's level: passed through whole, one line at a time.
+    createInterface({ input: child.stdout! }).on('line', (line) => process.stdout.write(`${line}\n`));
     const ready = new Promise<void>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).on('line', (line) => {
-        // Provider logs are JSON lines at the host's level; pass them through, watch for readiness.
-        if (line.includes('"provider ready"')) {
-          p.health = 'ok';
-          p.backoffMs = BACKOFF_MIN_MS;
-          resolve();
-          // The bare marker a provider prints below info level is a signal, not a log line.
-          if (!line.includes('"level"')) return;
-        }
-        process.stdout.write(`${line}\n`);
+      child.on('message', (message) => {
+        if ((message as { type?: unknown } | null)?.type !== 'ready') return;
+        p.health = 'ok';
+        p.backoffMs = BACKOFF_MIN_MS;
+        resolve();
       });
       child.once('exit', (code, signal) => {
         reject(new TrellisError('TRELLIS_INTERNAL', `provider ${p.kind} exited (${signal ?? code}) before it was ready`));

@@ -7,7 +7,8 @@ import { startHttpClientProvider } from './http-client/index.ts';
 import { startKeyValueProvider } from './keyvalue-nats/index.ts';
 import type { ProviderService } from './service.ts';
 
-export type { ProviderService } from './service.ts';
+export type { ProviderService, SupervisorLink } from './service.ts';
+export { followSupervisor } from './service.ts';
 export { startGateway, openHttpRoutes, type Gateway, type GatewayOptions, type HttpRoute, type HttpRouteStore } from './http-gateway/index.ts';
 
 /** Start a provider of `kind` on a connection (in this process). */

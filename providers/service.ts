@@ -48,3 +48,32 @@ export function serveProvider(nc: NatsConnection, subjects: Subjects, kind: Prov
   };
   return { kind, close, [Symbol.asyncDispose]: close };
 }
+
+/** A provider's link to the host that started it (see `followSupervisor`). */
+export interface SupervisorLink {
+  /** Tell the host the provider serves. */
+  ready(): void;
+}
+
+/**
+ * When a host started this process (host/providers.ts spawns `trellis provider` with an IPC
+ * channel): say "ready" on that channel, and stop when it closes. The kernel closes it however the
+ * host died, even by SIGKILL, when nothing else would tell a provider: its NATS connection is
+ * fine, so it would serve on, orphaned, for good. Stopping goes through SIGTERM, the same drain a
+ * signal from the host gets. Started by hand (no channel), it does nothing.
+ */
+export function followSupervisor(logger: Logger): SupervisorLink {
+  if (!process.send || !process.connected) return { ready() {} };
+  process.once('disconnect', () => {
+    logger.warn('the host that started this provider is gone; stopping');
+    process.kill(process.pid, 'SIGTERM');
+  });
+  // The channel must not keep the process alive by itself: it ends when its work does.
+  process.channel?.unref();
+  return {
+    ready() {
+      // With a callback, a channel that closed meanwhile is an ignored error, not a crash.
+      if (process.connected) process.send!({ type: 'ready' }, undefined, undefined, () => {});
+    },
+  };
+}

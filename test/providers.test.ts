@@ -1,12 +1,13 @@
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHost, type Host } from '../host/index.ts';
 import { connectControl, type ControlClient } from '../lattice/control/index.ts';
 import { openLinks } from '../lattice/links/index.ts';
-import { decodeEvent, type LatticeEvent } from '../lattice/wire/index.ts';
+import { decode, decodeEvent, encode, type LatticeEvent, type ProviderReply } from '../lattice/wire/index.ts';
 import { openHttpRoutes } from '../providers/index.ts';
-import { deployExample, spawnHost, startNats, uniqueLattice, waitFor, type NatsServer } from './harness/index.ts';
+import { deployExample, processAlive, spawnHost, startNats, TRELLIS_BIN, uniqueLattice, waitFor, type NatsServer } from './harness/index.ts';
 
 describe('providers, links and the local-first gateway', () => {
   let nats: NatsServer;
@@ -45,6 +46,51 @@ describe('providers, links and the local-first gateway', () => {
     const after = await fetch(`${gw}/counter`, { method: 'POST' });
     expect(after.status).toBe(200);
     expect(Number(await after.text())).toBeGreaterThanOrEqual(2);
+  });
+
+  it('providers - a provider says it serves over its IPC channel (nothing on stdout at --log-level silent) and stops when the channel closes', async () => {
+    // What a supervising host does: `trellis provider` with an IPC channel.
+    const child = spawn(process.execPath, [TRELLIS_BIN, 'provider', 'keyvalue-nats', '--nats', nats.url, '--lattice', lattice, '--log-level', 'silent'], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      let stdout = '';
+      child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+      const ready = await new Promise<unknown>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no ready message in 30 s')), 30_000);
+        child.once('message', (m) => { clearTimeout(timer); resolve(m); });
+        void exited.then((code) => { clearTimeout(timer); reject(new Error(`provider exited with ${code}`)); });
+      });
+      expect(ready).toEqual({ type: 'ready' });
+      // Ready means serving: a request sent right away is answered.
+      const request = { actor: 'probe', op: 'exists', config: { bucket: `ready-${lattice}` }, args: ['k'] };
+      const reply = decode<ProviderReply>((await client.nc.request(client.subjects.provider('keyvalue-nats'), encode(request), { timeout: 10_000 })).data);
+      expect(reply).toEqual({ ok: true, value: false });
+      expect(stdout).toBe('');
+      // The channel closing is how a provider learns its host is gone.
+      child.disconnect();
+      expect(await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 10_000))])).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('providers - a provider started by a host process exits when that host is SIGKILLed', async () => {
+    const victim = await spawnHost({ nats: nats.url, lattice, heartbeatMs: 500 });
+    let pid: number | undefined;
+    try {
+      await client.request('providerStart', victim.id, { provider: 'keyvalue-nats' });
+      pid = (await client.getInventory(victim.id)).providers[0]!.pid;
+      expect(pid).toBeGreaterThan(0);
+      expect(processAlive(pid!)).toBe(true);
+      victim.kill('SIGKILL');
+      await victim.exited;
+      // Generous: the provider drains for at most 3 s after it notices.
+      await waitFor(() => !processAlive(pid!), { timeoutMs: 10_000, what: `provider ${pid} to exit after its host was killed` });
+    } finally {
+      victim.kill('SIGKILL');
+      // Never leave an orphan behind, even when the test fails.
+      if (pid && processAlive(pid)) process.kill(pid, 'SIGKILL');
+    }
   });
 
   it('links - an import without a link fails with an error naming the missing link', async () => {

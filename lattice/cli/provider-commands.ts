@@ -25,12 +25,12 @@ export const commands: Command[] = [
       const subjects = buildSubjects(lattice);
       const logger = createLogger({ component: 'provider', level: (values['log-level'] as LogLevel | undefined) ?? 'info' }).child({ provider: kind, lattice });
       const nc = await connectParticipant(resolveServers(values.nats as string | undefined), `trellis-provider-${kind}`);
-      const { startProvider } = await import('../../providers/index.ts');
+      const { followSupervisor, startProvider } = await import('../../providers/index.ts');
+      const supervisor = followSupervisor(logger);
       const service = startProvider(kind, nc, subjects, logger);
       await nc.flush();
       logger.info('provider ready');
-      // The supervising host waits for this line whatever the log level.
-      if (!logger.isLevelEnabled('info')) console.log(JSON.stringify({ msg: 'provider ready', provider: kind }));
+      supervisor.ready();
       await runUntilStopped(nc, () => service.close(), (signal) => logger.info({ signal }, 'provider stopping'));
       return 0;
     },
