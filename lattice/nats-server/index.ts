@@ -96,27 +96,25 @@ function configText(plan: ServerPlan, storeDir: string): string {
   return lines.join('\n') + '\n';
 }
 
-/** What nats-server writes to `<dir>/<executable>_<pid>.ports` once its listeners are up. */
-interface PortsFile {
-  nats?: string[];
-  monitoring?: string[];
+/** What nats-server writes to `<dir>/<executable>_<pid>.ports` once its listeners are up (no gateway entry). */
+interface Ports {
+  nats: string[];
+  monitoring: string[];
   cluster?: string[];
 }
 
-/** Wait for the ports file of `child` in `dir` (written once every listener is open). */
-async function readPorts(dir: string, child: ChildProcess, wantCluster: boolean, stderr: () => string, timeoutMs = 15_000): Promise<Required<Pick<PortsFile, 'nats' | 'monitoring'>> & PortsFile> {
+/** Wait for the ports file of `child` in `dir`. */
+async function readPorts(dir: string, child: ChildProcess, wantCluster: boolean, stderr: () => string, timeoutMs = 15_000): Promise<Ports> {
   const deadline = Date.now() + timeoutMs;
   const suffix = `_${child.pid}.ports`;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`nats-server exited with ${child.signalCode ?? `code ${child.exitCode}`}\n${stderr()}`);
     const file = (await readdir(dir)).find((f) => f.endsWith(suffix));
-    if (file) {
-      try {
-        const ports = JSON.parse(await readFile(path.join(dir, file), 'utf8')) as PortsFile;
-        if (ports.nats?.[0] && ports.monitoring?.[0] && (!wantCluster || ports.cluster?.[0])) return ports as Required<Pick<PortsFile, 'nats' | 'monitoring'>> & PortsFile;
-      } catch {
-        // Caught half-written: read it again.
-      }
+    try {
+      const ports = file ? (JSON.parse(await readFile(path.join(dir, file), 'utf8')) as Partial<Ports>) : {};
+      if (ports.nats?.[0] && ports.monitoring?.[0] && (!wantCluster || ports.cluster?.[0])) return ports as Ports;
+    } catch {
+      // Caught half-written: read it again.
     }
     await new Promise((r) => setTimeout(r, 25));
   }
@@ -161,7 +159,7 @@ async function spawnServer(plan: ServerPlan): Promise<Spawned> {
     stderr = (stderr + d.toString()).slice(-4000);
   });
   child.once('exit', () => live.delete(child));
-  let ports: Awaited<ReturnType<typeof readPorts>>;
+  let ports: Ports;
   let gatewayUrl: string | undefined;
   try {
     ports = await readPorts(dir, child, Boolean(plan.cluster), () => stderr);

@@ -1,6 +1,7 @@
 /**
- * The test harness: real nats-server processes (from lattice/nats-server) and real host
- * processes (`bin/trellis.js host` as child processes), with readiness waits and cleanup.
+ * The test harness: real nats-server processes (from lattice/nats-server), real host processes
+ * (`lattice/cli/trellis.js host` as child processes) with readiness waits and cleanup, and the one
+ * way tests deploy an example actor (`deployExample`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
