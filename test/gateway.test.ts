@@ -20,7 +20,7 @@ describe('HTTP gateway end to end: curl → gateway → lattice → actor → ke
 
   async function deploy(name: string, actor: string, version: string, onHosts: HostProcess[], policy?: Record<string, unknown>): Promise<void> {
     const { digest } = await (await openArtifacts(client.nc, client.subjects)).push(new Uint8Array(await readFile(exampleActor(name))));
-    for (const h of onHosts) await client.request('actorStart', h.id, { actor, version, digest, count: 4, ...(policy ? { policy } : {}) });
+    for (const h of onHosts) await client.startActor(h.id, { actor, version, digest, count: 4, ...(policy ? { policy } : {}) });
   }
 
   beforeAll(async () => {
@@ -31,7 +31,7 @@ describe('HTTP gateway end to end: curl → gateway → lattice → actor → ke
     const port = await freePort();
     gateway = await spawnTrellis(['gateway', '--nats', nats.url, '--lattice', lattice, '--listen', `127.0.0.1:${port}`, '--max-body-bytes', '65536', '--deadline-ms', '3000'], 'gateway ready');
     base = `http://127.0.0.1:${port}`;
-    await client.request('providerStart', hosts[0]!.id, { provider: 'keyvalue-nats' }, { timeoutMs: 60_000 });
+    await client.startProvider(hosts[0]!.id, { provider: 'keyvalue-nats' }, { timeoutMs: 60_000 });
     await deploy('counter', 'counter', '1.0.0', hosts);
     await deploy('echo-c', 'echo', '1.0.0', hosts);
     await deploy('hostile-c', 'hostile', '1.0.0', [hosts[0]!], { executionTimeoutMs: 30_000 });

@@ -19,7 +19,7 @@ describe('providers, links and the local-first gateway', () => {
 
   async function start(name: string, actor: string, version: string, hostId: string, policy?: Record<string, unknown>) {
     const { digest } = await (await openArtifacts(client.nc, client.subjects)).push(new Uint8Array(await readFile(exampleActor(name))));
-    await client.request('actorStart', hostId, { actor, version, digest, count: 2, ...(policy ? { policy } : {}) });
+    await client.startActor(hostId, { actor, version, digest, count: 2, ...(policy ? { policy } : {}) });
   }
 
   beforeAll(async () => {
@@ -35,7 +35,7 @@ describe('providers, links and the local-first gateway', () => {
   });
 
   it('providers - a crashed provider is restarted with backoff, announced, and serves again', async () => {
-    await client.request('providerStart', host.id, { provider: 'keyvalue-nats' });
+    await client.startProvider(host.id, { provider: 'keyvalue-nats' });
     await start('counter', 'counter', '1.0.0', host.id);
     await (await openLinks(client.nc, client.subjects)).put('counter', 'keyvalue-nats', { bucket: `c-${lattice}` });
     await (await openHttpRoutes(client.nc, client.subjects)).add('/counter', 'counter');
@@ -68,7 +68,7 @@ describe('providers, links and the local-first gateway', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as AddressInfo).port;
     try {
-      await client.request('providerStart', host.id, { provider: 'http-client' });
+      await client.startProvider(host.id, { provider: 'http-client' });
       await (await openLinks(client.nc, client.subjects)).put('fetcher', 'http-client', {});
       await start('hostile-js', 'fetcher', '1.0.0', host.id, { allowedHosts: [`127.0.0.1:${port}`] });
       await (await openHttpRoutes(client.nc, client.subjects)).add('/fetcher', 'fetcher');

@@ -14,7 +14,7 @@ import { exampleActor, spawnHost, startNats, uniqueLattice, waitFor, type NatsSe
 async function deployEcho(client: ControlClient, hostId: string, actor: string, version: string, count = 1): Promise<string> {
   const artifacts = await openArtifacts(client.nc, client.subjects);
   const { digest } = await artifacts.push(new Uint8Array(await readFile(exampleActor('echo-c'))));
-  await client.request('actorStart', hostId, { actor, version, digest, count });
+  await client.startActor(hostId, { actor, version, digest, count });
   return digest;
 }
 
@@ -91,7 +91,7 @@ describe('lattice rpc on one nats-server', () => {
     await deployEcho(client, host.id, 'shift', '2.0.0');
     await rpc.routes.set('shift', { '1.0.0': 50, '2.0.0': 50 });
     await waitFor(() => rpc.routeStatus('shift').weights !== undefined && rpc.view.liveVersions('shift').length === 2, { what: 'route and versions' });
-    await client.request('actorStop', host.id, { actor: 'shift', version: '2.0.0' });
+    await client.stopActor(host.id, { actor: 'shift', version: '2.0.0' });
     await waitFor(() => !rpc.view.liveVersions('shift').includes('2.0.0'), { what: '2.0.0 gone from view' });
     const counts = await load(rpc, 'shift', 200, 8);
     expect(counts.get('1.0.0')).toBe(200);
@@ -129,7 +129,7 @@ describe('lattice rpc on one nats-server', () => {
     try {
       for (const count of [4, 1, 3]) {
         await new Promise((r) => setTimeout(r, 200));
-        await client.request('actorScale', host.id, { actor: 'elastic', version: '1.0.0', count });
+        await client.scaleActor(host.id, { actor: 'elastic', version: '1.0.0', count });
         expect((await client.getInventory(host.id)).actors.find((a) => a.name === 'elastic')?.instances).toBe(count);
         const now = await waitFor(() => instances(count), { what: `${count} instance connections` });
         // Scaling keeps warm instances: up keeps all of them, down keeps a subset.
@@ -152,7 +152,7 @@ describe('lattice rpc on one nats-server', () => {
     const { digest } = await artifacts.push(new Uint8Array(await readFile(exampleActor('hostile-c'))));
     // The limit is three times the caller's first attempt time-out (500 ms): only the host's
     // progress replies keep the caller from sending the call again meanwhile.
-    await client.request('actorStart', host.id, { actor: 'spinner', version: '1.0.0', digest, count: 1, policy: { executionTimeoutMs: 1500 } });
+    await client.startActor(host.id, { actor: 'spinner', version: '1.0.0', digest, count: 1, policy: { executionTimeoutMs: 1500 } });
     const ok = () => rpc.invoke('spinner', { ...bytesRequest(''), path: '/ok' });
     // A fast call first: the caller's attempt time-out adapts to it and drops to its floor.
     expect((await ok()).attempts).toBe(1);
@@ -229,7 +229,7 @@ describe('lattice rpc on one nats-server', () => {
     const events: LatticeEvent[] = [];
     client.nc.subscribe(client.subjects.event('actor_start_failed'), { callback: (_e, m) => events.push(decodeEvent(m.data)) });
     const missing = `sha256:${'0'.repeat(64)}`;
-    await expect(client.request('actorStart', host.id, { actor: 'ghost', version: '1.0.0', digest: missing })).rejects.toMatchObject({ code: 'TRELLIS_DIGEST_NOT_FOUND' });
+    await expect(client.startActor(host.id, { actor: 'ghost', version: '1.0.0', digest: missing })).rejects.toMatchObject({ code: 'TRELLIS_DIGEST_NOT_FOUND' });
     const failed = await waitFor(() => events.find((e) => e.kind === 'actor_start_failed'), { what: 'actor_start_failed' });
     expect(failed.data).toMatchObject({ actor: 'ghost', error: { code: 'TRELLIS_DIGEST_NOT_FOUND' } });
     // And the lattice still works.

@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { PROGRESS_EVERY_MS, PROGRESS_FIRST_MS, type ActorRequest, type ActorResponse } from '../../lattice/wire/index.ts';
 import { TrellisError, isErrorCode, toTrellisError, type ErrorCode } from '../../lattice/errors/index.ts';
 import type { World } from './compile.ts';
-import type { ActorPolicy } from './policy.ts';
+import type { ActorPolicy } from '../../lattice/policy/index.ts';
 import { CallWatch, LimitKind, type CallSnapshot } from './call-watch.ts';
 import { CallStats, type ServedBatch } from './call-stats.ts';
 import type { FromWorker, HostCall, HostReply, ServeSpec, ToWorker, WireFailure, WorkerInit } from './protocol.ts';

@@ -80,10 +80,12 @@ async function withReplicas<T>(create: (replicas: number) => Promise<T>): Promis
 }
 
 /** Open (or create) a KV bucket of this lattice. */
-export async function openKv(nc: NatsConnection, bucket: string, options: { history?: number } = {}): Promise<KV> {
+export async function openKv(nc: NatsConnection, bucket: string, options: { history?: number; ttlMs?: number } = {}): Promise<KV> {
   const js = nc.jetstream();
   try {
-    return await whileStreamPropagates(() => withReplicas((replicas) => js.views.kv(bucket, { replicas, history: options.history ?? 1 })));
+    return await whileStreamPropagates(() =>
+      withReplicas((replicas) => js.views.kv(bucket, { replicas, history: options.history ?? 1, ...(options.ttlMs ? { ttl: options.ttlMs } : {}) })),
+    );
   } catch (err) {
     throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot open KV bucket ${bucket} (is JetStream enabled on the server?): ${(err as Error).message}`, { cause: err });
   }

@@ -90,7 +90,7 @@ export interface Subjects {
   /** Queue group of a provider kind. */
   providerQueue(provider: string): string;
   /** Names of the JetStream buckets of this lattice. */
-  readonly buckets: { routes: string; config: string; links: string; httpRoutes: string; artifacts: string };
+  readonly buckets: { routes: string; config: string; links: string; httpRoutes: string; artifacts: string; hosts: string };
 }
 
 /** Build the subject space of a lattice. The name is validated once here. */
@@ -121,6 +121,7 @@ export function subjects(lattice: string): Subjects {
       links: `trellis-${bucketSafe}-links`,
       httpRoutes: `trellis-${bucketSafe}-http`,
       artifacts: `trellis-${bucketSafe}-artifacts`,
+      hosts: `trellis-${bucketSafe}-hosts`,
     },
   };
 }

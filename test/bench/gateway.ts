@@ -152,7 +152,7 @@ async function trellis(args: string[], readyMsg: string, nodeArgs: string[]): Pr
 /** Deploy echo-c on a host with weights and an HTTP route /echo, in that host's lattice. */
 async function deployEcho(control: ControlClient, hostId: string, instances: number): Promise<void> {
   const { digest } = await (await openArtifacts(control.nc, control.subjects)).push(new Uint8Array(await readFile(exampleActor('echo-c'))));
-  await control.request('actorStart', hostId, { actor: 'echo', version: '1.0.0', digest, count: instances }, { timeoutMs: 60_000 });
+  await control.startActor(hostId, { actor: 'echo', version: '1.0.0', digest, count: instances }, { timeoutMs: 60_000 });
   // Weights make every call go through the weighted pick, as in a canary setup.
   await (await openRoutes(control.nc, control.subjects)).set('echo', { '1.0.0': 100 });
   await (await openHttpRoutes(control.nc, control.subjects)).add('/echo', 'echo');

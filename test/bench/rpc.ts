@@ -99,7 +99,7 @@ export async function run(): Promise<Record<string, unknown>> {
   await using control = await connectControl({ nats: nats.url, lattice, timeoutMs: 60_000 });
   const artifacts = await openArtifacts(control.nc, control.subjects);
   const { digest } = await artifacts.push(new Uint8Array(await readFile(exampleActor('echo-c'))));
-  await control.request('actorStart', host.id, { actor: 'echo', version: '1.0.0', digest, count: instances });
+  await control.startActor(host.id, { actor: 'echo', version: '1.0.0', digest, count: instances });
   await using rpc = await createRpcClient(control.nc, { lattice, caller: 'bench' });
   await waitFor(() => rpc.view.liveVersions('echo').length > 0, { what: 'echo live in the caller view' });
   const nc = control.nc;

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 export * from '../../lattice/nats-server/index.ts';
 
 /** Path of the `trellis` executable. */
-export const TRELLIS_BIN = fileURLToPath(new URL('../../lattice/cli/trellis.js', import.meta.url));
+export const TRELLIS_BIN = fileURLToPath(new URL('../../host/cli/trellis.js', import.meta.url));
 
 const children = new Set<ChildProcess>();
 process.once('exit', () => {
