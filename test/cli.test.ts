@@ -69,6 +69,11 @@ describe('trellis CLI', () => {
     const noHost = await trellis(['get', 'inventory', 'nosuchhost'], env());
     expect(noHost.code).toBe(1);
     expect(noHost.stderr).toContain('TRELLIS_NOT_FOUND');
+    for (const flag of ['--deadline-ms', '--max-body-bytes']) {
+      const zero = await trellis(['gateway', flag, '0'], env());
+      expect(zero.code).toBe(2);
+      expect(zero.stderr).toContain(`option ${flag}: must be an integer from 1`);
+    }
     const noNats = await trellis(['get', 'hosts'], { TRELLIS_NATS_URL: 'nats://127.0.0.1:1' });
     expect(noNats.stderr).toContain('TRELLIS_NATS_UNAVAILABLE');
   });

@@ -83,14 +83,11 @@ export const commands = [
     async run({ args, flags }) {
       const { createLogger } = await import('../../lattice/log/index.ts');
       const { connectParticipant } = await import('../../lattice/control/index.ts');
-      const { latticeOption, serversOption } = await import('../../lattice/options/index.ts');
-      const { providerKind } = await import('../../lattice/links/index.ts');
       const { subjects: buildSubjects } = await import('../../lattice/subjects/index.ts');
-      const { startProvider } = await import('../../providers/index.ts');
-      const kind = providerKind(args[0]!);
-      const lattice = latticeOption(flags.lattice);
-      const logger = createLogger({ component: 'provider', level: (flags.logLevel) ?? 'info' }).child({ provider: kind, lattice });
-      const nc = await connectParticipant(serversOption(flags.nats), `trellis-provider-${kind}`);
+      const { compileProviderOptions, startProvider } = await import('../../providers/index.ts');
+      const { kind, servers, lattice, logLevel } = compileProviderOptions({ kind: args[0]!, nats: flags.nats, lattice: flags.lattice, logLevel: flags.logLevel });
+      const logger = createLogger({ component: 'provider', level: logLevel }).child({ provider: kind, lattice });
+      const nc = await connectParticipant(servers, `trellis-provider-${kind}`);
       const service = startProvider(kind, nc, buildSubjects(lattice), logger);
       await nc.flush();
       logger.info('provider ready');
