@@ -585,7 +585,7 @@ export class ActorPool {
       serve,
     };
     // An empty env: nothing inside the worker (guest bindings included) can read the host's.
-    const worker = new Worker(spec.workerUrl, { workerData: init, transferList: [port2], env: {}, stdout: false, stderr: false, resourceLimits: { maxYoungGenerationSizeMb: Number(process.env.YG ?? 0) || undefined } });
+    const worker = new Worker(spec.workerUrl, { workerData: init, transferList: [port2], env: {}, stdout: false, stderr: false });
     let readyResolve!: () => void;
     let readyReject!: (e: TrellisError) => void;
     const slot: Slot = {
