@@ -17,7 +17,7 @@ import type { ActorPolicy } from './policy.ts';
 import { CallWatch, LimitKind, type CallSnapshot } from './call-watch.ts';
 import { CallStats, type ServedBatch } from './call-stats.ts';
 import type { FromWorker, HostCall, HostReply, ServeSpec, ToWorker, WireFailure, WorkerInit } from './protocol.ts';
-import type { SandboxConfig } from './wasi.ts';
+import type { SandboxConfig } from './wasi/index.ts';
 import type { WasmModule } from './wasm-api.ts';
 
 /** Backing services of the trellis:actor capability imports, called on behalf of `actor`. */
