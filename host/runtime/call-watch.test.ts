@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -19,7 +19,9 @@ async function thread(source: string, workerData: unknown): Promise<Worker> {
   const out = await build({ stdin: { contents: source, resolveDir: here, loader: 'ts' }, bundle: true, platform: 'node', format: 'esm', write: false, logLevel: 'silent' });
   const file = join(tmpdir(), `trellis-call-watch-test-${process.pid}-${Math.random().toString(36).slice(2)}.mjs`);
   writeFileSync(file, out.outputFiles[0]!.contents);
-  return new Worker(pathToFileURL(file), { workerData });
+  const worker = new Worker(pathToFileURL(file), { workerData });
+  worker.once('exit', () => rmSync(file, { force: true }));
+  return worker;
 }
 
 const exited = (w: Worker) =>
