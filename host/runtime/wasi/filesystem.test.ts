@@ -93,6 +93,10 @@ describe('wasi filesystem', () => {
     expect(violations).toEqual([]);
     expect(statSync(join(rw, 'a2')).ino).toBe(statSync(join(rw, 'a')).ino);
     expect(open(scratch, 'a2').metadataHash()).toEqual(open(scratch, 'a').metadataHash());
+    expect(open(scratch, 'a2').isSameObject(open(scratch, 'a'))).toBe(true);
+    expect(open(scratch, 'b').isSameObject(open(scratch, 'a'))).toBe(false);
+    expect(dir('/').isSameObject(open(dir('/'), '.'))).toBe(true);
+    expect(dir('/').isSameObject(scratch)).toBe(false);
     // Ordinary failures are WASI error codes, not violations.
     expect(thrown(() => scratch.linkAt({}, 'a', scratch, 'b'))).toBe('exist');
     expect(thrown(() => scratch.linkAt({}, 'missing', scratch, 'c'))).toBe('no-entry');

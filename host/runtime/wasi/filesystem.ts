@@ -321,8 +321,10 @@ export function filesystemImports(cfg: SandboxConfig, host: SandboxHost) {
     linkAt(oldFlags: { symlinkFollow?: boolean }, oldPath: string, newDesc: Descriptor, newPath: string): void {
       between(this.#at(oldPath), !!oldFlags?.symlinkFollow, newDesc.#at(newPath), (from, to) => fs.linkSync(from.hostPath, to.hostPath));
     }
+    /** Same host object (dev, inode), so a hard link or another path to it counts; virtual directories by path. */
     isSameObject(other: Descriptor): boolean {
-      return other.guestPath === this.guestPath;
+      const [a, b] = [this.#stat(), other.#stat()];
+      return a && b ? a.dev === b.dev && a.ino === b.ino : !a && !b && this.guestPath === other.guestPath;
     }
     /** Hashes (dev, inode) of the object, so hard links and repeated opens agree; a virtual directory hashes its path. */
     metadataHash() {

@@ -13,7 +13,6 @@ import { httpImports } from './http.ts';
 import { ioImports } from './streams.ts';
 import type { SandboxConfig, SandboxHost } from './types.ts';
 
-export type { Grant } from './grants.ts';
 export { IncomingRequest, ResponseOutparam } from './http.ts';
 export type { OutgoingHttp, SandboxConfig, SandboxHost } from './types.ts';
 
