@@ -63,6 +63,7 @@ describe('grant resolution on disk', () => {
     symlinkSync(base, join(root, 'out-dir'));
     symlinkSync('sub/not-yet', join(root, 'dangling-in'));
     symlinkSync('../elsewhere', join(root, 'dangling-out'));
+    symlinkSync(join(base, 'elsewhere'), join(root, 'dangling-out-absolute'));
     return { base, root };
   }
 
@@ -94,6 +95,7 @@ describe('grant resolution on disk', () => {
   it('grant resolution on disk - a dangling link is an escape when it points out, and otherwise absent', () => {
     const { root } = plant();
     expect(realPathIn(root, join(root, 'dangling-out'), true)).toEqual({ kind: 'escape' });
+    expect(realPathIn(root, join(root, 'dangling-out-absolute'), true)).toEqual({ kind: 'escape' });
     expect(realPathIn(root, join(root, 'dangling-in'), true)).toEqual({ kind: 'error', errno: 'ENOENT' });
     expect(realPathIn(root, join(root, 'dangling-out'), false)).toEqual({ kind: 'path', hostPath: join(root, 'dangling-out'), exists: true });
   });

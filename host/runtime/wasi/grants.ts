@@ -5,7 +5,7 @@
  * cannot take the guest out of its grant.
  */
 import * as fs from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { normalizeGuestPath } from '../paths.ts';
 
 /** One directory grant: the guest sees `hostPath` (a real path) at `guestPath`. */
@@ -74,7 +74,8 @@ export function realPathIn(root: string, lexical: string, followFinal: boolean):
       return within(fs.realpathSync(lexical), true);
     } catch (err) {
       if (errnoOf(err) !== 'ENOENT' || !st.isSymbolicLink()) return { kind: 'error', errno: errnoOf(err) };
-      const dangling = within(join(lexical, '..', fs.readlinkSync(lexical)), false);
+      // resolve, not join: an absolute target replaces the link's folder.
+      const dangling = within(resolve(dirname(lexical), fs.readlinkSync(lexical)), false);
       return dangling.kind === 'escape' ? dangling : { kind: 'error', errno: 'ENOENT' };
     }
   }

@@ -3,7 +3,7 @@
  * is synchronous, so a pollable that is not ready blocks the thread until it is.
  */
 
-export class IoError {
+class IoError {
   constructor(readonly message: string) {}
   toDebugString(): string {
     return this.message;
