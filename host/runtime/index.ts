@@ -14,7 +14,7 @@ import { parseListen, readBody, toActorRequest, writeActorResponse, writeError }
 import { ComponentCache, type CacheSource, type World } from './compile.ts';
 import { ActorPool, completeCapabilities, type ActorStats, type HostCapabilities, type LatticeServing } from './pool.ts';
 import { compilePolicy, type ActorPolicy } from '../../lattice/policy/index.ts';
-import type { SandboxConfig } from './wasi.ts';
+import type { SandboxConfig } from './wasi/index.ts';
 import { workerScript } from './worker-script.ts';
 
 export { compilePolicy, loadPolicyFile, DEFAULT_POLICY, type ActorPolicy, type DirGrant } from '../../lattice/policy/index.ts';

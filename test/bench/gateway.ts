@@ -455,7 +455,7 @@ async function serveUntilSignalled(handle: (req: http.IncomingMessage, res: http
 /** The direct variant: transpiled echo-c instantiated on this thread, its handler called synchronously. */
 async function directInvoker(cacheDir: string): Promise<(req: ActorRequest) => ActorResponse> {
   const { ComponentCache } = await import('../../host/runtime/compile.ts');
-  const { wasiImports } = await import('../../host/runtime/wasi.ts');
+  const { wasiImports } = await import('../../host/runtime/wasi/index.ts');
   const { Wasm } = await import('../../host/runtime/wasm-api.ts');
   const { DEFAULT_POLICY } = await import('../../host/runtime/index.ts');
   const cache = new ComponentCache(cacheDir);
