@@ -32,6 +32,7 @@ export const ErrorCodes = {
   TRELLIS_DIGEST_NOT_FOUND: { http: 404, hint: 'push the component first: `trellis push <file.wasm>`' },
   TRELLIS_DIGEST_MISMATCH: { http: 502, hint: 'the stored artifact is corrupt; push it again' },
   TRELLIS_BAD_WEIGHTS: { http: 400, hint: 'weights are version=percent pairs of known versions summing to 100' },
+  TRELLIS_CONFLICT: { http: 409, hint: 'the document changed (or exists) since it was read: read it again and retry' },
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
@@ -81,4 +82,56 @@ export function toTrellisError(err: unknown, fallback: ErrorCode = 'TRELLIS_INTE
   if (err instanceof TrellisError) return err;
   const message = err instanceof Error ? err.message : String(err);
   return new TrellisError(fallback, message, { cause: err });
+}
+
+/**
+ * JetStream API error codes Trellis branches on (nats-server `server/errors.json`). The server
+ * sends them with every JetStream API failure; nats.js keeps them on `err.api_error.err_code`.
+ */
+export const JetStreamCodes = {
+  clusterNoPeers: 10005,
+  clusterNotAvailable: 10008,
+  clusterNotLeader: 10009,
+  insufficientResources: 10023,
+  streamNameInUse: 10058,
+  streamNotFound: 10059,
+  streamWrongLastSequence: 10071,
+  replicasNotSupported: 10074,
+  streamWrongLastSequenceConstant: 10164,
+} as const;
+
+/** The JetStream API error code of a failure, if the server sent one. */
+export function jetStreamErrorCode(err: unknown): number | undefined {
+  const api = (err as { api_error?: { err_code?: unknown } } | null)?.api_error;
+  return typeof api?.err_code === 'number' ? api.err_code : undefined;
+}
+
+/** A compare-and-set lost: the key is not at the expected revision (or exists, for a create). */
+export function isJetStreamConflict(err: unknown): boolean {
+  const code = jetStreamErrorCode(err);
+  return code === JetStreamCodes.streamWrongLastSequence || code === JetStreamCodes.streamWrongLastSequenceConstant;
+}
+
+/** A stream asked for more replicas than the cluster can place (or a single server holds none). */
+export function isTooFewServersForReplicas(err: unknown): boolean {
+  const code = jetStreamErrorCode(err);
+  return code === JetStreamCodes.replicasNotSupported || code === JetStreamCodes.clusterNoPeers || code === JetStreamCodes.insufficientResources;
+}
+
+/**
+ * A JetStream failure that only means "not settled yet" and is worth retrying shortly: a stream
+ * created a moment ago not visible here yet, a name taken by a concurrent create, a cluster
+ * between meta leaders, or the request timing out or finding no responder (nats.js gives those
+ * core codes, `TIMEOUT` and `503`, on `err.code`).
+ */
+export function isJetStreamUnsettled(err: unknown): boolean {
+  const code = jetStreamErrorCode(err);
+  if (code !== undefined) {
+    return code === JetStreamCodes.streamNotFound || code === JetStreamCodes.streamNameInUse || code === JetStreamCodes.clusterNotAvailable || code === JetStreamCodes.clusterNotLeader;
+  }
+  const core = (err as { code?: unknown } | null)?.code;
+  if (core === 'TIMEOUT' || core === '503') return true;
+  // nats.js raises this one itself, as a plain Error with no code, when it looks up the stream
+  // of a subject and finds none (a stream created elsewhere a moment ago): only its text says so.
+  return err instanceof Error && err.message === 'no stream matches subject';
 }
