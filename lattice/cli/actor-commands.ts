@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { TrellisError } from '../errors/index.ts';
 import type { ControlClient } from '../control/index.ts';
-import { openRoutes, parseWeights } from '../routes/index.ts';
+import { openWeights, parseWeights } from '../weights/index.ts';
 import { createRpcClient } from '../rpc/index.ts';
 import { openArtifacts } from '../state/index.ts';
 import { bytesRequest, type ActorInventory, type HostInventory } from '../wire/index.ts';
@@ -213,7 +213,7 @@ export const commands: Command[] = [
       const weights = parseWeights(words);
       await using client = await clientFrom(values);
       const known = values.force ? undefined : runningVersions(await client.pingHosts(), actor);
-      const route = await (await openRoutes(client.nc, client.subjects)).set(actor, weights, known);
+      const route = await (await openWeights(client.nc, client.subjects)).set(actor, weights, known);
       if (values.json) return console.log(JSON.stringify(route));
       console.log(`${actor}: ${Object.entries(route.weights).map(([v, w]) => `${v}=${w}%`).join(' ')}`);
     },
@@ -248,7 +248,7 @@ export const commands: Command[] = [
     async run(args, values) {
       const [actor] = positionals(args, ['actor']);
       await using client = await clientFrom(values);
-      await (await openRoutes(client.nc, client.subjects)).delete(actor!);
+      await (await openWeights(client.nc, client.subjects)).delete(actor!);
       console.log(`${actor}: weights removed`);
     },
   },

@@ -146,7 +146,7 @@ export const commands: Command[] = [
     async run(args, values) {
       const [prefix, actor] = positionals(args, ['prefix', 'actor']);
       await using client = await clientFrom(values);
-      const { openHttpRoutes } = await import('../../providers/index.ts');
+      const { openHttpRoutes } = await import('../http-routes/index.ts');
       const route = await (await openHttpRoutes(client.nc, client.subjects)).add(prefix!, actor!, values.host as string | undefined);
       if (values.json) return console.log(JSON.stringify(route));
       console.log(`route ${route.host ?? '*'}${route.prefix} → ${route.actor}`);
@@ -161,7 +161,7 @@ export const commands: Command[] = [
     async run(args, values) {
       positionals(args, []);
       await using client = await clientFrom(values);
-      const { openHttpRoutes } = await import('../../providers/index.ts');
+      const { openHttpRoutes } = await import('../http-routes/index.ts');
       const routes = await (await openHttpRoutes(client.nc, client.subjects)).list();
       if (values.json) return console.log(JSON.stringify(routes, null, 2));
       if (routes.length === 0) return console.log('no routes (add one with `trellis http route add <prefix> <actor>`)');
@@ -177,7 +177,7 @@ export const commands: Command[] = [
     async run(args, values) {
       const [prefix] = positionals(args, ['prefix']);
       await using client = await clientFrom(values);
-      const { openHttpRoutes } = await import('../../providers/index.ts');
+      const { openHttpRoutes } = await import('../http-routes/index.ts');
       await (await openHttpRoutes(client.nc, client.subjects)).delete(prefix!, values.host as string | undefined);
       console.log(`route ${prefix} removed`);
     },

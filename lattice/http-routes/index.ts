@@ -1,87 +1,84 @@
-/** HTTP routes of the gateway (path prefix and optional Host → actor), kept in lattice KV. */
-import type { KV, NatsConnection } from 'nats';
-import { TrellisError } from '../../lattice/errors/index.ts';
-import { followKv, kvEntries, openKv } from '../../lattice/state/index.ts';
-import { token, type Subjects } from '../../lattice/subjects/index.ts';
-import { decodeJson, encodeJson, isRecord } from '../../lattice/wire/index.ts';
+/**
+ * HTTP routes of the gateway (path prefix and optional Host → actor), kept as documents in a
+ * lattice KV bucket. The gateway follows them; the CLI adds, lists and deletes them.
+ */
+import type { NatsConnection } from 'nats';
+import { openDocuments, type DocumentKind } from '../documents/index.ts';
+import { TrellisError } from '../errors/index.ts';
+import { token, type Subjects } from '../subjects/index.ts';
+import { isRecord } from '../wire/index.ts';
+import { routeHost, type HttpRoute } from './match.ts';
 
-/** One route. */
-export interface HttpRoute {
-  /** Path prefix, starting with `/`, matched on whole segments (`/api` matches `/api/x`, not `/apix`). */
-  prefix: string;
-  /** Only requests for this Host (without port); any host when absent. */
-  host?: string;
-  actor: string;
-  createdAt: string;
-}
+export { matchRoute, routeHost, type HttpRoute } from './match.ts';
 
 /** Read, write and follow the HTTP routes. */
 export interface HttpRouteStore {
+  /** Add (or replace) the route of a prefix and Host. */
   add(prefix: string, actor: string, host?: string): Promise<HttpRoute>;
+  /** Every route, by prefix. */
   list(): Promise<HttpRoute[]>;
+  /** Remove a route; TRELLIS_NOT_FOUND when there is none. */
   delete(prefix: string, host?: string): Promise<void>;
+  /** Call `onChange` with all routes now and after every change; returns a stop function. */
   follow(onChange: (routes: HttpRoute[]) => void): Promise<() => void>;
 }
 
 // KV keys allow few characters; base64url of "host|prefix" keeps every route addressable.
 const keyOf = (prefix: string, host?: string) => Buffer.from(`${host ?? '*'}|${prefix}`).toString('base64url');
 
+/** Check a route prefix and normalize it (no trailing `/` but for the root). */
 function checkPrefix(prefix: string): string {
-  if (!prefix.startsWith('/') || /\s|\?|#/.test(prefix)) throw new TrellisError('TRELLIS_BAD_REQUEST', `route prefix "${prefix}" must start with / and hold no spaces, ? or #`);
-  return prefix.length > 1 ? prefix.replace(/\/+$/, '') : prefix;
+  if (typeof prefix !== 'string' || !prefix.startsWith('/') || /\s|\?|#/.test(prefix)) {
+    throw new TrellisError('TRELLIS_BAD_REQUEST', `route prefix "${prefix}" must start with / and hold no spaces, ? or #`);
+  }
+  return prefix.length > 1 ? prefix.replace(/\/+$/, '') || '/' : prefix;
 }
 
-function decodeRoute(bytes: Uint8Array): HttpRoute | undefined {
-  try {
-    const v = decodeJson<unknown>(bytes, 'http route');
-    return isRecord(v) && typeof v.prefix === 'string' && typeof v.actor === 'string' ? (v as unknown as HttpRoute) : undefined;
-  } catch {
-    return undefined;
-  }
+/** Check a route Host: a name (or address) without scheme, path or spaces; the port is dropped. */
+function checkHost(host: string): string {
+  const hostname = routeHost(host)!;
+  if (hostname.length === 0 || /[\s/?#@]/.test(hostname)) throw new TrellisError('TRELLIS_BAD_REQUEST', `route host "${host}" must be a host name like example.com`);
+  return hostname;
 }
 
-/** Find the route for a request: the longest matching prefix, host-specific routes first. */
-export function matchRoute(routes: HttpRoute[], path: string, host: string | undefined): HttpRoute | undefined {
-  const hostname = host?.replace(/:\d+$/, '').toLowerCase();
-  let best: HttpRoute | undefined;
-  for (const route of routes) {
-    if (route.host && route.host !== hostname) continue;
-    const p = route.prefix;
-    if (!(p === '/' || path === p || path.startsWith(`${p}/`))) continue;
-    if (!best || p.length > best.prefix.length || (p.length === best.prefix.length && route.host && !best.host)) best = route;
-  }
-  return best;
-}
+/** HTTP routes as a document kind, keyed by Host and prefix. */
+export const httpRouteKind: DocumentKind<HttpRoute> = {
+  name: 'http route',
+  bucket: (subjects) => subjects.buckets.httpRoutes,
+  key: (route) => keyOf(route.prefix, route.host),
+  decode(value) {
+    if (!isRecord(value) || typeof value.createdAt !== 'string' || (value.host !== undefined && typeof value.host !== 'string')) {
+      throw new TrellisError('TRELLIS_BAD_REQUEST', 'http route must hold prefix, actor and createdAt (and host a string, if any)');
+    }
+    const route: HttpRoute = { prefix: checkPrefix(value.prefix as string), actor: token(value.actor as string, 'actor name'), createdAt: value.createdAt };
+    return value.host === undefined ? route : { ...route, host: checkHost(value.host as string) };
+  },
+};
 
 /** Open the HTTP route store of a lattice. */
 export async function openHttpRoutes(nc: NatsConnection, subjects: Subjects): Promise<HttpRouteStore> {
-  const kv: KV = await openKv(nc, subjects.buckets.httpRoutes);
-  const list = async () =>
-    (await kvEntries(kv))
-      .map(([, value]) => decodeRoute(value))
-      .filter((r): r is HttpRoute => r !== undefined)
-      .sort((a, b) => a.prefix.localeCompare(b.prefix));
+  const docs = await openDocuments(nc, subjects, httpRouteKind);
   return {
     async add(prefix, actor, host) {
-      const route: HttpRoute = { prefix: checkPrefix(prefix), actor: token(actor, 'actor name'), createdAt: new Date().toISOString(), ...(host ? { host: host.toLowerCase() } : {}) };
-      await kv.put(keyOf(route.prefix, route.host), encodeJson(route));
-      return route;
+      return (await docs.put({ prefix, actor, createdAt: new Date().toISOString(), ...(host ? { host } : {}) })).value;
     },
-    list,
+    async list() {
+      return (await docs.list()).map((d) => d.value).sort((a, b) => a.prefix.localeCompare(b.prefix));
+    },
     async delete(prefix, host) {
-      const key = keyOf(checkPrefix(prefix), host?.toLowerCase());
-      const entry = await kv.get(key);
-      if (!entry || entry.operation !== 'PUT') throw new TrellisError('TRELLIS_NOT_FOUND', `no route ${host ? `${host}` : ''}${prefix}`);
-      await kv.delete(key);
+      const deleted = await docs.delete(keyOf(checkPrefix(prefix), host ? checkHost(host) : undefined));
+      if (!deleted) throw new TrellisError('TRELLIS_NOT_FOUND', `no route ${host ?? ''}${prefix}`);
     },
     async follow(onChange) {
       const routes = new Map<string, HttpRoute>();
-      const stop = await followKv(kv, (key, value) => {
-        const route = value && decodeRoute(value);
-        if (route) routes.set(key, route);
+      let ready = false;
+      const stop = await docs.follow(({ key, value }) => {
+        if (value) routes.set(key, value);
         else routes.delete(key);
-        onChange([...routes.values()]);
+        // The current routes arrive one by one: hand them on once, all together.
+        if (ready) onChange([...routes.values()]);
       });
+      ready = true;
       onChange([...routes.values()]);
       return stop;
     },

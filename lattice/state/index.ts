@@ -4,7 +4,7 @@
  * lattice. Buckets are created on first use with 3 replicas where the cluster allows, else 1.
  */
 import { createHash } from 'node:crypto';
-import type { KV, NatsConnection, ObjectStore } from 'nats';
+import type { KV, KvEntry, NatsConnection, ObjectStore, QueuedIterator } from 'nats';
 import { JetStreamCodes, TrellisError, isJetStreamUnsettled, isTooFewServersForReplicas, jetStreamErrorCode } from '../errors/index.ts';
 import type { Subjects } from '../subjects/index.ts';
 
@@ -87,30 +87,57 @@ export async function openKv(nc: NatsConnection, bucket: string, options: { hist
   }
 }
 
-/**
- * Follow every key of a bucket: `onEntry(key, value)` for each current entry and then for every
- * change (`value` undefined for a delete). Resolves once the current entries were delivered, so
- * a caller's first lookup already sees them. Returns a stop function.
- */
-export async function followKv(kv: KV, onEntry: (key: string, value: Uint8Array | undefined) => void): Promise<() => void> {
-  let initialized!: () => void;
-  const ready = new Promise<void>((resolve) => (initialized = resolve));
-  const iter = await whileStreamPropagates(() => kv.watch({ key: '>', initializedFn: () => initialized() }));
-  void (async () => {
-    for await (const entry of iter) onEntry(entry.key, entry.operation === 'PUT' ? entry.value : undefined);
-  })();
-  await ready;
-  return () => iter.stop();
+/** One KV entry as a follower sees it: `value` undefined for a delete (or purge). */
+export interface KvChange {
+  key: string;
+  value: Uint8Array | undefined;
+  revision: number;
 }
 
-/** Every current PUT entry of a bucket. */
-export async function kvEntries(kv: KV): Promise<[key: string, value: Uint8Array][]> {
-  const out: [string, Uint8Array][] = [];
-  for await (const key of await kv.keys()) {
-    const entry = await kv.get(key);
-    if (entry && entry.operation === 'PUT') out.push([key, entry.value]);
-  }
-  return out;
+/**
+ * Follow the keys of a bucket (all, or those matching `key`, a KV pattern with `*` and `>`):
+ * `onChange` for each current entry and then for every change. Resolves once the current
+ * entries were handed to `onChange`, so a caller's first lookup already sees them. Returns a
+ * stop function.
+ */
+export async function followKv(kv: KV, onChange: (change: KvChange) => void, options: { key?: string } = {}): Promise<() => void> {
+  // nats.js signals "initialized" in one of two ways: in order through the iterator (after the
+  // entries before it were consumed), or at once inside watch() when every current entry had
+  // already arrived, though the loop below has not consumed them yet. So readiness is a count:
+  // the loop has handed on as many entries as had arrived when the signal came.
+  let iter: QueuedIterator<KvEntry> | undefined;
+  let applied = 0;
+  let target = Infinity;
+  let initializedEarly = false;
+  let markReady!: () => void;
+  let fail!: (err: unknown) => void;
+  const ready = new Promise<void>((resolve, reject) => ((markReady = resolve), (fail = reject)));
+  const settle = () => applied >= target && markReady();
+  iter = await whileStreamPropagates(() => {
+    initializedEarly = false;
+    return kv.watch({
+      key: options.key ?? '>',
+      initializedFn: () => {
+        if (iter) (target = applied), settle();
+        else initializedEarly = true;
+      },
+    });
+  });
+  if (initializedEarly) (target = iter.getReceived()), settle();
+  const watching = iter;
+  void (async () => {
+    for await (const entry of watching) {
+      onChange({ key: entry.key, value: entry.operation === 'PUT' ? entry.value : undefined, revision: entry.revision });
+      applied++;
+      settle();
+    }
+  })()
+    .catch(() => undefined)
+    // Ended (stopped, or the connection closed under it): a follow still waiting for the
+    // current entries fails instead of hanging; after that, a rejection has no one to catch it.
+    .then(() => fail(new TrellisError('TRELLIS_NATS_UNAVAILABLE', 'the KV watch ended before it delivered the current entries')));
+  await ready;
+  return () => watching.stop();
 }
 
 /** An artifact not (yet) in the store: retried for a while, then TRELLIS_DIGEST_NOT_FOUND. */

@@ -1,18 +1,18 @@
 /**
- * Weighted version routes: per actor, the share of traffic each version gets, kept in a
- * JetStream KV bucket of the lattice so every caller sees a change within a second (watch).
+ * Version weights: per actor, the share of traffic each version gets, kept as documents in a
+ * JetStream KV bucket of the lattice so every caller sees a change within a second (follow).
  */
-import type { KV, NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
+import { openDocuments, type DocumentKind } from '../documents/index.ts';
 import { TrellisError } from '../errors/index.ts';
-import { followKv, openKv } from '../state/index.ts';
 import { token, versionToken, type Subjects } from '../subjects/index.ts';
-import { decodeJson, encodeJson, isRecord } from '../wire/index.ts';
+import { isRecord } from '../wire/index.ts';
 
 /** Version → percent; integers summing to 100. */
 export type Weights = Record<string, number>;
 
-/** The stored route document of one actor. */
-export interface Route {
+/** The stored weights document of one actor. */
+export interface ActorWeights {
   actor: string;
   weights: Weights;
   updatedAt: string;
@@ -44,52 +44,55 @@ export function validateWeights(weights: Weights, knownVersions?: Iterable<strin
 
 /** Parse CLI words `1.0.0=90 1.1.0=10` into weights (validated later). */
 export function parseWeights(words: string[]): Weights {
-  const weights: Weights = {};
+  // A Map, not an object: a version like "constructor" or "__proto__" must neither read as
+  // given twice nor reach an object's prototype (it then fails validation as no version).
+  const weights = new Map<string, number>();
   for (const word of words) {
     const match = /^([^=]+)=(-?\d+(?:\.\d+)?)$/.exec(word);
     if (!match) throw new TrellisError('TRELLIS_BAD_WEIGHTS', `"${word}" is not version=percent`);
-    if (match[1]! in weights) throw new TrellisError('TRELLIS_BAD_WEIGHTS', `version ${match[1]} given twice`);
-    weights[match[1]!] = Number(match[2]);
+    if (weights.has(match[1]!)) throw new TrellisError('TRELLIS_BAD_WEIGHTS', `version ${match[1]} given twice`);
+    weights.set(match[1]!, Number(match[2]));
   }
-  return weights;
+  return Object.fromEntries(weights);
 }
 
-/** Read and write routes. */
-export interface RouteStore {
-  set(actor: string, weights: Weights, knownVersions?: Iterable<string>): Promise<Route>;
-  get(actor: string): Promise<Route | undefined>;
-  delete(actor: string): Promise<void>;
-  /** Call `onChange` with every route now and on every change; returns a stop function. */
-  watch(onChange: (actor: string, route: Route | undefined) => void): Promise<() => void>;
+/** Read, write and follow the weights of actors. */
+export interface WeightStore {
+  set(actor: string, weights: Weights, knownVersions?: Iterable<string>): Promise<ActorWeights>;
+  get(actor: string): Promise<ActorWeights | undefined>;
+  /** Remove an actor's weights; false when it had none. */
+  delete(actor: string): Promise<boolean>;
+  /** Call `onChange` with every actor's weights now and on every change; returns a stop function. */
+  follow(onChange: (actor: string, weights: ActorWeights | undefined) => void): Promise<() => void>;
 }
 
-function decodeRoute(bytes: Uint8Array): Route | undefined {
-  try {
-    const value = decodeJson<unknown>(bytes, 'route');
-    if (isRecord(value) && typeof value.actor === 'string' && isRecord(value.weights)) return value as unknown as Route;
-  } catch {
-    // A corrupt entry is ignored rather than breaking every caller; `route set` overwrites it.
-  }
-  return undefined;
-}
+/** Weights as a document kind: one per actor, keyed by its name. */
+export const weightsKind: DocumentKind<ActorWeights> = {
+  name: 'weights',
+  // The bucket keeps its old name ("routes"): stored weights keep working across the rename.
+  bucket: (subjects) => subjects.buckets.weights,
+  key: (doc) => doc.actor,
+  decode(value) {
+    if (!isRecord(value) || typeof value.updatedAt !== 'string' || !isRecord(value.weights)) {
+      throw new TrellisError('TRELLIS_BAD_WEIGHTS', 'weights document must hold actor, weights and updatedAt');
+    }
+    return { actor: token(value.actor as string, 'actor name'), weights: validateWeights(value.weights as Weights), updatedAt: value.updatedAt };
+  },
+};
 
-/** Open the route store of a lattice. */
-export async function openRoutes(nc: NatsConnection, subjects: Subjects): Promise<RouteStore> {
-  const kv: KV = await openKv(nc, subjects.buckets.routes);
+/** Open the weight store of a lattice. */
+export async function openWeights(nc: NatsConnection, subjects: Subjects): Promise<WeightStore> {
+  const docs = await openDocuments(nc, subjects, weightsKind);
   return {
     async set(actor, weights, knownVersions) {
       token(actor, 'actor name');
-      const route: Route = { actor, weights: validateWeights(weights, knownVersions), updatedAt: new Date().toISOString() };
-      await kv.put(actor, encodeJson(route));
-      return route;
+      const doc: ActorWeights = { actor, weights: validateWeights(weights, knownVersions), updatedAt: new Date().toISOString() };
+      return (await docs.put(doc)).value;
     },
     async get(actor) {
-      const entry = await kv.get(token(actor, 'actor name'));
-      return entry && entry.operation === 'PUT' ? decodeRoute(entry.value) : undefined;
+      return (await docs.get(token(actor, 'actor name')))?.value;
     },
-    async delete(actor) {
-      await kv.delete(token(actor, 'actor name'));
-    },
-    watch: (onChange) => followKv(kv, (actor, value) => onChange(actor, value && decodeRoute(value))),
+    delete: (actor) => docs.delete(token(actor, 'actor name')),
+    follow: (onChange) => docs.follow(({ key, value }) => onChange(key, value)),
   };
 }

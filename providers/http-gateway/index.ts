@@ -12,9 +12,9 @@ import { parseListen, readBody, toActorRequest, writeActorResponse, writeError }
 import type { Logger } from '../../lattice/log/index.ts';
 import { createRpcClient, type RpcClient } from '../../lattice/rpc/index.ts';
 import { subjects as buildSubjects } from '../../lattice/subjects/index.ts';
-import { matchRoute, openHttpRoutes, type HttpRoute } from './routes.ts';
+import { matchRoute, openHttpRoutes, type HttpRoute } from '../../lattice/http-routes/index.ts';
 
-export { openHttpRoutes, matchRoute, type HttpRoute, type HttpRouteStore } from './routes.ts';
+export { openHttpRoutes, matchRoute, type HttpRoute, type HttpRouteStore } from '../../lattice/http-routes/index.ts';
 
 /** Gateway options; every field but nc and lattice has a default. */
 export interface GatewayOptions {
