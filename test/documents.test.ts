@@ -113,6 +113,10 @@ describe('document store on one nats-server', () => {
     await expect(notes.put({ id: 'bad' } as Note)).rejects.toThrowError(/note needs a title/);
     await expect(notes.put({ id: 'a.b>', title: 'x' })).rejects.toThrowError(expect.objectContaining({ code: 'TRELLIS_BAD_REQUEST' }));
     expect(await notes.get('bad')).toBeUndefined();
+    for (const key of ['', 'a b', 'a.', '.a', 'a..b', 'a.*', 'a.>']) {
+      await expect(notes.get(key)).rejects.toThrowError(expect.objectContaining({ code: 'TRELLIS_BAD_REQUEST' }));
+      await expect(notes.delete(key)).rejects.toThrowError(/note key .* is not valid/);
+    }
   });
 
   it('documents - an unreadable stored value reads as absent and an unconditional put replaces it', async () => {

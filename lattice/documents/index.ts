@@ -77,6 +77,15 @@ export interface DocumentStore<T> {
   follow(onChange: (change: DocumentChange<T>) => void, pattern?: string): Promise<() => void>;
 }
 
+/** KV keys: tokens of letters, digits and `-_/=` joined by single dots. */
+const KEY = /^[-/_=a-zA-Z0-9]+(?:\.[-/_=a-zA-Z0-9]+)*$/;
+
+/** Check a document key; TRELLIS_BAD_REQUEST instead of the client library's bare "invalid key". */
+function checkKey(what: string, key: string): string {
+  if (typeof key !== 'string' || !KEY.test(key)) throw new TrellisError('TRELLIS_BAD_REQUEST', `${what} key ${JSON.stringify(key)} is not valid: use letters, digits and - / _ = in dot-separated tokens`);
+  return key;
+}
+
 /** Check an expected revision: an integer from `min` on (0 means "absent" for a put only). */
 function checkRevision(revision: number | undefined, min: number): number | undefined {
   if (revision !== undefined && !(Number.isSafeInteger(revision) && revision >= min)) {
@@ -107,7 +116,7 @@ export async function openDocuments<T>(nc: NatsConnection, subjects: Subjects, k
   return {
     kind,
     async get(key) {
-      const entry = await kv.get(key);
+      const entry = await kv.get(checkKey(kind.name, key));
       const value = entry && entry.operation === 'PUT' ? read(entry.value) : undefined;
       return value === undefined ? undefined : { key, value, revision: entry!.revision };
     },
@@ -121,7 +130,7 @@ export async function openDocuments<T>(nc: NatsConnection, subjects: Subjects, k
     },
     async put(doc, options = {}) {
       const value = kind.decode(doc);
-      const key = kind.key(value);
+      const key = checkKey(kind.name, kind.key(value));
       const bytes = encodeJson(value);
       const expected = checkRevision(options.expectRevision, 0);
       try {
@@ -133,6 +142,7 @@ export async function openDocuments<T>(nc: NatsConnection, subjects: Subjects, k
       }
     },
     async delete(key, options = {}) {
+      checkKey(kind.name, key);
       const expected = checkRevision(options.expectRevision, 1);
       if (expected === undefined) {
         const entry = await kv.get(key);
