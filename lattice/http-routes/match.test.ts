@@ -40,10 +40,23 @@ describe('matchRoute', () => {
     }
   });
 
-  it('a longer any-host prefix still beats a shorter host-specific one', () => {
-    const mixed = [route('/', 'site', 'example.com'), route('/api', 'api')];
-    expect(actorFor(mixed, '/api/x', 'example.com')).toBe('api');
-    expect(actorFor(mixed, '/about', 'example.com')).toBe('site');
+  it('routes of the Host come first: a longer any-host prefix does not take a path they cover', () => {
+    const mixed = [route('/', 'site', 'example.com'), route('/api', 'api'), route('/api/v2', 'v2')];
+    for (const order of [mixed, [...mixed].reverse()]) {
+      expect(actorFor(order, '/api/x', 'example.com')).toBe('site');
+      expect(actorFor(order, '/api/v2/x', 'example.com')).toBe('site');
+      expect(actorFor(order, '/api/v2/x', 'other.com')).toBe('v2');
+    }
+  });
+
+  it('a Host falls back to the any-host routes for paths its own routes do not cover', () => {
+    const mixed = [route('/shop', 'shop', 'example.com'), route('/shop/admin', 'admin', 'example.com'), route('/api', 'api'), route('/', 'site')];
+    for (const order of [mixed, [...mixed].reverse()]) {
+      expect(actorFor(order, '/shop/admin/users', 'example.com')).toBe('admin');
+      expect(actorFor(order, '/shop/cart', 'example.com')).toBe('shop');
+      expect(actorFor(order, '/api/x', 'example.com')).toBe('api');
+      expect(actorFor(order, '/about', 'example.com')).toBe('site');
+    }
   });
 
   it('compares the Host without its port and case-insensitively', () => {

@@ -15,7 +15,12 @@ export function routeHost(host: string | undefined): string | undefined {
   return host?.replace(/:\d+$/, '').toLowerCase();
 }
 
-/** Find the route for a request: the longest matching prefix, host-specific routes first. */
+/**
+ * Find the route for a request. Routes for the request's Host come first, as a virtual host:
+ * a Host given its own routes is served by them alone, and falls back to the any-host routes
+ * only for paths none of them covers. Within each group the longest prefix wins, on whole
+ * segments (`/api` covers `/api` and `/api/x`, not `/apix`).
+ */
 export function matchRoute(routes: readonly HttpRoute[], path: string, host: string | undefined): HttpRoute | undefined {
   const hostname = routeHost(host);
   let best: HttpRoute | undefined;
@@ -23,7 +28,8 @@ export function matchRoute(routes: readonly HttpRoute[], path: string, host: str
     if (route.host && route.host !== hostname) continue;
     const p = route.prefix;
     if (!(p === '/' || path === p || path.startsWith(`${p}/`))) continue;
-    if (!best || p.length > best.prefix.length || (p.length === best.prefix.length && route.host && !best.host)) best = route;
+    const better = !best || (route.host !== undefined && best.host === undefined) || (Boolean(route.host) === Boolean(best.host) && p.length > best.prefix.length);
+    if (better) best = route;
   }
   return best;
 }
