@@ -260,6 +260,13 @@ describe('document store on one nats-server', () => {
     await expect(routes.add('shop', 'shop')).rejects.toThrowError(expect.objectContaining({ code: 'TRELLIS_BAD_REQUEST' }));
     await routes.delete('/shop', 'shop.example.com:9999');
     await expect(routes.delete('/shop', 'shop.example.com')).rejects.toThrowError(expect.objectContaining({ code: 'TRELLIS_NOT_FOUND' }));
+    // A route stored by an older version, its Host with the port (and the port in its key), reads
+    // without the port and can still be deleted by the name it was added with.
+    const raw = await openKv(nc, s.buckets.httpRoutes);
+    await raw.put(Buffer.from('old.example.com:8080|/old').toString('base64url'), new TextEncoder().encode(JSON.stringify({ prefix: '/old', host: 'old.example.com:8080', actor: 'old', createdAt: '2026-01-01T00:00:00.000Z' })));
+    expect((await routes.list()).find((r) => r.prefix === '/old')?.host).toBe('old.example.com');
+    await routes.delete('/old', 'old.example.com:8080');
+    expect((await routes.list()).map((r) => r.prefix)).toEqual(['/']);
   });
 });
 

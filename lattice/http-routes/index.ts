@@ -66,7 +66,10 @@ export async function openHttpRoutes(nc: NatsConnection, subjects: Subjects): Pr
       return (await docs.list()).map((d) => d.value).sort((a, b) => a.prefix.localeCompare(b.prefix));
     },
     async delete(prefix, host) {
-      const deleted = await docs.delete(keyOf(checkPrefix(prefix), host ? checkHost(host) : undefined));
+      const p = checkPrefix(prefix);
+      let deleted = await docs.delete(keyOf(p, host ? checkHost(host) : undefined));
+      // Routes added before hosts were stored without their port kept it in their key.
+      if (!deleted && host && host.toLowerCase() !== checkHost(host)) deleted = await docs.delete(keyOf(p, host.toLowerCase()));
       if (!deleted) throw new TrellisError('TRELLIS_NOT_FOUND', `no route ${host ?? ''}${prefix}`);
     },
     async follow(onChange) {
