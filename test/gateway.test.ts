@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { connectControl, type ControlClient } from '../lattice/control/index.ts';
 import { openLinks } from '../lattice/links/index.ts';
 import { openArtifacts } from '../lattice/state/index.ts';
-import { openHttpRoutes } from '../providers/index.ts';
+import { openHttpRoutes } from '../lattice/http-routes/index.ts';
 import { serveComponent } from '../host/runtime/index.ts';
 import { exampleActor, freePort, spawnHost, spawnTrellis, startNats, uniqueLattice, waitFor, type HostProcess, type NatsServer, type TrellisProcess } from './harness/index.ts';
 

@@ -7,7 +7,7 @@ import { connectControl, type ControlClient } from '../lattice/control/index.ts'
 import { openLinks } from '../lattice/links/index.ts';
 import { openArtifacts } from '../lattice/state/index.ts';
 import { decodeEvent, type LatticeEvent } from '../lattice/wire/index.ts';
-import { openHttpRoutes } from '../providers/index.ts';
+import { openHttpRoutes } from '../lattice/http-routes/index.ts';
 import { exampleActor, spawnHost, startNats, uniqueLattice, waitFor, type NatsServer } from './harness/index.ts';
 
 describe('providers, links and the local-first gateway', () => {
@@ -122,7 +122,7 @@ describe('providers, links and the local-first gateway', () => {
       // Pin everything to the local version: nothing may cross NATS.
       const { createRpcClient } = await import('../lattice/rpc/index.ts');
       await using admin = await createRpcClient(client.nc, { lattice });
-      await admin.routes.set('local', { '1.0.0': 100, '2.0.0': 0 });
+      await admin.weights.set('local', { '1.0.0': 100, '2.0.0': 0 });
       await waitFor(async () => (await fetch(`${gw}/local`, { method: 'POST', body: 'x' })).headers.get('x-trellis-version') === '1.0.0', { what: 'weights applied' });
       seen.length = 0;
       for (let i = 0; i < 20; i++) {
@@ -133,7 +133,7 @@ describe('providers, links and the local-first gateway', () => {
       await client.nc.flush();
       expect(seen).toEqual([]);
       // Weights that pick the remote version use the lattice.
-      await admin.routes.set('local', { '1.0.0': 0, '2.0.0': 100 });
+      await admin.weights.set('local', { '1.0.0': 0, '2.0.0': 100 });
       await waitFor(async () => (await fetch(`${gw}/local`, { method: 'POST', body: 'x' })).headers.get('x-trellis-host') === other.id, { what: 'remote version' });
       expect(seen.every((s) => s.endsWith('.2_0_0'))).toBe(true);
       expect(seen.length).toBeGreaterThan(0);

@@ -75,7 +75,7 @@ describe('lattice rpc on one nats-server', () => {
     const setAt = Date.now();
     // A different client sets the weights, as an operator's CLI would.
     await using other = await createRpcClient(client.nc, { lattice });
-    await other.routes.set('split', { '1.0.0': 90, '1.1.0': 10 });
+    await other.weights.set('split', { '1.0.0': 90, '1.1.0': 10 });
     await waitFor(() => rpc.routeStatus('split').weights?.['1.0.0'] === 90, { timeoutMs: 1000, intervalMs: 10, what: 'weights seen' });
     expect(Date.now() - setAt).toBeLessThan(1000);
 
@@ -89,7 +89,7 @@ describe('lattice rpc on one nats-server', () => {
   it('rpc - a weighted version with no live instance gets no traffic and route status says so', async () => {
     await deployEcho(client, host.id, 'shift', '1.0.0');
     await deployEcho(client, host.id, 'shift', '2.0.0');
-    await rpc.routes.set('shift', { '1.0.0': 50, '2.0.0': 50 });
+    await rpc.weights.set('shift', { '1.0.0': 50, '2.0.0': 50 });
     await waitFor(() => rpc.routeStatus('shift').weights !== undefined && rpc.view.liveVersions('shift').length === 2, { what: 'route and versions' });
     await client.stopActor(host.id, { actor: 'shift', version: '2.0.0' });
     await waitFor(() => !rpc.view.liveVersions('shift').includes('2.0.0'), { what: '2.0.0 gone from view' });
@@ -98,7 +98,7 @@ describe('lattice rpc on one nats-server', () => {
     expect(rpc.routeStatus('shift').effective).toEqual({ '1.0.0': 100, '2.0.0': 0 });
     // All weight on the stopped version: traffic falls to the highest live one, and the status
     // shows where it really goes.
-    await rpc.routes.set('shift', { '2.0.0': 100 });
+    await rpc.weights.set('shift', { '2.0.0': 100 });
     await waitFor(() => rpc.routeStatus('shift').weights?.['2.0.0'] === 100, { what: 'new weights seen' });
     expect((await load(rpc, 'shift', 50, 4)).get('1.0.0')).toBe(50);
     expect(rpc.routeStatus('shift').effective).toEqual({ '1.0.0': 100, '2.0.0': 0 });
@@ -220,9 +220,9 @@ describe('lattice rpc on one nats-server', () => {
     await expect(rpc.invoke('bad.name', bytesRequest('x'))).rejects.toMatchObject({ code: 'TRELLIS_BAD_REQUEST' });
     const malformed: Record<string, number>[] = [{ '1.0.0': 90 }, { '1.0.0': 110, '1.1.0': -10 }, { latest: 100 }, { '1.0.0': 50.5, '1.1.0': 49.5 }];
     for (const weights of malformed) {
-      await expect(rpc.routes.set('steady', weights)).rejects.toMatchObject({ code: 'TRELLIS_BAD_WEIGHTS' });
+      await expect(rpc.weights.set('steady', weights)).rejects.toMatchObject({ code: 'TRELLIS_BAD_WEIGHTS' });
     }
-    await expect(rpc.routes.set('steady', { '1.0.0': 50, '7.0.0': 50 }, ['1.0.0'])).rejects.toMatchObject({ code: 'TRELLIS_BAD_WEIGHTS' });
+    await expect(rpc.weights.set('steady', { '1.0.0': 50, '7.0.0': 50 }, ['1.0.0'])).rejects.toMatchObject({ code: 'TRELLIS_BAD_WEIGHTS' });
     // Over the server's max_payload (256 KiB here): refused by the client before sending.
     await expect(rpc.invoke('steady', bytesRequest(new Uint8Array(300 * 1024)))).rejects.toMatchObject({ code: 'TRELLIS_PAYLOAD_TOO_LARGE' });
     // A digest nobody pushed: the start fails with its code and an actor_start_failed event.

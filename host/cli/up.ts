@@ -110,7 +110,7 @@ async function deployDemo(natsUrl: string, host: Host, log: (line: string) => vo
   const { connectControl } = await import('../../lattice/control/index.ts');
   const { openArtifacts } = await import('../../lattice/state/index.ts');
   const { openLinks } = await import('../../lattice/links/index.ts');
-  const { openHttpRoutes } = await import('../../providers/index.ts');
+  const { openHttpRoutes } = await import('../../lattice/http-routes/index.ts');
   log('building the demo actors (the first run takes a minute; later runs use the cache)...');
   const built = await buildExampleActors({ only: ['hello', 'counter'], log });
   await using client = await connectControl({ nats: natsUrl, lattice: host.lattice });

@@ -9,7 +9,7 @@ const hostFlag = { type: 'string', help: 'host id, id prefix or name', placehold
 const hostnameFlag = { type: 'string', help: 'only requests for this HTTP Host header', placeholder: 'example.com', aliases: ['host'] } as const;
 
 const openHttpRouteStore = async (client: { nc: import('nats').NatsConnection; subjects: import('../subjects/index.ts').Subjects }) => {
-  const { openHttpRoutes } = await import('../../providers/index.ts');
+  const { openHttpRoutes } = await import('../http-routes/index.ts');
   return openHttpRoutes(client.nc, client.subjects);
 };
 

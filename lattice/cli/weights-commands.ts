@@ -3,8 +3,8 @@ import { command } from './command.ts';
 import { table } from './format.ts';
 
 const openWeightStore = async (client: { nc: import('nats').NatsConnection; subjects: import('../subjects/index.ts').Subjects }) => {
-  const { openRoutes } = await import('../routes/index.ts');
-  return openRoutes(client.nc, client.subjects);
+  const { openWeights } = await import('../weights/index.ts');
+  return openWeights(client.nc, client.subjects);
 };
 
 export const commands = [
@@ -17,7 +17,7 @@ export const commands = [
     flags: { force: { type: 'boolean', help: 'allow versions that do not run anywhere yet' } },
     async run({ client, args, flags }) {
       const [actor, ...words] = args as [string, ...string[]];
-      const { parseWeights } = await import('../routes/index.ts');
+      const { parseWeights } = await import('../weights/index.ts');
       const weights = parseWeights(words);
       const hosts = flags.force ? undefined : await client.pingHosts();
       const known = hosts && new Set(hosts.flatMap((h) => h.actors.filter((a) => a.name === actor).map((a) => a.version)));

@@ -47,6 +47,7 @@ export const ErrorCodes = {
   TRELLIS_FILE_UNREADABLE: { http: 400, retry: 'never', hint: 'check the file path and its permissions' },
   TRELLIS_NATS_AUTH: { http: 503, retry: 'never', hint: 'check the NATS credentials (--nats-creds, --nats-nkey, --nats-user/--nats-password, --nats-token) and the TLS files' },
   TRELLIS_PERMISSION_DENIED: { http: 403, retry: 'never', hint: 'the NATS credential lacks permission for this subject; use a credential of the right role' },
+  TRELLIS_CONFLICT: { http: 409, retry: 'never', hint: 'the document changed (or exists) since it was read: read it again and retry' },
 } as const satisfies Record<string, { http: number; retry: RetryClass; hint: string }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;
@@ -135,4 +136,56 @@ export function fromNatsError(err: unknown, target: string): TrellisError {
     default:
       return new TrellisError('TRELLIS_INTERNAL', (err as Error)?.message ?? String(err), { cause: err });
   }
+}
+
+/**
+ * JetStream API error codes Trellis branches on (nats-server `server/errors.json`). The server
+ * sends them with every JetStream API failure; nats.js keeps them on `err.api_error.err_code`.
+ */
+export const JetStreamCodes = {
+  clusterNoPeers: 10005,
+  clusterNotAvailable: 10008,
+  clusterNotLeader: 10009,
+  insufficientResources: 10023,
+  streamNameInUse: 10058,
+  streamNotFound: 10059,
+  streamWrongLastSequence: 10071,
+  replicasNotSupported: 10074,
+  streamWrongLastSequenceConstant: 10164,
+} as const;
+
+/** The JetStream API error code of a failure, if the server sent one. */
+export function jetStreamErrorCode(err: unknown): number | undefined {
+  const api = (err as { api_error?: { err_code?: unknown } } | null)?.api_error;
+  return typeof api?.err_code === 'number' ? api.err_code : undefined;
+}
+
+/** A compare-and-set lost: the key is not at the expected revision (or exists, for a create). */
+export function isJetStreamConflict(err: unknown): boolean {
+  const code = jetStreamErrorCode(err);
+  return code === JetStreamCodes.streamWrongLastSequence || code === JetStreamCodes.streamWrongLastSequenceConstant;
+}
+
+/** A stream asked for more replicas than the cluster can place (or a single server holds none). */
+export function isTooFewServersForReplicas(err: unknown): boolean {
+  const code = jetStreamErrorCode(err);
+  return code === JetStreamCodes.replicasNotSupported || code === JetStreamCodes.clusterNoPeers || code === JetStreamCodes.insufficientResources;
+}
+
+/**
+ * A JetStream failure that only means "not settled yet" and is worth retrying shortly: a stream
+ * created a moment ago not visible here yet, a name taken by a concurrent create, a cluster
+ * between meta leaders, or the request timing out or finding no responder (nats.js gives those
+ * core codes, `TIMEOUT` and `503`, on `err.code`).
+ */
+export function isJetStreamUnsettled(err: unknown): boolean {
+  const code = jetStreamErrorCode(err);
+  if (code !== undefined) {
+    return code === JetStreamCodes.streamNotFound || code === JetStreamCodes.streamNameInUse || code === JetStreamCodes.clusterNotAvailable || code === JetStreamCodes.clusterNotLeader;
+  }
+  const core = (err as { code?: unknown } | null)?.code;
+  if (core === 'TIMEOUT' || core === '503') return true;
+  // nats.js raises this one itself, as a plain Error with no code, when it looks up the stream
+  // of a subject and finds none (a stream created elsewhere a moment ago): only its text says so.
+  return err instanceof Error && err.message === 'no stream matches subject';
 }

@@ -12,10 +12,10 @@ import { readBody, toActorRequest, writeActorResponse, writeError } from '../../
 import type { Logger } from '../../lattice/log/index.ts';
 import { createRpcClient, type RpcClient } from '../../lattice/rpc/index.ts';
 import { subjects as buildSubjects } from '../../lattice/subjects/index.ts';
-import { matchRoute, openHttpRoutes, type HttpRoute } from './routes.ts';
+import { matchRoute, openHttpRoutes, type HttpRoute } from '../../lattice/http-routes/index.ts';
 import { compileGatewayOptions, type GatewaySettings } from './options.ts';
 
-export { openHttpRoutes, matchRoute, type HttpRoute, type HttpRouteStore } from './routes.ts';
+export { openHttpRoutes, matchRoute, type HttpRoute, type HttpRouteStore } from '../../lattice/http-routes/index.ts';
 export { compileGatewayOptions, type CompiledGatewayOptions, type GatewaySettings } from './options.ts';
 
 /** Gateway options; every setting but nc and lattice has a default (see options.ts). */

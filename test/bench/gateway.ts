@@ -48,11 +48,11 @@ import { fileURLToPath } from 'node:url';
 // @ts-expect-error -- autocannon ships no type declarations; the part used is typed below.
 import autocannonUntyped from 'autocannon';
 import { connectControl, type ControlClient } from '../../lattice/control/index.ts';
-import { openRoutes } from '../../lattice/routes/index.ts';
+import { openWeights } from '../../lattice/weights/index.ts';
 import { openArtifacts } from '../../lattice/state/index.ts';
 import { readBody, toActorRequest, writeActorResponse } from '../../lattice/http/index.ts';
 import type { ActorRequest, ActorResponse } from '../../lattice/wire/index.ts';
-import { openHttpRoutes } from '../../providers/index.ts';
+import { openHttpRoutes } from '../../lattice/http-routes/index.ts';
 import { exampleActor, freePort, startNats, TRELLIS_BIN, uniqueLattice, waitFor } from '../harness/index.ts';
 import { envNumber, fmt, measure, processCpuMs, selfCpuMs, spawnScript, table, type Child } from './lib.ts';
 
@@ -154,7 +154,7 @@ async function deployEcho(control: ControlClient, hostId: string, instances: num
   const { digest } = await (await openArtifacts(control.nc, control.subjects)).push(new Uint8Array(await readFile(exampleActor('echo-c'))));
   await control.startActor(hostId, { actor: 'echo', version: '1.0.0', digest, count: instances }, { timeoutMs: 60_000 });
   // Weights make every call go through the weighted pick, as in a canary setup.
-  await (await openRoutes(control.nc, control.subjects)).set('echo', { '1.0.0': 100 });
+  await (await openWeights(control.nc, control.subjects)).set('echo', { '1.0.0': 100 });
   await (await openHttpRoutes(control.nc, control.subjects)).add('/echo', 'echo');
 }
 
