@@ -7,6 +7,7 @@
 import type { WireError } from '../errors/index.ts';
 import type { ControlOp } from '../subjects/index.ts';
 import { token, versionToken } from '../subjects/index.ts';
+import type { Owner } from './apps.ts';
 import { anyMap, integer, object, optional, string, type Check, type Checked } from './schema.ts';
 
 /** The one control reply envelope: data on success, a coded error otherwise. */
@@ -21,6 +22,8 @@ export interface ActorInventory {
   instances: number;
   maxConcurrency: number;
   startedAt: string;
+  /** The app (and revision) that placed it; absent when started by hand. */
+  owner?: Owner;
 }
 
 /** A provider as a host reports it. */
@@ -31,6 +34,10 @@ export interface ProviderInventory {
   startedAt: string;
   /** OS process id of the provider process, when the host supervises one. */
   pid?: number;
+  /** Apps that asked for it; it stops when the last one lets go (and it was not started by hand). */
+  owners?: string[];
+  /** Started by hand (`trellis start provider`): only a stop without an owner stops it. */
+  manual?: boolean;
 }
 
 /** What a host says about itself: in heartbeats, ping answers and inventory replies. */
@@ -68,6 +75,7 @@ function problem(check: () => unknown): string | undefined {
 
 /** Every request names the lattice it is meant for, so a misdirected command is refused. */
 const lattice = asToken('lattice name');
+const owner: Check<Owner> = object({ app: asToken('app name'), revision: integer(1, Number.MAX_SAFE_INTEGER) });
 
 /** One validator per control operation. */
 export const ControlRequests = {
@@ -84,11 +92,15 @@ export const ControlRequests = {
     count: optional(integer(1, MAX_INSTANCES_PER_HOST)),
     /** A sandbox policy; the host compiles it (and refuses what it cannot grant). */
     policy: optional(anyMap),
+    /** Set by the reconciler: the instances belong to this app revision. */
+    owner: optional(owner),
   }),
-  actorScale: object({ lattice, actor: asToken('actor name'), version: semver, count: integer(0, MAX_INSTANCES_PER_HOST) }),
-  actorStop: object({ lattice, actor: asToken('actor name'), version: optional(semver) }),
-  providerStart: object({ lattice, provider: asToken('provider name') }),
-  providerStop: object({ lattice, provider: asToken('provider name') }),
+  actorScale: object({ lattice, actor: asToken('actor name'), version: semver, count: integer(0, MAX_INSTANCES_PER_HOST), owner: optional(owner) }),
+  actorStop: object({ lattice, actor: asToken('actor name'), version: optional(semver), owner: optional(owner) }),
+  /** With an owner, the app takes a reference; without, the provider is started by hand. */
+  providerStart: object({ lattice, provider: asToken('provider name'), owner: optional(asToken('app name')) }),
+  /** With an owner, the app lets go (the provider stops with its last reference); without, it stops. */
+  providerStop: object({ lattice, provider: asToken('provider name'), owner: optional(asToken('app name')) }),
 } satisfies Record<ControlOp, Check<unknown>>;
 
 /** The validated request of an operation. */
