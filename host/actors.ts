@@ -8,13 +8,14 @@
  * what runs here in inventory and events.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import type { NatsConnection } from 'nats';
 import { TrellisError, toTrellisError } from '../lattice/errors/index.ts';
 import type { Logger } from '../lattice/log/index.ts';
-import { digestOf, checkDigest, openArtifacts, openOnce } from '../lattice/state/index.ts';
-import { token, versionToken, type Subjects } from '../lattice/subjects/index.ts';
-import { encode, isRecord, type ActorInventory, type ActorRequest, type ActorResponse, type EventData, type InvokeReply } from '../lattice/wire/index.ts';
+import { digestOf, openArtifacts, openOnce } from '../lattice/state/index.ts';
+import type { Subjects } from '../lattice/subjects/index.ts';
+import { encode, type ActorInventory, type ActorRequest, type ActorResponse, type ControlRequest, type EventData, type InvokeReply } from '../lattice/wire/index.ts';
 import type { HostMetrics } from './metrics.ts';
 import { compilePolicy, PROGRESS_REPLY, type ActorRuntime, type LatticeServing } from './runtime/index.ts';
 
@@ -81,15 +82,8 @@ export class ActorSupervisor {
   }
 
   /** Start an actor version (or change its count/policy if it already runs). */
-  async start(request: Record<string, unknown>): Promise<ActorInventory> {
-    const actor = token(String(request.actor ?? ''), 'actor name');
-    const version = String(request.version ?? '');
-    versionToken(version);
-    const digest = checkDigest(String(request.digest ?? ''));
-    const count = request.count === undefined ? 1 : Number(request.count);
-    if (!Number.isInteger(count) || count < 1 || count > 256) throw new TrellisError('TRELLIS_BAD_REQUEST', `count must be an integer from 1 to 256, got ${String(request.count)}`);
-    const rawPolicy = request.policy === undefined ? {} : request.policy;
-    if (!isRecord(rawPolicy)) throw new TrellisError('TRELLIS_BAD_REQUEST', 'policy must be a map');
+  async start(request: Omit<ControlRequest<'actorStart'>, 'lattice'>): Promise<ActorInventory> {
+    const { actor, version, digest, count = 1, policy: rawPolicy = {} } = request;
     const key = `${actor}@${version}`;
     const existing = this.running.get(key);
     if (existing && existing.digest !== digest) {
@@ -97,6 +91,15 @@ export class ActorSupervisor {
     }
     try {
       const policy = compilePolicy({ ...rawPolicy, minInstances: Math.min(count, Number(rawPolicy.minInstances ?? count)), maxConcurrency: count });
+      // Memory is bounded by policy, not by a cap on the count: every instance may grow to its
+      // policy's page limit, and together they must fit this machine.
+      const worstCaseBytes = count * policy.maxMemoryPages * 65_536;
+      if (worstCaseBytes > os.totalmem()) {
+        throw new TrellisError(
+          'TRELLIS_BAD_REQUEST',
+          `${count} instances of ${key} may use up to ${Math.ceil(worstCaseBytes / 2 ** 20)} MiB (maxMemoryPages ${policy.maxMemoryPages} each), more than this host's ${Math.floor(os.totalmem() / 2 ** 20)} MiB: lower maxMemoryPages in the policy or the count`,
+        );
+      }
       // Only the count changed: resize in place, keeping the warm instances (and not reading
       // the artifact again).
       if (existing && (await this.runtime.rescale(key, policy))) {
@@ -129,11 +132,11 @@ export class ActorSupervisor {
   }
 
   /** Change how many instances of a running version this host keeps. */
-  async scale(request: Record<string, unknown>): Promise<ActorInventory> {
-    const key = `${String(request.actor)}@${String(request.version)}`;
+  async scale(request: Omit<ControlRequest<'actorScale'>, 'lattice'>): Promise<ActorInventory> {
+    const key = `${request.actor}@${request.version}`;
     const running = this.running.get(key);
     if (!running) throw new TrellisError('TRELLIS_NOT_FOUND', `actor ${key} does not run on host ${this.hostId}`);
-    if (Number(request.count) === 0) {
+    if (request.count === 0) {
       await this.stop({ actor: running.actor, version: running.version });
       return { ...this.inventoryOf(running), instances: 0 };
     }
@@ -145,9 +148,8 @@ export class ActorSupervisor {
   }
 
   /** Stop one version, or every version of an actor when no version is given. */
-  async stop(request: Record<string, unknown>, reason = 'stop requested'): Promise<{ stopped: string[] }> {
-    const actor = String(request.actor ?? '');
-    const version = request.version === undefined ? undefined : String(request.version);
+  async stop(request: Omit<ControlRequest<'actorStop'>, 'lattice'>, reason = 'stop requested'): Promise<{ stopped: string[] }> {
+    const { actor, version } = request;
     const targets = [...this.running.values()].filter((r) => r.actor === actor && (version === undefined || r.version === version));
     if (targets.length === 0) throw new TrellisError('TRELLIS_NOT_FOUND', `actor ${actor}${version ? `@${version}` : ''} does not run on host ${this.hostId}`);
     for (const r of targets) {

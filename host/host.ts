@@ -5,17 +5,19 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { nkeys, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from 'nats';
-import { connectParticipant } from '../lattice/control/index.ts';
+import { connectParticipant, openRegistry, registerHost } from '../lattice/control/index.ts';
 import { TrellisError, toTrellisError, type ErrorCode } from '../lattice/errors/index.ts';
 import { createLogger, type Logger } from '../lattice/log/index.ts';
-import { subjects as buildSubjects, parseControlSubject, type Subjects, type EventType } from '../lattice/subjects/index.ts';
+import { subjects as buildSubjects, parseControlSubject, ControlOps, type ControlOp, type Subjects, type EventType } from '../lattice/subjects/index.ts';
 import {
+  ControlRequests,
   decode,
   encode,
   encodeEvent,
-  isRecord,
   makeEvent,
+  type ControlReplies,
   type ControlReply,
+  type ControlRequest,
   type EventData,
   type HostInventory,
 } from '../lattice/wire/index.ts';
@@ -47,16 +49,22 @@ export interface Host extends AsyncDisposable {
   readonly logger: Logger;
   /** Current inventory (the same document heartbeats carry). */
   inventory(): HostInventory;
-  /** Graceful stop: answer nothing new, publish host_stopped, drain NATS. Idempotent. */
-  stop(reason?: string): Promise<void>;
+  /**
+   * Graceful stop: answer nothing new, finish in-flight work within `drainMs` (default: the
+   * host's stopTimeoutMs), publish host_stopped, drain NATS. Idempotent.
+   */
+  stop(reason?: string, drainMs?: number): Promise<void>;
   /** Resolves when the host has stopped, whoever asked (CLI signal, control command). */
   readonly stopped: Promise<void>;
 }
 
 type Emit = <K extends EventType>(kind: K, data: EventData[K]) => void;
 
-/** A control handler: decoded request body in, reply data out; throw TrellisError to fail. */
-type ControlHandler = (body: Record<string, unknown>) => Promise<unknown> | unknown;
+/** One handler per control operation: a validated, typed request in, its reply out; throw TrellisError to fail. */
+type ControlHandlers = { [Op in ControlOp]: (request: ControlRequest<Op>) => Promise<ControlReplies[Op]> | ControlReplies[Op] };
+
+/** `noun.verb` of a control subject → its operation. */
+const OPS_BY_SUBJECT = new Map<string, ControlOp>(Object.entries(ControlOps).map(([op, [noun, verb]]) => [`${noun}.${verb}`, op as ControlOp]));
 
 /** Start a host and join the lattice. Resolves once it is subscribed and has announced itself. */
 export async function startHost(userOptions: HostOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<Host> {
@@ -112,6 +120,16 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
   return host;
 }
 
+/** Wait for `work` at most `ms`; true when it settled in time. */
+async function withinMs(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([work.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 class HostImpl implements Host {
   readonly stopped: Promise<void>;
   opsUrl?: string;
@@ -121,7 +139,10 @@ class HostImpl implements Host {
   private heartbeatTimer?: NodeJS.Timeout;
   private subs: Subscription[] = [];
   private closeOps?: () => Promise<void>;
-  private readonly handlers: Record<string, ControlHandler>;
+  private readonly handlers: ControlHandlers;
+  /** The host registry (KV with a TTL); opened lazily, since a lattice may run without JetStream. */
+  private readonly registry = openOnce(() => openRegistry(this.nc, this.subjects));
+  private registryFailureLogged = false;
 
   constructor(
     readonly id: string,
@@ -141,28 +162,25 @@ class HostImpl implements Host {
   ) {
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
     this.handlers = {
-      'host.ping': () => this.inventory(),
-      'host.inventory': () => this.inventory(),
-      'host.stop': () => {
+      hostPing: () => this.inventory(),
+      hostInventory: () => this.inventory(),
+      hostStop: ({ timeoutMs }) => {
         // Reply first, then stop: the caller learns the command was accepted.
-        setImmediate(() => void this.stop('stop requested by control command'));
+        setImmediate(() => void this.stop('stop requested by control command', timeoutMs));
         return { id: this.id };
       },
-      'actor.start': (body) => this.actors.start(body),
-      'actor.scale': (body) => this.actors.scale(body),
-      'actor.stop': (body) => this.actors.stop(body),
-      'provider.start': (body) => this.providers.start(body),
-      'provider.stop': (body) => this.providers.stop(body),
-      'label.put': (body) => {
-        const key = body.key as string;
-        const value = body.value as string;
+      actorStart: (request) => this.actors.start(request),
+      actorScale: (request) => this.actors.scale(request),
+      actorStop: (request) => this.actors.stop(request),
+      providerStart: (request) => this.providers.start(request),
+      providerStop: (request) => this.providers.stop(request),
+      labelPut: ({ key, value }) => {
         validateLabel(key, value);
         this.userLabels[key] = value;
         this.emit('labels_changed', { hostId: this.id, labels: this.labels() });
         return { labels: this.labels() };
       },
-      'label.del': (body) => {
-        const key = body.key as string;
+      labelDel: ({ key }) => {
         validateLabel(key, '');
         if (!(key in this.userLabels)) throw new TrellisError('TRELLIS_NOT_FOUND', `label "${key}" is not set on host ${this.id}`);
         delete this.userLabels[key];
@@ -210,6 +228,9 @@ class HostImpl implements Host {
       this.opsUrl = ops.url;
       this.closeOps = ops.close;
     }
+    // Registered before it is announced: a client that lists the registry then knows to wait
+    // for this host's ping answer. Bounded, since a lattice may run without JetStream.
+    await withinMs(this.register(), 3000);
     this.emit('host_started', { hostId: this.id, name: this.name, labels: this.labels(), version: TRELLIS_VERSION });
     this.heartbeat();
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.heartbeatMs);
@@ -226,41 +247,63 @@ class HostImpl implements Host {
     this.metrics.heartbeats.inc();
     this.metrics.uptime.set((Date.now() - this.startedAt.getTime()) / 1000);
     this.emit('host_heartbeat', this.inventory());
+    void this.register();
+  }
+
+  /** Refresh this host's registry entry, so clients know to wait for its answer. */
+  private async register(): Promise<void> {
+    try {
+      await registerHost(await this.registry.get(), { id: this.id, name: this.name, heartbeatMs: this.options.heartbeatMs });
+    } catch (err) {
+      if (this.registryFailureLogged || this.stopping) return;
+      this.registryFailureLogged = true;
+      this.logger.info({ err: (err as Error).message }, 'host registry unavailable (no JetStream?); clients wait for silence instead');
+    }
+  }
+
+  /** Take this host's registry entry away (a graceful stop), if the registry was ever opened. */
+  private async deregister(): Promise<void> {
+    const opened = this.registry.opened();
+    if (!opened) return;
+    try {
+      await (await opened).delete(this.id);
+    } catch {
+      // The entry expires with its TTL anyway.
+    }
   }
 
   /** Answer one control message. Never throws: every failure becomes an error envelope. */
   private async onControl(msg: Msg): Promise<void> {
-    let op = 'unknown';
+    let op: ControlOp | 'unknown' = 'unknown';
     let reply: ControlReply;
     try {
       const parsed = parseControlSubject(msg.subject);
-      if (!parsed) throw new TrellisError('TRELLIS_UNKNOWN_COMMAND', `not a control subject: ${msg.subject}`);
-      op = `${parsed.noun}.${parsed.verb}`;
+      const known = parsed && OPS_BY_SUBJECT.get(`${parsed.noun}.${parsed.verb}`);
+      if (!parsed || !known) throw new TrellisError('TRELLIS_UNKNOWN_COMMAND', `unknown control command on ${msg.subject}`);
+      op = known;
       // Only ping is broadcast; every other command must name its host, so one stray message
       // can never make every host start or stop something.
-      if (parsed.hostId === undefined && op !== 'host.ping') {
+      if (parsed.hostId === undefined && op !== 'hostPing') {
         if (!msg.reply) return;
         throw new TrellisError('TRELLIS_BAD_REQUEST', `control command "${op}" must be addressed to one host`);
       }
-      const handler = Object.hasOwn(this.handlers, op) ? this.handlers[op] : undefined;
-      if (!handler) throw new TrellisError('TRELLIS_UNKNOWN_COMMAND', `unknown control command "${op}"`);
       if (msg.data.length > this.options.maxControlPayloadBytes) {
         throw new TrellisError('TRELLIS_PAYLOAD_TOO_LARGE', `control request of ${msg.data.length} bytes exceeds ${this.options.maxControlPayloadBytes}`);
       }
-      // Ping and inventory may come with an empty body; everything else is a msgpack map.
-      const body = msg.data.length === 0 ? {} : decode<unknown>(msg.data, `control ${op}`);
-      if (!isRecord(body)) throw new TrellisError('TRELLIS_BAD_REQUEST', `control ${op}: body must be a msgpack map`);
-      if (body.lattice !== undefined && body.lattice !== this.options.lattice) {
-        throw new TrellisError('TRELLIS_WRONG_LATTICE', `request is for lattice "${String(body.lattice)}", this host is in "${this.options.lattice}"`);
+      const body = decode<unknown>(msg.data, `control ${op}`);
+      // The lattice is checked before the rest, so a request for another lattice says so.
+      const lattice = (body as { lattice?: unknown } | null)?.lattice;
+      if (typeof lattice === 'string' && lattice !== this.options.lattice) {
+        throw new TrellisError('TRELLIS_WRONG_LATTICE', `request is for lattice "${lattice}", this host is in "${this.options.lattice}"`);
       }
-      reply = { ok: true, data: await handler(body) };
+      reply = { ok: true, data: await this.dispatch(op, body) };
     } catch (err) {
       const error = toTrellisError(err);
       if (error.code === 'TRELLIS_INTERNAL') this.logger.error({ err, op }, 'control handler failed');
       else this.logger.debug({ code: error.code, op, message: error.message }, 'control request refused');
       reply = { ok: false, error: error.toJSON() };
     }
-    this.metrics.controlRequests.inc({ op, result: reply.ok ? 'ok' : (reply.error!.code as ErrorCode) });
+    this.metrics.controlRequests.inc({ op, result: reply.ok ? 'ok' : (reply.error.code as ErrorCode) });
     if (msg.reply && !this.nc.isClosed()) {
       const h = natsHeaders();
       h.set('trellis-host', this.id);
@@ -268,24 +311,34 @@ class HostImpl implements Host {
     }
   }
 
-  stop(reason = 'stopped'): Promise<void> {
+  /** Validate a request against its operation's contract and run its handler. */
+  private dispatch<Op extends ControlOp>(op: Op, body: unknown): Promise<ControlReplies[Op]> | ControlReplies[Op] {
+    const request = ControlRequests[op](body, op) as ControlRequest<Op>;
+    return this.handlers[op](request);
+  }
+
+  stop(reason = 'stopped', drainMs = this.options.stopTimeoutMs): Promise<void> {
     this.stopping ??= (async () => {
-      this.logger.info({ reason }, 'host stopping');
+      this.logger.info({ reason, drainMs }, 'host stopping');
       clearInterval(this.heartbeatTimer);
       for (const sub of this.subs) sub.unsubscribe();
-      // The gateway and actors stop taking calls (queue subscriptions drain) before the host
-      // says goodbye.
-      await this.gateway?.close();
-      await this.actors.stopAll(reason);
+      const deadline = Date.now() + drainMs;
+      await this.deregister();
+      // The gateway and actors stop taking calls (queue subscriptions drain) and finish the calls
+      // they hold before the host says goodbye, within the stop's budget; past it, closing the
+      // runtime below ends what still runs.
+      const graceful = (async () => {
+        await this.gateway?.close();
+        await this.actors.stopAll(reason);
+      })();
+      if (!(await withinMs(graceful, drainMs))) this.logger.warn({ drainMs }, 'in-flight work outlived the stop budget; ending it');
       await this.providers.stopAll(reason);
       await this.closeRpc();
       await this.runtime.close();
       this.emit('host_stopped', { hostId: this.id, reason });
       try {
         // drain flushes the host_stopped event and lets in-flight replies go out before closing.
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([this.nc.drain(), new Promise((r) => (timer = setTimeout(r, this.options.stopTimeoutMs)))]);
-        clearTimeout(timer);
+        await withinMs(this.nc.drain(), Math.max(250, deadline - Date.now()));
       } catch (err) {
         this.logger.warn({ err }, 'drain failed; closing');
       }

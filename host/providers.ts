@@ -11,7 +11,7 @@ import type { Logger } from '../lattice/log/index.ts';
 import { providerKind, type ProviderKind } from '../lattice/links/index.ts';
 import type { EventData, ProviderInventory } from '../lattice/wire/index.ts';
 
-const CLI = fileURLToPath(new URL('../lattice/cli/trellis.js', import.meta.url));
+const CLI = fileURLToPath(new URL('./cli/trellis.js', import.meta.url));
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 10_000;
 

@@ -69,6 +69,11 @@ describe('trellis CLI', () => {
     const noHost = await trellis(['get', 'inventory', 'nosuchhost'], env());
     expect(noHost.code).toBe(1);
     expect(noHost.stderr).toContain('TRELLIS_NOT_FOUND');
+    for (const flag of ['--deadline-ms', '--max-body-bytes']) {
+      const zero = await trellis(['gateway', flag, '0'], env());
+      expect(zero.code).toBe(2);
+      expect(zero.stderr).toContain(`option ${flag}: must be an integer from 1`);
+    }
     const noNats = await trellis(['get', 'hosts'], { TRELLIS_NATS_URL: 'nats://127.0.0.1:1' });
     expect(noNats.stderr).toContain('TRELLIS_NATS_UNAVAILABLE');
   });
@@ -102,7 +107,58 @@ describe('trellis CLI', () => {
     const started = await trellis(['start', 'actor', exampleActor('echo-c'), '--name', 'sandboxed', '--version', '1.0.0', '--policy', policy, '--json'], env());
     expect(JSON.parse(started.stdout).results).toEqual([expect.objectContaining({ ok: true })]);
     const missing = await trellis(['start', 'actor', exampleActor('echo-c'), '--name', 'sandboxed', '--version', '2.0.0', '--policy', path.join(dir, 'nope.yaml')], env());
-    expect(missing.code).not.toBe(0);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('TRELLIS_FILE_UNREADABLE');
+    expect(missing.stderr).toContain(path.join(dir, 'nope.yaml'));
+  });
+
+  it('cli - missing files name themselves with TRELLIS_FILE_UNREADABLE; a bare digest starts what was pushed', async () => {
+    const noBody = await trellis(['invoke', 'echo', '--file', '/nonexistent/body.bin'], env());
+    expect(noBody.code).toBe(1);
+    expect(noBody.stderr).toMatch(/cannot read request body \/nonexistent\/body\.bin: no such file \[TRELLIS_FILE_UNREADABLE\]/);
+    const noComponent = JSON.parse((await trellis(['push', '/nonexistent/actor.wasm', '--json'], env())).stdout);
+    expect(noComponent).toMatchObject({ ok: false, error: { code: 'TRELLIS_FILE_UNREADABLE' } });
+    const pushed = JSON.parse((await trellis(['push', exampleActor('echo-c'), '--json'], env())).stdout) as { digest: string };
+    const bare = pushed.digest.slice('sha256:'.length);
+    const started = JSON.parse((await trellis(['start', 'actor', bare, '--name', 'bare', '--version', '1.0.0', '--json'], env())).stdout);
+    expect(started).toMatchObject({ digest: pushed.digest, results: [{ ok: true }] });
+    const answer = await trellis(['invoke', 'bare', '--data', 'by digest'], env());
+    expect(answer.stdout).toBe('by digest');
+    expect((await trellis(['stop', 'actor', 'bare'], env())).code).toBe(0);
+  });
+
+  it('cli - every command that prints answers --json with exactly one JSON value, failures included', async () => {
+    const runs: string[][] = [
+      ['get', 'hosts'],
+      ['get', 'inventory', host.name],
+      ['label', 'put', host.name, 'json=1'],
+      ['label', 'del', host.name, 'json'],
+      ['get', 'actors'],
+      ['weights', 'set', 'nobody', '1.0.0=100', '--force'],
+      ['weights', 'get', 'nobody'],
+      ['weights', 'del', 'nobody'],
+      ['route', 'del', 'nobody'],
+      ['link', 'put', 'nobody', 'keyvalue-nats', 'bucket=b'],
+      ['link', 'get'],
+      ['link', 'del', 'nobody', 'keyvalue-nats'],
+      ['http', 'route', 'add', '/j', 'nobody', '--hostname', 'j.example.com'],
+      ['http', 'route', 'list'],
+      ['http', 'route', 'del', '/j', '--host', 'j.example.com'],
+      ['stop', 'provider', 'keyvalue-nats'],
+      ['get', 'inventory', 'nosuchhost'],
+      ['start', 'actor', '/nonexistent.wasm', '--name', 'x', '--version', '1.0.0'],
+      ['get', 'hosts', '--wait', 'soon'],
+    ];
+    for (const args of runs) {
+      const out = await trellis([...args, '--json'], env());
+      let value: unknown;
+      expect(() => (value = JSON.parse(out.stdout)), `${args.join(' ')} --json printed: ${out.stdout}`).not.toThrow();
+      expect(value, args.join(' ')).not.toBeUndefined();
+    }
+    const removed = JSON.parse((await trellis(['http', 'route', 'list', '--json'], env())).stdout) as { prefix: string }[];
+    expect(removed.some((r) => r.prefix === '/j')).toBe(false);
+    const badDuration = JSON.parse((await trellis(['get', 'hosts', '--wait', 'soon', '--json'], env())).stdout);
+    expect(badDuration).toMatchObject({ ok: false, error: { code: 'TRELLIS_BAD_OPTION', message: expect.stringContaining('--wait') } });
   });
 
   it('cli - --help explains the commands and each subcommand', async () => {

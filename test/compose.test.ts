@@ -204,7 +204,7 @@ describe('compose.yaml multi-cloud lattice', () => {
       }
     }
     // The CLI entry the image runs answers --help with the commands the services use.
-    const help = execFileSync(process.execPath, [path.join(root, 'lattice/cli/trellis.js'), '--help'], { encoding: 'utf8' });
+    const help = execFileSync(process.execPath, [path.join(root, 'host/cli/trellis.js'), '--help'], { encoding: 'utf8' });
     expect(help).toMatch(/^\s+host /m);
   });
 });

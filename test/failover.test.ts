@@ -106,7 +106,7 @@ describe('failover with real host processes', () => {
       const load = continuousLoad(rpc, 'edge', 8);
       await new Promise((r) => setTimeout(r, 500));
       const stopAt = Date.now();
-      await Promise.all(awsHosts.map((h) => client.request('actorStop', h.id, { actor: 'edge' })));
+      await Promise.all(awsHosts.map((h) => client.stopActor(h.id, { actor: 'edge' })));
       const stoppedAt = Date.now();
       await new Promise((r) => setTimeout(r, 1500));
       const firstGcp = load.samples.find((s) => s.at >= stopAt && gcp.has(s.hostId));
@@ -115,7 +115,7 @@ describe('failover with real host processes', () => {
       // 3. Start them again: traffic returns to aws.
       const digest = (await client.getInventory(gcpHosts[0]!.id)).actors[0]!.digest;
       const restartBeganAt = Date.now();
-      await Promise.all(awsHosts.map((h) => client.request('actorStart', h.id, { actor: 'edge', version: '1.0.0', digest, count: 2 })));
+      await Promise.all(awsHosts.map((h) => client.startActor(h.id, { actor: 'edge', version: '1.0.0', digest, count: 2 })));
       const restartedAt = Date.now();
       await waitFor(() => load.samples.some((s) => s.at > restartedAt + 200 && aws.has(s.hostId)), { timeoutMs: 5000, what: 'traffic back in aws' });
       await new Promise((r) => setTimeout(r, 500));

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { connectControl, type ControlClient } from '../lattice/control/index.ts';
 import { openLinks } from '../lattice/links/index.ts';
-import { openHttpRoutes } from '../providers/index.ts';
+import { openHttpRoutes } from '../lattice/http-routes/index.ts';
 import { serveComponent } from '../host/runtime/index.ts';
 import { deployExample, exampleActor, spawnHost, spawnTrellis, startNats, uniqueLattice, waitFor, type HostProcess, type NatsServer, type TrellisProcess } from './harness/index.ts';
 
@@ -25,7 +25,7 @@ describe('HTTP gateway end to end: curl → gateway → lattice → actor → ke
     // Port 0: the gateway binds a free port itself and says which in its ready line.
     gateway = await spawnTrellis(['gateway', '--nats', nats.url, '--lattice', lattice, '--listen', '127.0.0.1:0', '--max-body-bytes', '65536', '--deadline-ms', '3000'], 'gateway ready');
     base = gateway.ready.url as string;
-    await client.request('providerStart', hosts[0]!.id, { provider: 'keyvalue-nats' }, { timeoutMs: 60_000 });
+    await client.startProvider(hosts[0]!.id, { provider: 'keyvalue-nats' }, { timeoutMs: 60_000 });
     await deployExample(client, 'counter', hosts, { count: 4 });
     await deployExample(client, 'echo-c', hosts, { actor: 'echo', count: 4 });
     await deployExample(client, 'hostile-c', [hosts[0]!], { actor: 'hostile', count: 4, policy: { executionTimeoutMs: 30_000 } });

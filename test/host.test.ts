@@ -4,7 +4,7 @@ import { connect, type NatsConnection } from 'nats';
 import { connectControl, type ControlClient } from '../lattice/control/index.ts';
 import { startHost } from '../host/index.ts';
 import { createRpcClient } from '../lattice/rpc/index.ts';
-import { bytesRequest, decodeEvent, encode, type LatticeEvent } from '../lattice/wire/index.ts';
+import { bytesRequest, decode, decodeEvent, encode, type LatticeEvent } from '../lattice/wire/index.ts';
 import { deployExample, spawnHost, startNats, uniqueLattice, waitFor, type NatsServer } from './harness/index.ts';
 
 const HEARTBEAT_MS = 500;
@@ -129,6 +129,45 @@ describe('host on a real nats-server', () => {
     expect((await ask(base, encode([1, 2, 3]))).error?.code).toBe('TRELLIS_BAD_REQUEST');
     expect((await ask(client.subjects.control('labelPut', host.id), encode({ key: 'k', value: 'x'.repeat(100_000) }))).error?.code).toBe('TRELLIS_PAYLOAD_TOO_LARGE');
     expect((await ask(base, encode({ lattice }))).ok).toBe(true);
+  });
+
+  it('host - control requests are checked against the contract before any handler runs', async () => {
+    const lattice = uniqueLattice();
+    await using client = await connectControl({ nats: nats.url, lattice });
+    await using host = await startHost({ nats: nats.url, lattice, logLevel: 'silent' });
+    const digest = `sha256:${'0'.repeat(64)}`;
+    const ask = async (body: Record<string, unknown>) =>
+      decode<{ ok: boolean; error?: { code: string; message: string } }>((await nc.request(client.subjects.control('actorStart', host.id), encode({ lattice, ...body }), { timeout: 5000 })).data);
+    const unknownField = await ask({ actor: 'a', version: '1.0.0', digest, colour: 'red' });
+    expect(unknownField.error).toEqual({ code: 'TRELLIS_BAD_REQUEST', message: 'actorStart.colour: unknown field' });
+    expect((await ask({ actor: 'a', version: '1.0.0', digest, count: 0 })).error?.message).toMatch(/^actorStart\.count: must be an integer from 1/);
+    expect((await ask({ actor: 'a.b', version: '1.0.0', digest })).error?.message).toMatch(/^actorStart\.actor: actor name "a\.b" may not contain/);
+    expect((await ask({ actor: 'a', version: 'latest', digest })).error?.message).toMatch(/^actorStart\.version: .*not a semantic version/);
+    expect((await ask({ actor: 'a', version: '1.0.0', digest: 'sha256:abc' })).error?.message).toMatch(/^actorStart\.digest: must be a digest/);
+    // Past the old cap of 256, the bound is memory: instances × the policy's page limit.
+    await expect(client.startActor(host.id, { actor: 'a', version: '1.0.0', digest, count: 50_000 })).rejects.toMatchObject({
+      code: 'TRELLIS_BAD_REQUEST',
+      message: expect.stringMatching(/50000 instances of a@1\.0\.0 may use up to \d+ MiB \(maxMemoryPages 2048 each\).*lower maxMemoryPages/),
+    });
+    await expect(client.startActor(host.id, { actor: 'a', version: '1.0.0', digest, count: 1000, policy: { maxMemoryPages: 16 } })).rejects.toMatchObject({ code: 'TRELLIS_DIGEST_NOT_FOUND' });
+    expect(host.inventory().actors).toEqual([]);
+  });
+
+  it('host - stop host with a drain budget ends in-flight work at the budget instead of waiting for it', async () => {
+    const lattice = uniqueLattice();
+    await using client = await connectControl({ nats: nats.url, lattice });
+    const host = await spawnHost({ nats: nats.url, lattice });
+    await deployExample(client, 'hostile-c', [host], { actor: 'spinner', policy: { executionTimeoutMs: 60_000 } });
+    await using rpc = await createRpcClient(client.nc, { lattice });
+    const looping = rpc.invoke('spinner', { ...bytesRequest(''), path: '/loop' }, { deadlineMs: 60_000 }).catch((err: unknown) => err);
+    // The loop is running once the host sends progress replies for it; give it a moment.
+    await new Promise((r) => setTimeout(r, 1000));
+    const asked = Date.now();
+    await client.stopHost(host.id, { timeoutMs: 500 });
+    await host.exited;
+    // Without the budget the host waits for the call's 60 s time limit.
+    expect(Date.now() - asked).toBeLessThan(20_000);
+    await looping;
   });
 
   it('host - survives thousands of random-byte messages on every subject it subscribes to, then answers ping', async () => {

@@ -6,7 +6,7 @@ import { startHost, type Host } from '../host/index.ts';
 import { connectControl, type ControlClient } from '../lattice/control/index.ts';
 import { openLinks } from '../lattice/links/index.ts';
 import { decode, decodeEvent, encode, type LatticeEvent, type ProviderReply } from '../lattice/wire/index.ts';
-import { openHttpRoutes } from '../providers/index.ts';
+import { openHttpRoutes } from '../lattice/http-routes/index.ts';
 import { deployExample, processAlive, spawnHost, startNats, TRELLIS_BIN, uniqueLattice, waitFor, type NatsServer } from './harness/index.ts';
 
 describe('providers, links and the local-first gateway', () => {
@@ -31,7 +31,7 @@ describe('providers, links and the local-first gateway', () => {
   });
 
   it('providers - a crashed provider is restarted with backoff, announced, and serves again', async () => {
-    await client.request('providerStart', host.id, { provider: 'keyvalue-nats' });
+    await client.startProvider(host.id, { provider: 'keyvalue-nats' });
     await start('counter', 'counter', '1.0.0', host.id);
     await (await openLinks(client.nc, client.subjects)).put('counter', 'keyvalue-nats', { bucket: `c-${lattice}` });
     await (await openHttpRoutes(client.nc, client.subjects)).add('/counter', 'counter');
@@ -78,7 +78,7 @@ describe('providers, links and the local-first gateway', () => {
     const victim = await spawnHost({ nats: nats.url, lattice, heartbeatMs: 500 });
     let pid: number | undefined;
     try {
-      await client.request('providerStart', victim.id, { provider: 'keyvalue-nats' });
+      await client.startProvider(victim.id, { provider: 'keyvalue-nats' });
       pid = (await client.getInventory(victim.id)).providers[0]!.pid;
       expect(pid).toBeGreaterThan(0);
       expect(processAlive(pid!)).toBe(true);
@@ -109,7 +109,7 @@ describe('providers, links and the local-first gateway', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as AddressInfo).port;
     try {
-      await client.request('providerStart', host.id, { provider: 'http-client' });
+      await client.startProvider(host.id, { provider: 'http-client' });
       await (await openLinks(client.nc, client.subjects)).put('fetcher', 'http-client', {});
       await start('hostile-js', 'fetcher', '1.0.0', host.id, { allowedHosts: [`127.0.0.1:${port}`] });
       await (await openHttpRoutes(client.nc, client.subjects)).add('/fetcher', 'fetcher');
@@ -163,7 +163,7 @@ describe('providers, links and the local-first gateway', () => {
       // Pin everything to the local version: nothing may cross NATS.
       const { createRpcClient } = await import('../lattice/rpc/index.ts');
       await using admin = await createRpcClient(client.nc, { lattice });
-      await admin.routes.set('local', { '1.0.0': 100, '2.0.0': 0 });
+      await admin.weights.set('local', { '1.0.0': 100, '2.0.0': 0 });
       await waitFor(async () => (await fetch(`${gw}/local`, { method: 'POST', body: 'x' })).headers.get('x-trellis-version') === '1.0.0', { what: 'weights applied' });
       seen.length = 0;
       for (let i = 0; i < 20; i++) {
@@ -174,7 +174,7 @@ describe('providers, links and the local-first gateway', () => {
       await client.nc.flush();
       expect(seen).toEqual([]);
       // Weights that pick the remote version use the lattice.
-      await admin.routes.set('local', { '1.0.0': 0, '2.0.0': 100 });
+      await admin.weights.set('local', { '1.0.0': 0, '2.0.0': 100 });
       await waitFor(async () => (await fetch(`${gw}/local`, { method: 'POST', body: 'x' })).headers.get('x-trellis-host') === other.id, { what: 'remote version' });
       expect(seen.every((s) => s.endsWith('.2_0_0'))).toBe(true);
       expect(seen.length).toBeGreaterThan(0);

@@ -66,7 +66,7 @@ describe('lattice rpc on one nats-server', () => {
     const setAt = Date.now();
     // A different client sets the weights, as an operator's CLI would.
     await using other = await createRpcClient(client.nc, { lattice });
-    await other.routes.set('split', { '1.0.0': 90, '1.1.0': 10 });
+    await other.weights.set('split', { '1.0.0': 90, '1.1.0': 10 });
     await waitFor(() => rpc.routeStatus('split').weights?.['1.0.0'] === 90, { timeoutMs: 1000, intervalMs: 10, what: 'weights seen' });
     expect(Date.now() - setAt).toBeLessThan(1000);
 
@@ -80,16 +80,16 @@ describe('lattice rpc on one nats-server', () => {
   it('rpc - a weighted version with no live instance gets no traffic and route status says so', async () => {
     await deployExample(client, 'echo-c', [host.id], { actor: 'shift', version: '1.0.0' });
     await deployExample(client, 'echo-c', [host.id], { actor: 'shift', version: '2.0.0' });
-    await rpc.routes.set('shift', { '1.0.0': 50, '2.0.0': 50 });
+    await rpc.weights.set('shift', { '1.0.0': 50, '2.0.0': 50 });
     await waitFor(() => rpc.routeStatus('shift').weights !== undefined && rpc.view.liveVersions('shift').length === 2, { what: 'route and versions' });
-    await client.request('actorStop', host.id, { actor: 'shift', version: '2.0.0' });
+    await client.stopActor(host.id, { actor: 'shift', version: '2.0.0' });
     await waitFor(() => !rpc.view.liveVersions('shift').includes('2.0.0'), { what: '2.0.0 gone from view' });
     const counts = await load(rpc, 'shift', 200, 8);
     expect(counts.get('1.0.0')).toBe(200);
     expect(rpc.routeStatus('shift').effective).toEqual({ '1.0.0': 100, '2.0.0': 0 });
     // All weight on the stopped version: traffic falls to the highest live one, and the status
     // shows where it really goes.
-    await rpc.routes.set('shift', { '2.0.0': 100 });
+    await rpc.weights.set('shift', { '2.0.0': 100 });
     await waitFor(() => rpc.routeStatus('shift').weights?.['2.0.0'] === 100, { what: 'new weights seen' });
     expect((await load(rpc, 'shift', 50, 4)).get('1.0.0')).toBe(50);
     expect(rpc.routeStatus('shift').effective).toEqual({ '1.0.0': 100, '2.0.0': 0 });
@@ -120,7 +120,7 @@ describe('lattice rpc on one nats-server', () => {
     try {
       for (const count of [4, 1, 3]) {
         await new Promise((r) => setTimeout(r, 200));
-        await client.request('actorScale', host.id, { actor: 'elastic', version: '1.0.0', count });
+        await client.scaleActor(host.id, { actor: 'elastic', version: '1.0.0', count });
         expect((await client.getInventory(host.id)).actors.find((a) => a.name === 'elastic')?.instances).toBe(count);
         const now = await waitFor(() => instances(count), { what: `${count} instance connections` });
         // Scaling keeps warm instances: up keeps all of them, down keeps a subset.
@@ -209,16 +209,16 @@ describe('lattice rpc on one nats-server', () => {
     await expect(rpc.invoke('bad.name', bytesRequest('x'))).rejects.toMatchObject({ code: 'TRELLIS_BAD_REQUEST' });
     const malformed: Record<string, number>[] = [{ '1.0.0': 90 }, { '1.0.0': 110, '1.1.0': -10 }, { latest: 100 }, { '1.0.0': 50.5, '1.1.0': 49.5 }];
     for (const weights of malformed) {
-      await expect(rpc.routes.set('steady', weights)).rejects.toMatchObject({ code: 'TRELLIS_BAD_WEIGHTS' });
+      await expect(rpc.weights.set('steady', weights)).rejects.toMatchObject({ code: 'TRELLIS_BAD_WEIGHTS' });
     }
-    await expect(rpc.routes.set('steady', { '1.0.0': 50, '7.0.0': 50 }, ['1.0.0'])).rejects.toMatchObject({ code: 'TRELLIS_BAD_WEIGHTS' });
+    await expect(rpc.weights.set('steady', { '1.0.0': 50, '7.0.0': 50 }, ['1.0.0'])).rejects.toMatchObject({ code: 'TRELLIS_BAD_WEIGHTS' });
     // Over the server's max_payload (256 KiB here): refused by the client before sending.
     await expect(rpc.invoke('steady', bytesRequest(new Uint8Array(300 * 1024)))).rejects.toMatchObject({ code: 'TRELLIS_PAYLOAD_TOO_LARGE' });
     // A digest nobody pushed: the start fails with its code and an actor_start_failed event.
     const events: LatticeEvent[] = [];
     client.nc.subscribe(client.subjects.event('actor_start_failed'), { callback: (_e, m) => events.push(decodeEvent(m.data)) });
     const missing = `sha256:${'0'.repeat(64)}`;
-    await expect(client.request('actorStart', host.id, { actor: 'ghost', version: '1.0.0', digest: missing })).rejects.toMatchObject({ code: 'TRELLIS_DIGEST_NOT_FOUND' });
+    await expect(client.startActor(host.id, { actor: 'ghost', version: '1.0.0', digest: missing })).rejects.toMatchObject({ code: 'TRELLIS_DIGEST_NOT_FOUND' });
     const failed = await waitFor(() => events.find((e) => e.kind === 'actor_start_failed'), { what: 'actor_start_failed' });
     expect(failed.data).toMatchObject({ actor: 'ghost', error: { code: 'TRELLIS_DIGEST_NOT_FOUND' } });
     // And the lattice still works.

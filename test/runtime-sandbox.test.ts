@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, symlink, writeFile, readdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -100,6 +100,30 @@ describe('runtime sandbox', () => {
     const ok = await runtime.invoke('hostile', call('/write-readonly', 'dir=/scratch&file=out.txt'));
     expect(decoder.decode(ok.body)).toBe('wrote 29 bytes to /scratch/out.txt');
     expect(await readdir(writableDir)).toContain('out.txt');
+  });
+
+  it('runtime sandbox - hard links and file times work in a writable grant and are violations in a read-only one', async () => {
+    const body = async (path: string, query: string) => decoder.decode((await runtime.invoke('hostile', call(path, query))).body);
+    await writeFile(join(writableDir, 'twin-a.txt'), 'a');
+    await writeFile(join(writableDir, 'twin-b.txt'), 'b');
+    expect(await body('/link', 'dir=/scratch&from=twin-a.txt&to=twin-a-link.txt')).toBe('linked /scratch/twin-a-link.txt');
+    expect((await stat(join(writableDir, 'twin-a-link.txt'))).ino).toBe((await stat(join(writableDir, 'twin-a.txt'))).ino);
+    // Through the guest's descriptors: a hard link is the same object, an equally long name is not.
+    expect(JSON.parse(await body('/stat', 'dir=/scratch&path=twin-a-link.txt&same-as=twin-a.txt')).sameObject).toBe(true);
+    expect(JSON.parse(await body('/stat', 'dir=/scratch&path=twin-a.txt&same-as=twin-b.txt')).sameObject).toBe(false);
+    await violation(call('/link', 'dir=/data&from=inside.txt&to=copy.txt'), 'sandbox violation: fs write');
+
+    expect(await body('/set-times', 'dir=/scratch&file=twin-b.txt&seconds=1000000000')).toBe('1000000000');
+    expect((await stat(join(writableDir, 'twin-b.txt'))).mtimeMs).toBe(1_000_000_000_000);
+    const before = (await stat(join(readonlyDir, 'inside.txt'))).mtimeMs;
+    await violation(call('/set-times', 'dir=/data&file=inside.txt&seconds=1'), 'sandbox violation: fs write');
+    expect((await stat(join(readonlyDir, 'inside.txt'))).mtimeMs).toBe(before);
+    expect(await readdir(readonlyDir)).toEqual(['escape', 'inside.txt']);
+  });
+
+  it('runtime sandbox - the virtual root is a directory of its own, not the host /', async () => {
+    const root = JSON.parse(decoder.decode((await runtime.invoke('hostile', call('/stat', 'dir=/'))).body));
+    expect(root).toEqual({ type: 'directory', linkCount: '1', size: '0', mtime: null });
   });
 
   it('runtime sandbox - env vars outside allowedEnvVars are denied or invisible', async () => {

@@ -90,6 +90,36 @@ const behaviours = {
       return `wrote ${written} bytes to ${name}/${file}`;
     }),
 
+  // Hard-link `?from=` to `?to=` in a granted dir (allowed only where the grant is writable).
+  '/link': (params) =>
+    inEachDir(params, (dir, name) => {
+      dir.linkAt({ symlinkFollow: false }, params.get('from'), dir, params.get('to'));
+      return `linked ${name}/${params.get('to')}`;
+    }),
+
+  // Set the modification time of `?file=` to `?seconds=`, leaving its access time; answers the new stat's time.
+  '/set-times': (params) =>
+    inEachDir(params, (dir) => {
+      const file = params.get('file');
+      const at = { tag: 'timestamp', val: { seconds: BigInt(params.get('seconds')), nanoseconds: 0 } };
+      dir.setTimesAt({ symlinkFollow: true }, file, { tag: 'no-change' }, at);
+      return String(dir.statAt({ symlinkFollow: true }, file).dataModificationTimestamp.seconds);
+    }),
+
+  // What the sandbox says of `?path=` (default `.`): its stat, and whether `?same-as=` is the same object.
+  '/stat': (params) =>
+    inEachDir(params, (dir) => {
+      const path = params.get('path') || '.';
+      const st = dir.statAt({ symlinkFollow: false }, path);
+      const out = { type: st.type, linkCount: String(st.linkCount), size: String(st.size), mtime: st.dataModificationTimestamp ? String(st.dataModificationTimestamp.seconds) : null };
+      const other = params.get('same-as');
+      if (other) {
+        const [a, b] = [path, other].map((p) => dir.openAt({ symlinkFollow: false }, p, {}, { read: true }).metadataHash());
+        out.sameObject = a.lower === b.lower && a.upper === b.upper;
+      }
+      return JSON.stringify(out);
+    }),
+
   // Read a non-granted env var through the Trellis config import.
   '/env-config': (params) => ok(getEnv(params.get('name') || 'SECRET')),
 

@@ -6,8 +6,7 @@
 import os from 'node:os';
 import { TrellisError } from '../../lattice/errors/index.ts';
 import { LogLevels, type LogLevel } from '../../lattice/log/index.ts';
-import { token } from '../../lattice/subjects/index.ts';
-import { resolveServers } from '../../lattice/control/index.ts';
+import { badOption as bad, intOption as intInRange, latticeOption, serversOption } from '../../lattice/options/index.ts';
 
 /** Options a user may give; every field has a documented default. */
 export interface HostOptions {
@@ -75,17 +74,6 @@ export function validateLabel(key: string, value: string): void {
   }
 }
 
-function bad(option: string, message: string): never {
-  throw new TrellisError('TRELLIS_BAD_OPTION', `option ${option}: ${message}`);
-}
-
-function intInRange(option: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    bad(option, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
 /** The per-user state directory (XDG), used for the embedded server's data and caches. */
 export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
   const base = env.XDG_STATE_HOME || `${os.homedir()}/.local/state`;
@@ -94,18 +82,8 @@ export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
 
 /** Validate options (plus environment defaults) into the complete internal form. */
 export function compileHostOptions(input: HostOptions = {}, env: NodeJS.ProcessEnv = process.env): CompiledHostOptions {
-  const servers = resolveServers(input.nats, env);
-  if (servers.length === 0) bad('--nats', 'needs at least one URL');
-  for (const server of servers) {
-    if (!/^(nats|tls|ws|wss):\/\/[^\s/]+$|^[^\s/:]+:\d+$/.test(server)) bad('--nats', `"${server}" is not a NATS URL (nats://host:port)`);
-  }
-
-  const lattice = input.lattice ?? env.TRELLIS_LATTICE ?? 'default';
-  try {
-    token(lattice, 'lattice name');
-  } catch (err) {
-    bad('--lattice', (err as Error).message);
-  }
+  const servers = serversOption(input.nats, env);
+  const lattice = latticeOption(input.lattice, env);
 
   const userLabels: Record<string, string> = {};
   for (const [key, value] of Object.entries(input.labels ?? {})) {

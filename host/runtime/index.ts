@@ -13,11 +13,11 @@ import { TrellisError, toTrellisError } from '../../lattice/errors/index.ts';
 import { parseListen, readBody, toActorRequest, writeActorResponse, writeError } from '../../lattice/http/index.ts';
 import { ComponentCache, type CacheSource, type World } from './compile.ts';
 import { ActorPool, completeCapabilities, type ActorStats, type HostCapabilities, type LatticeServing } from './pool.ts';
-import { compilePolicy, type ActorPolicy } from './policy.ts';
-import type { SandboxConfig } from './wasi.ts';
+import { compilePolicy, type ActorPolicy } from '../../lattice/policy/index.ts';
+import type { SandboxConfig } from './wasi/index.ts';
 import { workerScript } from './worker-script.ts';
 
-export { compilePolicy, loadPolicyFile, DEFAULT_POLICY, type ActorPolicy, type DirGrant } from './policy.ts';
+export { compilePolicy, loadPolicyFile, DEFAULT_POLICY, type ActorPolicy, type DirGrant } from '../../lattice/policy/index.ts';
 export type { ActorStats, HostCapabilities, KeyValueCapability, HttpRequest, LatticeServing } from './pool.ts';
 export type { ServedBatch } from './call-stats.ts';
 export { PROGRESS_REPLY } from './lattice-serve.ts';

@@ -13,11 +13,11 @@ import type { Logger } from 'pino';
 import { PROGRESS_EVERY_MS, PROGRESS_FIRST_MS, type ActorRequest, type ActorResponse } from '../../lattice/wire/index.ts';
 import { TrellisError, isErrorCode, toTrellisError, type ErrorCode } from '../../lattice/errors/index.ts';
 import type { World } from './compile.ts';
-import type { ActorPolicy } from './policy.ts';
+import type { ActorPolicy } from '../../lattice/policy/index.ts';
 import { CallWatch, LimitKind, type CallSnapshot } from './call-watch.ts';
 import { CallStats, type ServedBatch } from './call-stats.ts';
 import type { FromWorker, HostCall, HostReply, ServeSpec, ToWorker, WireFailure, WorkerInit } from './protocol.ts';
-import type { SandboxConfig } from './wasi.ts';
+import type { SandboxConfig } from './wasi/index.ts';
 import type { WasmModule } from './wasm-api.ts';
 
 /** Backing services of the trellis:actor capability imports, called on behalf of `actor`. */
@@ -585,7 +585,7 @@ export class ActorPool {
       serve,
     };
     // An empty env: nothing inside the worker (guest bindings included) can read the host's.
-    const worker = new Worker(spec.workerUrl, { workerData: init, transferList: [port2], env: {}, stdout: false, stderr: false, resourceLimits: { maxYoungGenerationSizeMb: Number(process.env.YG ?? 0) || undefined } });
+    const worker = new Worker(spec.workerUrl, { workerData: init, transferList: [port2], env: {}, stdout: false, stderr: false });
     let readyResolve!: () => void;
     let readyReject!: (e: TrellisError) => void;
     const slot: Slot = {

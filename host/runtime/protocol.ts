@@ -1,7 +1,7 @@
 /** Messages between the runtime (main thread) and an actor worker. Type-only module. */
 import type { ActorRequest, ActorResponse } from '../../lattice/wire/index.ts';
 import type { World } from './compile.ts';
-import type { SandboxConfig } from './wasi.ts';
+import type { SandboxConfig } from './wasi/index.ts';
 import type { WasmModule } from './wasm-api.ts';
 import type { MessagePort } from 'node:worker_threads';
 

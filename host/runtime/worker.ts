@@ -10,7 +10,7 @@ import { CallWatch, LimitKind } from './call-watch.ts';
 import { serveLattice, type LatticeServer } from './lattice-serve.ts';
 import type { FromWorker, HostCall, HostReply, ToWorker, WireFailure, WorkerInit } from './protocol.ts';
 import { hostAllowed } from '../../lattice/http/index.ts';
-import { IncomingRequest, ResponseOutparam, wasiImports, type OutgoingHttp, type SandboxHost } from './wasi.ts';
+import { IncomingRequest, ResponseOutparam, wasiImports, type OutgoingHttp, type SandboxHost } from './wasi/index.ts';
 import { Wasm, type WasmMemory, type WasmModule } from './wasm-api.ts';
 
 const init = workerData as WorkerInit;

@@ -1,166 +1,164 @@
-/** Actor commands: push, start/scale/stop actor, get actors, invoke, route set/get. */
-import { readFile } from 'node:fs/promises';
+/** Actor commands: push, start/scale/stop actor, get actors, invoke. */
 import { existsSync } from 'node:fs';
-import { TrellisError } from '../errors/index.ts';
 import type { ControlClient } from '../control/index.ts';
-import { openRoutes, parseWeights } from '../routes/index.ts';
-import { createRpcClient } from '../rpc/index.ts';
-import { openArtifacts } from '../state/index.ts';
-import { bytesRequest, type ActorInventory, type HostInventory } from '../wire/index.ts';
-import { connectionHelp, connectionOptions, intFlag, parsePairs, positionals, type Command, type Values } from './command.ts';
-import { clientFrom, resolveHost } from './control-commands.ts';
+import { TrellisError } from '../errors/index.ts';
+import type { HostInventory } from '../wire/index.ts';
+import { command, type Flags } from './command.ts';
+import { resolveHost } from './control-commands.ts';
+import { readUserFile } from './files.ts';
 import { table } from './format.ts';
 
 /** Push a component file to the lattice artifact store; returns its digest. */
-async function pushFile(client: ControlClient, file: string): Promise<{ digest: string; size: number; existed: boolean }> {
-  let bytes: Uint8Array;
-  try {
-    bytes = new Uint8Array(await readFile(file));
-  } catch (err) {
-    throw new TrellisError('TRELLIS_BAD_REQUEST', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
-  }
+export async function pushFile(client: ControlClient, file: string): Promise<{ digest: string; size: number; existed: boolean }> {
+  const bytes = await readUserFile(file, 'component');
   if (bytes.length < 8 || bytes[0] !== 0x00 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
     throw new TrellisError('TRELLIS_BAD_REQUEST', `${file} is not a WebAssembly file`);
   }
-  const artifacts = await openArtifacts(client.nc, client.subjects);
-  return artifacts.push(bytes);
+  const { openArtifacts } = await import('../state/index.ts');
+  return (await openArtifacts(client.nc, client.subjects)).push(bytes);
 }
 
 /**
- * Read and validate a policy file here, where its relative `hostPath`s mean something (they
- * resolve from the file's folder), and send the complete form; the host validates it again.
+ * A component source as the user gives it: a file (pushed first), or a digest already in the
+ * artifact store, written `sha256:<hex>` or as the 64 bare hex digits, when no such file exists.
  */
-async function readPolicy(file: string | undefined): Promise<Record<string, unknown> | undefined> {
-  if (!file) return undefined;
-  const { loadPolicyFile } = await import('../../host/runtime/index.ts');
-  return { ...(await loadPolicyFile(file)) };
+export async function resolveSource(client: ControlClient, source: string, progress: (line: string) => void): Promise<string> {
+  if (!existsSync(source)) {
+    if (/^sha256:[0-9a-f]{64}$/.test(source)) return source;
+    if (/^[0-9a-f]{64}$/.test(source)) return `sha256:${source}`;
+  }
+  const pushed = await pushFile(client, source);
+  progress(`pushed ${source}: ${pushed.digest}${pushed.existed ? ' (already stored)' : ''}`);
+  return pushed.digest;
 }
 
-/** Hosts selected by --host or --label; with neither, the host running the fewest actors. */
-async function targetHosts(client: ControlClient, values: Values): Promise<HostInventory[]> {
+const placementFlags = {
+  host: { type: 'string', help: 'run on this host (id, id prefix or name)', placeholder: 'host' },
+  label: { type: 'pairs', short: 'l', help: 'run on every host with this label k=v' },
+} as const satisfies Flags;
+
+/** Hosts selected by --host or --label; with neither, `fallback`. */
+async function selectHosts(client: ControlClient, flags: { host?: string; label: Record<string, string> }, fallback: (hosts: HostInventory[]) => HostInventory[]): Promise<HostInventory[]> {
   const hosts = await client.pingHosts();
   if (hosts.length === 0) throw new TrellisError('TRELLIS_NO_RESPONDERS', `no hosts in lattice ${client.lattice}; start one with \`trellis host\``);
-  if (values.host) {
-    const id = await resolveHost(client, values.host as string);
+  if (flags.host) {
+    const id = await resolveHost(client, flags.host);
     return hosts.filter((h) => h.id === id);
   }
-  const labels = parsePairs((values.label as string[] | undefined) ?? [], '--label');
-  if (Object.keys(labels).length > 0) {
-    const matching = hosts.filter((h) => Object.entries(labels).every(([k, v]) => h.labels[k] === v));
-    if (matching.length === 0) throw new TrellisError('TRELLIS_NOT_FOUND', `no host has labels ${Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',')}`);
+  const labels = Object.entries(flags.label);
+  if (labels.length > 0) {
+    const matching = hosts.filter((h) => labels.every(([k, v]) => h.labels[k] === v));
+    if (matching.length === 0) throw new TrellisError('TRELLIS_NOT_FOUND', `no host has labels ${labels.map(([k, v]) => `${k}=${v}`).join(',')}`);
     return matching;
   }
-  return [[...hosts].sort((a, b) => a.actors.length - b.actors.length)[0]!];
+  return fallback(hosts);
 }
 
-/** Versions of `actor` running anywhere, from a ping. */
-function runningVersions(hosts: HostInventory[], actor: string): Set<string> {
-  return new Set(hosts.flatMap((h) => h.actors.filter((a) => a.name === actor).map((a) => a.version)));
+/** Per-host outcome of a command sent to several hosts. */
+interface HostResult {
+  host: string;
+  name: string;
+  ok: boolean;
+  error?: { code: string; message: string };
 }
 
-const placementOptions = { ...connectionOptions, host: { type: 'string' }, label: { type: 'string', multiple: true, short: 'l' } } as const;
-const placementHelp = { ...connectionHelp, host: 'run on this host (id, id prefix or name)', label: 'run on every host with this label k=v (repeatable)' };
-
-export const commands: Command[] = [
-  {
-    words: ['push'],
-    usage: 'push <component.wasm>',
-    summary: 'store a component in the lattice artifact store; prints its sha256 digest',
-    options: connectionOptions,
-    optionHelp: connectionHelp,
-    async run(args, values) {
-      const [file] = positionals(args, ['component.wasm']);
-      await using client = await clientFrom(values);
-      const pushed = await pushFile(client, file!);
-      if (values.json) return console.log(JSON.stringify(pushed));
-      console.log(`${pushed.digest}  (${pushed.size} bytes${pushed.existed ? ', already stored' : ''})`);
-    },
-  },
-  {
-    words: ['start', 'actor'],
-    usage: 'start actor <file|digest> --name <actor> --version <semver> [--host h | --label k=v] [--count N] [--policy file]',
-    summary: 'start an actor version on hosts (a file is pushed first)',
-    details: 'With --label, every matching host runs it; with neither --host nor --label, the host with the fewest actors does.',
-    options: { ...placementOptions, name: { type: 'string' }, version: { type: 'string' }, count: { type: 'string' }, policy: { type: 'string' } },
-    optionHelp: { ...placementHelp, name: 'actor name (required)', version: 'semantic version (required)', count: 'instances per host (default 1)', policy: 'sandbox policy file (JSON or YAML)' },
-    async run(args, values) {
-      const [source] = positionals(args, ['file|digest']);
-      if (!values.name) throw new TrellisError('TRELLIS_BAD_OPTION', '--name is required');
-      if (!values.version) throw new TrellisError('TRELLIS_BAD_OPTION', '--version is required');
-      const count = intFlag(values.count, 'count') ?? 1;
-      const policy = await readPolicy(values.policy as string | undefined);
-      await using client = await clientFrom(values);
-      let digest = source!;
-      if (!digest.startsWith('sha256:') || existsSync(digest)) {
-        if (!values.json) process.stderr.write(`pushing ${source}... `);
-        digest = (await pushFile(client, source!)).digest;
-        if (!values.json) process.stderr.write(`${digest}\n`);
+async function onEachHost(hosts: HostInventory[], send: (h: HostInventory) => Promise<unknown>): Promise<HostResult[]> {
+  return Promise.all(
+    hosts.map(async (h) => {
+      try {
+        await send(h);
+        return { host: h.id, name: h.name, ok: true };
+      } catch (err) {
+        const e = err as TrellisError;
+        return { host: h.id, name: h.name, ok: false, error: { code: e.code ?? 'TRELLIS_INTERNAL', message: e.message } };
       }
-      const hosts = await targetHosts(client, values);
-      const results = await Promise.all(hosts.map(async (h) => {
-        try {
-          await client.request<ActorInventory>('actorStart', h.id, { actor: values.name, version: values.version, digest, count, ...(policy ? { policy } : {}) });
-          return { host: h.id, name: h.name, ok: true as const };
-        } catch (err) {
-          const e = err as TrellisError;
-          return { host: h.id, name: h.name, ok: false as const, error: { code: e.code, message: e.message } };
-        }
-      }));
-      if (values.json) console.log(JSON.stringify({ actor: values.name, version: values.version, digest, results }, null, 2));
-      else console.log(table(['HOST', 'NAME', 'RESULT'], results.map((r) => [r.host, r.name, r.ok ? `started ${values.name}@${values.version} x${count}` : `${r.error.code}: ${r.error.message}`])));
-      return results.every((r) => r.ok) ? 0 : 1;
+    }),
+  );
+}
+
+export const commands = [
+  command({
+    words: ['push'],
+    args: ['component.wasm'],
+    summary: 'store a component in the lattice artifact store; prints its sha256 digest',
+    lattice: true,
+    async run({ client, args }) {
+      const pushed = await pushFile(client, args[0]!);
+      return { data: pushed, text: `${pushed.digest}  (${pushed.size} bytes${pushed.existed ? ', already stored' : ''})` };
     },
-  },
-  {
+  }),
+  command({
+    words: ['start', 'actor'],
+    args: ['file|digest'],
+    summary: 'start an actor version on hosts (a file is pushed first)',
+    details: 'With --label, every matching host runs it; with neither --host nor --label, the host with the fewest actors does.\nA digest is sha256:<hex> or the 64 hex digits.',
+    lattice: true,
+    flags: {
+      ...placementFlags,
+      name: { type: 'string', help: 'actor name (required)' },
+      version: { type: 'string', help: 'semantic version (required)' },
+      count: { type: 'int', help: 'instances per host', default: 1, min: 1 },
+      policy: { type: 'string', help: 'sandbox policy file (JSON or YAML)', placeholder: 'file' },
+    },
+    async run({ client, args, flags, progress }) {
+      if (!flags.name) throw new TrellisError('TRELLIS_BAD_OPTION', '--name is required');
+      if (!flags.version) throw new TrellisError('TRELLIS_BAD_OPTION', '--version is required');
+      const { name: actor, version, count } = flags;
+      // Compiled here, where the policy file's relative paths mean something; the host checks it again.
+      const policy = flags.policy ? { ...(await (await import('../policy/index.ts')).loadPolicyFile(flags.policy)) } : undefined;
+      const digest = await resolveSource(client, args[0]!, progress);
+      const hosts = await selectHosts(client, flags, (all) => [[...all].sort((a, b) => a.actors.length - b.actors.length)[0]!]);
+      const results = await onEachHost(hosts, (h) => client.startActor(h.id, { actor, version, digest, count, ...(policy ? { policy } : {}) }));
+      return {
+        data: { actor, version, digest, results },
+        text: table(['HOST', 'NAME', 'RESULT'], results.map((r) => [r.host, r.name, r.ok ? `started ${actor}@${version} x${count}` : `${r.error!.code}: ${r.error!.message}`])),
+        exitCode: results.every((r) => r.ok) ? 0 : 1,
+      };
+    },
+  }),
+  command({
     words: ['scale', 'actor'],
-    usage: 'scale actor <actor> --version <semver> --count N [--host h | --label k=v]',
+    args: ['actor'],
     summary: 'change the instances of a running actor version on hosts (0 stops it there)',
-    options: { ...placementOptions, version: { type: 'string' }, count: { type: 'string' } },
-    optionHelp: { ...placementHelp, version: 'the version to scale (required)', count: 'instances per host (required)' },
-    async run(args, values) {
-      const [actor] = positionals(args, ['actor']);
-      if (!values.version) throw new TrellisError('TRELLIS_BAD_OPTION', '--version is required');
-      const count = intFlag(values.count, 'count');
+    lattice: true,
+    flags: { ...placementFlags, version: { type: 'string', help: 'the version to scale (required)' }, count: { type: 'int', help: 'instances per host (required)', min: 0 } },
+    async run({ client, args, flags }) {
+      const actor = args[0]!;
+      const { version, count } = flags;
+      if (!version) throw new TrellisError('TRELLIS_BAD_OPTION', '--version is required');
       if (count === undefined) throw new TrellisError('TRELLIS_BAD_OPTION', '--count is required');
-      await using client = await clientFrom(values);
-      const selected = values.host || values.label ? await targetHosts(client, values) : await client.pingHosts();
-      const hosts = selected.filter((h) => h.actors.some((a) => a.name === actor && a.version === values.version));
-      if (hosts.length === 0) throw new TrellisError('TRELLIS_NOT_FOUND', `${actor}@${values.version} runs on none of the selected hosts`);
-      for (const h of hosts) await client.request('actorScale', h.id, { actor, version: values.version, count });
-      if (values.json) return console.log(JSON.stringify({ actor, version: values.version, count, hosts: hosts.map((h) => h.id) }));
-      console.log(`${actor}@${values.version}: ${count} instance(s) on ${hosts.length} host(s)`);
+      const selected = await selectHosts(client, flags, (all) => all);
+      const hosts = selected.filter((h) => h.actors.some((a) => a.name === actor && a.version === version));
+      if (hosts.length === 0) throw new TrellisError('TRELLIS_NOT_FOUND', `${actor}@${version} runs on none of the selected hosts`);
+      for (const h of hosts) await client.scaleActor(h.id, { actor, version, count });
+      return { data: { actor, version, count, hosts: hosts.map((h) => h.id) }, text: `${actor}@${version}: ${count} instance(s) on ${hosts.length} host(s)` };
     },
-  },
-  {
+  }),
+  command({
     words: ['stop', 'actor'],
-    usage: 'stop actor <actor> [--version v] [--host h | --label k=v]',
+    args: ['actor'],
     summary: 'stop an actor (one version, or all) on the selected hosts (default: everywhere)',
-    options: { ...placementOptions, version: { type: 'string' } },
-    optionHelp: { ...placementHelp, version: 'only this version' },
-    async run(args, values) {
-      const [actor] = positionals(args, ['actor']);
-      await using client = await clientFrom(values);
-      const selected = values.host || values.label ? await targetHosts(client, values) : await client.pingHosts();
-      const hosts = selected.filter((h) => h.actors.some((a) => a.name === actor && (!values.version || a.version === values.version)));
-      if (hosts.length === 0) throw new TrellisError('TRELLIS_NOT_FOUND', `actor ${actor}${values.version ? `@${values.version}` : ''} is not running on the selected hosts`);
+    lattice: true,
+    flags: { ...placementFlags, version: { type: 'string', help: 'only this version' } },
+    async run({ client, args, flags }) {
+      const actor = args[0]!;
+      const { version } = flags;
+      const selected = await selectHosts(client, flags, (all) => all);
+      const hosts = selected.filter((h) => h.actors.some((a) => a.name === actor && (!version || a.version === version)));
+      if (hosts.length === 0) throw new TrellisError('TRELLIS_NOT_FOUND', `actor ${actor}${version ? `@${version}` : ''} is not running on the selected hosts`);
       const stopped: string[] = [];
       for (const h of hosts) {
-        const r = await client.request<{ stopped: string[] }>('actorStop', h.id, { actor, ...(values.version ? { version: values.version } : {}) });
+        const r = await client.stopActor(h.id, { actor, ...(version ? { version } : {}) });
         stopped.push(...r.stopped.map((s) => `${s} on ${h.name}`));
       }
-      if (values.json) return console.log(JSON.stringify({ stopped }));
-      for (const s of stopped) console.log(`stopped ${s}`);
+      return { data: { stopped }, text: stopped.map((s) => `stopped ${s}`).join('\n') };
     },
-  },
-  {
+  }),
+  command({
     words: ['get', 'actors'],
-    usage: 'get actors [--json]',
     summary: 'actors → versions → hosts → instances across the lattice',
-    options: connectionOptions,
-    optionHelp: connectionHelp,
-    async run(args, values) {
-      positionals(args, []);
-      await using client = await clientFrom(values);
+    lattice: true,
+    async run({ client }) {
       const hosts = await client.pingHosts();
       const rows: { actor: string; version: string; digest: string; world: string; hosts: { id: string; name: string; instances: number }[] }[] = [];
       for (const h of hosts) {
@@ -171,85 +169,40 @@ export const commands: Command[] = [
         }
       }
       rows.sort((a, b) => a.actor.localeCompare(b.actor) || a.version.localeCompare(b.version));
-      if (values.json) return console.log(JSON.stringify(rows, null, 2));
-      if (rows.length === 0) return console.log('no actors running (start one with `trellis start actor`)');
-      console.log(table(['ACTOR', 'VERSION', 'INSTANCES', 'HOSTS', 'DIGEST'], rows.map((r) => [
-        r.actor, r.version, String(r.hosts.reduce((s, h) => s + h.instances, 0)), r.hosts.map((h) => `${h.name}(${h.instances})`).join(','), r.digest.slice(0, 19),
-      ])));
+      const text =
+        rows.length === 0
+          ? 'no actors running (start one with `trellis start actor`)'
+          : table(['ACTOR', 'VERSION', 'INSTANCES', 'HOSTS', 'DIGEST'], rows.map((r) => [r.actor, r.version, String(r.hosts.reduce((s, h) => s + h.instances, 0)), r.hosts.map((h) => `${h.name}(${h.instances})`).join(','), r.digest.slice(0, 19)]));
+      return { data: rows, text };
     },
-  },
-  {
+  }),
+  command({
     words: ['invoke'],
-    usage: 'invoke <actor> [--version v] [--data STR | --file F] [--json]',
+    args: ['actor'],
     summary: 'invoke an actor through the lattice and print its response body',
     details: '--json prints the response with its metadata: actor, version, answering host, attempts, latency.',
-    options: { ...connectionOptions, version: { type: 'string' }, data: { type: 'string', short: 'd' }, file: { type: 'string', short: 'f' }, deadline: { type: 'string' } },
-    optionHelp: { ...connectionHelp, version: 'pin a version instead of following the weights', data: 'request body as text', file: 'request body from a file', deadline: 'deadline in ms (default 10000)' },
-    async run(args, values) {
-      const [actor] = positionals(args, ['actor']);
-      if (values.data !== undefined && values.file !== undefined) throw new TrellisError('TRELLIS_BAD_OPTION', 'give --data or --file, not both');
-      const body = values.file ? new Uint8Array(await readFile(values.file as string)) : new TextEncoder().encode((values.data as string | undefined) ?? '');
-      await using client = await clientFrom(values);
+    lattice: true,
+    flags: {
+      version: { type: 'string', help: 'pin a version instead of following the weights' },
+      data: { type: 'string', short: 'd', help: 'request body as text' },
+      file: { type: 'string', short: 'f', help: 'request body from a file', placeholder: 'file' },
+      deadline: { type: 'duration', help: 'deadline of the call', default: 10_000, minMs: 1, maxMs: 3_600_000 },
+    },
+    async run({ client, args, flags }) {
+      if (flags.data !== undefined && flags.file !== undefined) throw new TrellisError('TRELLIS_BAD_OPTION', 'give --data or --file, not both');
+      const body = flags.file ? await readUserFile(flags.file, 'request body') : new TextEncoder().encode(flags.data ?? '');
+      const { createRpcClient } = await import('../rpc/index.ts');
+      const { bytesRequest } = await import('../wire/index.ts');
       await using rpc = await createRpcClient(client.nc, { lattice: client.lattice, caller: 'cli' });
-      const result = await rpc.invoke(actor!, bytesRequest(body), { version: values.version as string | undefined, deadlineMs: intFlag(values.deadline, 'deadline') });
-      if (values.json) {
-        const text = new TextDecoder('utf-8', { fatal: false }).decode(result.response.body);
-        console.log(JSON.stringify({ ...result, response: { ...result.response, body: text } }, null, 2));
+      const result = await rpc.invoke(args[0]!, bytesRequest(body), { version: flags.version, deadlineMs: flags.deadline });
+      const text = new TextDecoder('utf-8', { fatal: false }).decode(result.response.body);
+      if (!flags.json) {
+        // The body goes out as it is (it may be binary), not through the text renderer.
+        process.stdout.write(result.response.body);
+        if (process.stdout.isTTY) process.stdout.write('\n');
         return;
       }
-      process.stdout.write(result.response.body);
-      if (process.stdout.isTTY) process.stdout.write('\n');
+      return { data: { ...result, response: { ...result.response, body: text } } };
     },
-  },
-  {
-    words: ['route', 'set'],
-    usage: 'route set <actor> <version=percent>...',
-    summary: 'split traffic between versions by weight, e.g. 1.0.0=90 1.1.0=10 (must sum to 100)',
-    options: { ...connectionOptions, force: { type: 'boolean' } },
-    optionHelp: { ...connectionHelp, force: 'allow versions that do not run anywhere yet' },
-    async run(args, values) {
-      if (args.length < 2) throw new TrellisError('TRELLIS_BAD_OPTION', 'expected <actor> <version=percent>...');
-      const [actor, ...words] = args as [string, ...string[]];
-      const weights = parseWeights(words);
-      await using client = await clientFrom(values);
-      const known = values.force ? undefined : runningVersions(await client.pingHosts(), actor);
-      const route = await (await openRoutes(client.nc, client.subjects)).set(actor, weights, known);
-      if (values.json) return console.log(JSON.stringify(route));
-      console.log(`${actor}: ${Object.entries(route.weights).map(([v, w]) => `${v}=${w}%`).join(' ')}`);
-    },
-  },
-  {
-    words: ['route', 'get'],
-    usage: 'route get <actor>',
-    summary: 'show the weights of an actor, which versions are live, and the share each really gets',
-    options: connectionOptions,
-    optionHelp: connectionHelp,
-    async run(args, values) {
-      const [actor] = positionals(args, ['actor']);
-      await using client = await clientFrom(values);
-      await using rpc = await createRpcClient(client.nc, { lattice: client.lattice, caller: 'cli' });
-      await rpc.view.ready();
-      const status = rpc.routeStatus(actor!);
-      if (values.json) return console.log(JSON.stringify({ actor, ...status }, null, 2));
-      const versions = [...new Set([...Object.keys(status.weights ?? {}), ...status.live])];
-      if (versions.length === 0) return console.log(`${actor}: no weights set and no live versions`);
-      if (!status.weights) console.log(`${actor}: no weights set; traffic goes to the highest live version`);
-      console.log(table(['VERSION', 'WEIGHT', 'LIVE', 'EFFECTIVE'], versions.map((v) => [
-        v, status.weights ? `${status.weights[v] ?? 0}%` : '-', status.live.includes(v) ? 'yes' : 'no (gets no traffic)', `${status.effective[v] ?? 0}%`,
-      ])));
-    },
-  },
-  {
-    words: ['route', 'del'],
-    usage: 'route del <actor>',
-    summary: 'remove the weights of an actor (traffic goes to its highest live version)',
-    options: connectionOptions,
-    optionHelp: connectionHelp,
-    async run(args, values) {
-      const [actor] = positionals(args, ['actor']);
-      await using client = await clientFrom(values);
-      await (await openRoutes(client.nc, client.subjects)).delete(actor!);
-      console.log(`${actor}: weights removed`);
-    },
-  },
+  }),
 ];

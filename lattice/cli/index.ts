@@ -1,28 +1,31 @@
 /**
- * The `trellis` CLI: a thin layer over the typed control client and the host. Each command is
- * one entry in the table below (words, flags, help, run); `main` dispatches, prints tables or
- * `--json`, and turns TrellisErrors into a message with the code and what to do about it.
+ * The `trellis` CLI dispatcher: finds the command, parses and types its flags, connects lattice
+ * commands, and renders every result in one place — a table for people, or with `--json`
+ * exactly one JSON value on stdout (NDJSON for streams). Failures become a message with the
+ * code and what to do about it (with `--json`: `{ ok: false, error }`).
+ *
+ * lattice/ holds the lattice commands; the commands that run participants (host, up, gateway,
+ * provider, run, build) live in host/cli, which passes the whole list to `main`.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { TrellisError, toTrellisError } from '../errors/index.ts';
-import { commands as hostCommands } from './host-commands.ts';
-import { commands as controlCommands } from './control-commands.ts';
-import { commands as actorCommands } from './actor-commands.ts';
-import { commands as providerCommands } from './provider-commands.ts';
-import { commands as devCommands } from './dev-commands.ts';
-import type { Command } from './command.ts';
+import { argsUsage, checkArgs, commonFlags, connectionFlags, typedFlags, type Command, type Flags, type Output, type Stream } from './command.ts';
 
-const commands: Command[] = [...hostCommands, ...controlCommands, ...actorCommands, ...providerCommands, ...devCommands];
+export { commands as latticeCommands } from './commands.ts';
+export * from './command.ts';
+export { table, duration, labelList } from './format.ts';
 
-/** Flags every command accepts. */
-const commonOptions = {
-  help: { type: 'boolean', short: 'h' },
-} satisfies ParseArgsConfig['options'];
+function usageOf(command: Command, words = command.words): string {
+  const args = argsUsage(command.args ?? []);
+  return [...words, args, Object.keys(command.flags ?? {}).length > 0 || command.lattice ? '[options]' : ''].filter(Boolean).join(' ');
+}
 
-function usage(): string {
-  // Short usages fit a column; long ones put their summary on the next line.
+function usage(commands: Command[]): string {
   const width = 34;
-  const line = (c: Command) => (c.usage.length <= width ? `  ${c.usage.padEnd(width)}  ${c.summary}` : `  ${c.usage}\n  ${''.padEnd(width)}  ${c.summary}`);
+  const line = (c: Command) => {
+    const u = usageOf(c);
+    return u.length <= width ? `  ${u.padEnd(width)}  ${c.summary}` : `  ${u}\n  ${''.padEnd(width)}  ${c.summary}`;
+  };
   return [
     'trellis: a distributed runtime for WebAssembly actors over a NATS lattice',
     '',
@@ -33,66 +36,129 @@ function usage(): string {
     '',
     'Connection: --nats <url[,url]> (or TRELLIS_NATS_URL, default nats://127.0.0.1:4222)',
     '            --lattice <name>   (or TRELLIS_LATTICE, default "default")',
+    'Every command that prints takes --json. Durations: 500ms, 30s, 10m, 90d or milliseconds.',
     'Run `trellis <command> --help` for the options of one command.',
   ].join('\n');
 }
 
+function allFlags(command: Command): Flags {
+  return { ...(command.lattice ? connectionFlags : {}), ...command.flags, ...(command.participant ? { help: commonFlags.help } : commonFlags) };
+}
+
 function commandHelp(command: Command): string {
-  const lines = [`Usage: trellis ${command.usage}`, '', command.summary];
+  const lines = [`Usage: trellis ${usageOf(command)}`, '', command.summary];
+  for (const alias of command.aliases ?? []) lines.push(`(also: trellis ${alias.join(' ')})`);
   if (command.details) lines.push('', command.details);
-  const opts = Object.entries(command.options ?? {});
-  if (opts.length > 0) {
+  const flags = Object.entries(allFlags(command));
+  if (flags.length > 0) {
     lines.push('', 'Options:');
-    for (const [name, spec] of opts) {
-      const flag = `--${name}${spec.type === 'string' ? ' <value>' : ''}${spec.short ? `, -${spec.short}` : ''}`;
-      lines.push(`  ${flag.padEnd(28)} ${command.optionHelp?.[name] ?? ''}`);
+    for (const [name, spec] of flags) {
+      const takesValue = spec.type !== 'boolean';
+      const placeholder = spec.type === 'choice' ? spec.choices.join('|') : spec.type === 'string' ? (spec.placeholder ?? 'value') : spec.type === 'duration' ? 'duration' : spec.type === 'int' ? 'n' : spec.type === 'pairs' ? 'k=v' : 'value';
+      const short = 'short' in spec && spec.short ? `, -${spec.short}` : '';
+      const flag = `--${name}${takesValue ? ` <${placeholder}>` : ''}${short}`;
+      const notes: string[] = [];
+      if ('default' in spec && spec.default !== undefined) notes.push(`default ${spec.type === 'duration' ? `${spec.default}ms` : spec.default}`);
+      if ('env' in spec && spec.env) notes.push(`env ${spec.env}`);
+      if (spec.type === 'pairs' || spec.type === 'list') notes.push('repeatable');
+      lines.push(`  ${flag.padEnd(30)} ${spec.help}${notes.length ? ` (${notes.join('; ')})` : ''}`);
     }
   }
   return lines.join('\n');
 }
 
-/** Find the command whose words prefix argv, longest match first. */
-function findCommand(argv: string[]): { command: Command; rest: string[] } | undefined {
-  const sorted = [...commands].sort((a, b) => b.words.length - a.words.length);
-  for (const command of sorted) {
-    if (command.words.every((w, i) => argv[i] === w)) return { command, rest: argv.slice(command.words.length) };
+/** Find the command (or alias) whose words prefix argv, longest match first. */
+function findCommand(commands: Command[], argv: string[]): { command: Command; rest: string[]; words: string[] } | undefined {
+  const candidates = commands.flatMap((command) => [command.words, ...(command.aliases ?? [])].map((words) => ({ command, words })));
+  candidates.sort((a, b) => b.words.length - a.words.length);
+  for (const { command, words } of candidates) {
+    if (words.every((w, i) => argv[i] === w)) return { command, rest: argv.slice(words.length), words };
   }
   return undefined;
 }
 
-/** Run the CLI; returns the process exit code. */
-export async function main(argv: string[]): Promise<number> {
+function parseOptions(flags: Flags): NonNullable<ParseArgsConfig['options']> {
+  const options: NonNullable<ParseArgsConfig['options']> = {};
+  for (const [name, spec] of Object.entries(flags)) {
+    const multiple = spec.type === 'pairs' || spec.type === 'list';
+    const base = { type: spec.type === 'boolean' ? ('boolean' as const) : ('string' as const), ...(multiple ? { multiple: true } : {}) };
+    options[name] = 'short' in spec && spec.short ? { ...base, short: spec.short } : base;
+    if (spec.type === 'string') for (const alias of spec.aliases ?? []) options[alias] = { type: 'string' };
+  }
+  return options;
+}
+
+/** Run the CLI over `commands`; returns the process exit code. */
+export async function main(argv: string[], commands: Command[]): Promise<number> {
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
-    console.log(usage());
+    console.log(usage(commands));
     return argv.length === 0 ? 2 : 0;
   }
-  const found = findCommand(argv);
+  const found = findCommand(commands, argv);
   if (!found) {
-    console.error(`trellis: unknown command "${argv.join(' ')}" [TRELLIS_UNKNOWN_COMMAND]\n\n${usage()}`);
+    console.error(`trellis: unknown command "${argv.join(' ')}" [TRELLIS_UNKNOWN_COMMAND]\n\n${usage(commands)}`);
     return 2;
   }
-  const { command, rest } = found;
+  const { command, rest, words } = found;
+  const flags = allFlags(command);
+  const json = rest.includes('--json');
+  const name = `trellis ${words.join(' ')}`;
+  const fail = (err: unknown): number => {
+    const error = toTrellisError(err);
+    if (json) console.log(JSON.stringify({ ok: false, error: error.toJSON() }, null, 2));
+    else {
+      console.error(`${name}: ${error.message} [${error.code}]`);
+      console.error(`  what to do: ${error.hint}`);
+    }
+    return error instanceof TrellisError && error.code === 'TRELLIS_BAD_OPTION' ? 2 : 1;
+  };
   let parsed;
   try {
-    parsed = parseArgs({ args: rest, options: { ...commonOptions, ...command.options }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: rest, options: parseOptions(flags), allowPositionals: true, strict: true });
   } catch (err) {
-    console.error(`trellis ${command.words.join(' ')}: ${(err as Error).message} [TRELLIS_BAD_OPTION]\n\n${commandHelp(command)}`);
+    if (json) return fail(new TrellisError('TRELLIS_BAD_OPTION', (err as Error).message));
+    console.error(`${name}: ${(err as Error).message} [TRELLIS_BAD_OPTION]\n\n${commandHelp(command)}`);
     return 2;
   }
   if (parsed.values.help) {
     console.log(commandHelp(command));
     return 0;
   }
+  let client: (AsyncDisposable & Record<string, unknown>) | undefined;
   try {
-    return (await command.run(parsed.positionals, parsed.values as Record<string, string | boolean | string[] | undefined>)) ?? 0;
-  } catch (err) {
-    const error = toTrellisError(err);
-    if ((parsed.values as Record<string, unknown>).json) {
-      console.log(JSON.stringify({ ok: false, error: error.toJSON() }));
-    } else {
-      console.error(`trellis ${command.words.join(' ')}: ${error.message} [${error.code}]`);
-      console.error(`  what to do: ${error.hint}`);
+    const values = typedFlags(flags, parsed.values);
+    checkArgs(command.args ?? [], parsed.positionals);
+    if (command.lattice) {
+      const { connectControl } = await import('../control/index.ts');
+      client = (await connectControl({ nats: values.nats as string | undefined, lattice: values.lattice as string | undefined, timeoutMs: values.timeout as number | undefined })) as unknown as typeof client;
     }
-    return error instanceof TrellisError && error.code === 'TRELLIS_BAD_OPTION' ? 2 : 1;
+    const result = await command.run({
+      args: parsed.positionals,
+      flags: values as never,
+      client: client as never,
+      progress: (line) => {
+        if (!json) process.stderr.write(`${line}\n`);
+      },
+    });
+    return await render(result, json);
+  } catch (err) {
+    return fail(err);
+  } finally {
+    await client?.[Symbol.asyncDispose]();
   }
+}
+
+/** Print a command's result: the one place output is formatted. */
+async function render(result: Output | Stream | number | void, json: boolean): Promise<number> {
+  if (result === undefined) return 0;
+  if (typeof result === 'number') return result;
+  if ('stream' in result) {
+    for await (const item of result.stream) console.log(json ? JSON.stringify(item.data) : item.text);
+    return 0;
+  }
+  if (json) console.log(JSON.stringify(result.data, null, 2));
+  else if (result.text !== undefined) {
+    if (result.text !== '') console.log(result.text);
+  } else console.log(JSON.stringify(result.data, null, 2));
+  return result.exitCode ?? 0;
 }

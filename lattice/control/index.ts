@@ -1,12 +1,27 @@
 /**
- * The typed control client: what the CLI and tests use to drive hosts. It speaks the control
- * protocol (msgpack requests, one reply envelope) and turns envelopes back into data or
- * TrellisErrors. Transport failures (no responders, timeouts) throw with their own codes.
+ * The typed control client: what the CLI, the controller and tests use to drive hosts. One
+ * method per control operation, each with its default time-out from the contract in
+ * lattice/wire; it speaks msgpack requests and the one reply envelope, and turns envelopes
+ * back into data or TrellisErrors. Transport failures (no responders, timeouts) throw with
+ * their own codes.
  */
-import { connect, RequestStrategy, type NatsConnection } from 'nats';
-import { TrellisError, fromWire } from '../errors/index.ts';
+import { connect, createInbox, type NatsConnection } from 'nats';
+import { TrellisError, fromNatsError, fromWire } from '../errors/index.ts';
+import { intOption, latticeOption, serversOption } from '../options/index.ts';
 import { subjects as buildSubjects, type ControlOp, type Subjects } from '../subjects/index.ts';
-import { decode, encode, type ControlReply, type HostInventory } from '../wire/index.ts';
+import {
+  ControlTimeoutsMs,
+  decode,
+  encode,
+  type ControlParams,
+  type ControlReplies,
+  type ControlReply,
+  type HostInventory,
+} from '../wire/index.ts';
+import { openRegistry, registeredHosts } from './registry.ts';
+
+export { openRegistry, registerHost, REGISTRY_TTL_MS, type RegistryEntry } from './registry.ts';
+export { resolveServers } from '../options/index.ts';
 
 /** Options for connecting a control client. */
 export interface ControlClientOptions {
@@ -14,7 +29,28 @@ export interface ControlClientOptions {
   nats?: string | string[];
   /** Lattice name. Default: $TRELLIS_LATTICE or `default`. */
   lattice?: string;
-  /** Per-request timeout. Default 2000 ms. */
+  /** One time-out for every request; default: each operation's own (ControlTimeoutsMs). */
+  timeoutMs?: number;
+}
+
+/** The complete form of the control client's options. */
+export interface CompiledControlOptions {
+  servers: string[];
+  lattice: string;
+  timeoutMs?: number;
+}
+
+/** Validate control client options once, naming the flag at fault. */
+export function compileControlOptions(input: ControlClientOptions = {}, env: NodeJS.ProcessEnv = process.env): CompiledControlOptions {
+  return {
+    servers: serversOption(input.nats, env),
+    lattice: latticeOption(input.lattice, env),
+    timeoutMs: input.timeoutMs === undefined ? undefined : intOption('--timeout', input.timeoutMs, 1, 3_600_000),
+  };
+}
+
+/** Per-call override of the time-out. */
+export interface CallOptions {
   timeoutMs?: number;
 }
 
@@ -23,21 +59,23 @@ export interface ControlClient extends AsyncDisposable {
   readonly lattice: string;
   readonly nc: NatsConnection;
   readonly subjects: Subjects;
-  /** Every host answers; gathers answers until the lattice goes quiet. */
+  /**
+   * Every host answers a ping. Stops once every host in the registry has answered, or after
+   * 250 ms without a new answer (hosts without JetStream are not registered), or after
+   * `waitMs` (default 1000) when nobody answers at all.
+   */
   pingHosts(options?: { waitMs?: number }): Promise<HostInventory[]>;
-  getInventory(hostId: string): Promise<HostInventory>;
-  putLabel(hostId: string, key: string, value: string): Promise<Record<string, string>>;
-  deleteLabel(hostId: string, key: string): Promise<Record<string, string>>;
+  getInventory(hostId: string, options?: CallOptions): Promise<HostInventory>;
+  putLabel(hostId: string, key: string, value: string, options?: CallOptions): Promise<Record<string, string>>;
+  deleteLabel(hostId: string, key: string, options?: CallOptions): Promise<Record<string, string>>;
+  /** Ask a host to stop; `timeoutMs` is how long it lets in-flight work finish before it exits. */
   stopHost(hostId: string, options?: { timeoutMs?: number }): Promise<void>;
-  /** Send any control operation to one host and unwrap the envelope. */
-  request<T>(op: ControlOp, hostId: string, body?: Record<string, unknown>, options?: { timeoutMs?: number }): Promise<T>;
+  startActor(hostId: string, params: ControlParams<'actorStart'>, options?: CallOptions): Promise<ControlReplies['actorStart']>;
+  scaleActor(hostId: string, params: ControlParams<'actorScale'>, options?: CallOptions): Promise<ControlReplies['actorScale']>;
+  stopActor(hostId: string, params: ControlParams<'actorStop'>, options?: CallOptions): Promise<ControlReplies['actorStop']>;
+  startProvider(hostId: string, params: ControlParams<'providerStart'>, options?: CallOptions): Promise<ControlReplies['providerStart']>;
+  stopProvider(hostId: string, params: ControlParams<'providerStop'>, options?: CallOptions): Promise<ControlReplies['providerStop']>;
   close(): Promise<void>;
-}
-
-/** Resolve NATS server URLs the same way everywhere (flag, then env, then the local default). */
-export function resolveServers(nats?: string | string[], env: NodeJS.ProcessEnv = process.env): string[] {
-  const raw = nats ?? env.TRELLIS_NATS_URL ?? 'nats://127.0.0.1:4222';
-  return (Array.isArray(raw) ? raw : raw.split(',')).map((s) => s.trim()).filter(Boolean);
 }
 
 /**
@@ -54,73 +92,109 @@ export async function connectParticipant(servers: string[], name: string): Promi
 
 /** Connect to NATS and return a control client that owns the connection. */
 export async function connectControl(options: ControlClientOptions = {}): Promise<ControlClient> {
-  const servers = resolveServers(options.nats);
+  const compiled = compileControlOptions(options);
   let nc: NatsConnection;
   try {
-    nc = await connect({ servers, name: 'trellis-control', maxReconnectAttempts: 2 });
+    nc = await connect({ servers: compiled.servers, name: 'trellis-control', maxReconnectAttempts: 2 });
   } catch (err) {
-    throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot connect to NATS at ${servers.join(',')}: ${(err as Error).message}`, { cause: err });
+    throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot connect to NATS at ${compiled.servers.join(',')}: ${(err as Error).message}`, { cause: err });
   }
-  return createControlClient(nc, { ...options, ownsConnection: true });
+  return createControlClient(nc, { ...compiled, ownsConnection: true });
 }
+
+/** How long `pingHosts` waits for one more answer once answers have started coming. */
+const PING_SILENCE_MS = 250;
 
 /** Build a control client on an existing connection (tests and in-process callers). */
 export function createControlClient(
   nc: NatsConnection,
   options: Omit<ControlClientOptions, 'nats'> & { ownsConnection?: boolean } = {},
 ): ControlClient {
-  const lattice = options.lattice ?? process.env.TRELLIS_LATTICE ?? 'default';
+  const lattice = latticeOption(options.lattice);
   const subjects = buildSubjects(lattice);
-  const timeoutMs = options.timeoutMs ?? 2000;
+  const fixedTimeoutMs = options.timeoutMs;
 
   function unwrap<T>(bytes: Uint8Array, what: string): T {
     const reply = decode<ControlReply<T>>(bytes, `${what} reply`);
     if (!reply.ok) throw fromWire(reply.error ?? { code: 'TRELLIS_INTERNAL', message: 'error reply without error' });
-    return reply.data as T;
+    return reply.data;
   }
 
-  async function request<T>(op: ControlOp, hostId: string, body: Record<string, unknown> = {}, opts: { timeoutMs?: number } = {}): Promise<T> {
+  /** Send one operation to one host and unwrap the envelope. */
+  async function send<Op extends ControlOp>(op: Op, hostId: string, params: ControlParams<Op>, call: CallOptions = {}): Promise<ControlReplies[Op]> {
+    const timeout = call.timeoutMs ?? fixedTimeoutMs ?? ControlTimeoutsMs[op];
     try {
-      // Starting an actor may fetch and transpile a large component: it gets a longer default.
-      const timeout = opts.timeoutMs ?? (op === 'actorStart' || op === 'actorScale' ? Math.max(timeoutMs, 120_000) : timeoutMs);
-      const msg = await nc.request(subjects.control(op, hostId), encode({ lattice, ...body }), { timeout });
-      return unwrap<T>(msg.data, op);
+      const msg = await nc.request(subjects.control(op, hostId), encode({ lattice, ...params }), { timeout });
+      return unwrap<ControlReplies[Op]>(msg.data, op);
     } catch (err) {
-      throw transportError(err, `host ${hostId}`);
+      throw fromNatsError(err, `host ${hostId}`);
     }
+  }
+
+  /** The registered host ids, or undefined when the registry cannot be read (no JetStream). */
+  async function expectedHosts(): Promise<Set<string> | undefined> {
+    try {
+      return await registeredHosts(await openRegistry(nc, subjects));
+    } catch {
+      return undefined;
+    }
+  }
+
+  async function pingHosts({ waitMs = 1000 } = {}): Promise<HostInventory[]> {
+    const answers = new Map<string, HostInventory>();
+    const inbox = createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix || undefined);
+    let expected: Set<string> | undefined;
+    let finish!: () => void;
+    const done = new Promise<void>((resolve) => (finish = resolve));
+    let timer = setTimeout(finish, waitMs);
+    const allAnswered = () => expected !== undefined && expected.size > 0 && [...expected].every((id) => answers.has(id));
+    const sub = nc.subscribe(inbox, {
+      callback: (err, msg) => {
+        // No responders arrives as an empty status message: nobody is there.
+        if (err || msg.data.length === 0) return finish();
+        try {
+          const host = unwrap<HostInventory>(msg.data, 'ping');
+          answers.set(host.id, host);
+        } catch {
+          return; // a host of another version answering garbage must not break the listing
+        }
+        if (allAnswered()) return finish();
+        clearTimeout(timer);
+        timer = setTimeout(finish, PING_SILENCE_MS);
+      },
+    });
+    try {
+      nc.publish(subjects.control('hostPing'), encode({ lattice }), { reply: inbox });
+      void expectedHosts().then((ids) => {
+        expected = ids;
+        if (allAnswered()) finish();
+      });
+      await done;
+    } catch (err) {
+      throw fromNatsError(err, 'hosts');
+    } finally {
+      clearTimeout(timer);
+      sub.unsubscribe();
+    }
+    return [...answers.values()].sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
   }
 
   return {
     lattice,
     nc,
     subjects,
-    async pingHosts({ waitMs = 1000 } = {}) {
-      const hosts: HostInventory[] = [];
-      try {
-        // Jitter strategy: wait up to waitMs for the first answer, then stop after 250 ms of silence.
-        const replies = await nc.requestMany(subjects.control('hostPing'), encode({ lattice }), {
-          strategy: RequestStrategy.JitterTimer,
-          maxWait: waitMs,
-          jitter: 250,
-        });
-        for await (const msg of replies) {
-          // A no-responders status arrives as an empty message with headers; skip it.
-          if (msg.data.length === 0) continue;
-          hosts.push(unwrap<HostInventory>(msg.data, 'ping'));
-        }
-      } catch (err) {
-        const e = transportError(err, 'hosts');
-        if (e.code !== 'TRELLIS_NO_RESPONDERS') throw e;
-      }
-      return hosts.sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+    pingHosts,
+    getInventory: (hostId, call) => send('hostInventory', hostId, {}, call),
+    putLabel: async (hostId, key, value, call) => (await send('labelPut', hostId, { key, value }, call)).labels,
+    deleteLabel: async (hostId, key, call) => (await send('labelDel', hostId, { key }, call)).labels,
+    async stopHost(hostId, { timeoutMs } = {}) {
+      await send('hostStop', hostId, timeoutMs === undefined ? {} : { timeoutMs });
     },
-    getInventory: (hostId) => request<HostInventory>('hostInventory', hostId),
-    putLabel: async (hostId, key, value) => (await request<{ labels: Record<string, string> }>('labelPut', hostId, { key, value })).labels,
-    deleteLabel: async (hostId, key) => (await request<{ labels: Record<string, string> }>('labelDel', hostId, { key })).labels,
-    async stopHost(hostId, { timeoutMs: stopTimeout } = {}) {
-      await request('hostStop', hostId, stopTimeout === undefined ? {} : { timeoutMs: stopTimeout });
-    },
-    request,
+    startActor: (hostId, params, call) => send('actorStart', hostId, params, call),
+    scaleActor: (hostId, params, call) => send('actorScale', hostId, params, call),
+    stopActor: (hostId, params, call) => send('actorStop', hostId, params, call),
+    startProvider: (hostId, params, call) => send('providerStart', hostId, params, call),
+    stopProvider: (hostId, params, call) => send('providerStop', hostId, params, call),
     async close() {
       if (options.ownsConnection && !nc.isClosed()) await nc.close();
     },
@@ -130,15 +204,5 @@ export function createControlClient(
   };
 }
 
-/** Map nats.js transport errors to our codes. */
-export function transportError(err: unknown, target: string): TrellisError {
-  if (err instanceof TrellisError) return err;
-  const code = (err as { code?: string }).code;
-  if (code === '503') return new TrellisError('TRELLIS_NO_RESPONDERS', `no responders for ${target}`, { cause: err });
-  if (code === 'TIMEOUT') return new TrellisError('TRELLIS_TIMEOUT', `${target} did not answer in time`, { cause: err });
-  if (code === 'MAX_PAYLOAD_EXCEEDED') return new TrellisError('TRELLIS_PAYLOAD_TOO_LARGE', `payload too large for the NATS server`, { cause: err });
-  if (code === 'CONNECTION_CLOSED' || code === 'CONNECTION_DRAINING') {
-    return new TrellisError('TRELLIS_NATS_UNAVAILABLE', `NATS connection closed`, { cause: err });
-  }
-  return new TrellisError('TRELLIS_INTERNAL', (err as Error).message ?? String(err), { cause: err });
-}
+/** @deprecated use fromNatsError from lattice/errors; kept while callers move over. */
+export const transportError = fromNatsError;

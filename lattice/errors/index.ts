@@ -4,41 +4,62 @@
  * and never on message text. The gateway maps codes to HTTP statuses from `httpStatus` below.
  */
 
+/**
+ * What a caller may do after a failure, decided once per code here and used by the RPC client,
+ * the control client and the providers alike:
+ * - `never`: the request itself is wrong or was refused; sending it again gives the same answer.
+ * - `elsewhere`: nobody took the request (no responders, overloaded replica); another target may
+ *   take it at once without any risk of running it twice.
+ * - `unsure`: the request may have been taken (a time-out): only an idempotent request, or one
+ *   whose taker is known to be gone, may be sent again.
+ * - `later`: the lattice itself is unavailable; the same request may succeed after a pause.
+ */
+export type RetryClass = 'never' | 'elsewhere' | 'unsure' | 'later';
+
 /** Stable error codes with a one-line meaning and what the user can do about it. */
 export const ErrorCodes = {
-  TRELLIS_BAD_REQUEST: { http: 400, hint: 'fix the request; the message names the bad field' },
-  TRELLIS_BAD_OPTION: { http: 400, hint: 'fix the named option or environment variable' },
-  TRELLIS_UNKNOWN_COMMAND: { http: 400, hint: 'run `trellis --help` for the commands this version knows' },
-  TRELLIS_WRONG_LATTICE: { http: 400, hint: 'send to the lattice the host belongs to (--lattice)' },
-  TRELLIS_PAYLOAD_TOO_LARGE: { http: 413, hint: 'send a smaller payload or raise the limit' },
-  TRELLIS_NOT_FOUND: { http: 404, hint: 'check the name or id with `trellis get ...`' },
-  TRELLIS_NO_ROUTE: { http: 404, hint: 'add a route: `trellis http route add <prefix> <actor>`' },
-  TRELLIS_NO_RESPONDERS: { http: 503, hint: 'start an instance (`trellis start actor`) or check that hosts are up' },
-  TRELLIS_TIMEOUT: { http: 504, hint: 'the peer did not answer in time; check that it is up and not overloaded' },
-  TRELLIS_DEADLINE_EXCEEDED: { http: 504, hint: 'raise the deadline or make the actor faster' },
-  TRELLIS_NATS_UNAVAILABLE: { http: 503, hint: 'check the NATS URL and that nats-server runs' },
-  TRELLIS_NATS_MISSING: { http: 500, hint: 'install nats-server (Debian: apt-get install nats-server)' },
-  TRELLIS_INTERNAL: { http: 500, hint: 'a bug: please report it with the logs' },
+  TRELLIS_BAD_REQUEST: { http: 400, retry: 'never', hint: 'fix the request; the message names the bad field' },
+  TRELLIS_BAD_OPTION: { http: 400, retry: 'never', hint: 'fix the named option or environment variable' },
+  TRELLIS_UNKNOWN_COMMAND: { http: 400, retry: 'never', hint: 'run `trellis --help` for the commands this version knows' },
+  TRELLIS_WRONG_LATTICE: { http: 400, retry: 'never', hint: 'send to the lattice the host belongs to (--lattice)' },
+  TRELLIS_PAYLOAD_TOO_LARGE: { http: 413, retry: 'never', hint: 'send a smaller payload or raise the limit' },
+  TRELLIS_NOT_FOUND: { http: 404, retry: 'never', hint: 'check the name or id with `trellis get ...`' },
+  TRELLIS_NO_ROUTE: { http: 404, retry: 'never', hint: 'add a route: `trellis http route add <prefix> <actor>`' },
+  TRELLIS_NO_RESPONDERS: { http: 503, retry: 'elsewhere', hint: 'start an instance (`trellis start actor`) or check that hosts are up' },
+  TRELLIS_TIMEOUT: { http: 504, retry: 'unsure', hint: 'the peer did not answer in time; check that it is up and not overloaded' },
+  TRELLIS_DEADLINE_EXCEEDED: { http: 504, retry: 'unsure', hint: 'raise the deadline or make the actor faster' },
+  TRELLIS_NATS_UNAVAILABLE: { http: 503, retry: 'later', hint: 'check the NATS URL and that nats-server runs' },
+  TRELLIS_NATS_MISSING: { http: 500, retry: 'never', hint: 'install nats-server (Debian: apt-get install nats-server)' },
+  TRELLIS_INTERNAL: { http: 500, retry: 'never', hint: 'a bug: please report it with the logs' },
   // Actor runtime and sandbox.
-  TRELLIS_ACTOR_ERROR: { http: 502, hint: 'the actor returned an error; see its message' },
-  TRELLIS_LOAD_FAILED: { http: 502, hint: 'the module is not a valid WebAssembly component for a supported world' },
-  TRELLIS_WASM_TRAP: { http: 502, hint: 'the actor trapped; check its code' },
-  TRELLIS_OUT_OF_MEMORY: { http: 502, hint: 'raise maxMemoryPages in the policy or use less memory' },
-  TRELLIS_TIME_LIMIT: { http: 504, hint: 'raise executionTimeoutMs in the policy or make the actor faster' },
-  TRELLIS_SANDBOX_VIOLATION: { http: 502, hint: 'grant the access in the actor policy (allowedHosts, allowedEnvVars, allowedDirs)' },
-  TRELLIS_NOT_LINKED: { http: 502, hint: 'link the actor to a provider: `trellis link put <actor> <provider>`' },
-  TRELLIS_OVERLOADED: { http: 503, hint: 'the actor is at max concurrency; scale it out or retry' },
+  TRELLIS_ACTOR_ERROR: { http: 502, retry: 'never', hint: 'the actor returned an error; see its message' },
+  TRELLIS_LOAD_FAILED: { http: 502, retry: 'never', hint: 'the module is not a valid WebAssembly component for a supported world' },
+  TRELLIS_WASM_TRAP: { http: 502, retry: 'never', hint: 'the actor trapped; check its code' },
+  TRELLIS_OUT_OF_MEMORY: { http: 502, retry: 'never', hint: 'raise maxMemoryPages in the policy or use less memory' },
+  TRELLIS_TIME_LIMIT: { http: 504, retry: 'never', hint: 'raise executionTimeoutMs in the policy or make the actor faster' },
+  TRELLIS_SANDBOX_VIOLATION: { http: 502, retry: 'never', hint: 'grant the access in the actor policy (allowedHosts, allowedEnvVars, allowedDirs)' },
+  TRELLIS_NOT_LINKED: { http: 502, retry: 'never', hint: 'link the actor to a provider: `trellis link put <actor> <provider>`' },
+  TRELLIS_OVERLOADED: { http: 503, retry: 'elsewhere', hint: 'the actor is at max concurrency; scale it out or retry' },
   // Lattice state.
-  TRELLIS_DIGEST_NOT_FOUND: { http: 404, hint: 'push the component first: `trellis push <file.wasm>`' },
-  TRELLIS_DIGEST_MISMATCH: { http: 502, hint: 'the stored artifact is corrupt; push it again' },
-  TRELLIS_BAD_WEIGHTS: { http: 400, hint: 'weights are version=percent pairs of known versions summing to 100' },
-} as const;
+  TRELLIS_DIGEST_NOT_FOUND: { http: 404, retry: 'never', hint: 'push the component first: `trellis push <file.wasm>`' },
+  TRELLIS_DIGEST_MISMATCH: { http: 502, retry: 'never', hint: 'the stored artifact is corrupt; push it again' },
+  TRELLIS_BAD_WEIGHTS: { http: 400, retry: 'never', hint: 'weights are version=percent pairs of known versions summing to 100' },
+  TRELLIS_FILE_UNREADABLE: { http: 400, retry: 'never', hint: 'check the file path and its permissions' },
+  TRELLIS_NATS_AUTH: { http: 503, retry: 'never', hint: 'check the NATS credentials (--nats-creds, --nats-nkey, --nats-user/--nats-password, --nats-token) and the TLS files' },
+  TRELLIS_PERMISSION_DENIED: { http: 403, retry: 'never', hint: 'the NATS credential lacks permission for this subject; use a credential of the right role' },
+  TRELLIS_CONFLICT: { http: 409, retry: 'never', hint: 'the document changed (or exists) since it was read: read it again and retry' },
+} as const satisfies Record<string, { http: number; retry: RetryClass; hint: string }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;
 
 /** Is `code` one of ours (for decoding codes that arrived over the wire). */
 export function isErrorCode(code: unknown): code is ErrorCode {
   return typeof code === 'string' && Object.hasOwn(ErrorCodes, code);
+}
+
+/** What a caller may do after a failure with this code (see RetryClass). */
+export function retryClass(code: ErrorCode): RetryClass {
+  return ErrorCodes[code].retry;
 }
 
 /** The HTTP status the gateway answers for a code. */
@@ -81,4 +102,90 @@ export function toTrellisError(err: unknown, fallback: ErrorCode = 'TRELLIS_INTE
   if (err instanceof TrellisError) return err;
   const message = err instanceof Error ? err.message : String(err);
   return new TrellisError(fallback, message, { cause: err });
+}
+
+/**
+ * Classify a failure of the NATS client (a request, a publish, a connect) by nats.js's error
+ * code, never by its message text. `target` names what was being asked, for the message.
+ */
+export function fromNatsError(err: unknown, target: string): TrellisError {
+  if (err instanceof TrellisError) return err;
+  const code = (err as { code?: unknown }).code;
+  switch (code) {
+    case '503':
+      return new TrellisError('TRELLIS_NO_RESPONDERS', `no responders for ${target}`, { cause: err });
+    case 'TIMEOUT':
+      return new TrellisError('TRELLIS_TIMEOUT', `${target} did not answer in time`, { cause: err });
+    case 'MAX_PAYLOAD_EXCEEDED':
+      return new TrellisError('TRELLIS_PAYLOAD_TOO_LARGE', 'payload too large for the NATS server', { cause: err });
+    case 'CONNECTION_CLOSED':
+    case 'CONNECTION_DRAINING':
+    case 'CONNECTION_REFUSED':
+    case 'CONNECTION_TIMEOUT':
+    case 'DISCONNECT':
+      return new TrellisError('TRELLIS_NATS_UNAVAILABLE', `NATS connection unavailable (${code}) while asking ${target}`, { cause: err });
+    case 'AUTHORIZATION_VIOLATION':
+    case 'AUTHENTICATION_EXPIRED':
+    case 'AUTHENTICATION_TIMEOUT':
+    case 'ACCOUNT_EXPIRED':
+    case 'BAD_AUTHENTICATION':
+    case 'BAD_CREDS':
+      return new TrellisError('TRELLIS_NATS_AUTH', `NATS refused the credentials (${code})`, { cause: err });
+    case 'PERMISSIONS_VIOLATION':
+      return new TrellisError('TRELLIS_PERMISSION_DENIED', `NATS denied access while asking ${target}: ${(err as Error).message}`, { cause: err });
+    default:
+      return new TrellisError('TRELLIS_INTERNAL', (err as Error)?.message ?? String(err), { cause: err });
+  }
+}
+
+/**
+ * JetStream API error codes Trellis branches on (nats-server `server/errors.json`). The server
+ * sends them with every JetStream API failure; nats.js keeps them on `err.api_error.err_code`.
+ */
+export const JetStreamCodes = {
+  clusterNoPeers: 10005,
+  clusterNotAvailable: 10008,
+  clusterNotLeader: 10009,
+  insufficientResources: 10023,
+  streamNameInUse: 10058,
+  streamNotFound: 10059,
+  streamWrongLastSequence: 10071,
+  replicasNotSupported: 10074,
+  streamWrongLastSequenceConstant: 10164,
+} as const;
+
+/** The JetStream API error code of a failure, if the server sent one. */
+export function jetStreamErrorCode(err: unknown): number | undefined {
+  const api = (err as { api_error?: { err_code?: unknown } } | null)?.api_error;
+  return typeof api?.err_code === 'number' ? api.err_code : undefined;
+}
+
+/** A compare-and-set lost: the key is not at the expected revision (or exists, for a create). */
+export function isJetStreamConflict(err: unknown): boolean {
+  const code = jetStreamErrorCode(err);
+  return code === JetStreamCodes.streamWrongLastSequence || code === JetStreamCodes.streamWrongLastSequenceConstant;
+}
+
+/** A stream asked for more replicas than the cluster can place (or a single server holds none). */
+export function isTooFewServersForReplicas(err: unknown): boolean {
+  const code = jetStreamErrorCode(err);
+  return code === JetStreamCodes.replicasNotSupported || code === JetStreamCodes.clusterNoPeers || code === JetStreamCodes.insufficientResources;
+}
+
+/**
+ * A JetStream failure that only means "not settled yet" and is worth retrying shortly: a stream
+ * created a moment ago not visible here yet, a name taken by a concurrent create, a cluster
+ * between meta leaders, or the request timing out or finding no responder (nats.js gives those
+ * core codes, `TIMEOUT` and `503`, on `err.code`).
+ */
+export function isJetStreamUnsettled(err: unknown): boolean {
+  const code = jetStreamErrorCode(err);
+  if (code !== undefined) {
+    return code === JetStreamCodes.streamNotFound || code === JetStreamCodes.streamNameInUse || code === JetStreamCodes.clusterNotAvailable || code === JetStreamCodes.clusterNotLeader;
+  }
+  const core = (err as { code?: unknown } | null)?.code;
+  if (core === 'TIMEOUT' || core === '503') return true;
+  // nats.js raises this one itself, as a plain Error with no code, when it looks up the stream
+  // of a subject and finds none (a stream created elsewhere a moment ago): only its text says so.
+  return err instanceof Error && err.message === 'no stream matches subject';
 }

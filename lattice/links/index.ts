@@ -3,11 +3,12 @@
  * bucket=counters). They live in a KV bucket of the lattice, keyed `<actor>.<interface>`, and
  * hosts watch them, so an actor's imports resolve through its current links everywhere.
  */
-import type { KV, NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
+import { openDocuments, type DocumentKind } from '../documents/index.ts';
 import { TrellisError } from '../errors/index.ts';
-import { checkBucketName, followKv, kvEntries, openKv } from '../state/index.ts';
+import { checkBucketName } from '../state/index.ts';
 import { token, type Subjects } from '../subjects/index.ts';
-import { decodeJson, encodeJson, isRecord } from '../wire/index.ts';
+import { isRecord } from '../wire/index.ts';
 
 /** Capability interfaces an actor can import, and the provider kinds that implement them. */
 export const ProviderKinds = {
@@ -49,47 +50,49 @@ export function linkKey(actor: string, iface: string): string {
   return `${actor}.${iface}`;
 }
 
-function decodeLink(bytes: Uint8Array): Link | undefined {
-  try {
-    const v = decodeJson<unknown>(bytes, 'link');
-    return isRecord(v) && typeof v.actor === 'string' && typeof v.provider === 'string' ? (v as unknown as Link) : undefined;
-  } catch {
-    return undefined;
-  }
-}
+/** Links as a document kind, keyed by actor and interface (an actor has one link per interface). */
+export const linkKind: DocumentKind<Link> = {
+  name: 'link',
+  bucket: (subjects) => subjects.buckets.links,
+  key: (link) => linkKey(link.actor, link.interface),
+  decode(value) {
+    if (!isRecord(value) || typeof value.provider !== 'string' || !isRecord(value.config) || typeof value.updatedAt !== 'string') {
+      throw new TrellisError('TRELLIS_BAD_REQUEST', 'link must hold actor, provider, config and updatedAt');
+    }
+    const provider = providerKind(value.provider);
+    const config: Record<string, string> = {};
+    for (const [k, v] of Object.entries(value.config)) {
+      if (typeof v !== 'string') throw new TrellisError('TRELLIS_BAD_REQUEST', `link config ${k} must be a string`);
+      config[k] = v;
+    }
+    if (provider === 'keyvalue-nats' && config.bucket !== undefined) checkBucketName(config.bucket);
+    return { actor: token(value.actor as string, 'actor name'), provider, interface: ProviderKinds[provider].interface, config, updatedAt: value.updatedAt };
+  },
+};
 
 /** Open the link store of a lattice. */
 export async function openLinks(nc: NatsConnection, subjects: Subjects): Promise<LinkStore> {
-  const kv: KV = await openKv(nc, subjects.buckets.links);
+  const docs = await openDocuments(nc, subjects, linkKind);
   return {
     async put(actor, provider, config) {
-      token(actor, 'actor name');
       const kind = providerKind(provider);
-      if (kind === 'keyvalue-nats' && config.bucket !== undefined) checkBucketName(config.bucket);
-      const link: Link = { actor, provider: kind, interface: ProviderKinds[kind].interface, config, updatedAt: new Date().toISOString() };
-      await kv.put(linkKey(actor, link.interface), encodeJson(link));
-      return link;
+      return (await docs.put({ actor, provider: kind, interface: ProviderKinds[kind].interface, config, updatedAt: new Date().toISOString() })).value;
     },
     async get(actor, iface) {
-      const entry = await kv.get(linkKey(token(actor, 'actor name'), iface));
-      return entry && entry.operation === 'PUT' ? decodeLink(entry.value) : undefined;
+      return (await docs.get(linkKey(token(actor, 'actor name'), iface)))?.value;
     },
     async list(actor) {
-      const prefix = actor ? `${token(actor, 'actor name')}.` : '';
-      const links = (await kvEntries(kv)).filter(([key]) => key.startsWith(prefix)).map(([, value]) => decodeLink(value));
-      return links.filter((l): l is Link => l !== undefined).sort((a, b) => a.actor.localeCompare(b.actor) || a.interface.localeCompare(b.interface));
+      const links = (await docs.list(actor ? `${token(actor, 'actor name')}.*` : undefined)).map((d) => d.value);
+      return links.sort((a, b) => a.actor.localeCompare(b.actor) || a.interface.localeCompare(b.interface));
     },
     async delete(actor, provider) {
       const kind = providerKind(provider);
-      const key = linkKey(token(actor, 'actor name'), ProviderKinds[kind].interface);
-      const entry = await kv.get(key);
-      if (!entry || entry.operation !== 'PUT') throw new TrellisError('TRELLIS_NOT_FOUND', `actor ${actor} has no ${provider} link`);
-      await kv.delete(key);
+      const deleted = await docs.delete(linkKey(token(actor, 'actor name'), ProviderKinds[kind].interface));
+      if (!deleted) throw new TrellisError('TRELLIS_NOT_FOUND', `actor ${actor} has no ${provider} link`);
     },
     follow: (cache) =>
-      followKv(kv, (key, value) => {
-        const link = value && decodeLink(value);
-        if (link) cache.set(key, link);
+      docs.follow(({ key, value }) => {
+        if (value) cache.set(key, value);
         else cache.delete(key);
       }),
   };

@@ -6,9 +6,9 @@ import { pino, type Logger, type DestinationStream } from 'pino';
 
 export type { Logger } from 'pino';
 
-/** Log levels accepted by options and flags. */
-export const LogLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LogLevels)[number];
+import type { LogLevel } from '../options/index.ts';
+
+export { LogLevels, type LogLevel } from '../options/index.ts';
 
 /** The root logger of a process component (`component` is e.g. `host`, `gateway`, `cli`). */
 export function createLogger(options: { component: string; level?: LogLevel; destination?: DestinationStream }): Logger {

@@ -9,7 +9,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type NatsError, type Subscription } from 'nats';
 import { TrellisError, fromWire, toTrellisError } from '../errors/index.ts';
 import { transportError } from '../control/index.ts';
-import { openRoutes, type Route, type RouteStore, type Weights } from '../routes/index.ts';
+import { openWeights, type ActorWeights, type WeightStore, type Weights } from '../weights/index.ts';
 import { subjects as buildSubjects, token, versionToken, type Subjects } from '../subjects/index.ts';
 import { decode, encode, PROGRESS_GRACE_MS, RpcHeaders, type ActorRequest, type ActorResponse, type InvokeReply } from '../wire/index.ts';
 import { watchLattice, type LatticeView } from './view.ts';
@@ -74,7 +74,7 @@ export interface RpcClient extends AsyncDisposable {
   invoke(actor: string, request: ActorRequest, options?: InvokeOptions): Promise<InvokeResult>;
   /** Current weights of an actor as callers apply them, with the versions that are live. */
   routeStatus(actor: string): { weights?: Record<string, number>; live: readonly string[]; effective: Record<string, number> };
-  readonly routes: RouteStore;
+  readonly weights: WeightStore;
   readonly view: LatticeView;
   close(): Promise<void>;
 }
@@ -257,9 +257,9 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
     return ewma === undefined ? attemptTimeoutMs : Math.min(attemptTimeoutMs, Math.max(minAttemptTimeoutMs, 20 * ewma));
   };
   const caller = options.caller ?? 'client';
-  const routes = await openRoutes(nc, subjects);
-  const weightsByActor = new Map<string, Route>();
-  const stopWatch = await routes.watch((actor, route) => {
+  const weightStore = await openWeights(nc, subjects);
+  const weightsByActor = new Map<string, ActorWeights>();
+  const stopWatch = await weightStore.follow((actor, route) => {
     if (route) weightsByActor.set(actor, route);
     else weightsByActor.delete(actor);
   });
@@ -450,7 +450,7 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
 
   return {
     invoke,
-    routes,
+    weights: weightStore,
     view,
     routeStatus(actor) {
       // The shares plan() gives: the live weighted versions by weight, else the highest live one.

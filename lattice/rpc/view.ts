@@ -6,6 +6,7 @@
  */
 import { RequestStrategy, type NatsConnection, type Subscription } from 'nats';
 import type { Subjects } from '../subjects/index.ts';
+import { compareVersions } from '../versions/index.ts';
 import { decode, decodeEvent, encode, type ControlReply, type HostInventory } from '../wire/index.ts';
 
 /** Max heartbeat period (ms) a host may use; entries older than 3 of these expire. */
@@ -25,19 +26,6 @@ export interface LatticeView {
   /** Wait for the bootstrap ping (once). */
   ready(): Promise<void>;
   close(): void;
-}
-
-/** Compare semantic versions (numeric major.minor.patch; a pre-release sorts before its release). */
-export function compareVersions(a: string, b: string): number {
-  const [ma, pa = ''] = a.split('-', 2) as [string, string?];
-  const [mb, pb = ''] = b.split('-', 2) as [string, string?];
-  const na = ma.split('.').map(Number);
-  const nb = mb.split('.').map(Number);
-  for (let i = 0; i < 3; i++) if (na[i] !== nb[i]) return (na[i] ?? 0) - (nb[i] ?? 0);
-  if (pa === pb) return 0;
-  if (pa === '') return 1;
-  if (pb === '') return -1;
-  return pa < pb ? -1 : 1;
 }
 
 /** Start tracking the lattice. */

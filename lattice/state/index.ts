@@ -4,8 +4,8 @@
  * lattice. Buckets are created on first use with 3 replicas where the cluster allows, else 1.
  */
 import { createHash } from 'node:crypto';
-import type { KV, NatsConnection, ObjectStore } from 'nats';
-import { TrellisError } from '../errors/index.ts';
+import type { KV, KvEntry, NatsConnection, ObjectStore, QueuedIterator } from 'nats';
+import { JetStreamCodes, TrellisError, isJetStreamUnsettled, isTooFewServersForReplicas, jetStreamErrorCode } from '../errors/index.ts';
 import type { Subjects } from '../subjects/index.ts';
 
 /** sha256 digest string of some bytes, `sha256:<hex>`. */
@@ -24,22 +24,20 @@ export function checkDigest(digest: string): string {
 /**
  * Retry a JetStream operation through the failures that only mean "not settled yet": right after
  * a bucket is created (or a supercluster elected its meta leader), its stream may answer
- * "stream not found" or time out for a few hundred ms.
+ * "stream not found" or time out for a few hundred ms. Classified by code (lattice/errors).
  */
-export async function whileStreamPropagates<T>(op: () => Promise<T>, budgetMs = 5000): Promise<T> {
+export async function whileStreamPropagates<T>(op: () => Promise<T>, budgetMs = 5000, unsettled: (err: unknown) => boolean = isJetStreamUnsettled): Promise<T> {
   const deadline = Date.now() + budgetMs;
   while (true) {
     try {
       return await op();
     } catch (err) {
-      const message = `${(err as Error).message ?? ''} ${(err as { code?: string }).code ?? ''}`;
-      if (!/stream not found|no stream matches subject|already in use|TIMEOUT|no responders|503/i.test(message) || Date.now() > deadline) throw err;
+      if (!unsettled(err) || Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 150));
     }
   }
 }
 
-/** Validate a KV bucket name (JetStream allows letters, digits, '_' and '-'); TRELLIS_BAD_REQUEST. */
 /**
  * Open something on first use and share it after (a JetStream store, a client built on one).
  * A failed open is forgotten, so the next use tries again instead of failing for good.
@@ -61,6 +59,7 @@ export function openOnce<T>(open: () => Promise<T>): { get(): Promise<T>; /** Th
   };
 }
 
+/** Validate a KV bucket name (JetStream allows letters, digits, '_' and '-'); TRELLIS_BAD_REQUEST. */
 export function checkBucketName(name: string): string {
   if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new TrellisError('TRELLIS_BAD_REQUEST', `bucket "${name}" may only hold letters, digits, '_' and '-'`);
   return name;
@@ -71,49 +70,80 @@ async function withReplicas<T>(create: (replicas: number) => Promise<T>): Promis
   try {
     return await create(3);
   } catch (err) {
-    const message = (err as Error).message ?? '';
-    // Too few servers for 3 replicas. ("already in use" means the bucket exists with another
+    // Too few servers for 3 replicas. (A name in use means the bucket exists with another
     // replica count: opening it with 1 hits the same existing stream.)
-    if (/replicas|insufficient resources|no suitable peers|already in use/i.test(message)) return create(1);
+    if (isTooFewServersForReplicas(err) || jetStreamErrorCode(err) === JetStreamCodes.streamNameInUse) return create(1);
     throw err;
   }
 }
 
 /** Open (or create) a KV bucket of this lattice. */
-export async function openKv(nc: NatsConnection, bucket: string, options: { history?: number } = {}): Promise<KV> {
+export async function openKv(nc: NatsConnection, bucket: string, options: { history?: number; ttlMs?: number } = {}): Promise<KV> {
   const js = nc.jetstream();
   try {
-    return await whileStreamPropagates(() => withReplicas((replicas) => js.views.kv(bucket, { replicas, history: options.history ?? 1 })));
+    return await whileStreamPropagates(() =>
+      withReplicas((replicas) => js.views.kv(bucket, { replicas, history: options.history ?? 1, ...(options.ttlMs ? { ttl: options.ttlMs } : {}) })),
+    );
   } catch (err) {
     throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot open KV bucket ${bucket} (is JetStream enabled on the server?): ${(err as Error).message}`, { cause: err });
   }
 }
 
-/**
- * Follow every key of a bucket: `onEntry(key, value)` for each current entry and then for every
- * change (`value` undefined for a delete). Resolves once the current entries were delivered, so
- * a caller's first lookup already sees them. Returns a stop function.
- */
-export async function followKv(kv: KV, onEntry: (key: string, value: Uint8Array | undefined) => void): Promise<() => void> {
-  let initialized!: () => void;
-  const ready = new Promise<void>((resolve) => (initialized = resolve));
-  const iter = await whileStreamPropagates(() => kv.watch({ key: '>', initializedFn: () => initialized() }));
-  void (async () => {
-    for await (const entry of iter) onEntry(entry.key, entry.operation === 'PUT' ? entry.value : undefined);
-  })();
-  await ready;
-  return () => iter.stop();
+/** One KV entry as a follower sees it: `value` undefined for a delete (or purge). */
+export interface KvChange {
+  key: string;
+  value: Uint8Array | undefined;
+  revision: number;
 }
 
-/** Every current PUT entry of a bucket. */
-export async function kvEntries(kv: KV): Promise<[key: string, value: Uint8Array][]> {
-  const out: [string, Uint8Array][] = [];
-  for await (const key of await kv.keys()) {
-    const entry = await kv.get(key);
-    if (entry && entry.operation === 'PUT') out.push([key, entry.value]);
-  }
-  return out;
+/**
+ * Follow the keys of a bucket (all, or those matching `key`, a KV pattern with `*` and `>`):
+ * `onChange` for each current entry and then for every change. Resolves once the current
+ * entries were handed to `onChange`, so a caller's first lookup already sees them. Returns a
+ * stop function.
+ */
+export async function followKv(kv: KV, onChange: (change: KvChange) => void, options: { key?: string } = {}): Promise<() => void> {
+  // nats.js signals "initialized" in one of two ways: in order through the iterator (after the
+  // entries before it were consumed), or at once inside watch() when every current entry had
+  // already arrived, though the loop below has not consumed them yet. So readiness is a count:
+  // the loop has handed on as many entries as had arrived when the signal came.
+  let iter: QueuedIterator<KvEntry> | undefined;
+  let applied = 0;
+  let target = Infinity;
+  let initializedEarly = false;
+  let markReady!: () => void;
+  let fail!: (err: unknown) => void;
+  const ready = new Promise<void>((resolve, reject) => ((markReady = resolve), (fail = reject)));
+  const settle = () => applied >= target && markReady();
+  iter = await whileStreamPropagates(() => {
+    initializedEarly = false;
+    return kv.watch({
+      key: options.key ?? '>',
+      initializedFn: () => {
+        if (iter) (target = applied), settle();
+        else initializedEarly = true;
+      },
+    });
+  });
+  if (initializedEarly) (target = iter.getReceived()), settle();
+  const watching = iter;
+  void (async () => {
+    for await (const entry of watching) {
+      onChange({ key: entry.key, value: entry.operation === 'PUT' ? entry.value : undefined, revision: entry.revision });
+      applied++;
+      settle();
+    }
+  })()
+    .catch(() => undefined)
+    // Ended (stopped, or the connection closed under it): a follow still waiting for the
+    // current entries fails instead of hanging; after that, a rejection has no one to catch it.
+    .then(() => fail(new TrellisError('TRELLIS_NATS_UNAVAILABLE', 'the KV watch ended before it delivered the current entries')));
+  await ready;
+  return () => watching.stop();
 }
+
+/** An artifact not (yet) in the store: retried for a while, then TRELLIS_DIGEST_NOT_FOUND. */
+class NotVisibleYet extends Error {}
 
 /** Component artifacts stored by digest. */
 export interface ArtifactStore {
@@ -144,13 +174,12 @@ export async function openArtifacts(nc: NatsConnection, subjects: Subjects): Pro
     },
     async fetch(digest) {
       // A digest pushed a moment ago through another cluster may not be readable here yet.
-      const NOT_VISIBLE = 'stream not found (artifact not visible yet)';
       const bytes = await whileStreamPropagates(async () => {
         const blob = await store.getBlob(nameOf(digest));
-        if (!blob) throw new Error(NOT_VISIBLE);
+        if (!blob) throw new NotVisibleYet();
         return blob;
-      }, 3000).catch((err: Error) => {
-        if (err.message === NOT_VISIBLE) return null;
+      }, 3000, (err) => err instanceof NotVisibleYet || isJetStreamUnsettled(err)).catch((err: Error) => {
+        if (err instanceof NotVisibleYet) return null;
         throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot read artifact ${digest}: ${err.message}`, { cause: err });
       });
       if (!bytes) throw new TrellisError('TRELLIS_DIGEST_NOT_FOUND', `no artifact ${digest} in lattice ${subjects.lattice}`);

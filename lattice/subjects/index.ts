@@ -90,7 +90,7 @@ export interface Subjects {
   /** Queue group of a provider kind. */
   providerQueue(provider: string): string;
   /** Names of the JetStream buckets of this lattice. */
-  readonly buckets: { routes: string; config: string; links: string; httpRoutes: string; artifacts: string };
+  readonly buckets: { weights: string; config: string; links: string; httpRoutes: string; artifacts: string; hosts: string };
 }
 
 /** Build the subject space of a lattice. The name is validated once here. */
@@ -116,11 +116,13 @@ export function subjects(lattice: string): Subjects {
     provider: (provider) => `${base}.prov.${token(provider, 'provider name')}`,
     providerQueue: (provider) => `prov-${token(provider, 'provider name')}`,
     buckets: {
-      routes: `trellis-${bucketSafe}-routes`,
+      // Named "routes" before weights had their own name; kept so stored weights stay readable.
+      weights: `trellis-${bucketSafe}-routes`,
       config: `trellis-${bucketSafe}-config`,
       links: `trellis-${bucketSafe}-links`,
       httpRoutes: `trellis-${bucketSafe}-http`,
       artifacts: `trellis-${bucketSafe}-artifacts`,
+      hosts: `trellis-${bucketSafe}-hosts`,
     },
   };
 }

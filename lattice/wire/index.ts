@@ -5,3 +5,4 @@ export * from './control.ts';
 export * from './events.ts';
 export * from './rpc.ts';
 export * from './provider.ts';
+export * from './apps.ts';

@@ -8,24 +8,19 @@ import type { AddressInfo } from 'node:net';
 import type { NatsConnection } from 'nats';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { TrellisError, toTrellisError } from '../../lattice/errors/index.ts';
-import { parseListen, readBody, toActorRequest, writeActorResponse, writeError } from '../../lattice/http/index.ts';
+import { readBody, toActorRequest, writeActorResponse, writeError } from '../../lattice/http/index.ts';
 import type { Logger } from '../../lattice/log/index.ts';
 import { createRpcClient, type RpcClient } from '../../lattice/rpc/index.ts';
 import { subjects as buildSubjects } from '../../lattice/subjects/index.ts';
-import { matchRoute, openHttpRoutes, type HttpRoute } from './routes.ts';
+import { matchRoute, openHttpRoutes, type HttpRoute } from '../../lattice/http-routes/index.ts';
+import { compileGatewayOptions, type GatewaySettings } from './options.ts';
 
-export { openHttpRoutes, matchRoute, type HttpRoute, type HttpRouteStore } from './routes.ts';
+export { openHttpRoutes, matchRoute, type HttpRoute, type HttpRouteStore } from '../../lattice/http-routes/index.ts';
+export { compileGatewayOptions, type CompiledGatewayOptions, type GatewaySettings } from './options.ts';
 
-/** Gateway options; every field but nc and lattice has a default. */
-export interface GatewayOptions {
+/** Gateway options; every setting but nc and lattice has a default (see options.ts). */
+export interface GatewayOptions extends GatewaySettings {
   nc: NatsConnection;
-  lattice: string;
-  /** host:port to listen on. Default 127.0.0.1:8080; port 0 picks a free one. */
-  listen?: string;
-  /** Largest request body. Default: 1 MiB, capped below the server's max_payload. */
-  maxBodyBytes?: number;
-  /** Deadline of each invocation. Default 10000 ms. */
-  deadlineMs?: number;
   /** Share an RPC client (e.g. a host's, with local-first invocation); else one is created. */
   rpc?: RpcClient;
   logger: Logger;
@@ -43,10 +38,11 @@ const ENVELOPE_BYTES = 8 * 1024;
 /** Start the gateway; resolves once it listens and has loaded the routes. */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { nc, logger } = options;
-  const subjects = buildSubjects(options.lattice);
+  const compiled = compileGatewayOptions(options);
+  const subjects = buildSubjects(compiled.lattice);
   const serverMax = nc.info?.max_payload ?? 1024 * 1024;
-  const maxBodyBytes = Math.min(options.maxBodyBytes ?? 1024 * 1024, serverMax - ENVELOPE_BYTES);
-  const deadlineMs = options.deadlineMs ?? 10_000;
+  const maxBodyBytes = Math.min(compiled.maxBodyBytes, serverMax - ENVELOPE_BYTES);
+  const { deadlineMs } = compiled;
   const ownRpc = !options.rpc;
   const rpc = options.rpc ?? (await createRpcClient(nc, { lattice: options.lattice, caller: 'gateway' }));
   let routes: HttpRoute[] = [];
@@ -125,7 +121,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     metricsFor(route?.prefix ?? 'none', route?.actor ?? 'none', version || 'none', status).observe((performance.now() - started) / 1000);
   }
 
-  const { host, port } = parseListen(options.listen ?? '127.0.0.1:8080', '--listen', '0.0.0.0');
+  const { listenHost: host, listenPort: port } = compiled;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(new TrellisError('TRELLIS_BAD_OPTION', `gateway cannot listen on ${host}:${port}: ${err.code === 'EADDRINUSE' ? 'address in use (pick another --listen)' : err.message}`, { cause: err })));

@@ -48,10 +48,10 @@ import { fileURLToPath } from 'node:url';
 // @ts-expect-error -- autocannon ships no type declarations; the part used is typed below.
 import autocannonUntyped from 'autocannon';
 import { connectControl, type ControlClient } from '../../lattice/control/index.ts';
-import { openRoutes } from '../../lattice/routes/index.ts';
+import { openWeights } from '../../lattice/weights/index.ts';
 import { readBody, toActorRequest, writeActorResponse } from '../../lattice/http/index.ts';
 import type { ActorRequest, ActorResponse } from '../../lattice/wire/index.ts';
-import { openHttpRoutes } from '../../providers/index.ts';
+import { openHttpRoutes } from '../../lattice/http-routes/index.ts';
 import { deployExample, exampleActor, startNats, TRELLIS_BIN, uniqueLattice, waitFor } from '../harness/index.ts';
 import { envNumber, fmt, measure, processCpuMs, selfCpuMs, spawnScript, table, type Child } from './lib.ts';
 
@@ -165,7 +165,7 @@ async function trellis(args: string[], readyMsg: string, nodeArgs: string[]): Pr
 async function deployEcho(control: ControlClient, hostId: string, instances: number): Promise<void> {
   await deployExample(control, 'echo-c', [hostId], { actor: 'echo', count: instances });
   // Weights make every call go through the weighted pick, as in a canary setup.
-  await (await openRoutes(control.nc, control.subjects)).set('echo', { '1.0.0': 100 });
+  await (await openWeights(control.nc, control.subjects)).set('echo', { '1.0.0': 100 });
   await (await openHttpRoutes(control.nc, control.subjects)).add('/echo', 'echo');
 }
 
@@ -465,7 +465,7 @@ async function serveUntilSignalled(handle: (req: http.IncomingMessage, res: http
 /** The direct variant: transpiled echo-c instantiated on this thread, its handler called synchronously. */
 async function directInvoker(cacheDir: string): Promise<(req: ActorRequest) => ActorResponse> {
   const { ComponentCache } = await import('../../host/runtime/compile.ts');
-  const { wasiImports } = await import('../../host/runtime/wasi.ts');
+  const { wasiImports } = await import('../../host/runtime/wasi/index.ts');
   const { Wasm } = await import('../../host/runtime/wasm-api.ts');
   const { DEFAULT_POLICY } = await import('../../host/runtime/index.ts');
   const cache = new ComponentCache(cacheDir);

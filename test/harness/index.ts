@@ -1,6 +1,6 @@
 /**
  * The test harness: real nats-server processes (from lattice/nats-server), real host processes
- * (`lattice/cli/trellis.js host` as child processes) with readiness waits and cleanup, and the one
+ * (`host/cli/trellis.js host` as child processes) with readiness waits and cleanup, and the one
  * way tests deploy an example actor (`deployExample`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -14,7 +14,7 @@ import { openArtifacts } from '../../lattice/state/index.ts';
 export * from '../../lattice/nats-server/index.ts';
 
 /** Path of the `trellis` executable. */
-export const TRELLIS_BIN = fileURLToPath(new URL('../../lattice/cli/trellis.js', import.meta.url));
+export const TRELLIS_BIN = fileURLToPath(new URL('../../host/cli/trellis.js', import.meta.url));
 
 const children = new Set<ChildProcess>();
 process.once('exit', () => {
@@ -137,8 +137,8 @@ export interface DeployOptions {
  */
 export async function deployExample(client: ControlClient, example: string, on: (string | { id: string })[], options: DeployOptions = {}): Promise<string> {
   const { digest } = await (await openArtifacts(client.nc, client.subjects)).push(new Uint8Array(await readFile(exampleActor(example))));
-  const body = { actor: options.actor ?? example, version: options.version ?? '1.0.0', digest, count: options.count ?? 1, ...(options.policy ? { policy: options.policy } : {}) };
-  await Promise.all(on.map((h) => client.request('actorStart', typeof h === 'string' ? h : h.id, body)));
+  const params = { actor: options.actor ?? example, version: options.version ?? '1.0.0', digest, count: options.count ?? 1, ...(options.policy ? { policy: options.policy } : {}) };
+  await Promise.all(on.map((h) => client.startActor(typeof h === 'string' ? h : h.id, params)));
   return digest;
 }
 

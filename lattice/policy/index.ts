@@ -1,12 +1,25 @@
 /**
  * Actor sandbox policy: user input (JSON, YAML, object) is validated once into a complete
- * internal form. Everything is denied unless granted; units are in the field names.
+ * internal form. Everything is denied unless granted; units are in the field names. It lives in
+ * lattice/ because the CLI compiles a policy file where the file is (its relative paths resolve
+ * from the file's folder) and hosts compile what arrives in a start request.
  */
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { TrellisError } from '../../lattice/errors/index.ts';
-import { normalizeGuestPath } from './paths.ts';
+import { TrellisError } from '../errors/index.ts';
+import { MAX_INSTANCES_PER_HOST } from '../wire/index.ts';
+
+/** Normalise a guest path to an absolute path without `.`/`..` or trailing slash. */
+export function normalizeGuestPath(p: string): string {
+  const out: string[] = [];
+  for (const part of p.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') out.pop();
+    else out.push(part);
+  }
+  return '/' + out.join('/');
+}
 
 /** One directory grant: the guest sees `hostPath` at `guestPath`. */
 export interface DirGrant {
@@ -126,8 +139,8 @@ export function compilePolicy(input: unknown = {}, baseDir = process.cwd()): Act
     env: env as Record<string, string>,
     allowedDirs: o.allowedDirs === undefined ? [] : dirs(o.allowedDirs, baseDir),
     instancePerRequest: o.instancePerRequest === undefined ? d.instancePerRequest : bool(o.instancePerRequest, 'instancePerRequest'),
-    minInstances: o.minInstances === undefined ? d.minInstances : int(o.minInstances, 'minInstances', 0, 256),
-    maxConcurrency: o.maxConcurrency === undefined ? d.maxConcurrency : int(o.maxConcurrency, 'maxConcurrency', 1, 256),
+    minInstances: o.minInstances === undefined ? d.minInstances : int(o.minInstances, 'minInstances', 0, MAX_INSTANCES_PER_HOST),
+    maxConcurrency: o.maxConcurrency === undefined ? d.maxConcurrency : int(o.maxConcurrency, 'maxConcurrency', 1, MAX_INSTANCES_PER_HOST),
   };
   for (const k of Object.keys(policy.env)) {
     if (!policy.allowedEnvVars.includes(k)) bad(`env.${k}`, 'not listed in allowedEnvVars');
@@ -138,7 +151,12 @@ export function compilePolicy(input: unknown = {}, baseDir = process.cwd()): Act
 
 /** Read a policy from a JSON or YAML file and compile it. */
 export async function loadPolicyFile(path: string): Promise<ActorPolicy> {
-  const text = await readFile(path, 'utf8');
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new TrellisError('TRELLIS_FILE_UNREADABLE', `cannot read policy file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  }
   let input: unknown;
   try {
     input = parseYaml(text); // YAML is a superset of JSON.

@@ -1,0 +1,164 @@
+/**
+ * The commands that run lattice participants in this process: `host`, `gateway`, `provider`,
+ * and the dev loop's `run` and `build`. They live in host/ because they compose the host and the
+ * providers; they log pino JSON on stdout and run until a signal.
+ */
+import { stat } from 'node:fs/promises';
+import { command, runUntilStopped, untilSignal, type Flags } from '../../lattice/cli/index.ts';
+import { TrellisError } from '../../lattice/errors/index.ts';
+import { LogLevels } from '../../lattice/options/index.ts';
+
+/** Flags of every long-running participant. */
+export const participantFlags = {
+  nats: { type: 'string', help: 'NATS URLs, comma separated (default nats://127.0.0.1:4222)', env: 'TRELLIS_NATS_URL', placeholder: 'url' },
+  lattice: { type: 'string', help: 'lattice name (default "default")', env: 'TRELLIS_LATTICE', placeholder: 'name' },
+  'log-level': { type: 'choice', choices: LogLevels, help: 'log level (default info)', env: 'TRELLIS_LOG_LEVEL' },
+} as const satisfies Flags;
+
+export const hostFlags = {
+  ...participantFlags,
+  label: { type: 'pairs', short: 'l', help: 'a label key=value, e.g. --label cloud=aws' },
+  name: { type: 'string', help: 'friendly name (default: hostname plus an id suffix)' },
+  seed: { type: 'string', help: 'nkey server seed to keep the identity across restarts', env: 'TRELLIS_HOST_SEED', placeholder: 'seed' },
+  'heartbeat-ms': { type: 'int', help: 'heartbeat period in ms, 100..5000 (default 5000)', min: 100, max: 5000 },
+  'http-port': { type: 'int', help: 'serve /metrics, /health, /ready on this port (0: any free port)', max: 65535 },
+  'http-host': { type: 'string', help: 'address for the HTTP port (default 127.0.0.1)', placeholder: 'address' },
+  gateway: { type: 'string', help: 'also run the HTTP gateway on host:port (e.g. :8080); local instances answer without NATS', placeholder: 'host:port' },
+} as const satisfies Flags;
+
+export const commands = [
+  command({
+    words: ['host'],
+    summary: 'run a host that joins the lattice and takes actors and providers',
+    details: 'Logs are JSON lines on stdout. Stops gracefully on SIGINT/SIGTERM or `trellis stop host`.',
+    participant: true,
+    flags: hostFlags,
+    async run({ flags }) {
+      const { startHost } = await import('../index.ts');
+      const host = await startHost({
+        nats: flags.nats,
+        lattice: flags.lattice,
+        labels: flags.label,
+        name: flags.name,
+        seed: flags.seed,
+        heartbeatMs: flags.heartbeatMs,
+        httpPort: flags.httpPort,
+        httpHost: flags.httpHost,
+        logLevel: flags.logLevel,
+        gateway: flags.gateway,
+      });
+      return runHostUntilStopped(host);
+    },
+  }),
+  command({
+    words: ['gateway'],
+    summary: 'run the HTTP gateway: routes requests to actors through the lattice',
+    participant: true,
+    flags: {
+      ...participantFlags,
+      listen: { type: 'string', help: 'host:port', default: '127.0.0.1:8080', placeholder: 'host:port' },
+      'max-body-bytes': { type: 'int', help: 'largest request body (default 1 MiB, capped by NATS max_payload)', min: 1 },
+      'deadline-ms': { type: 'int', help: 'deadline per request (default 10000)', min: 1 },
+    },
+    async run({ flags }) {
+      const { createLogger } = await import('../../lattice/log/index.ts');
+      const { connectParticipant } = await import('../../lattice/control/index.ts');
+      const { latticeOption, serversOption } = await import('../../lattice/options/index.ts');
+      const { startGateway } = await import('../../providers/index.ts');
+      const lattice = latticeOption(flags.lattice);
+      const logger = createLogger({ component: 'gateway', level: (flags.logLevel) ?? 'info' }).child({ lattice });
+      const nc = await connectParticipant(serversOption(flags.nats), 'trellis-gateway');
+      const gateway = await startGateway({ nc, lattice, listen: flags.listen, maxBodyBytes: flags.maxBodyBytes, deadlineMs: flags.deadlineMs, logger });
+      logger.info({ url: gateway.url }, 'gateway ready');
+      await runUntilStopped(nc, () => gateway.close());
+      return 0;
+    },
+  }),
+  command({
+    words: ['provider'],
+    args: ['keyvalue-nats|http-client'],
+    summary: 'run a capability provider as a standalone lattice participant',
+    participant: true,
+    flags: participantFlags,
+    async run({ args, flags }) {
+      const { createLogger } = await import('../../lattice/log/index.ts');
+      const { connectParticipant } = await import('../../lattice/control/index.ts');
+      const { subjects: buildSubjects } = await import('../../lattice/subjects/index.ts');
+      const { compileProviderOptions, followSupervisor, startProvider } = await import('../../providers/index.ts');
+      const { kind, servers, lattice, logLevel } = compileProviderOptions({ kind: args[0]!, nats: flags.nats, lattice: flags.lattice, logLevel: flags.logLevel });
+      const logger = createLogger({ component: 'provider', level: logLevel }).child({ provider: kind, lattice });
+      const supervisor = followSupervisor(logger);
+      const nc = await connectParticipant(servers, `trellis-provider-${kind}`);
+      const service = startProvider(kind, nc, buildSubjects(lattice), logger);
+      await nc.flush();
+      logger.info('provider ready');
+      supervisor.ready();
+      await runUntilStopped(nc, () => service.close(), (signal) => logger.info({ signal }, 'provider stopping'));
+      return 0;
+    },
+  }),
+  command({
+    words: ['build'],
+    args: ['entry.ts|js|c'],
+    summary: 'build an actor component from TypeScript, JavaScript or C',
+    details: 'A JS/TS entry that exports `handler` targets the trellis:actor world; one that exports\n`incomingHandler` targets wasi:http/proxy. See actors/wit/actor.wit for the ABI.',
+    flags: {
+      out: { type: 'string', short: 'o', help: 'output component file (required)', placeholder: 'actor.wasm' },
+      world: { type: 'string', help: "world to target: actor or proxy (default: from the entry's exports)" },
+      wit: { type: 'string', help: 'a WIT folder of your own', placeholder: 'dir' },
+    },
+    async run({ args, flags, progress }) {
+      if (!flags.out) throw new TrellisError('TRELLIS_BAD_OPTION', '-o/--out <actor.wasm> is required');
+      const { buildActor } = await import('../../actors/index.ts');
+      progress(`building ${args[0]}...`);
+      const result = await buildActor({ entry: args[0]!, out: flags.out, world: flags.world, witPath: flags.wit });
+      return { data: result, text: `${result.out}: ${(result.bytes / 1024).toFixed(1)} KiB in ${(result.ms / 1000).toFixed(1)} s` };
+    },
+  }),
+  command({
+    words: ['run'],
+    args: ['component.wasm'],
+    summary: 'serve one component over HTTP on this machine (either world), like wasmtime serve',
+    participant: true,
+    flags: {
+      policy: { type: 'string', help: 'sandbox policy file, JSON or YAML (default: deny everything)', placeholder: 'file' },
+      listen: { type: 'string', help: 'host:port (default 127.0.0.1:8000)', placeholder: 'host:port' },
+    },
+    async run({ args, flags }) {
+      const file = args[0]!;
+      try {
+        await stat(file);
+      } catch {
+        throw new TrellisError('TRELLIS_FILE_UNREADABLE', `cannot read component ${file}: no such file`);
+      }
+      const { loadPolicyFile } = await import('../../lattice/policy/index.ts');
+      const { serveComponent } = await import('../runtime/index.ts');
+      const policy = flags.policy ? await loadPolicyFile(flags.policy) : undefined;
+      const server = await serveComponent({ path: file, policy, listen: flags.listen });
+      console.log(`serving ${file} on ${server.url} (Ctrl-C stops)`);
+      await untilSignal();
+      await server.close();
+      return 0;
+    },
+  }),
+];
+
+/** Stop `host` (and whatever else) on SIGINT/SIGTERM; resolves when the host has stopped. */
+export async function runHostUntilStopped(host: import('../index.ts').Host, cleanup: () => Promise<void> = async () => {}): Promise<number> {
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    // A second Ctrl-C means "now": skip the graceful path.
+    if (signals > 1) process.exit(130);
+    host.logger.info({ signal }, 'signal received, stopping');
+    void host.stop(`signal ${signal}`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  await host.stopped;
+  await host.stop();
+  await cleanup();
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  return 0;
+}

@@ -1,0 +1,129 @@
+/** `trellis up`: an embedded single-node lattice — nats-server with JetStream, one host with the gateway, the demo. */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { command, table } from '../../lattice/cli/index.ts';
+import { TrellisError } from '../../lattice/errors/index.ts';
+import type { NatsServer } from '../../lattice/nats-server/index.ts';
+import type { Host } from '../index.ts';
+import { hostFlags, runHostUntilStopped } from './participants.ts';
+
+export const commands = [
+  command({
+    words: ['up'],
+    summary: 'run an embedded lattice: nats-server with JetStream, one host with the HTTP gateway, and the demo actors',
+    details: 'Data lives under $XDG_STATE_HOME/trellis (default ~/.local/state/trellis). Ctrl-C stops everything.\nThe demo deploys `hello` and a key-value `counter` behind the gateway; --bare skips it.',
+    participant: true,
+    flags: {
+      ...hostFlags,
+      gateway: { type: 'string', help: 'HTTP gateway address', default: '127.0.0.1:8080', placeholder: 'host:port' },
+      'log-level': { ...hostFlags['log-level'], default: 'warn' },
+      port: { type: 'int', help: 'NATS client port', default: 4222, min: 1, max: 65535 },
+      'data-dir': { type: 'string', help: 'state directory (default ~/.local/state/trellis)', placeholder: 'dir' },
+      bare: { type: 'boolean', help: 'no demo actors' },
+    },
+    async run({ flags }) {
+      if (flags.nats) throw new TrellisError('TRELLIS_BAD_OPTION', '--nats does not apply to `up`, which runs its own nats-server; use `trellis host --nats ...` to join an existing one');
+      const { startHost, stateDir } = await import('../index.ts');
+      const { startNats } = await import('../../lattice/nats-server/index.ts');
+      const dataDir = flags.dataDir ?? stateDir();
+      const port = flags.port;
+      await mkdir(`${dataDir}/nats`, { recursive: true });
+      console.log(`starting nats-server on 127.0.0.1:${port} (JetStream data in ${dataDir}/nats)...`);
+      let nats: NatsServer;
+      try {
+        nats = await startNats({ name: 'trellis-up', port, storeDir: `${dataDir}/nats`, jetstream: true });
+      } catch (err) {
+        if (err instanceof TrellisError) throw err;
+        throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `could not start nats-server on port ${port} (is it in use? try --port): ${(err as Error).message.split('\n')[0]}`, { cause: err });
+      }
+      let host: Host;
+      try {
+        host = await startHost({
+          nats: nats.url,
+          lattice: flags.lattice,
+          labels: flags.label,
+          name: flags.name,
+          seed: flags.seed ?? (await persistentSeed(dataDir)),
+          heartbeatMs: flags.heartbeatMs,
+          httpPort: flags.httpPort,
+          httpHost: flags.httpHost,
+          cacheDir: `${dataDir}/cache`,
+          gateway: flags.gateway,
+          logLevel: flags.logLevel,
+        });
+      } catch (err) {
+        await nats.stop();
+        throw err;
+      }
+      const lattice = host.lattice === 'default' ? '' : ` --lattice ${host.lattice}`;
+      const natsFlag = port === 4222 ? '' : ` --nats ${nats.url}`;
+      const gatewayUrl = host.gateway!.url;
+      if (!flags.bare) {
+        try {
+          await deployDemo(nats.url, host, (line) => console.log(`  ${line}`));
+        } catch (err) {
+          console.error(`demo deployment failed: ${(err as Error).message}`);
+        }
+      }
+      console.log('');
+      console.log(table(['WHAT', 'WHERE'], [
+        ['nats-server', `${nats.url} (monitoring ${nats.monitorUrl})`],
+        ['lattice', host.lattice],
+        ['host', `${host.name} ${host.id}`],
+        ['gateway', gatewayUrl],
+        ['data', dataDir],
+      ]));
+      console.log('');
+      console.log('Try, from another terminal:');
+      if (!flags.bare) {
+        console.log(`  curl '${gatewayUrl}/hello?name=trellis'`);
+        console.log(`  curl -X POST ${gatewayUrl}/counter     # increments, stored in JetStream KV`);
+        console.log(`  curl ${gatewayUrl}/counter`);
+      }
+      console.log(`  npx trellis get hosts${natsFlag}${lattice}`);
+      console.log(`  npx trellis get actors${natsFlag}${lattice}`);
+      console.log(`  npx trellis invoke hello --data world${natsFlag}${lattice}`);
+      console.log('');
+      console.log('Ctrl-C stops the host, the gateway and nats-server.');
+      const code = await runHostUntilStopped(host, () => nats.stop());
+      console.log('stopped.');
+      return code;
+    },
+  }),
+];
+
+/** The embedded host keeps one identity across `up` runs: its seed lives in the data dir. */
+async function persistentSeed(dataDir: string): Promise<string> {
+  const file = `${dataDir}/host.seed`;
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch {
+    const { nkeys } = await import('nats');
+    const seed = new TextDecoder().decode(nkeys.createServer().getSeed());
+    await writeFile(file, seed, { mode: 0o600 });
+    return seed;
+  }
+}
+
+/** Deploy the demo: hello and a key-value counter behind the gateway. Idempotent. */
+async function deployDemo(natsUrl: string, host: Host, log: (line: string) => void): Promise<void> {
+  const { buildExampleActors } = await import('../../actors/index.ts');
+  const { connectControl } = await import('../../lattice/control/index.ts');
+  const { openArtifacts } = await import('../../lattice/state/index.ts');
+  const { openLinks } = await import('../../lattice/links/index.ts');
+  const { openHttpRoutes } = await import('../../lattice/http-routes/index.ts');
+  log('building the demo actors (the first run takes a minute; later runs use the cache)...');
+  const built = await buildExampleActors({ only: ['hello', 'counter'], log });
+  await using client = await connectControl({ nats: natsUrl, lattice: host.lattice });
+  const artifacts = await openArtifacts(client.nc, client.subjects);
+  for (const [actor, file] of Object.entries(built)) {
+    const { digest } = await artifacts.push(new Uint8Array(await readFile(file)));
+    log(`starting ${actor}@1.0.0 (${digest.slice(0, 19)}...)`);
+    await client.startActor(host.id, { actor, version: '1.0.0', digest, count: 2 });
+  }
+  await client.startProvider(host.id, { provider: 'keyvalue-nats' });
+  await (await openLinks(client.nc, client.subjects)).put('counter', 'keyvalue-nats', { bucket: 'counters' });
+  const routes = await openHttpRoutes(client.nc, client.subjects);
+  await routes.add('/hello', 'hello');
+  await routes.add('/counter', 'counter');
+  log('linked counter → keyvalue-nats (bucket counters); routes /hello and /counter');
+}

@@ -1,0 +1,98 @@
+/**
+ * Version weights: per actor, the share of traffic each version gets, kept as documents in a
+ * JetStream KV bucket of the lattice so every caller sees a change within a second (follow).
+ */
+import type { NatsConnection } from 'nats';
+import { openDocuments, type DocumentKind } from '../documents/index.ts';
+import { TrellisError } from '../errors/index.ts';
+import { token, versionToken, type Subjects } from '../subjects/index.ts';
+import { isRecord } from '../wire/index.ts';
+
+/** Version → percent; integers summing to 100. */
+export type Weights = Record<string, number>;
+
+/** The stored weights document of one actor. */
+export interface ActorWeights {
+  actor: string;
+  weights: Weights;
+  updatedAt: string;
+}
+
+/** Validate weights; throws TRELLIS_BAD_WEIGHTS saying what is wrong. */
+export function validateWeights(weights: Weights, knownVersions?: Iterable<string>): Weights {
+  const entries = Object.entries(weights);
+  if (entries.length === 0) throw new TrellisError('TRELLIS_BAD_WEIGHTS', 'no weights given; use version=percent, e.g. 1.0.0=90 1.1.0=10');
+  const known = knownVersions ? new Set(knownVersions) : undefined;
+  let sum = 0;
+  for (const [version, weight] of entries) {
+    try {
+      versionToken(version);
+    } catch {
+      throw new TrellisError('TRELLIS_BAD_WEIGHTS', `"${version}" is not a semantic version`);
+    }
+    if (!Number.isInteger(weight) || weight < 0 || weight > 100) {
+      throw new TrellisError('TRELLIS_BAD_WEIGHTS', `weight of ${version} must be an integer from 0 to 100, got ${weight}`);
+    }
+    if (known && !known.has(version)) {
+      throw new TrellisError('TRELLIS_BAD_WEIGHTS', `version ${version} is not running anywhere in the lattice (known: ${[...known].join(', ') || 'none'})`);
+    }
+    sum += weight;
+  }
+  if (sum !== 100) throw new TrellisError('TRELLIS_BAD_WEIGHTS', `weights sum to ${sum}, they must sum to 100`);
+  return weights;
+}
+
+/** Parse CLI words `1.0.0=90 1.1.0=10` into weights (validated later). */
+export function parseWeights(words: string[]): Weights {
+  // A Map, not an object: a version like "constructor" or "__proto__" must neither read as
+  // given twice nor reach an object's prototype (it then fails validation as no version).
+  const weights = new Map<string, number>();
+  for (const word of words) {
+    const match = /^([^=]+)=(-?\d+(?:\.\d+)?)$/.exec(word);
+    if (!match) throw new TrellisError('TRELLIS_BAD_WEIGHTS', `"${word}" is not version=percent`);
+    if (weights.has(match[1]!)) throw new TrellisError('TRELLIS_BAD_WEIGHTS', `version ${match[1]} given twice`);
+    weights.set(match[1]!, Number(match[2]));
+  }
+  return Object.fromEntries(weights);
+}
+
+/** Read, write and follow the weights of actors. */
+export interface WeightStore {
+  set(actor: string, weights: Weights, knownVersions?: Iterable<string>): Promise<ActorWeights>;
+  get(actor: string): Promise<ActorWeights | undefined>;
+  /** Remove an actor's weights; false when it had none. */
+  delete(actor: string): Promise<boolean>;
+  /** Call `onChange` with every actor's weights now and on every change; returns a stop function. */
+  follow(onChange: (actor: string, weights: ActorWeights | undefined) => void): Promise<() => void>;
+}
+
+/** Weights as a document kind: one per actor, keyed by its name. */
+export const weightsKind: DocumentKind<ActorWeights> = {
+  name: 'weights',
+  // The bucket keeps its old name ("routes"): stored weights keep working across the rename.
+  bucket: (subjects) => subjects.buckets.weights,
+  key: (doc) => doc.actor,
+  decode(value) {
+    if (!isRecord(value) || typeof value.updatedAt !== 'string' || !isRecord(value.weights)) {
+      throw new TrellisError('TRELLIS_BAD_WEIGHTS', 'weights document must hold actor, weights and updatedAt');
+    }
+    return { actor: token(value.actor as string, 'actor name'), weights: validateWeights(value.weights as Weights), updatedAt: value.updatedAt };
+  },
+};
+
+/** Open the weight store of a lattice. */
+export async function openWeights(nc: NatsConnection, subjects: Subjects): Promise<WeightStore> {
+  const docs = await openDocuments(nc, subjects, weightsKind);
+  return {
+    async set(actor, weights, knownVersions) {
+      token(actor, 'actor name');
+      const doc: ActorWeights = { actor, weights: validateWeights(weights, knownVersions), updatedAt: new Date().toISOString() };
+      return (await docs.put(doc)).value;
+    },
+    async get(actor) {
+      return (await docs.get(token(actor, 'actor name')))?.value;
+    },
+    delete: (actor) => docs.delete(token(actor, 'actor name')),
+    follow: (onChange) => docs.follow(({ key, value }) => onChange(key, value)),
+  };
+}
