@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHost, type Host } from '../host/index.ts';
-import { openApps, type AppStore } from '../lattice/apps/index.ts';
+import { applyManifest, checkManifest, openApps, rollbackApp, type AppStore } from '../lattice/apps/index.ts';
 import { createControlClient } from '../lattice/control/index.ts';
 import { openArtifacts } from '../lattice/state/index.ts';
 import { subjects as buildSubjects } from '../lattice/subjects/index.ts';
@@ -103,7 +103,11 @@ describe('trellis apply and app commands', { timeout: 180_000 }, () => {
     expect(text.stderr).toContain('spec.actors[0].version: must be a semantic version string like 1.2.0, got 1.2 (quote it) (line 9)');
     expect(text.stderr).toContain('spec.actors[0].spread[0].weight: must be a positive integer, got 0 (line 13)');
     expect(text.stderr).toMatch(/spec\.actors\[0\]\.colour: unknown field; known: .* \(line 14\)/);
-    expect(text.stderr).toContain('[TRELLIS_BAD_REQUEST]');
+    expect(text.stderr).toMatch(/\(line 14\) \[TRELLIS_BAD_REQUEST\]\n/);
+    // Checked before connecting: an unreachable lattice does not hide the manifest's problems.
+    const offline = await trellis('apply', '-f', file, '--nats', 'nats://127.0.0.1:1');
+    expect(offline.code).toBe(1);
+    expect(offline.stderr).toContain('spec.actors[0].spread[0].weight: must be a positive integer, got 0 (line 13)');
     const { code, value } = await json<{ ok: boolean; error: { code: string; problems: { path: string; message: string; line: number }[] } }>('apply', '-f', file);
     expect(code).toBe(1);
     expect(value.ok).toBe(false);
@@ -214,6 +218,16 @@ describe('trellis apply and app commands', { timeout: 180_000 }, () => {
     expect(await apps.current('blog')).toBeUndefined();
   });
 
+  it('apps - a rollback is held to the ownership rules too: a prefix taken since is refused', async () => {
+    const client = createControlClient(nc, { lattice });
+    const apply = async (name: string, actors: string) => applyManifest(client, await checkManifest(manifest(name, actors), dir));
+    expect((await apply('wiki', helloActor({ name: 'wiki', prefix: '/wiki' }))).revision).toBe(1);
+    expect((await apply('wiki', helloActor({ name: 'wiki', prefix: '/w' }))).revision).toBe(2);
+    expect((await apply('forum', helloActor({ name: 'forum', prefix: '/wiki' }))).outcome).toBe('created');
+    await expect(rollbackApp(client, 'wiki')).rejects.toMatchObject({ code: 'TRELLIS_CONFLICT', message: expect.stringContaining('route /wiki is routed by app forum') });
+    expect((await apps.current('wiki'))?.value.revision).toBe(2);
+  });
+
   it('apps - delete app marks it deleting; it then shows Deleting, refuses applies and rollbacks, and a second delete says so', async () => {
     const deleted = await json<{ app: string; deleting: boolean; changed: boolean }>('delete', 'app', 'legacy');
     expect(deleted.value).toMatchObject({ app: 'legacy', deleting: true, changed: true });
@@ -231,6 +245,11 @@ describe('trellis apply and app commands', { timeout: 180_000 }, () => {
     const none = await trellis('delete', 'app', 'nosuch');
     expect(none.code).toBe(1);
     expect(none.stderr).toContain('[TRELLIS_NOT_FOUND]');
+    // Once the controller has removed it (and its documents), the name is free again, and its
+    // revision numbers go on from the last one kept, never reusing an old owner revision.
+    await apps.revisions.delete('legacy');
+    const again = await json<{ outcome: string; revision: number }>('apply', '-f', path.join(dir, 'legacy.yaml'));
+    expect(again.value).toMatchObject({ outcome: 'created', revision: 2 });
     // The hand-started instances are no business of the app's documents.
     expect((await host.inventory()).actors.some((a) => a.name === 'legacy' && a.version === '0.9.0')).toBe(true);
   });

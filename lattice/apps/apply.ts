@@ -70,11 +70,7 @@ export async function applyManifest(client: ControlClient, manifest: Manifest, o
   if (current && current.value.specHash === hash) {
     return { ...base, outcome: 'unchanged', revision: current.value.revision, previousRevision: current.value.revision, changes: [] };
   }
-  const [others, hosts, routes] = await Promise.all([apps.list(), client.pingHosts(), openHttpRoutes(client.nc, client.subjects).then((r) => r.list())]);
-  const conflicts = findConflicts(spec, { apps: others.map((o) => o.value), hosts, routes, ...(current ? { current: current.value.spec } : {}) });
-  if (conflicts.length > 0) {
-    throw new TrellisError('TRELLIS_CONFLICT', `app ${spec.name} cannot be applied:\n${conflicts.map((c) => `  ${c}`).join('\n')}\n`);
-  }
+  await conflictsOf(client, apps, spec, current?.value.spec);
   const changes = diffSpecs(current?.value.spec, spec);
   const outcome = current ? 'updated' : 'created';
   if (dryRun) {
@@ -85,8 +81,22 @@ export async function applyManifest(client: ControlClient, manifest: Manifest, o
   return { ...base, outcome, revision: stored.value.revision, ...(current ? { previousRevision: current.value.revision } : {}), changes };
 }
 
-/** Store an old revision's spec as the app's next revision (`--to`: that revision; default the one before). */
-export async function rollbackApp(apps: AppStore, app: string, to?: number): Promise<{ outcome: 'rolled-back' | 'unchanged'; from: number; to: number; revision: number; changes: Change[] }> {
+/** What the lattice holds that the ownership rules look at (see conflicts.ts). */
+async function conflictsOf(client: ControlClient, apps: AppStore, spec: AppSpec, current: AppSpec | undefined): Promise<void> {
+  const [others, hosts, routes] = await Promise.all([apps.list(), client.pingHosts(), openHttpRoutes(client.nc, client.subjects).then((r) => r.list())]);
+  const conflicts = findConflicts(spec, { apps: others.map((o) => o.value), hosts, routes, ...(current ? { current } : {}) });
+  if (conflicts.length > 0) {
+    throw new TrellisError('TRELLIS_CONFLICT', `app ${spec.name} cannot be applied:\n${conflicts.map((c) => `  ${c}`).join('\n')}`);
+  }
+}
+
+/**
+ * Store an old revision's spec as the app's next revision (`to`: that revision; default the one
+ * before the current). The ownership rules hold for it as for an apply: the lattice may have
+ * changed since that revision was current.
+ */
+export async function rollbackApp(client: ControlClient, app: string, to?: number): Promise<{ outcome: 'rolled-back' | 'unchanged'; from: number; to: number; revision: number; changes: Change[] }> {
+  const apps = await openApps(client.nc, client.subjects);
   const current = await apps.current(app);
   if (!current) throw new TrellisError('TRELLIS_NOT_FOUND', `no app ${app} (list them with \`trellis get apps\`)`);
   if (current.value.deleting) throw new TrellisError('TRELLIS_CONFLICT', `app ${app} is being deleted`);
@@ -98,6 +108,7 @@ export async function rollbackApp(apps: AppStore, app: string, to?: number): Pro
     throw new TrellisError('TRELLIS_NOT_FOUND', to === undefined ? `app ${app} has no revision before ${cur} to roll back to` : `app ${app} has no revision ${to} (kept: ${kept.join(', ')})`);
   }
   if (target.specHash === current.value.specHash) return { outcome: 'unchanged', from: cur, to: target.revision, revision: cur, changes: [] };
+  await conflictsOf(client, apps, target.spec, current.value.spec);
   const stored = await apps.putNext(target.spec, current);
   return { outcome: 'rolled-back', from: cur, to: target.revision, revision: stored.value.revision, changes: diffSpecs(current.value.spec, target.spec) };
 }

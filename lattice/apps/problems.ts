@@ -36,7 +36,7 @@ export class ManifestError extends TrellisError {
   readonly problems: Problem[];
   constructor(source: string, problems: Problem[]) {
     const n = problems.length;
-    super('TRELLIS_BAD_REQUEST', `${source} has ${n} problem${n === 1 ? '' : 's'}:\n${problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
+    super('TRELLIS_BAD_REQUEST', `${source} has ${n} problem${n === 1 ? '' : 's'}:\n${problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`);
     this.problems = problems;
   }
   override toJSON(): { code: string; message: string; problems: Problem[] } {

@@ -1,14 +1,15 @@
 /** App commands: apply, get apps, app status/history/rollback, delete app. */
 import { TrellisError } from '../errors/index.ts';
 import type { AppRevision, AppStatus } from '../wire/apps.ts';
-import { command, type Flags } from './command.ts';
+import { command, connectionFlags, type Flags } from './command.ts';
 import { duration, table } from './format.ts';
 
 const apps = () => import('../apps/index.ts');
 
 /**
- * `--timeout` bounds the wait here, as `kubectl --wait --timeout` does. It is also the lattice
- * commands' request time-out, but these commands send no control request that it would bound.
+ * `--timeout` bounds the wait, as `kubectl --wait --timeout` does. (On other lattice commands it
+ * is the request time-out; `app status` sends no control request for it to bound, and `apply`
+ * declares its own connection flags without it.)
  */
 const waitFlags = {
   wait: { type: 'boolean', help: 'wait until the app is Deployed; exit non-zero (printing the last status) if not in time' },
@@ -40,17 +41,22 @@ export const commands = [
       'Refused (TRELLIS_CONFLICT): an actor another app lists, an HTTP prefix another app routes, an actor that',
       'hand-started instances run at another version.',
     ].join('\n'),
-    lattice: true,
+    // Not a `lattice` command: the manifest is checked before connecting, so a bad one gets its
+    // problems even when the lattice is unreachable.
     flags: {
+      nats: connectionFlags.nats,
+      lattice: connectionFlags.lattice,
       file: { type: 'string', short: 'f', help: 'the manifest file (required)', placeholder: 'app.yaml' },
       'dry-run': { type: 'boolean', help: 'check and print what would change; store and push nothing' },
       ...waitFlags,
     },
-    async run({ client, flags, progress }) {
+    async run({ flags, progress }) {
       if (!flags.file) throw new TrellisError('TRELLIS_BAD_OPTION', '--file (-f) is required: the manifest to apply');
       if (flags.dryRun && flags.wait) throw new TrellisError('TRELLIS_BAD_OPTION', '--wait does nothing with --dry-run');
       const { applyManifest, changeLine, loadManifest, openApps, waitDeployed } = await apps();
       const manifest = await loadManifest(flags.file);
+      const { connectControl } = await import('../control/index.ts');
+      await using client = await connectControl({ nats: flags.nats, lattice: flags.lattice });
       const { spec: _spec, ...result } = await applyManifest(client, manifest, { dryRun: flags.dryRun, progress });
       const head =
         result.outcome === 'unchanged'
@@ -142,10 +148,9 @@ export const commands = [
     lattice: true,
     flags: { to: { type: 'int', help: 'the revision to go back to', min: 1 } },
     async run({ client, args, flags }) {
-      const { changeLine, openApps, rollbackApp } = await apps();
-      const store = await openApps(client.nc, client.subjects);
+      const { changeLine, rollbackApp } = await apps();
       const name = args[0]!;
-      const result = await rollbackApp(store, name, flags.to);
+      const result = await rollbackApp(client, name, flags.to);
       const text =
         result.outcome === 'unchanged'
           ? `app ${name} unchanged: revision ${result.from} already holds the spec of revision ${result.to}`
