@@ -148,6 +148,35 @@ spec:
     ]);
   });
 
+  it('manifest - unknown fields are reported at every level: links, routes, providers; actor names are tokens', () => {
+    const text = `apiVersion: trellis.dev/v1
+kind: Application
+metadata: { name: s }
+spec:
+  actors:
+    - name: "api v2"
+      source: ./a.wasm
+      version: 1.0.0
+      links: [ { provider: keyvalue-nats, conf: {} } ]
+      routes: [ { prefix: /a, methods: [GET] } ]
+  providers:
+    - kind: keyvalue-nats
+      count: 2
+`;
+    expect(lines(text)).toEqual([
+      'spec.actors[0].name: "api v2" must hold only letters, digits, - and _ (line 6)',
+      'spec.actors[0].links[0].conf: unknown field (did you mean config?); known: provider, config (line 9)',
+      'spec.actors[0].routes[0].methods: unknown field; known: prefix, host (line 10)',
+      'spec.providers[0].count: unknown field; known: kind, replicas, spread (line 13)',
+    ]);
+  });
+
+  it('manifest - an app of providers only is accepted; providers default to 1 replica on a default spread', () => {
+    const { manifest, problems: p } = parseManifest('apiVersion: trellis.dev/v1\nkind: Application\nmetadata: { name: infra }\nspec:\n  providers: [ { kind: http-client } ]\n', DIR);
+    expect(p.list).toEqual([]);
+    expect(manifest).toEqual({ name: 'infra', actors: [], providers: [{ kind: 'http-client', replicas: 1, spread: [{ name: 'default', requirements: {}, weight: 1 }] }] });
+  });
+
   it('manifest - YAML syntax errors and duplicate keys give their line', () => {
     expect(lines('apiVersion: trellis.dev/v1\nkind: [Application\n')[0]).toMatch(/^not valid YAML or JSON: .*\(line \d\)$/);
     expect(lines(GOOD.replace('      version: 1.2.0\n', '      version: 1.2.0\n      version: 1.3.0\n'))).toEqual([expect.stringMatching(/^not valid YAML or JSON: Map keys must be unique.* \(line 10\)$/)]);

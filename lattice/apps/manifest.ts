@@ -163,7 +163,8 @@ function checkActor(p: Problems, path: Path, value: unknown, dir: string, files:
     }
   } else p.add([...path, 'policy'], `must be a policy file name or an inline policy map, got ${describe(o.policy)}`);
   const links = checkLinks(p, [...path, 'links'], o.links);
-  const actorRoutes = name ? checkRoutes(p, [...path, 'routes'], o.routes, name, routes) : undefined;
+  // Routes are checked even when the name is not (its problem is reported already).
+  const actorRoutes = checkRoutes(p, [...path, 'routes'], o.routes, name ?? `spec.actors[${path[2]}]`, routes);
   const canary = o.canary === undefined ? undefined : checkCanary(p, [...path, 'canary'], o.canary);
   if (p.list.length > before || !name || !version || !source || replicas === undefined || !spread || !links || !actorRoutes) return undefined;
   return { name, version, source, replicas, spread, ...(policy ? { policy } : {}), ...(policyFile ? { policyFile } : {}), links, routes: actorRoutes, ...(canary ? { canary } : {}) };
@@ -226,7 +227,8 @@ function checkRoutes(p: Problems, path: Path, value: unknown, actor: string, see
     if (prefix === undefined || (o.host !== undefined && host === undefined)) return void (ok = false);
     let route: { prefix: string; host?: string };
     try {
-      route = httpRouteKind.decode({ prefix, actor, createdAt: '', ...(host !== undefined ? { host } : {}) });
+      // The route store's own checks (the actor is checked apart, as a name).
+      route = httpRouteKind.decode({ prefix, actor: 'actor', createdAt: '', ...(host !== undefined ? { host } : {}) });
     } catch (err) {
       const message = (err as Error).message;
       p.add([...at, message.startsWith('route host') ? 'host' : 'prefix'], message);
