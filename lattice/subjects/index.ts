@@ -90,7 +90,7 @@ export interface Subjects {
   /** Queue group of a provider kind. */
   providerQueue(provider: string): string;
   /** Names of the JetStream buckets of this lattice. */
-  readonly buckets: { weights: string; config: string; links: string; httpRoutes: string; artifacts: string; hosts: string };
+  readonly buckets: { weights: string; config: string; links: string; httpRoutes: string; artifacts: string; hosts: string; apps: string; appStatus: string; leader: string };
 }
 
 /** Build the subject space of a lattice. The name is validated once here. */
@@ -123,6 +123,9 @@ export function subjects(lattice: string): Subjects {
       httpRoutes: `trellis-${bucketSafe}-http`,
       artifacts: `trellis-${bucketSafe}-artifacts`,
       hosts: `trellis-${bucketSafe}-hosts`,
+      apps: `trellis-${bucketSafe}-apps`,
+      appStatus: `trellis-${bucketSafe}-app-status`,
+      leader: `trellis-${bucketSafe}-leader`,
     },
   };
 }
