@@ -14,6 +14,8 @@ if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(`${root}/pa
   console.error('trellis: installing npm dependencies...');
   execFileSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
 }
+// The compiled CLI in dist/ (host/cli/build-dist.mjs; a no-op when it is current).
+execFileSync(process.execPath, [`${root}/host/cli/build-dist.mjs`], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
 
 const wantToolchain = process.argv.includes('--toolchain');
 
