@@ -88,6 +88,16 @@ describe('dist: the compiled CLI', () => {
     expect(ranFromDist(unknown)).toBe(true);
   });
 
+  it('dist - trellis build runs its component step on the prebuilt build worker', async () => {
+    const out = path.join(root, 'echo.wasm');
+    const built = await trellis(['build', path.join(root, 'actors/echo-c/echo.c'), '--out', out, '--json']);
+    expect(built.code, built.stderr).toBe(0);
+    expect(ranFromDist(built)).toBe(true);
+    expect(JSON.parse(built.stdout)).toMatchObject({ out });
+    // A component, not a core module: the wasm magic, then the component-model layer (0x0d 0x00 0x01 0x00).
+    expect([...(await readFile(out)).subarray(0, 8)]).toEqual([0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00]);
+  });
+
   describe('against a real nats-server and a host started from dist/', () => {
     let nats: NatsServer;
     const lattice = uniqueLattice('dist');
