@@ -56,6 +56,9 @@ describe('dist: the compiled CLI', () => {
   }
   const ranFromDist = (run: Run) => run.loaded.some((u) => u.endsWith('/dist/cli.js')) && !run.loaded.some((u) => u.endsWith('/host/cli/index.ts'));
   const ranFromSources = (run: Run) => run.loaded.some((u) => u.endsWith('/host/cli/index.ts')) && !run.loaded.some((u) => u.endsWith('/dist/cli.js'));
+  /** The files the given dist/ outputs were built from, read from their source maps. */
+  const sourcesOf = async (urls: string[]) =>
+    (await Promise.all(urls.map(async (u) => (JSON.parse(await readFile(`${fileURLToPath(u)}.map`, 'utf8')) as { sources: string[] }).sources))).flat();
   const build = () => exec(process.execPath, [path.join(root, 'host/cli/build-dist.mjs')], { cwd: root, timeout: 120_000 });
 
   beforeAll(async () => {
@@ -77,11 +80,19 @@ describe('dist: the compiled CLI', () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toContain(HEADLINE);
     expect(ranFromDist(help)).toBe(true);
-    // Neither a package from node_modules nor a chunk with one inlined (nats.js, msgpackr).
+    // Neither a package from node_modules nor a chunk with one inlined (nats.js, msgpackr): each
+    // output's source map lists the files it was built from.
     expect(help.loaded.filter((u) => u.includes('/node_modules/'))).toEqual([]);
-    for (const url of help.loaded.filter((u) => u.includes('/dist/'))) {
-      expect(await readFile(fileURLToPath(url), 'utf8'), url).not.toContain('node_modules/');
-    }
+    const chunks = help.loaded.filter((u) => u.includes('/dist/'));
+    expect(chunks.length).toBeGreaterThan(1);
+    const helpSources = await sourcesOf(chunks);
+    expect(helpSources).toContain('../lattice/cli/index.ts');
+    expect(helpSources.filter((s) => s.includes('node_modules/'))).toEqual([]);
+    // While `get hosts` does load nats.js (inlined): the check above can tell.
+    const natsLoaded = await trellis(['get', 'hosts', '--nats', 'nats://127.0.0.1:1']);
+    expect(natsLoaded.stderr).toContain('TRELLIS_NATS_UNAVAILABLE');
+    const natsSources = await sourcesOf(natsLoaded.loaded.filter((u) => u.includes('/dist/')));
+    expect(natsSources.some((s) => s.includes('node_modules/nats/'))).toBe(true);
     const unknown = await trellis(['frobnicate']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('TRELLIS_UNKNOWN_COMMAND');

@@ -61,6 +61,12 @@ export async function buildDist({ force = false } = {}) {
         external: EXTERNAL,
         banner: REQUIRE_BANNER,
         define,
+        // Less to parse at every start (about 10 ms of the ~40 ms nats.js costs); names are kept,
+        // and `node --enable-source-maps` maps a stack trace back to the TypeScript sources.
+        minifyWhitespace: true,
+        minifySyntax: true,
+        sourcemap: 'linked',
+        sourcesContent: false,
         metafile: true,
         write: false,
         logLevel: 'warning',
@@ -98,7 +104,7 @@ export async function buildDist({ force = false } = {}) {
     pruneOldOutputs(written);
     writeFileSync(
       inputsFile,
-      `${JSON.stringify({ version: STAMP_VERSION, builtAt: new Date().toISOString(), inputs, outputs: [...written].map((p) => relative(packageRoot, p)) })}\n`,
+      `${JSON.stringify({ version: STAMP_VERSION, builtAt: new Date().toISOString(), inputs, outputs: [...written].filter((p) => !p.endsWith('.map')).map((p) => relative(packageRoot, p)) })}\n`,
     );
     return { built: true, reason: force ? 'forced' : reason, ms: Math.round(performance.now() - started), files: outputs.length };
   }
