@@ -4,7 +4,7 @@
  * and runs an actor (on the prebuilt worker). Each test works on a copy of the package in a temp
  * folder, so editing a source there cannot disturb other suites running the real bin.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { cp, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { realpathSync } from 'node:fs';
 import os from 'node:os';
@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exampleActor, spawnTrellis, startNats, uniqueLattice, type NatsServer } from './harness/index.ts';
+import { exampleActor, freePort, spawnTrellis, startNats, uniqueLattice, type NatsServer } from './harness/index.ts';
 
 const exec = promisify(execFile);
 const repo = fileURLToPath(new URL('..', import.meta.url));
@@ -133,6 +133,33 @@ describe('dist: the compiled CLI', () => {
       const invoked = await trellis(['invoke', 'echo', '--data', 'compiled', '--json'], env());
       expect(JSON.parse(invoked.stdout)).toMatchObject({ actor: 'echo', response: { status: 200, body: 'compiled' } });
     });
+  });
+
+  it('dist - trellis up runs nats-server and a host from dist/, and stops on Ctrl-C', async () => {
+    const [port, gatewayPort] = [await freePort(), await freePort()];
+    const dataDir = path.join(root, 'up-data');
+    const up = spawn(process.execPath, [bin, 'up', '--bare', '--port', String(port), '--gateway', `127.0.0.1:${gatewayPort}`, '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => up.once('exit', (code) => resolve(code)));
+    try {
+      let output = '';
+      await new Promise<void>((resolve, reject) => {
+        up.stdout.setEncoding('utf8').on('data', (d: string) => {
+          output += d;
+          if (output.includes('Ctrl-C stops')) resolve();
+        });
+        up.stderr.setEncoding('utf8').on('data', (d: string) => (output += d));
+        void exited.then((code) => reject(new Error(`trellis up exited with ${code}: ${output}`)));
+      });
+      const hosts = await trellis(['get', 'hosts', '--json', '--nats', `nats://127.0.0.1:${port}`]);
+      expect(ranFromDist(hosts)).toBe(true);
+      expect(JSON.parse(hosts.stdout)).toHaveLength(1);
+      // The host's identity is kept in the data dir (created with nats.js's nkeys, imported lazily).
+      expect((await readFile(path.join(dataDir, 'host.seed'), 'utf8')).trim()).toMatch(/^SN[A-Z2-7]+$/);
+      up.kill('SIGINT');
+      expect(await exited).toBe(0);
+    } finally {
+      up.kill('SIGKILL');
+    }
   });
 
   it('dist - a source edited after the build runs from sources until dist/ is rebuilt', async () => {

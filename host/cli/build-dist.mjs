@@ -30,6 +30,15 @@ const EXTERNAL = Object.keys({ ...dependencies, ...devDependencies })
   .flatMap((name) => [name, `${name}/*`])
   // msgpackr's optional native string decoder finds its binary relative to its own files.
   .concat('msgpackr-extract');
+// Only static imports are inlined. esbuild gives a dynamic import() of inlined CommonJS, when it
+// becomes its own chunk, nothing but a default export (`const { nkeys } = await import('nats')`
+// would read undefined), so those load from node_modules, with Node's own named-export detection.
+const dynamicImportsFromNodeModules = {
+  name: 'dynamic-imports-from-node-modules',
+  setup(build) {
+    build.onResolve({ filter: new RegExp(`^(${[...INLINED].join('|')})(/.*)?$`) }, (args) => (args.kind === 'dynamic-import' ? { path: args.path, external: true } : undefined));
+  },
+};
 // Inlined CommonJS require()s Node built-ins, which an ESM file can only do through a real require.
 const REQUIRE_BANNER = { js: "import { createRequire as __trellisCreateRequire } from 'node:module'; const require = __trellisCreateRequire(import.meta.url);" };
 
@@ -59,6 +68,7 @@ export async function buildDist({ force = false } = {}) {
         platform: 'node',
         target: 'node20',
         external: EXTERNAL,
+        plugins: [dynamicImportsFromNodeModules],
         banner: REQUIRE_BANNER,
         define,
         // Less to parse at every start (about 10 ms of the ~40 ms nats.js costs); names are kept,
