@@ -10,13 +10,15 @@
 //                               (built by worker-script.ts per process when running from sources)
 //   dist/inputs.json            what it was built from, written last
 //
-// Dependencies stay in node_modules (`packages: 'external'`), loaded when a command imports them.
+// Dependencies stay in node_modules, loaded when a command imports them (but see INLINED below).
 // Usage: node host/cli/build-dist.mjs [--force]   (a no-op when dist/ is current)
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { STAMP_VERSION, distDir, fileStamp, inputsFile, packageRoot, staleReason } from './dist.mjs';
 
+/** A source saved during a build makes it build again, this many times at most. */
+const MAX_ATTEMPTS = 3;
 /** Old chunks are kept this long, so a process started from the previous build can still import them. */
 const OLD_OUTPUT_GRACE_MS = 60 * 60 * 1000;
 
@@ -55,7 +57,7 @@ export async function buildDist({ force = false } = {}) {
   // The worker bundle's options live with the code that builds it at run time from sources.
   const { workerBuildOptions, prebuiltWorker } = await tsImport('../runtime/worker-script.ts', import.meta.url);
 
-  for (;;) {
+  for (let attempt = 1; ; attempt++) {
     const since = Date.now();
     const [cli, worker] = await Promise.all([
       build({
@@ -97,13 +99,14 @@ export async function buildDist({ force = false } = {}) {
       const stamp = fileStamp(file);
       if (stamp) inputs[file] = stamp;
     }
-    // A source saved while esbuild read it may be in the bundle in either version: build again.
-    if (Object.values(inputs).some(([mtimeMs]) => mtimeMs >= since)) continue;
+    // A source saved while esbuild read it may be in the bundle in either version: build again
+    // (a bounded number of times: a file dated in the future would otherwise never settle).
+    if (attempt < MAX_ATTEMPTS && Object.values(inputs).some(([mtimeMs]) => mtimeMs >= since)) continue;
 
     rmSync(inputsFile, { force: true });
     mkdirSync(distDir, { recursive: true });
-    // Chunks (shared and lazily imported) before the entries that import them, each written whole (tmp + rename), so a
-    // concurrent start never sees half a file.
+    // Chunks (shared and lazily imported) before the entries that import them, each written
+    // whole (tmp + rename), so a concurrent start never sees half a file.
     const outputs = [...cli.outputFiles, ...worker.outputFiles].sort((a, b) => rank(a.path) - rank(b.path));
     for (const out of outputs) {
       const tmp = `${out.path}.${process.pid}.tmp`;
