@@ -30,11 +30,12 @@ import { createHostMetrics, type HostMetrics } from './metrics.ts';
 import { createRuntime, type ActorRuntime } from './runtime/index.ts';
 import { createRpcClient } from '../lattice/rpc/index.ts';
 import { openOnce } from '../lattice/state/index.ts';
+import { packagePath } from '../lattice/package-root/index.ts';
 import { compileHostOptions, validateLabel, type CompiledHostOptions, type HostOptions } from './options/index.ts';
 
 /** The Trellis version this host runs, as advertised in inventory. */
 export const TRELLIS_VERSION: string = JSON.parse(
-  readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
+  readFileSync(packagePath('package.json'), 'utf8'),
 ).version;
 
 /** A running host. */

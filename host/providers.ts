@@ -5,13 +5,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { TrellisError } from '../lattice/errors/index.ts';
 import type { Logger } from '../lattice/log/index.ts';
 import { providerKind, type ProviderKind } from '../lattice/links/index.ts';
 import type { EventData, ProviderInventory } from '../lattice/wire/index.ts';
+import { packagePath } from '../lattice/package-root/index.ts';
 
-const CLI = fileURLToPath(new URL('./cli/trellis.js', import.meta.url));
+// Through the bin, which runs dist/ when it is current and the sources otherwise.
+const CLI = packagePath('host', 'cli', 'trellis.js');
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 10_000;
 

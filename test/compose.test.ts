@@ -196,7 +196,9 @@ describe('compose.yaml multi-cloud lattice', () => {
         const dockerfile = path.resolve(root, build.context ?? '.', build.dockerfile ?? 'Dockerfile');
         expect(existsSync(dockerfile), `${name}: ${dockerfile}`).toBe(true);
         const text = readFileSync(dockerfile, 'utf8');
-        expect(text).toMatch(/ENTRYPOINT \["node", "lattice\/cli\/trellis\.js"\]/);
+        expect(text).toMatch(/ENTRYPOINT \["node", "host\/cli\/trellis\.js"\]/);
+        // The image builds the compiled CLI, so its commands do not start through tsx.
+        expect(text).toMatch(/^RUN node host\/cli\/build-dist\.mjs/m);
         // What the image copies must exist in the build context.
         for (const m of text.matchAll(/^COPY\s+(.+)\s+\S+$/gm)) {
           for (const src of m[1]!.split(/\s+/)) expect(existsSync(path.resolve(root, build.context ?? '.', src)), `${name}: COPY ${src}`).toBe(true);

@@ -13,8 +13,8 @@ import { createHash } from 'node:crypto';
 import { access, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, extname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { TrellisError } from '../../lattice/errors/index.ts';
+import { bundled, packagePath, packageRoot } from '../../lattice/package-root/index.ts';
 import { assembleWit, witDir, type WitRoot } from './wit.ts';
 import type { WorkerJob } from './worker.ts';
 
@@ -41,9 +41,9 @@ export interface BuildResult {
   ms: number;
 }
 
-const actorsDir = fileURLToPath(new URL('../', import.meta.url));
-const repoRoot = resolve(actorsDir, '..');
-const buildDir = fileURLToPath(new URL('./', import.meta.url));
+const actorsDir = packagePath('actors');
+const repoRoot = packageRoot;
+const buildDir = packagePath('actors', 'build');
 const cAbiDir = join(actorsDir, 'c-abi');
 const JS_EXTENSIONS = new Set(['.js', '.mjs', '.ts', '.mts']);
 const TRELLIS_WORLDS = new Set(['actor', 'minimal']);
@@ -171,8 +171,9 @@ function run(command: string, args: string[]): Promise<{ code: number; stderr: s
 
 /** Run the component step in a child process (see worker.ts for why). */
 async function runWorker(job: WorkerJob, entry: string): Promise<void> {
-  const worker = join(buildDir, 'worker.ts');
-  const { code, stderr } = await run(process.execPath, ['--import', 'tsx', worker, JSON.stringify(job)]);
+  // From dist/ the worker is prebuilt plain JS; from sources it needs the TypeScript loader.
+  const worker = bundled ? [packagePath('dist', 'actor-build-worker.js')] : ['--import', 'tsx', join(buildDir, 'worker.ts')];
+  const { code, stderr } = await run(process.execPath, [...worker, JSON.stringify(job)]);
   if (code !== 0) {
     throw badRequest(`cannot build ${entry}: ${job.kind === 'js' ? 'componentize-js' : 'jco component new'} failed:\n${stderr.trim()}`);
   }

@@ -10,10 +10,10 @@
 import { cp, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packagePath } from '../../lattice/package-root/index.ts';
 
 /** The trellis:actor WIT package. */
-export const witDir = fileURLToPath(new URL('../wit/', import.meta.url));
+export const witDir = packagePath('actors', 'wit');
 
 /** The WASI release the componentize-js engine (StarlingMonkey) is built against. */
 const ENGINE_WASI_VERSION = '0.2.10';
@@ -22,7 +22,7 @@ const WASI_SNAPSHOT = '0.2.12';
 const WASI_PACKAGES = ['cli', 'clocks', 'filesystem', 'http', 'io', 'random', 'sockets'] as const;
 
 function wasiSnapshotDir(): string {
-  const jcoApi = createRequire(import.meta.url).resolve('@bytecodealliance/jco');
+  const jcoApi = createRequire(packagePath('package.json')).resolve('@bytecodealliance/jco');
   return join(dirname(jcoApi), '..', 'lib', 'wit', 'builtin', WASI_SNAPSHOT);
 }
 

@@ -22,6 +22,8 @@ if (stale && lstatSync(`${root}/node_modules`, { throwIfNoEntry: false })?.isSym
   console.error(`trellis: installing npm dependencies (npm ${args[0]})...`);
   execFileSync('npm', args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
 }
+// The compiled CLI in dist/ (host/cli/build-dist.mjs; a no-op when it is current).
+execFileSync(process.execPath, [`${root}/host/cli/build-dist.mjs`], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
 
 const wantToolchain = process.argv.includes('--toolchain');
 

@@ -58,9 +58,9 @@ export interface TrellisProcess extends AsyncDisposable {
   readonly ready: Record<string, unknown>;
 }
 
-/** Start `trellis <args>` and wait for the log line whose msg is `readyMsg`. */
-export async function spawnTrellis(args: string[], readyMsg: string, env: NodeJS.ProcessEnv = {}): Promise<TrellisProcess> {
-  const child = spawn(process.execPath, [TRELLIS_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+/** Start `trellis <args>` (or another copy of the bin) and wait for the log line whose msg is `readyMsg`. */
+export async function spawnTrellis(args: string[], readyMsg: string, env: NodeJS.ProcessEnv = {}, bin = TRELLIS_BIN): Promise<TrellisProcess> {
+  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   children.add(child);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { children.delete(child); resolve(code); }));
   const logs: Record<string, unknown>[] = [];
