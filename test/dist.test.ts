@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exampleActor, freePort, spawnTrellis, startNats, uniqueLattice, type NatsServer } from './harness/index.ts';
+import { exampleActor, spawnTrellis, startNats, uniqueLattice, type NatsServer } from './harness/index.ts';
 
 const exec = promisify(execFile);
 const repo = fileURLToPath(new URL('..', import.meta.url));
@@ -136,9 +136,8 @@ describe('dist: the compiled CLI', () => {
   });
 
   it('dist - trellis up runs nats-server and a host from dist/, and stops on Ctrl-C', async () => {
-    const [port, gatewayPort] = [await freePort(), await freePort()];
     const dataDir = path.join(root, 'up-data');
-    const up = spawn(process.execPath, [bin, 'up', '--bare', '--port', String(port), '--gateway', `127.0.0.1:${gatewayPort}`, '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const up = spawn(process.execPath, [bin, 'up', '--bare', '--port', '0', '--gateway', '127.0.0.1:0', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => up.once('exit', (code) => resolve(code)));
     try {
       let output = '';
@@ -150,7 +149,9 @@ describe('dist: the compiled CLI', () => {
         up.stderr.setEncoding('utf8').on('data', (d: string) => (output += d));
         void exited.then((code) => reject(new Error(`trellis up exited with ${code}: ${output}`)));
       });
-      const hosts = await trellis(['get', 'hosts', '--json', '--nats', `nats://127.0.0.1:${port}`]);
+      // nats-server picked its own port (`--port 0`); up prints where it runs.
+      const natsUrl = /^nats-server\s+(nats:\/\/\S+)/m.exec(output)![1]!;
+      const hosts = await trellis(['get', 'hosts', '--json', '--nats', natsUrl]);
       expect(ranFromDist(hosts)).toBe(true);
       expect(JSON.parse(hosts.stdout)).toHaveLength(1);
       // The host's identity is kept in the data dir (created with nats.js's nkeys, imported lazily).

@@ -4,7 +4,6 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -16,20 +15,10 @@ import { subjects } from '../lattice/subjects/index.ts';
 import { DEMO_MANIFEST } from '../host/cli/up.ts';
 import { TRELLIS_BIN } from './harness/index.ts';
 
-/** A TCP port free right now (nats-server needs a fixed one). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 describe('trellis up', () => {
   it('up - deploys the demo app from actors/demo/app.yaml: revision 1 with its actors, links and routes, served over HTTP', async () => {
-    const port = await freePort();
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'up-demo-'));
-    const child = spawn(process.execPath, [TRELLIS_BIN, 'up', '--port', String(port), '--data-dir', dataDir, '--gateway', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [TRELLIS_BIN, 'up', '--port', '0', '--data-dir', dataDir, '--gateway', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     const out: string[] = [];
     let stderr = '';
@@ -47,10 +36,12 @@ describe('trellis up', () => {
       expect(text).toContain(`app demo: revision 1 from ${DEMO_MANIFEST}`);
       expect(text).not.toContain('demo deployment failed');
       const gateway = /^gateway\s+(http:\/\/\S+)/m.exec(text)![1]!;
+      // nats-server picked its own port (`--port 0`); up prints where it runs.
+      const natsUrl = /^nats-server\s+(nats:\/\/\S+)/m.exec(text)![1]!;
 
       // The stored revision is the manifest's: its actors, versions, replicas, links and routes.
       const manifest = parse(await readFile(DEMO_MANIFEST, 'utf8')) as { spec: { actors: { name: string; version: string; replicas: number }[] } };
-      const nc = await connect({ servers: `nats://127.0.0.1:${port}` });
+      const nc = await connect({ servers: natsUrl });
       try {
         const rev = (await (await openApps(nc, subjects('default'))).current('demo'))!.value;
         expect(rev.revision).toBe(1);

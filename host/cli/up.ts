@@ -19,7 +19,7 @@ export const commands = [
       ...hostFlags,
       gateway: { type: 'string', help: 'HTTP gateway address', default: '127.0.0.1:8080', placeholder: 'host:port' },
       'log-level': { ...hostFlags['log-level'], default: 'warn' },
-      port: { type: 'int', help: 'NATS client port', default: 4222, min: 1, max: 65535 },
+      port: { type: 'int', help: 'NATS client port (0: any free port, printed at start)', default: 4222, min: 0, max: 65535 },
       'data-dir': { type: 'string', help: 'state directory (default ~/.local/state/trellis)', placeholder: 'dir' },
       bare: { type: 'boolean', help: 'no demo actors' },
     },
@@ -30,10 +30,10 @@ export const commands = [
       const dataDir = flags.dataDir ?? stateDir();
       const port = flags.port;
       await mkdir(`${dataDir}/nats`, { recursive: true });
-      console.log(`starting nats-server on 127.0.0.1:${port} (JetStream data in ${dataDir}/nats)...`);
+      console.log(`starting nats-server on 127.0.0.1:${port || 'a free port'} (JetStream data in ${dataDir}/nats)...`);
       let nats: NatsServer;
       try {
-        nats = await startNats({ name: 'trellis-up', port, storeDir: `${dataDir}/nats`, jetstream: true });
+        nats = await startNats({ name: 'trellis-up', port: port === 0 ? undefined : port, storeDir: `${dataDir}/nats`, jetstream: true });
       } catch (err) {
         if (err instanceof TrellisError) throw err;
         throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `could not start nats-server on port ${port} (is it in use? try --port): ${(err as Error).message.split('\n')[0]}`, { cause: err });
@@ -58,7 +58,7 @@ export const commands = [
         throw err;
       }
       const lattice = host.lattice === 'default' ? '' : ` --lattice ${host.lattice}`;
-      const natsFlag = port === 4222 ? '' : ` --nats ${nats.url}`;
+      const natsFlag = nats.port === 4222 ? '' : ` --nats ${nats.url}`;
       const gatewayUrl = host.gateway!.url;
       if (!flags.bare) {
         try {
