@@ -4,7 +4,7 @@
  */
 import type { AppRevision } from '../wire/apps.ts';
 import { planActor, type Context, type Current, type Slot } from './actors.ts';
-import { planProviders, providerRefs } from './providers.ts';
+import { allProviderRefs, planProviders } from './providers.ts';
 import { specProblem } from './shares.ts';
 import type { ActorAction, ActorPlacement, ActorTarget, AppPlacement, PlacementActorGroup, PlacementPlan, PlanInput } from './types.ts';
 
@@ -18,19 +18,26 @@ interface Owned {
 export function plan(input: PlanInput): PlacementPlan {
   const held = new Set(input.heldOut ?? []);
   const hosts = [...input.hosts].sort((a, b) => byString(a.id, b.id));
+  const byName = new Map<string, { h: number; g: PlacementActorGroup }[]>();
   const slots: Slot[] = hosts.map((host, index) => {
-    const groups = new Map<string, PlacementActorGroup[]>();
     let load = 0;
     for (const g of host.actors) {
       load += g.instances;
-      const key = `${g.name}@${g.version}`;
-      const list = groups.get(key);
-      if (list) list.push(g);
-      else groups.set(key, [g]);
+      const list = byName.get(g.name);
+      if (list) list.push({ h: index, g });
+      else byName.set(g.name, [{ h: index, g }]);
     }
-    return { index, host, heldOut: held.has(host.id), load, groups };
+    return { index, host, heldOut: held.has(host.id), load };
   });
-  const ctx: Context = { slots, matching: new Map() };
+  const ctx: Context = {
+    slots,
+    matching: new Map(),
+    matchingOf: new WeakMap(),
+    byName,
+    tc: new Int32Array(slots.length),
+    block: new Int8Array(slots.length),
+    refs: allProviderRefs(slots),
+  };
   const owned = new Map<string, Owned[]>();
   for (const slot of slots) {
     for (const group of slot.host.actors) {
@@ -77,7 +84,7 @@ function planApp(ctx: Context, app: AppRevision, own: Owned[], out: PlacementPla
   if (problem && !deleting) {
     // Frozen: what runs keeps running, as it is, until a valid revision comes.
     for (const o of own) out.targets.push(keep(o));
-    const providers = [...providerRefs(ctx, app.name)].map(([kind, hosts]) => ({ kind, desired: 0, placed: hosts.size, running: hosts.size, spreads: [] }));
+    const providers = [...(ctx.refs.get(app.name) ?? [])].map(([kind, hosts]) => ({ kind, desired: 0, placed: hosts.size, running: hosts.size, spreads: [] }));
     out.apps.push({ name: app.name, revision: app.revision, deleting, error: problem, actors: oldPlacements(own, () => true), providers });
     return;
   }
@@ -85,7 +92,8 @@ function planApp(ctx: Context, app: AppRevision, own: Owned[], out: PlacementPla
   out.apps.push(placement);
   const specs = deleting ? [] : app.spec.actors;
   const names = new Set(specs.map((a) => a.name));
-  const entryOf = new Map(specs.map((a, i) => [groupKey(a), i]));
+  const entriesOf = new Map<string, number[]>();
+  for (const [i, a] of specs.entries()) (entriesOf.get(a.name) ?? entriesOf.set(a.name, []).get(a.name)!).push(i);
   const currents = specs.map(() => new Map<number, Current>());
   const old = new Map<string, Owned[]>();
   const readyOfName = new Map<string, Map<number, number>>();
@@ -100,7 +108,7 @@ function planApp(ctx: Context, app: AppRevision, own: Owned[], out: PlacementPla
     let ready = readyOfName.get(g.name);
     if (!ready) readyOfName.set(g.name, (ready = new Map()));
     ready.set(o.slot.index, (ready.get(o.slot.index) ?? 0) + g.instances);
-    const entry = entryOf.get(groupKey(g));
+    const entry = entriesOf.get(g.name)!.find((i) => specs[i]!.version === g.version && specs[i]!.digest === g.digest);
     if (entry !== undefined) currents[entry]!.set(o.slot.index, { instances: g.instances, revision: g.owner!.revision });
     else {
       const list = old.get(g.name);
