@@ -246,10 +246,12 @@ export function planActor(ctx: Context, app: AppRevision, spec: AppActorSpec, cu
     if (short) s.reason = reasonOf(ctx, spec, key, i, s, blocked[i]!, freeBlocked);
   }
 
-  // Actions. Reductions are limited to what runs beyond the plan's own count: an instance only
-  // stops once its replacement (a rebalance, a weight change) reports running.
+  // Actions. Reductions are limited to what runs beyond the desired count: an instance only
+  // stops once its replacement (a rebalance, a weight change, a host relabelled) reports
+  // running, and one that has no replacement to wait for (its spread matches no host now)
+  // keeps serving rather than leave the actor short.
   const emitted = new Map(target);
-  let budget = Math.max(0, running - placedIdeal);
+  let budget = Math.max(0, running - desired);
   const reductions = [...current.keys()]
     .filter((h) => (target.get(h) ?? 0) < current.get(h)!.instances)
     .sort((a, b) => Number(slots[b]!.heldOut) - Number(slots[a]!.heldOut) || current.get(b)!.instances - current.get(a)!.instances || a - b);
@@ -289,7 +291,7 @@ export function planActor(ctx: Context, app: AppRevision, spec: AppActorSpec, cu
       if (count > 0) actions.push(action('start', h, count, from, up));
     } else if (count === 0) {
       actions.push(action('stop', h, count, from, 'scale-down', cur.revision));
-    } else if (cur.revision !== app.revision) {
+    } else if (cur.revision < app.revision) {
       actions.push(action('adopt', h, count, from, count > from ? up : count < from ? 'scale-down' : 'adopt'));
     } else if (count !== from) {
       actions.push(action('scale', h, count, from, count > from ? up : 'scale-down'));

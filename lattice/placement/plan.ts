@@ -88,6 +88,15 @@ function planApp(ctx: Context, app: AppRevision, own: Owned[], out: PlacementPla
     out.apps.push({ name: app.name, revision: app.revision, deleting, error: problem, actors: oldPlacements(own, () => true), providers });
     return;
   }
+  // Hosts run a newer revision than the one given: this input is stale (a leader that read the
+  // app before a newer apply). Acting on it would roll the newer revision back.
+  const newer = own.reduce((n, o) => Math.max(n, o.group.owner!.revision), 0);
+  if (newer > app.revision) {
+    for (const o of own) out.targets.push(keep(o));
+    const stale = `hosts run revision ${newer} of ${app.name}, newer than revision ${app.revision} being planned: read the app again`;
+    out.apps.push({ name: app.name, revision: app.revision, deleting, stale, actors: oldPlacements(own, () => true), providers: [] });
+    return;
+  }
   const placement: AppPlacement = { name: app.name, revision: app.revision, deleting, actors: [], providers: [] };
   out.apps.push(placement);
   const specs = deleting ? [] : app.spec.actors;

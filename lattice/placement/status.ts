@@ -37,6 +37,7 @@ export function status(app: AppRevision, hosts: readonly PlacementHost[], plan: 
   }
   const reasons: string[] = [];
   if (placed.error) reasons.push(`the spec cannot be planned: ${placed.error}`);
+  if (placed.stale) reasons.push(placed.stale);
   const failures = options.failures ?? [];
   const actors: AppStatus['actors'] = [];
   let failed = false;
@@ -84,6 +85,7 @@ export function status(app: AppRevision, hosts: readonly PlacementHost[], plan: 
   if (placed.deleting) phase = 'Deleting';
   else if (placed.error || failed) phase = 'Failed';
   else if (unplaceable || failures.length > 0) phase = 'Degraded';
+  else if (placed.stale) phase = 'Deploying';
   else if (complete) phase = 'Deployed';
   // Once this revision ran in full, a missing instance is a fault being repaired, not progress.
   else if (options.previous?.revision === app.revision && (options.previous.phase === 'Deployed' || options.previous.phase === 'Degraded')) phase = 'Degraded';
