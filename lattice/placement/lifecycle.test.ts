@@ -7,6 +7,21 @@ const owner = (app: string, revision = 1) => ({ app, revision });
 const steps = (s: string[][]) => s.filter((x) => x.length > 0);
 
 describe('plan: rolling update', () => {
+  it('runs two versions of one actor side by side (a canary), then retires the one dropped', () => {
+    const canary = app('shop', [actor('api', 3), actor('api', 1, { version: '1.1.0', digest: digest(2) })]);
+    const { hosts, last } = converge([canary], [host('a'), host('b')]);
+    expect(total(counts(hosts, 'api', { version: '1.0.0' }))).toBe(3);
+    expect(total(counts(hosts, 'api', { version: '1.1.0' }))).toBe(1);
+    expect(last.apps[0]!.actors.map((a) => [a.version, a.current, a.desired, a.running])).toEqual([
+      ['1.0.0', true, 3, 3],
+      ['1.1.0', true, 1, 1],
+    ]);
+    const promoted = app('shop', [actor('api', 4, { version: '1.1.0', digest: digest(2) })], { revision: 2 });
+    const done = converge([promoted], hosts, { check: (s) => expect(total(counts(s, 'api'))).toBeGreaterThanOrEqual(4) });
+    expect(counts(done.hosts, 'api')).toEqual(counts(done.hosts, 'api', { version: '1.1.0' }));
+    expect(total(counts(done.hosts, 'api'))).toBe(4);
+  });
+
   it('places the new version in full before the old one stops, step by step', () => {
     const v1 = app('shop', [actor('api', 3)]);
     const { hosts } = converge([v1], [host('a'), host('b'), host('c')]);

@@ -17,7 +17,7 @@ interface Owned {
 
 export function plan(input: PlanInput): PlacementPlan {
   const held = new Set(input.heldOut ?? []);
-  const hosts = [...input.hosts].sort((a, b) => byString(a.id, b.id));
+  const hosts = [...input.hosts].sort((a, b) => byString(a.id, b.id)).filter((h, i, all) => i === 0 || all[i - 1]!.id !== h.id);
   const byName = new Map<string, { h: number; g: PlacementActorGroup }[]>();
   const slots: Slot[] = hosts.map((host, index) => {
     let load = 0;
