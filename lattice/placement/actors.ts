@@ -307,41 +307,69 @@ export function planActor(ctx: Context, app: AppRevision, spec: AppActorSpec, cu
  * Move instances of this spread from a host with at least 2 more of them and at least 2 more
  * load than an eligible host. Both conditions: a move lowers both sums of squares, so moves
  * never reverse and always end; load alone would shuffle instances whenever another app scales.
+ * Donors go by most instances (then most load); each to the least-loaded receiver that has at
+ * least 2 fewer. Heaps with snapshot entries (a changed host is pushed again, stale entries are
+ * skipped), so a thousand joining hosts cost O(moves log hosts), not a scan per move.
  */
 function rebalance(slots: Slot[], tc: Int32Array, target: Map<number, number>, mine: Map<number, number>, eligible: number[], rebalanced: Set<number>): void {
   if (mine.size === 0 || eligible.length === 0) return;
-  const t = (h: number) => tc[h]!;
-  for (let moves = 0; moves < 1_000_000; moves++) {
-    let minLoad = Infinity;
-    let minT = Infinity;
-    for (const h of eligible) {
-      minLoad = Math.min(minLoad, slots[h]!.load);
-      minT = Math.min(minT, t(h));
-    }
-    const donors = [...mine.keys()].filter((x) => mine.get(x)! > 0 && t(x) - 2 >= minT && slots[x]!.load - 2 >= minLoad);
-    if (donors.length === 0) return;
-    donors.sort((a, b) => t(b) - t(a) || slots[b]!.load - slots[a]!.load || a - b);
-    let moved = false;
-    for (const x of donors) {
-      let best = -1;
-      for (const y of eligible) {
-        if (y === x || t(y) > t(x) - 2 || slots[y]!.load > slots[x]!.load - 2) continue;
-        if (best < 0 || slots[y]!.load < slots[best]!.load || (slots[y]!.load === slots[best]!.load && (t(y) < t(best) || (t(y) === t(best) && y < best)))) best = y;
+  const load = (h: number) => slots[h]!.load;
+  let minLoad = Infinity;
+  let minT = Infinity;
+  for (const h of eligible) {
+    if (load(h) < minLoad) minLoad = load(h);
+    if (tc[h]! < minT) minT = tc[h]!;
+  }
+  // The common case: nothing to move (checked in one pass, without heaps).
+  let any = false;
+  for (const [x, n] of mine) if (n > 0 && tc[x]! - 2 >= minT && load(x) - 2 >= minLoad) any = true;
+  if (!any) return;
+  type Entry = { h: number; load: number; t: number };
+  const snap = (h: number): Entry => ({ h, load: load(h), t: tc[h]! });
+  const fresh = (e: Entry) => e.load === load(e.h) && e.t === tc[e.h];
+  const receivers = new Heap<Entry>((a, b) => (a.load !== b.load ? a.load < b.load : a.t !== b.t ? a.t < b.t : a.h < b.h), eligible.map(snap));
+  const donors = new Heap<Entry>(
+    (a, b) => (a.t !== b.t ? a.t > b.t : a.load !== b.load ? a.load > b.load : a.h < b.h),
+    [...mine].filter(([, n]) => n > 0).map(([h]) => snap(h)),
+  );
+  const isEligible = new Set(eligible);
+  const aside: Entry[] = [];
+  while (donors.size > 0) {
+    const dx = donors.pop()!;
+    if (!fresh(dx) || (mine.get(dx.h) ?? 0) === 0) continue;
+    const x = dx.h;
+    let y = -1;
+    aside.length = 0;
+    while (receivers.size > 0) {
+      const r = receivers.pop()!;
+      if (!fresh(r)) continue;
+      if (r.load > load(x) - 2) {
+        // The least-loaded receiver is too heavy: none can take from x.
+        aside.push(r);
+        break;
       }
-      if (best < 0) continue;
-      mine.set(x, mine.get(x)! - 1);
-      target.set(x, t(x) - 1);
-      tc[x]!--;
-      slots[x]!.load--;
-      mine.set(best, (mine.get(best) ?? 0) + 1);
-      target.set(best, t(best) + 1);
-      tc[best]!++;
-      slots[best]!.load++;
-      rebalanced.add(best);
-      moved = true;
-      break;
+      aside.push(r);
+      if (r.h !== x && r.t <= tc[x]! - 2) {
+        y = r.h;
+        aside.pop();
+        break;
+      }
     }
-    if (!moved) return;
+    for (const r of aside) receivers.push(r);
+    if (y < 0) continue;
+    mine.set(x, mine.get(x)! - 1);
+    target.set(x, tc[x]! - 1);
+    tc[x]!--;
+    slots[x]!.load--;
+    mine.set(y, (mine.get(y) ?? 0) + 1);
+    target.set(y, tc[y]! + 1);
+    tc[y]!++;
+    slots[y]!.load++;
+    rebalanced.add(y);
+    if (mine.get(x)! > 0) donors.push(snap(x));
+    donors.push(snap(y));
+    receivers.push(snap(y));
+    if (isEligible.has(x)) receivers.push(snap(x));
   }
 }
 

@@ -282,6 +282,15 @@ describe('plan: self-healing and rebalancing', () => {
     expect(counts(state, 'api')).toEqual({ a: 2, b: 1, c: 1 });
   });
 
+  it('spreads evenly over many joining hosts, never below desired', () => {
+    const shop = app('shop', [actor('api', 20)]);
+    const { hosts } = converge([shop], [host('a'), host('b')]);
+    const joined = [...hosts, host('c'), host('d'), host('e')];
+    const done = converge([shop], joined, { check: (s) => expect(total(counts(s, 'api'))).toBeGreaterThanOrEqual(20) });
+    expect(done.rounds).toBeLessThanOrEqual(3);
+    expect(counts(done.hosts, 'api')).toEqual({ a: 4, b: 4, c: 4, d: 4, e: 4 });
+  });
+
   it('moves only with both margins: 2 more of the version and 2 more load (hysteresis)', () => {
     const shop = app('shop', [actor('api', 3)]);
     const { hosts } = converge([shop], [host('a'), host('b')]);

@@ -11,6 +11,8 @@
  *   hosts-lost  the steady lattice less 10 hosts: their instances re-placed
  *   rolling     every app at a new version: 10,000 new instances surge next to the old
  *   one-actor   one app with 10,000 replicas over every host
+ *   one-join    that app placed, then 1,000 more hosts join: about 5,000 instances move (each
+ *               move is a start now and a stop once it runs)
  *
  * Each scenario runs BENCH_PLACEMENT_RUNS times (default 15) after 11 unmeasured runs; the
  * median and worst wall time and the median CPU time are printed against the goal (met when
@@ -112,6 +114,9 @@ export async function run(): Promise<Record<string, unknown>> {
   rows.push(measure('rolling', { apps: apps('1.1.0', 2), hosts: steady }, runs));
   const one: AppRevision = { ...v1[1]!, spec: { ...v1[1]!.spec, actors: [{ ...actorSpec('big', 10_000, '1.0.0', 5, false), spread: [{ name: 'any', requirements: {}, weight: 1 }] }] } };
   rows.push(measure('one-actor', { apps: [one], hosts }, runs));
+  const placed = applyPlan(hosts, plan({ apps: [one], hosts }));
+  const joining = lattice().map((h, i) => ({ ...h, id: `host-${String(HOSTS + i).padStart(4, '0')}`, actors: [] }));
+  rows.push(measure('one-join', { apps: [one], hosts: [...placed, ...joining] }, runs));
   console.log(`placement planner, ${HOSTS} hosts, median of ${runs} runs (goal < ${GOAL_MS} ms; on a busy machine wall time includes waiting for a core, CPU time does not)`);
   console.log(table(rows.map((r) => ({ ...r, goal: r.medianMs < GOAL_MS ? 'met' : 'MISSED' }))));
   return { goalMs: GOAL_MS, hosts: HOSTS, runs, scenarios: rows };
