@@ -51,11 +51,8 @@ export function matchingHosts(ctx: Context, requirements: Record<string, string>
   return found;
 }
 
-/** An own group of this exact actor version and build on a host. */
-export interface Current {
-  instances: number;
-  revision: number;
-}
+/** An own group (owner set) of this exact actor version and build on a host. */
+export type Current = PlacementActorGroup & { owner: NonNullable<PlacementActorGroup['owner']> };
 
 export interface ActorResult {
   actions: ActorAction[];
@@ -81,7 +78,15 @@ interface Blocked {
  * `readyOfName` the app's ready instances of this actor name (any version) per host; `hasOld`
  * says an older version or build of it still runs (new instances are then an update).
  */
-export function planActor(ctx: Context, app: AppRevision, spec: AppActorSpec, current: Map<number, Current>, readyOfName: Map<number, number>, hasOld: boolean): ActorResult {
+export function planActor(
+  ctx: Context,
+  app: AppRevision,
+  spec: AppActorSpec,
+  current: Map<number, Current>,
+  readyOfName: Map<number, number>,
+  hasOld: boolean,
+  owner: { app: string; revision: number },
+): ActorResult {
   const key = `${spec.name}@${spec.version}`;
   const { slots, tc, block } = ctx;
   const keyed: number[] = [];
@@ -264,7 +269,6 @@ export function planActor(ctx: Context, app: AppRevision, spec: AppActorSpec, cu
     slots[h]!.load += cur - r - t;
   }
   const actions: ActorAction[] = [];
-  const owner = { app: app.name, revision: app.revision };
   // Hosts in index order: those with a target, then those that lose their group entirely.
   const hostsInvolved = [...emitted.keys()];
   for (const h of current.keys()) if (!emitted.has(h)) hostsInvolved.push(h);
@@ -290,8 +294,8 @@ export function planActor(ctx: Context, app: AppRevision, spec: AppActorSpec, cu
     if (!cur) {
       if (count > 0) actions.push(action('start', h, count, from, up));
     } else if (count === 0) {
-      actions.push(action('stop', h, count, from, 'scale-down', cur.revision));
-    } else if (cur.revision < app.revision) {
+      actions.push(action('stop', h, count, from, 'scale-down', cur.owner.revision));
+    } else if (cur.owner.revision < app.revision) {
       actions.push(action('adopt', h, count, from, count > from ? up : count < from ? 'scale-down' : 'adopt'));
     } else if (count !== from) {
       actions.push(action('scale', h, count, from, count > from ? up : 'scale-down'));

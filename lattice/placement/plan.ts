@@ -98,6 +98,8 @@ function planApp(ctx: Context, app: AppRevision, own: Owned[], out: PlacementPla
     return;
   }
   const placement: AppPlacement = { name: app.name, revision: app.revision, deleting, actors: [], providers: [] };
+  // One owner object for every target and action of this revision (read-only data).
+  const owner = { app: app.name, revision: app.revision };
   out.apps.push(placement);
   const specs = deleting ? [] : app.spec.actors;
   const names = new Set(specs.map((a) => a.name));
@@ -118,7 +120,7 @@ function planApp(ctx: Context, app: AppRevision, own: Owned[], out: PlacementPla
     if (!ready) readyOfName.set(g.name, (ready = new Map()));
     ready.set(o.slot.index, (ready.get(o.slot.index) ?? 0) + g.instances);
     const entry = entriesOf.get(g.name)!.find((i) => specs[i]!.version === g.version && specs[i]!.digest === g.digest);
-    if (entry !== undefined) currents[entry]!.set(o.slot.index, { instances: g.instances, revision: g.owner!.revision });
+    if (entry !== undefined) currents[entry]!.set(o.slot.index, g as Current);
     else {
       const list = old.get(g.name);
       if (list) list.push(o);
@@ -131,10 +133,10 @@ function planApp(ctx: Context, app: AppRevision, own: Owned[], out: PlacementPla
   const done = new Map<string, boolean>();
   const frees = new Map<string, number[]>();
   for (const [i, spec] of specs.entries()) {
-    const result = planActor(ctx, app, spec, currents[i]!, readyOfName.get(spec.name) ?? new Map(), old.has(spec.name));
-    out.actions.push(...result.actions);
+    const result = planActor(ctx, app, spec, currents[i]!, readyOfName.get(spec.name) ?? new Map(), old.has(spec.name), owner);
+    for (const a of result.actions) out.actions.push(a);
     for (const [h, count] of result.emitted) {
-      out.targets.push({ hostId: ctx.slots[h]!.host.id, actor: spec.name, version: spec.version, digest: spec.digest, count, policy: spec.policy, owner: { app: app.name, revision: app.revision } });
+      out.targets.push({ hostId: ctx.slots[h]!.host.id, actor: spec.name, version: spec.version, digest: spec.digest, count, policy: spec.policy, owner });
     }
     placement.actors.push(result.placement);
     const p = result.placement;
