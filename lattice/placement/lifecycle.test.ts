@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { applyPlan, plan } from './index.ts';
 import type { PlacementHost } from './index.ts';
-import { actor, app, converge, counts, digest, host, spread, total } from './test-fixtures.ts';
+import { actor, app, converge, counts, digest, host, random, spread, total } from './test-fixtures.ts';
 
 const owner = (app: string, revision = 1) => ({ app, revision });
 const steps = (s: string[][]) => s.filter((x) => x.length > 0);
@@ -66,6 +66,37 @@ describe('plan: rolling update', () => {
       expect(total(counts(state, 'api'))).toBeGreaterThanOrEqual(2);
     }
     expect(counts(state, 'api')).toEqual(counts(state, 'api', { version: '2.0.0' }));
+  });
+
+  it('keeps every random rolling update at or above its ready count while starts fail at random', () => {
+    for (let seed = 1; seed <= 30; seed++) {
+      const rnd = random(seed);
+      const hosts = Array.from({ length: 1 + Math.floor(rnd() * 6) }, (_, i) => host(`h${i}`, { cloud: rnd() < 0.5 ? 'aws' : 'gcp' }));
+      const replicas = rnd() < 0.25 ? ('all' as const) : 1 + Math.floor(rnd() * 8);
+      const spreads = rnd() < 0.5 ? [spread('any')] : [spread('aws', { cloud: 'aws' }, 2), spread('gcp', { cloud: 'gcp' }, 1)];
+      const v1 = app('shop', [actor('api', replicas, { spread: spreads })]);
+      let state = converge([v1], hosts).hosts;
+      const floor = total(counts(state, 'api'));
+      // Half the updates change the version, half only the build (same version).
+      const sameVersion = rnd() < 0.5;
+      const v2 = app('shop', [actor('api', replicas, { spread: spreads, digest: digest(2), version: sameVersion ? '1.0.0' : '2.0.0' })], { revision: 2 });
+      for (let round = 0; round < 40; round++) {
+        const p = plan({ apps: [v2], hosts: state });
+        state = applyPlan(state, p, { fails: (a) => a.kind === 'start' && round < 20 && rnd() < 0.4 });
+        const ready = total(counts(state, 'api'));
+        // A new version surges: never below where it started. A new build of the same version
+        // may take one host's instances out at a time, never all of them.
+        if (sameVersion) expect(ready).toBeGreaterThan(0);
+        else expect(ready).toBeGreaterThanOrEqual(floor);
+      }
+      const done = converge([v2], state);
+      // Done, unless a spread of the new revision cannot be satisfied (the old one then keeps
+      // serving), or the only hosts that could take a same-version build run the old one.
+      const reasons = done.last.apps[0]!.actors.flatMap((a) => a.spreads.map((sp) => sp.reason ?? ''));
+      if (reasons.some((r) => r.endsWith('give the new build a new version'))) expect(sameVersion).toBe(true);
+      else if (reasons.some((r) => r !== '')) expect(total(counts(done.hosts, 'api'))).toBeGreaterThanOrEqual(floor);
+      else expect(total(counts(done.hosts, 'api', { digest: digest(2) }))).toBe(total(counts(done.hosts, 'api')));
+    }
   });
 
   it('keeps the old version while the new one cannot be placed at all', () => {
