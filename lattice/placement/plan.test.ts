@@ -291,6 +291,21 @@ describe('plan: self-healing and rebalancing', () => {
     expect(counts(done.hosts, 'api')).toEqual({ a: 4, b: 4, c: 4, d: 4, e: 4 });
   });
 
+  it('does not use a flapping host during its hold-down, and rebalances onto it afterwards', () => {
+    const shop = app('shop', [actor('api', 6)]);
+    const { hosts } = converge([shop], [host('a'), host('b'), host('c')]);
+    expect(counts(hosts, 'api')).toEqual({ a: 2, b: 2, c: 2 });
+    // c dies: its two instances go to a and b.
+    const healed = converge([shop], hosts.filter((h) => h.id !== 'c')).hosts;
+    expect(counts(healed, 'api')).toEqual({ a: 3, b: 3 });
+    // c is back (restarted: empty) but held out: nothing moves.
+    const back = [...healed, host('c')];
+    expect(plan({ apps: [shop], hosts: back, heldOut: ['c'] }).actions).toEqual([]);
+    // The hold-down ends: instances move to c, started there before stopped elsewhere.
+    const done = converge([shop], back, { check: (s) => expect(total(counts(s, 'api'))).toBeGreaterThanOrEqual(6) });
+    expect(counts(done.hosts, 'api')).toEqual({ a: 2, b: 2, c: 2 });
+  });
+
   it('moves only with both margins: 2 more of the version and 2 more load (hysteresis)', () => {
     const shop = app('shop', [actor('api', 3)]);
     const { hosts } = converge([shop], [host('a'), host('b')]);
