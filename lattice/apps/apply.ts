@@ -5,7 +5,7 @@
  * takes it from there (it follows the `apps` bucket).
  */
 import { readFile } from 'node:fs/promises';
-import { pushFile } from '../cli/actor-commands.ts';
+import { pushFile } from '../state/index.ts';
 import type { ControlClient } from '../control/index.ts';
 import { TrellisError } from '../errors/index.ts';
 import { openHttpRoutes } from '../http-routes/index.ts';

@@ -5,7 +5,7 @@
 import { open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { loadPolicyFile } from '../policy/index.ts';
-import { readUserFile } from '../cli/files.ts';
+import { readUserFile } from '../state/index.ts';
 import { parseManifest, type Manifest } from './manifest.ts';
 import { ManifestError } from './problems.ts';
 

@@ -5,23 +5,15 @@ import { TrellisError } from '../errors/index.ts';
 import type { HostInventory } from '../wire/index.ts';
 import { command, type Flags } from './command.ts';
 import { resolveHost } from './control-commands.ts';
-import { readUserFile } from './files.ts';
+import { pushFile, readUserFile } from '../state/index.ts';
 import { table } from './format.ts';
-
-/** Push a component file to the lattice artifact store; returns its digest. */
-export async function pushFile(client: ControlClient, file: string): Promise<{ digest: string; size: number; existed: boolean }> {
-  const bytes = await readUserFile(file, 'component');
-  if (bytes.length < 8 || bytes[0] !== 0x00 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
-    throw new TrellisError('TRELLIS_BAD_REQUEST', `${file} is not a WebAssembly file`);
-  }
-  const { openArtifacts } = await import('../state/index.ts');
-  return (await openArtifacts(client.nc, client.subjects)).push(bytes);
-}
 
 /**
  * A component source as the user gives it: a file (pushed first), or a digest already in the
  * artifact store, written `sha256:<hex>` or as the 64 bare hex digits, when no such file exists.
  */
+export { pushFile };
+
 export async function resolveSource(client: ControlClient, source: string, progress: (line: string) => void): Promise<string> {
   if (!existsSync(source)) {
     if (/^sha256:[0-9a-f]{64}$/.test(source)) return source;

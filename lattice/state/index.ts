@@ -5,8 +5,11 @@
  */
 import { createHash } from 'node:crypto';
 import type { KV, KvEntry, NatsConnection, ObjectStore, QueuedIterator } from 'nats';
+import { readUserFile, looksLikeWasm } from './files.ts';
 import { JetStreamCodes, TrellisError, isJetStreamUnsettled, isTooFewServersForReplicas, jetStreamErrorCode } from '../errors/index.ts';
 import type { Subjects } from '../subjects/index.ts';
+
+export { readUserFile, looksLikeWasm } from './files.ts';
 
 /** sha256 digest string of some bytes, `sha256:<hex>`. */
 export function digestOf(bytes: Uint8Array): string {
@@ -188,4 +191,11 @@ export async function openArtifacts(nc: NatsConnection, subjects: Subjects): Pro
       return bytes;
     },
   };
+}
+
+/** Push a component file to the lattice artifact store; returns its digest. */
+export async function pushFile(client: { nc: NatsConnection; subjects: Subjects }, file: string): Promise<{ digest: string; size: number; existed: boolean }> {
+  const bytes = await readUserFile(file, 'component');
+  if (!looksLikeWasm(bytes)) throw new TrellisError('TRELLIS_BAD_REQUEST', `${file} is not a WebAssembly file`);
+  return (await openArtifacts(client.nc, client.subjects)).push(bytes);
 }
