@@ -7,7 +7,7 @@ import { startHost, type Host } from '../host/index.ts';
 import { connectControl, createControlClient, type ControlClient } from '../lattice/control/index.ts';
 import { createRpcClient, type RpcClient } from '../lattice/rpc/index.ts';
 import { openArtifacts } from '../lattice/state/index.ts';
-import { bytesRequest, decode, decodeEvent, encode, RpcHeaders, type InvokeReply, type LatticeEvent } from '../lattice/wire/index.ts';
+import { ATTEMPT_TAKE_MARGIN_MS, bytesRequest, decode, decodeEvent, encode, RpcHeaders, type InvokeReply, type LatticeEvent } from '../lattice/wire/index.ts';
 import { exampleActor, spawnHost, startNats, uniqueLattice, waitFor, type NatsServer } from './harness/index.ts';
 
 /** Push the echo actor and start it as actor@version on a host. */
@@ -181,16 +181,18 @@ describe('lattice rpc on one nats-server', () => {
     expect(await metric(host, 'trellis_invocations_total', { ...labels, result: 'TRELLIS_TIME_LIMIT' })).toBe(1);
   });
 
-  it('rpc - a call its caller has given up on is dropped, not run; one about to expire gets a progress reply first', async () => {
+  it('rpc - a call its caller has given up on (or nearly) is dropped, not run; a taken one is acknowledged before its answer', async () => {
     await deployEcho(client, host.id, 'patient', '1.0.0');
     const subject = client.subjects.rpc('patient', '1.0.0');
     const body = encode(bytesRequest('x'));
+    type Got = { kind: 'taken' | 'progress' | 'reply'; reply?: InvokeReply };
     /** Send one call with the given attempt expiry; collect what comes back within 400 ms. */
     const send = async (attemptExpires: number) => {
       const inbox = createInbox();
-      const got: { progress: boolean; reply?: InvokeReply }[] = [];
+      const got: Got[] = [];
       const sub = client.nc.subscribe(inbox, {
-        callback: (_e, m) => got.push(m.data.length === 0 ? { progress: m.headers?.get(RpcHeaders.progress) === '1' } : { progress: false, reply: decode<InvokeReply>(m.data) }),
+        callback: (_e, m) =>
+          got.push(m.data.length === 0 ? { kind: m.headers?.get(RpcHeaders.taken) === '1' && m.headers?.get(RpcHeaders.progress) === '1' ? 'taken' : 'progress' } : { kind: 'reply', reply: decode<InvokeReply>(m.data) }),
       });
       const h = natsHeaders();
       h.set(RpcHeaders.deadline, String(Date.now() + 10_000));
@@ -202,15 +204,15 @@ describe('lattice rpc on one nats-server', () => {
     };
     // Expired: the caller has sent it again already, so the host must not run this copy.
     expect(await send(Date.now() - 1000)).toEqual([]);
-    // About to expire: progress first (the caller keeps waiting), then the answer.
-    const soon = await send(Date.now() + 100);
-    expect(soon.map((m) => (m.progress ? 'progress' : 'reply'))).toEqual(['progress', 'reply']);
-    expect(soon[1]!.reply).toMatchObject({ ok: true, host: host.id, version: '1.0.0' });
-    // Plenty of time: just the answer.
-    expect((await send(Date.now() + 5000)).map((m) => (m.progress ? 'progress' : 'reply'))).toEqual(['reply']);
+    // Inside the take margin: its caller may give up before it hears the call was taken.
+    expect(await send(Date.now() + ATTEMPT_TAKE_MARGIN_MS / 2)).toEqual([]);
+    // Time enough: taken first (the caller waits on), then the answer.
+    const taken = await send(Date.now() + 5000);
+    expect(taken.map((m) => m.kind)).toEqual(['taken', 'reply']);
+    expect(taken[1]!.reply).toMatchObject({ ok: true, host: host.id, version: '1.0.0' });
     const labels = { actor: 'patient', version: '1.0.0' };
-    await waitFor(async () => (await metric(host, 'trellis_invocations_total', { ...labels, result: 'ok' })) === 2, { what: 'answered calls counted' });
-    expect(await metric(host, 'trellis_invocations_total', { ...labels, result: 'TRELLIS_TIMEOUT' })).toBe(1);
+    await waitFor(async () => (await metric(host, 'trellis_invocations_total', { ...labels, result: 'ok' })) === 1, { what: 'answered calls counted' });
+    await waitFor(async () => (await metric(host, 'trellis_invocations_total', { ...labels, result: 'TRELLIS_TIMEOUT' })) === 2, { what: 'dropped calls counted' });
   });
 
   it('rpc - bad input gets stable codes and disturbs nothing', async () => {

@@ -82,3 +82,15 @@ export function toTrellisError(err: unknown, fallback: ErrorCode = 'TRELLIS_INTE
   const message = err instanceof Error ? err.message : String(err);
   return new TrellisError(fallback, message, { cause: err });
 }
+
+/** JetStream API error codes Trellis acts on (the server's `err_code`; stable, unlike the text). */
+export const JetStreamErrorCodes = {
+  /** A publish's expected last (subject) sequence did not match: someone else wrote first. */
+  wrongLastSequence: 10071,
+} as const;
+
+/** The JetStream API error code (`err_code`) carried by a nats.js failure, if it has one. */
+export function jetStreamErrorCode(err: unknown): number | undefined {
+  const code = (err as { api_error?: { err_code?: unknown } } | null)?.api_error?.err_code;
+  return typeof code === 'number' ? code : undefined;
+}
