@@ -111,9 +111,26 @@ export interface BucketStream {
 const utf8 = new TextDecoder();
 const INTEGER = /^-?\d+$/;
 
+/** A key's state as this provider last wrote it: what the next batch builds on without a read. */
+interface Known {
+  seq: number;
+  value: bigint;
+  applied: Map<string, string>;
+}
+
+/** Keys whose last write this provider remembers (a hot key then costs one write per batch). */
+const KNOWN_KEYS = 10_000;
+
 /** Coalesces the increments of each key of one bucket (see the top of this file). */
 export class IncrementBatcher {
   private readonly keys = new Map<string, { queue: Waiting[]; running: boolean }>();
+  /**
+   * The last write of each key, when it was this provider's: the next batch compares-and-sets
+   * on it directly. Another writer (a second provider process, a set, a delete) makes that
+   * write fail with wrong-last-sequence, and the batch reads the key and tries again, so a stale
+   * entry costs one round trip and never a wrong value.
+   */
+  private readonly known = new Map<string, Known>();
 
   constructor(private readonly bucket: BucketStream) {}
 
@@ -142,28 +159,42 @@ export class IncrementBatcher {
     this.keys.delete(key);
   }
 
-  /** One batch: read, apply, compare-and-set; again from the read when another writer won. */
+  /** One batch: read (unless known), apply, compare-and-set; again from a read when another writer won. */
   private async write(key: string, batch: Waiting[]): Promise<string[]> {
     const subject = this.bucket.subjectPrefix + key;
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      const last = await this.last(subject);
-      const live = last !== undefined && (last.header?.get('KV-Operation') || 'PUT') === 'PUT';
-      const text = live ? utf8.decode(last.data) : '0';
-      if (!INTEGER.test(text)) throw new TrellisError('TRELLIS_BAD_REQUEST', `value of ${key} is not an integer: ${JSON.stringify(text.slice(0, 40))}`);
-      const applied = live ? parseApplied(last.header?.get(APPLIED_HEADER)) : new Map<string, string>();
-      const { results, next, added } = applyBatch(BigInt(text), applied, batch);
-      if (next === BigInt(text) && added.length === 0 && live) return results; // all retries: nothing to write
+      const state = this.known.get(key) ?? (await this.read(key, subject));
+      const { results, next, added } = applyBatch(state.value, state.applied, batch);
+      if (next === state.value && added.length === 0 && state.seq > 0) return results; // all retries: nothing to write
       const h = natsHeaders();
-      const list = formatApplied(added, applied);
+      const list = formatApplied(added, state.applied);
       if (list) h.set(APPLIED_HEADER, list);
       try {
-        await this.bucket.js.publish(subject, new TextEncoder().encode(String(next)), { headers: h, expect: { lastSubjectSequence: last?.seq ?? 0 } });
+        const ack = await this.bucket.js.publish(subject, new TextEncoder().encode(String(next)), { headers: h, expect: { lastSubjectSequence: state.seq } });
+        this.remember(key, { seq: ack.seq, value: next, applied: parseApplied(list) });
         return results;
       } catch (err) {
+        this.known.delete(key);
         if (jetStreamErrorCode(err) !== JetStreamErrorCodes.wrongLastSequence) throw err;
       }
     }
     throw new TrellisError('TRELLIS_OVERLOADED', `increment of ${key} lost ${MAX_ROUNDS} races in a row`);
+  }
+
+  /** The key's state as stored: a value (0 when missing or deleted) and its applied refs. */
+  private async read(key: string, subject: string): Promise<Known> {
+    const last = await this.last(subject);
+    if (last === undefined) return { seq: 0, value: 0n, applied: new Map() };
+    if ((last.header?.get('KV-Operation') || 'PUT') !== 'PUT') return { seq: last.seq, value: 0n, applied: new Map() };
+    const text = utf8.decode(last.data);
+    if (!INTEGER.test(text)) throw new TrellisError('TRELLIS_BAD_REQUEST', `value of ${key} is not an integer: ${JSON.stringify(text.slice(0, 40))}`);
+    return { seq: last.seq, value: BigInt(text), applied: parseApplied(last.header?.get(APPLIED_HEADER)) };
+  }
+
+  private remember(key: string, state: Known): void {
+    this.known.delete(key);
+    if (this.known.size >= KNOWN_KEYS) this.known.delete(this.known.keys().next().value!);
+    this.known.set(key, state);
   }
 
   /** The key's last message (value or delete marker), or undefined when it has none. */

@@ -1,0 +1,69 @@
+/**
+ * A hot key as a new user would hit it: many concurrent increments of one counter key through a
+ * real gateway, two host processes with two counter instances each, the keyvalue provider, and
+ * one core kept busy by another process. Every request must answer 200, and the answers must be
+ * exactly 1..n: none lost (coalescing keeps up within the deadline), none applied twice (a taken
+ * call is never sent again while its taker lives; writes are idempotent per invocation).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { connectControl, type ControlClient } from '../lattice/control/index.ts';
+import { openLinks } from '../lattice/links/index.ts';
+import { openArtifacts } from '../lattice/state/index.ts';
+import { openHttpRoutes } from '../providers/index.ts';
+import { exampleActor, freePort, spawnHost, spawnTrellis, startNats, uniqueLattice, waitFor, type HostProcess, type NatsServer, type TrellisProcess } from './harness/index.ts';
+
+describe('hot key through the gateway', () => {
+  let nats: NatsServer;
+  let hosts: HostProcess[] = [];
+  let gateway: TrellisProcess;
+  let client: ControlClient;
+  let base: string;
+  const lattice = uniqueLattice('hot');
+
+  beforeAll(async () => {
+    nats = await startNats();
+    const env = { XDG_STATE_HOME: await mkdtemp(path.join(os.tmpdir(), 'trellis-state-')) };
+    hosts = await Promise.all([spawnHost({ nats: nats.url, lattice, env, heartbeatMs: 1000 }), spawnHost({ nats: nats.url, lattice, env, heartbeatMs: 1000 })]);
+    client = await connectControl({ nats: nats.url, lattice, timeoutMs: 60_000 });
+    const port = await freePort();
+    gateway = await spawnTrellis(['gateway', '--nats', nats.url, '--lattice', lattice, '--listen', `127.0.0.1:${port}`, '--deadline-ms', '3000'], 'gateway ready');
+    base = `http://127.0.0.1:${port}`;
+    await client.request('providerStart', hosts[0]!.id, { provider: 'keyvalue-nats' }, { timeoutMs: 60_000 });
+    const { digest } = await (await openArtifacts(client.nc, client.subjects)).push(new Uint8Array(await readFile(exampleActor('counter'))));
+    for (const h of hosts) await client.request('actorStart', h.id, { actor: 'counter', version: '1.0.0', digest, count: 2 });
+    await (await openLinks(client.nc, client.subjects)).put('counter', 'keyvalue-nats', { bucket: `hot-${lattice}` });
+    await (await openHttpRoutes(client.nc, client.subjects)).add('/counter', 'counter');
+    await waitFor(async () => (await fetch(`${base}/counter?key=warm`, { method: 'POST' })).status === 200, { timeoutMs: 30_000, what: 'counter answers through the gateway' });
+  }, 180_000);
+
+  afterAll(async () => {
+    await gateway?.[Symbol.asyncDispose]();
+    await Promise.all(hosts.map((h) => h[Symbol.asyncDispose]()));
+    await client?.close();
+    await nats?.stop();
+  });
+
+  it('hot key - 400 concurrent increments with a core kept busy all answer 200 with exactly 1..400', async () => {
+    // Another process spins on one of the cores for the whole test.
+    const busy = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' });
+    onTestFinished(() => void busy.kill('SIGKILL'));
+    await new Promise((r) => setTimeout(r, 200));
+    const started = performance.now();
+    const responses = await Promise.all(Array.from({ length: 400 }, () => fetch(`${base}/counter?key=hot`, { method: 'POST' })));
+    const texts = await Promise.all(responses.map((r) => r.text()));
+    busy.kill('SIGKILL');
+    console.log(`hot key: 400 increments answered in ${Math.round(performance.now() - started)} ms`);
+    const statuses = responses.map((r) => r.status);
+    if (statuses.some((s) => s !== 200)) console.log('non-200 answers:', texts.filter((_, i) => statuses[i] !== 200).slice(0, 5).join(' | '));
+    expect(statuses).toEqual(Array(400).fill(200));
+    const values = texts.map(Number).sort((a, b) => a - b);
+    expect(values).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+    expect(await (await fetch(`${base}/counter?key=hot`)).text()).toBe('400');
+    // Both hosts took part.
+    expect(new Set(responses.map((r) => r.headers.get('x-trellis-host'))).size).toBe(2);
+  });
+});
