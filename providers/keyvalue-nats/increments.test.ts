@@ -32,6 +32,6 @@ describe('increments (pure)', () => {
     expect(refOf({ id, seq: 1 })).toBe(refOf({ id, seq: 1 }));
     expect(refOf({ id, seq: 1 })).not.toBe(refOf({ id, seq: 2 }));
     expect(refOf({ id, seq: 1 })).not.toBe(refOf({ id: `${id}x`, seq: 1 }));
-    expect(refOf({ id, seq: 36 })).toMatch(/^[A-Za-z0-9_-]{11}\.10$/);
+    expect(refOf({ id, seq: 36 })).toMatch(/^[A-Za-z0-9_-]{10}\.10$/);
   });
 });

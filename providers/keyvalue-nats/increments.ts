@@ -27,16 +27,16 @@ import type { InvocationRef } from '../../lattice/wire/index.ts';
 /** The header listing the refs the key's recent increments applied: `ref=value ref=value ...`, newest first. */
 export const APPLIED_HEADER = 'Trellis-Applied';
 /** How many applied refs a key remembers: the window in which a retried increment counts once. */
-export const MAX_APPLIED = 1000;
+export const MAX_APPLIED = 512;
 /** Compare-and-set rounds a batch may lose to other provider processes before it gives up. */
 const MAX_ROUNDS = 1000;
 
 /**
- * The compact, stable ref of an invocation's call: 66 bits of a hash of the invocation id
+ * The compact, stable ref of an invocation's call: 60 bits of a hash of the invocation id
  * (fixed length whatever the id) and the sequence number.
  */
 export function refOf(invocation: InvocationRef): string {
-  return `${createHash('sha256').update(invocation.id).digest('base64url').slice(0, 11)}.${invocation.seq.toString(36)}`;
+  return `${createHash('sha256').update(invocation.id).digest('base64url').slice(0, 10)}.${invocation.seq.toString(36)}`;
 }
 
 /** The applied refs in a header value, ref → value, in order (newest first). */
