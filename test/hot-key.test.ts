@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { connectControl, type ControlClient } from '../lattice/control/index.ts';
 import { openLinks } from '../lattice/links/index.ts';
 import { openArtifacts } from '../lattice/state/index.ts';
+import { RpcHeaders } from '../lattice/wire/index.ts';
 import { openHttpRoutes } from '../providers/index.ts';
 import { exampleActor, freePort, spawnHost, spawnTrellis, startNats, uniqueLattice, waitFor, type HostProcess, type NatsServer, type TrellisProcess } from './harness/index.ts';
 
@@ -65,5 +66,23 @@ describe('hot key through the gateway', () => {
     expect(await (await fetch(`${base}/counter?key=hot`)).text()).toBe('400');
     // Both hosts took part.
     expect(new Set(responses.map((r) => r.headers.get('x-trellis-host'))).size).toBe(2);
+  });
+
+  it("gateway - a client's x-request-id is echoed and sent along, but never the invocation id: two increments with one id both count", async () => {
+    // A plain subscriber sees what the gateway sends to the actor's subject.
+    const sent: { requestId?: string; invocationId?: string }[] = [];
+    const spy = client.nc.subscribe(client.subjects.rpc('counter', '1.0.0'), {
+      callback: (_e, m) => sent.push({ requestId: m.headers?.get(RpcHeaders.requestId), invocationId: m.headers?.get(RpcHeaders.invocationId) }),
+    });
+    onTestFinished(() => spy.unsubscribe());
+    await client.nc.flush();
+    const post = () => fetch(`${base}/counter?key=same-request-id`, { method: 'POST', headers: { 'x-request-id': 'client-7' } });
+    const first = await post();
+    const second = await post();
+    expect(first.headers.get('x-request-id')).toBe('client-7');
+    expect([await first.text(), await second.text()]).toEqual(['1', '2']);
+    expect(sent.map((m) => m.requestId)).toEqual(['client-7', 'client-7']);
+    expect(new Set(sent.map((m) => m.invocationId)).size).toBe(2);
+    expect(sent[0]!.invocationId).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
