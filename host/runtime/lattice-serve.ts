@@ -5,9 +5,10 @@
  * more than everything else a host does per call together.
  *
  * NATS balances calls over every worker of every host in the queue group. Calls that arrive
- * while this worker is busy wait in its socket, in order. The main thread still watches each
- * call through the shared CallWatch record: it sends progress replies for long calls and
- * terminates overruns (see pool.ts).
+ * while this worker is busy wait in its socket, in order. A call taken is acknowledged with a
+ * taken reply before the actor runs (see `take`); the main thread then watches it through the
+ * shared CallWatch record: it sends progress replies while it runs and terminates overruns
+ * (see pool.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from 'nats';
@@ -57,7 +58,7 @@ export async function serveLattice(
     stats.record(reply.ok ? undefined : reply.error.code, (performance.now() - started) / 1000, result?.cold);
     // No reply headers: who answered is in the body, and a header block on a reply costs the
     // caller a parse (and NATS an HMSG) on every call.
-    if (msg.reply) msg.respond(encode(reply));
+    if (msg.reply && !nc.isClosed()) msg.respond(encode(reply));
   };
 
   /** A decoded call, not yet taken. */
@@ -93,8 +94,10 @@ export async function serveLattice(
   };
 
   // Without a synchronous flush, calls wait here and each one is taken (and its taken reply
-  // written by nats.js's own flush) one event-loop turn before its guest runs.
+  // written by nats.js's own flush) one event-loop turn before its guest runs; one at a time,
+  // so no call is acknowledged while it still waits behind another.
   const waiting: Arrived[] = [];
+  let draining = false;
   const runNext = () => {
     while (waiting.length > 0) {
       const a = waiting.shift()!;
@@ -105,6 +108,7 @@ export async function serveLattice(
       });
       return;
     }
+    draining = false;
   };
 
   const onCall = (msg: Msg) => {
@@ -128,7 +132,10 @@ export async function serveLattice(
     const arrived: Arrived = { msg, request, times, started };
     if (!syncFlush) {
       waiting.push(arrived);
-      if (waiting.length === 1) setImmediate(runNext);
+      if (!draining) {
+        draining = true;
+        setImmediate(runNext);
+      }
       return;
     }
     if (!take(arrived)) return;
