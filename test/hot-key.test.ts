@@ -28,7 +28,9 @@ describe('hot key through the gateway', () => {
   beforeAll(async () => {
     nats = await startNats();
     const env = { XDG_STATE_HOME: await mkdtemp(path.join(os.tmpdir(), 'trellis-state-')) };
-    hosts = await Promise.all([spawnHost({ nats: nats.url, lattice, env, heartbeatMs: 1000 }), spawnHost({ nats: nats.url, lattice, env, heartbeatMs: 1000 })]);
+    // Info logs: the counter logs every increment at debug, which would add a log line per call.
+    const host = () => spawnHost({ nats: nats.url, lattice, env, heartbeatMs: 1000, extraArgs: ['--log-level', 'info'] });
+    hosts = await Promise.all([host(), host()]);
     client = await connectControl({ nats: nats.url, lattice, timeoutMs: 60_000 });
     const port = await freePort();
     gateway = await spawnTrellis(['gateway', '--nats', nats.url, '--lattice', lattice, '--listen', `127.0.0.1:${port}`, '--deadline-ms', '3000'], 'gateway ready');

@@ -102,7 +102,7 @@ export async function run(): Promise<Record<string, unknown>> {
       errors: r.errors,
       'answers 1..n': r.distinct ? 'yes' : 'NO',
     }))));
-    console.log('(hosts CPU includes the provider process only where the host supervises it: it is a child of host 0, not counted)');
+    console.log('(hosts CPU: the two host processes, threads included; the provider process they supervise is not counted)');
     return { config: { durationMs, warmupMs, concurrency: CONCURRENCY }, rows };
   } finally {
     await Promise.all(hosts.map((h) => h[Symbol.asyncDispose]()));
