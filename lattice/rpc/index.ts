@@ -3,7 +3,12 @@
  * the current weights (smooth weighted round robin over versions that have live instances),
  * sends a NATS request to that version's queue group, and within the deadline retries: on
  * no-responders (the server's immediate 503) it moves to another version at once; on a
- * per-attempt timeout it tries again (NATS picks another replica), then other versions.
+ * per-attempt timeout it tries again (NATS picks another replica), then other versions. An
+ * attempt a worker has acknowledged as taken is never sent again while that worker lives (see
+ * reply-mux.ts). Every invocation gets its own id, the same on all its attempts.
+ *
+ * The folder's only entry: picker.ts (weighted round robin), plan.ts (version order and shares)
+ * and reply-mux.ts (request/reply with taken and progress replies) are pure or self-contained.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from 'nats';
@@ -43,6 +48,7 @@ export interface InvokeResult {
   hostId: string;
   attempts: number;
   latencyMs: number;
+  /** Generated for this invocation; every attempt carried it. */
   invocationId: string;
 }
 
