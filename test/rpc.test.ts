@@ -187,7 +187,7 @@ describe('lattice rpc on one nats-server', () => {
     const body = encode(bytesRequest('x'));
     type Got = { kind: 'taken' | 'progress' | 'reply'; reply?: InvokeReply };
     /** Send one call with the given attempt expiry; collect what comes back within 400 ms. */
-    const send = async (attemptExpires: number) => {
+    const send = async (attemptExpires: number, deadline = Date.now() + 10_000) => {
       const inbox = createInbox();
       const got: Got[] = [];
       const sub = client.nc.subscribe(inbox, {
@@ -195,7 +195,7 @@ describe('lattice rpc on one nats-server', () => {
           got.push(m.data.length === 0 ? { kind: m.headers?.get(RpcHeaders.taken) === '1' && m.headers?.get(RpcHeaders.progress) === '1' ? 'taken' : 'progress' } : { kind: 'reply', reply: decode<InvokeReply>(m.data) }),
       });
       const h = natsHeaders();
-      h.set(RpcHeaders.deadline, String(Date.now() + 10_000));
+      h.set(RpcHeaders.deadline, String(deadline));
       h.set(RpcHeaders.attemptExpires, String(attemptExpires));
       client.nc.publish(subject, body, { reply: inbox, headers: h });
       await new Promise((r) => setTimeout(r, 400));
@@ -210,8 +210,12 @@ describe('lattice rpc on one nats-server', () => {
     const taken = await send(Date.now() + 5000);
     expect(taken.map((m) => m.kind)).toEqual(['taken', 'reply']);
     expect(taken[1]!.reply).toMatchObject({ ok: true, host: host.id, version: '1.0.0' });
+    // The caller's last attempt (it ends at the deadline): it sends nothing again, so no
+    // acknowledgement is needed, just the answer.
+    const last = Date.now() + 5000;
+    expect((await send(last, last)).map((m) => m.kind)).toEqual(['reply']);
     const labels = { actor: 'patient', version: '1.0.0' };
-    await waitFor(async () => (await metric(host, 'trellis_invocations_total', { ...labels, result: 'ok' })) === 1, { what: 'answered calls counted' });
+    await waitFor(async () => (await metric(host, 'trellis_invocations_total', { ...labels, result: 'ok' })) === 2, { what: 'answered calls counted' });
     await waitFor(async () => (await metric(host, 'trellis_invocations_total', { ...labels, result: 'TRELLIS_TIMEOUT' })) === 2, { what: 'dropped calls counted' });
   });
 

@@ -67,6 +67,8 @@ export async function serveLattice(
     request: ActorRequest;
     times: CallHeaders;
     started: number;
+    /** A taken reply was sent (and must leave before the guest runs). */
+    acked?: boolean;
   }
 
   /**
@@ -83,7 +85,11 @@ export async function serveLattice(
       stats.record('TRELLIS_TIMEOUT', (performance.now() - a.started) / 1000, undefined);
       return false;
     }
+    // On its last attempt (it ends at the deadline) the caller sends nothing again, so nothing
+    // can run twice: the acknowledgement, an extra message and write, would buy nothing.
+    if (times.attemptExpires !== undefined && times.deadline !== undefined && times.attemptExpires >= times.deadline) return true;
     msg.respond(TAKEN_REPLY.body, { headers: TAKEN_REPLY.headers });
+    a.acked = true;
     return true;
   };
 
@@ -139,7 +145,7 @@ export async function serveLattice(
       return;
     }
     if (!take(arrived)) return;
-    flushNow(nc);
+    if (arrived.acked) flushNow(nc);
     run(arrived);
   };
 
