@@ -71,7 +71,9 @@ export function createCapabilities(options: { nc: NatsConnection; subjects: Subj
   const capabilities: HostCapabilities = {
     keyvalue,
     httpSend: async (who, request) => (await call(who, 'http-client', 'send', [request])) as ActorResponse,
-    callActor: async (_who, target, request, deadlineMs) => (await (await options.rpc()).invoke(target, request, { deadlineMs })).response,
+    // The callee's invocation id follows from this call's (see lattice/rpc/ids.ts): a retry of
+    // the calling invocation repeats it, so the callee's writes are applied once as well.
+    callActor: async (who, target, request, deadlineMs) => (await (await options.rpc()).invoke(target, request, { deadlineMs, parent: { id: who.invocationId, seq: who.seq } })).response,
   };
   return {
     capabilities,

@@ -84,4 +84,15 @@ describe('rpc client - taken calls', () => {
     expect(result.attempts).toBe(2);
     expect(seen).toHaveLength(2);
   });
+
+  it("rpc - an actor's call to another actor carries an id derived from its own invocation: the same when the caller is retried", async () => {
+    const seen = await serve('callee', (msg) => answer(msg));
+    const parent = { id: 'caller-invocation', seq: 2 };
+    const first = await rpc.invoke('callee', bytesRequest('x'), { version: '1.0.0', parent });
+    const retried = await rpc.invoke('callee', bytesRequest('x'), { version: '1.0.0', parent });
+    const next = await rpc.invoke('callee', bytesRequest('x'), { version: '1.0.0', parent: { ...parent, seq: 3 } });
+    expect(retried.invocationId).toBe(first.invocationId);
+    expect(next.invocationId).not.toBe(first.invocationId);
+    expect(seen.map((m) => m.headers?.get(RpcHeaders.invocationId))).toEqual([first.invocationId, first.invocationId, next.invocationId]);
+  });
 });

@@ -10,13 +10,14 @@
  * The folder's only entry: picker.ts (weighted round robin), plan.ts (version order and shares)
  * and reply-mux.ts (request/reply with taken and progress replies) are pure or self-contained.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from 'nats';
 import { TrellisError, fromWire, toTrellisError } from '../errors/index.ts';
 import { transportError } from '../control/index.ts';
 import { openRoutes, type Route, type RouteStore } from '../routes/index.ts';
 import { subjects as buildSubjects, token, versionToken, type Subjects } from '../subjects/index.ts';
-import { decode, encode, RpcHeaders, type ActorRequest, type ActorResponse, type InvokeReply } from '../wire/index.ts';
+import { decode, encode, RpcHeaders, type ActorRequest, type ActorResponse, type InvocationRef, type InvokeReply } from '../wire/index.ts';
+import { invocationIdFor } from './ids.ts';
 import { WeightedPicker } from './picker.ts';
 import { effectiveShares, planBase, planOrder, type PlanBase } from './plan.ts';
 import { ReplyMux } from './reply-mux.ts';
@@ -38,6 +39,11 @@ export interface InvokeOptions {
    * are de-duplicated by it, and a client's ids are not unique.
    */
   requestId?: string;
+  /**
+   * The invocation (and its host call) making this call, when an actor calls another: the
+   * callee's invocation id is derived from it, so a retried caller repeats it (see ids.ts).
+   */
+  parent?: InvocationRef;
 }
 
 /** A response with where and how it was produced. */
@@ -182,7 +188,7 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
         throw new TrellisError('TRELLIS_NO_RESPONDERS', `no live instance of actor "${actor}" in lattice ${options.lattice} (unknown actor, or none started: \`trellis get actors\`)`);
       }
     }
-    const invocationId = randomUUID();
+    const invocationId = invocationIdFor(opts.parent);
     const body = encode(request);
     const traceparent = opts.traceparent ?? newTraceparent();
     // The same metadata on every attempt, so the headers are built once.
