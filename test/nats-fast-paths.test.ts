@@ -5,7 +5,8 @@
  */
 import { connect, headers as natsHeaders, type Msg, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { natsFastPaths } from '../host/runtime/index.ts';
+import { natsFastPaths, PROGRESS_REPLY } from '../host/runtime/index.ts';
+import { emptyReplyKind } from '../lattice/rpc/reply-mux.ts';
 import { RpcHeaders } from '../lattice/wire/index.ts';
 import { startNats, type NatsServer } from './harness/index.ts';
 
@@ -83,5 +84,27 @@ describe('nats.js fast paths', () => {
     // further write from a (whose buffer stayed empty while it was blocked).
     expect(outbound.size()).toBe(0);
     await got;
+  });
+
+  it('nats - an RPC caller tells taken/progress replies from no-responders by their raw first header line', async () => {
+    const taken = natsFastPaths.constantHeaders([[RpcHeaders.progress, '1'], [RpcHeaders.taken, '1']]);
+    expect(emptyReplyKind(await roundTrip((s) => a.publish(s, new Uint8Array(0), { headers: taken })))).toBe('progress');
+    expect(emptyReplyKind(await roundTrip((s) => a.publish(s, PROGRESS_REPLY.body, { headers: PROGRESS_REPLY.headers })))).toBe('progress');
+    // Header names are case-insensitive.
+    const shouting = natsHeaders();
+    shouting.set('TRELLIS-PROGRESS', '1');
+    expect(emptyReplyKind(await roundTrip((s) => a.publish(s, new Uint8Array(0), { headers: shouting })))).toBe('progress');
+    const other = natsHeaders();
+    other.set('x-other', '1');
+    expect(emptyReplyKind(await roundTrip((s) => a.publish(s, new Uint8Array(0), { headers: other })))).toBe('other');
+    expect(emptyReplyKind(await roundTrip((s) => a.publish(s, new Uint8Array(0))))).toBe('other');
+    // The server's own no-responders status, to a request nobody subscribes to.
+    const inbox = `fast.inbox.${Math.random().toString(36).slice(2)}`;
+    const status = new Promise<Msg>((resolve) => b.subscribe(inbox, { max: 1, callback: (_e, m) => resolve(m) }));
+    await b.flush();
+    b.publish(`fast.nobody.${Math.random().toString(36).slice(2)}`, new Uint8Array(0), { reply: inbox });
+    const msg = await status;
+    expect(msg.headers?.code).toBe(503);
+    expect(emptyReplyKind(msg)).toBe('no-responders');
   });
 });

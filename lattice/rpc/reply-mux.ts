@@ -111,15 +111,15 @@ export class ReplyMux {
     const pending = this.pending.get(tokenId);
     if (!pending) return; // late reply to a call that already timed out
     if (msg.data.length === 0) {
-      const h = msg.headers;
+      const kind = emptyReplyKind(msg);
       // Taken replies carry the progress header too: the callee is alive and on it. Wait on,
       // never re-send work that is under way.
-      if (h?.get(RpcHeaders.progress)) {
+      if (kind === 'progress') {
         pending.expiresAt = Math.min(performance.now() + PROGRESS_GRACE_MS, pending.latestAt);
         return;
       }
       // The server answers 503 with an empty body when nobody subscribes to the subject.
-      if (h?.code === 503) {
+      if (kind === 'no-responders') {
         this.pending.delete(tokenId);
         pending.reject(new TrellisError('TRELLIS_NO_RESPONDERS', `no responders for ${pending.target}`));
         return;
@@ -189,4 +189,46 @@ export class ReplyMux {
       // A draining connection is taking the subscription away already.
     }
   }
+}
+
+/**
+ * What an empty reply is: a taken or progress reply, the server's no-responders status, or
+ * something else. Every call now gets a taken reply, so this runs once per call: it reads the
+ * header block's first line from the bytes nats.js received (`_rdata`, headers' length in
+ * `_msg.hdr`; the layout test/nats-fast-paths.test.ts pins) instead of decoding the whole set.
+ * Trellis's interim replies have plain headers ("NATS/1.0" then CRLF); a server status puts
+ * its code on that line ("NATS/1.0 503"). Falls back to nats.js's parser on another layout.
+ */
+export function emptyReplyKind(msg: Msg): 'progress' | 'no-responders' | 'other' {
+  const raw = msg as unknown as { _rdata?: unknown; _msg?: { hdr?: unknown } };
+  const length = raw._msg?.hdr;
+  if (raw._rdata instanceof Uint8Array && typeof length === 'number') {
+    const b = raw._rdata;
+    if (length < 12) return 'other'; // no headers (or no room for a status line)
+    if (b[8] === 0x20) return b[9] === 0x35 && b[10] === 0x30 && b[11] === 0x33 ? 'no-responders' : 'other';
+    if (b[8] !== 0x0d) return 'other';
+    // Plain headers: ours only when they name the progress header (taken replies do too).
+    return indexOf(b, PROGRESS_NAME, length) >= 0 ? 'progress' : 'other';
+  }
+  const h = msg.headers;
+  if (h?.get(RpcHeaders.progress)) return 'progress';
+  return h?.code === 503 ? 'no-responders' : 'other';
+}
+
+const PROGRESS_NAME = new TextEncoder().encode(`\r\n${RpcHeaders.progress}:`);
+
+/**
+ * Where `needle` (lower case) starts in the first `end` bytes of `hay`, letters compared without
+ * case (header names are case-insensitive), or -1. A few dozen bytes: a plain scan.
+ */
+function indexOf(hay: Uint8Array, needle: Uint8Array, end: number): number {
+  outer: for (let i = 0; i + needle.length <= end; i++) {
+    for (let j = 0; j < needle.length; j++) {
+      const n = needle[j]!;
+      const c = hay[i + j]!;
+      if (c !== n && !(n >= 0x61 && n <= 0x7a && (c | 0x20) === n)) continue outer;
+    }
+    return i;
+  }
+  return -1;
 }
