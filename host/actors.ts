@@ -113,7 +113,7 @@ export class ActorSupervisor {
       // Resolves once every worker is subscribed: the server knows our interest before we say
       // we are started. A reload (scale, policy) subscribes the new workers before the old
       // ones drain, so the version never stops answering.
-      const loaded = await this.runtime.load({ name: key, bytes, policy, serve: this.serving(actor, version) });
+      const loaded = await this.runtime.load({ name: key, actor, version, bytes, policy, serve: this.serving(actor, version) });
       if (existing) {
         existing.count = count;
         existing.policy = rawPolicy;
@@ -169,12 +169,12 @@ export class ActorSupervisor {
   }
 
   /** Run an invocation on this host's own instances, without NATS (local-first gateway). */
-  async invokeLocal(actor: string, version: string, request: ActorRequest, deadlineMs: number): Promise<ActorResponse> {
+  async invokeLocal(actor: string, version: string, request: ActorRequest, deadlineMs: number, invocationId: string): Promise<ActorResponse> {
     const key = `${actor}@${version}`;
     const counted = this.countersOf(actor, version);
     const started = performance.now();
     try {
-      const response = await this.runtime.invoke(key, request, { deadlineMs });
+      const response = await this.runtime.invoke(key, request, { deadlineMs, invocationId });
       counted.ok.inc();
       return response;
     } catch (err) {
@@ -196,11 +196,6 @@ export class ActorSupervisor {
       this.counters.set(key, c);
     }
     return c;
-  }
-
-  /** The sandbox's allowed outbound hosts of a runtime name (for the http-client provider). */
-  allowedHosts(runtimeName: string): string[] {
-    return this.runtime.list().find((a) => a.name === runtimeName)?.policy.allowedHosts ?? [];
   }
 
   /** Stop everything (host shutdown). */

@@ -89,11 +89,11 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
     createRpcClient(nc, {
       lattice: options.lattice,
       caller: id,
-      local: { hostId: id, has: (a, v) => actors?.has(a, v) ?? false, invoke: (a, v, r, d) => actors!.invokeLocal(a, v, r, d) },
+      local: { hostId: id, has: (a, v) => actors?.has(a, v) ?? false, invoke: (a, v, r, d, id) => actors!.invokeLocal(a, v, r, d, id) },
     }),
   );
   const rpcClient = rpc.get;
-  const caps = createCapabilities({ nc, subjects, rpc: rpcClient, allowedHostsOf: (name) => actors?.allowedHosts(name) ?? [] });
+  const caps = createCapabilities({ nc, subjects, rpc: rpcClient });
   const runtime = await createRuntime({ cacheDir: `${options.cacheDir}/components`, logger, capabilities: caps.capabilities });
   const emit: Emit = (kind, data) => {
     if (nc.isClosed()) return;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildExampleActors } from '../actors/index.ts';
-import { createRuntime, type ActorRuntime, type KeyValueCapability } from '../host/runtime/index.ts';
+import { createRuntime, type ActorRuntime, type CapabilityCall, type KeyValueCapability } from '../host/runtime/index.ts';
 import { bytesRequest, type ActorRequest } from '../lattice/wire/index.ts';
 
 const decoder = new TextDecoder();
@@ -18,13 +18,13 @@ function httpRequest(method: string, path: string, query = '', body = ''): Actor
 /** A real in-process key-value store handed to the runtime as its capability. */
 function memoryKeyValue(): KeyValueCapability {
   const data = new Map<string, Uint8Array>();
-  const k = (actor: string, key: string) => `${actor}/${key}`;
+  const k = (call: CapabilityCall, key: string) => `${call.actor}/${key}`;
   return {
     get: async (a, key) => data.get(k(a, key)),
     set: async (a, key, v) => void data.set(k(a, key), v),
     delete: async (a, key) => void data.delete(k(a, key)),
     exists: async (a, key) => data.has(k(a, key)),
-    keys: async (a, prefix) => [...data.keys()].filter((x) => x.startsWith(k(a, prefix))).map((x) => x.slice(a.length + 1)),
+    keys: async (a, prefix) => [...data.keys()].filter((x) => x.startsWith(k(a, prefix))).map((x) => x.slice(a.actor.length + 1)),
     increment: async (a, key, delta) => {
       const next = BigInt(text(data.get(k(a, key)) ?? new TextEncoder().encode('0'))) + delta;
       data.set(k(a, key), new TextEncoder().encode(String(next)));
@@ -146,8 +146,8 @@ describe('runtime', () => {
     await using rt = await createRuntime({
       cacheDir: sharedCache,
       capabilities: {
-        httpSend: async (actor, req) => {
-          seen.push(`${actor} ${req.method} ${req.url}`);
+        httpSend: async (call, req) => {
+          seen.push(`${call.actor} ${req.method} ${req.url}`);
           return { status: 201, headers: [], body: new TextEncoder().encode('upstream body') };
         },
       },

@@ -18,9 +18,9 @@ import type { SandboxConfig } from './wasi/index.ts';
 import { workerScript } from './worker-script.ts';
 
 export { compilePolicy, loadPolicyFile, DEFAULT_POLICY, type ActorPolicy, type DirGrant } from '../../lattice/policy/index.ts';
-export type { ActorStats, HostCapabilities, KeyValueCapability, HttpRequest, LatticeServing } from './pool.ts';
+export type { ActorStats, CapabilityCall, HostCapabilities, KeyValueCapability, HttpRequest, LatticeServing } from './pool.ts';
 export type { ServedBatch } from './call-stats.ts';
-export { PROGRESS_REPLY } from './lattice-serve.ts';
+export { PROGRESS_REPLY, natsFastPaths } from './lattice-serve.ts';
 export type { World, CacheSource } from './compile.ts';
 
 /** A loaded actor. */
@@ -38,6 +38,9 @@ export interface LoadedActor {
 
 export interface LoadSpec {
   name: string;
+  /** The actor and version capability calls report (default: the name, version ''). */
+  actor?: string;
+  version?: string;
   bytes?: Uint8Array;
   path?: string;
   /** Raw or compiled policy; validated with compilePolicy. Default: DEFAULT_POLICY. */
@@ -49,6 +52,8 @@ export interface LoadSpec {
 export interface InvokeOptions {
   /** Overall deadline from now; fails with TRELLIS_DEADLINE_EXCEEDED if shorter than the policy limit and reached. */
   deadlineMs?: number;
+  /** The invocation's id (capability writes are idempotent by it); a new one when absent. */
+  invocationId?: string;
 }
 
 export interface ActorRuntime extends AsyncDisposable {
@@ -123,6 +128,8 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Actor
       const modules = await cache.compiled(component, policy.maxMemoryPages);
       const pool = new ActorPool({
         name: spec.name,
+        actor: spec.actor ?? spec.name,
+        version: spec.version ?? '',
         world: component.world,
         jsUrl: component.jsUrl,
         modules,
@@ -143,7 +150,7 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Actor
     },
     invoke(name, request, opts) {
       try {
-        return get(name).pool.invoke(normalizeRequest(request), opts?.deadlineMs);
+        return get(name).pool.invoke(normalizeRequest(request), opts?.deadlineMs, opts?.invocationId);
       } catch (err) {
         return Promise.reject(err);
       }

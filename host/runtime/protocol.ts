@@ -43,7 +43,7 @@ export interface WireFailure {
 }
 
 export type ToWorker =
-  | { type: 'invoke'; id: number; request: ActorRequest; /** epoch ms */ deadlineAt?: number }
+  | { type: 'invoke'; id: number; request: ActorRequest; invocationId: string; /** epoch ms */ deadlineAt?: number }
   /** Stop taking lattice calls: finish what NATS has delivered, then close the connection. */
   | { type: 'stop-serving' }
   | { type: 'bench'; id: number; request: ActorRequest; iterations: number; cold: boolean };
@@ -62,6 +62,9 @@ export interface HostCall {
   op: HostCallName;
   method?: string;
   args: unknown[];
+  /** The invocation the guest runs, and this call's number within it (from 1). */
+  invocationId: string;
+  seq: number;
   /** For callActor: what is left of the calling invocation's time (ms). */
   remainingMs?: number;
 }

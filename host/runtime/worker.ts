@@ -4,7 +4,7 @@
  * state (env, preopens, streams) is private to this thread.
  */
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import type { ActorRequest, ActorResponse } from '../../lattice/wire/index.ts';
+import { KeyValueOps, type ActorRequest, type ActorResponse } from '../../lattice/wire/index.ts';
 import { CallStats } from './call-stats.ts';
 import { CallWatch, LimitKind } from './call-watch.ts';
 import { serveLattice, type LatticeServer } from './lattice-serve.ts';
@@ -25,11 +25,17 @@ let retired = false;
 
 /** Violation recorded during the current invocation. */
 let violation: string | undefined;
+/**
+ * The invocation running now and how many host calls it has made: each host call carries both,
+ * so a provider applies a retried invocation's writes once (the retry repeats the numbers).
+ */
+let invocationId = '';
+let hostCalls = 0;
 
 /** A synchronous call to the main thread: component imports cannot wait for a promise. */
-function hostCall(call: HostCall): unknown {
+function hostCall(call: Omit<HostCall, 'invocationId' | 'seq'>): unknown {
   Atomics.store(signal, 0, 0);
-  init.hostPort.postMessage(call);
+  init.hostPort.postMessage({ ...call, invocationId, seq: ++hostCalls } satisfies HostCall);
   watch.waitingOnHost(true);
   Atomics.wait(signal, 0, 0);
   watch.waitingOnHost(false);
@@ -57,7 +63,7 @@ const trellisImports: Record<string, Record<string, unknown>> = {
     log: (level: string, message: string) => post({ type: 'log', level, message, guest: true }),
   },
   'trellis:actor/keyvalue': Object.fromEntries(
-    ['get', 'set', 'delete', 'exists', 'keys', 'increment'].map((m) => [m, (...args: unknown[]) => hostCall({ op: 'keyvalue', method: m, args })]),
+    KeyValueOps.map((m) => [m, (...args: unknown[]) => hostCall({ op: 'keyvalue', method: m, args })]),
   ),
   'trellis:actor/http-client': {
     send(req: OutgoingHttp) {
@@ -245,7 +251,9 @@ function bench(request: ActorRequest, iterations: number, cold: boolean): number
  * Run one call under the watchdog's eye: it ends by the caller's deadline or the time limit,
  * whichever comes first. Undefined when the watchdog took the call over.
  */
-function watched(jobId: number, request: ActorRequest, deadlineAt: number | undefined, reply?: string): ReturnType<typeof invoke> | undefined {
+function watched(jobId: number, request: ActorRequest, invocation: string, deadlineAt: number | undefined, reply?: string): ReturnType<typeof invoke> | undefined {
+  invocationId = invocation;
+  hostCalls = 0;
   const limitAt = Date.now() + init.executionTimeoutMs;
   const byDeadline = deadlineAt !== undefined && deadlineAt < limitAt;
   callEndBy = byDeadline ? deadlineAt : limitAt;
@@ -268,7 +276,7 @@ port.on('message', (msg: ToWorker) => {
       post({ type: 'result', id: msg.id, cold: false, error: { code: 'TRELLIS_DEADLINE_EXCEEDED', message: 'deadline exceeded while waiting for a free instance' } });
       return;
     }
-    const result = watched(msg.id, msg.request, msg.deadlineAt);
+    const result = watched(msg.id, msg.request, msg.invocationId, msg.deadlineAt);
     if (!result) return;
     result.id = msg.id;
     post(result);
@@ -298,7 +306,7 @@ async function start(): Promise<void> {
     try {
       lattice = await serveLattice(
         init.serve,
-        (request, deadlineAt, reply) => (retired ? undefined : watched(0, request, deadlineAt, reply)),
+        (request, call) => (retired ? undefined : watched(0, request, call.invocationId, call.deadlineAt, call.reply)),
         new CallStats(init.stats),
         (level, message) => post({ type: 'log', level, message, guest: false }),
       );

@@ -203,6 +203,3 @@ export function createControlClient(
     },
   };
 }
-
-/** @deprecated use fromNatsError from lattice/errors; kept while callers move over. */
-export const transportError = fromNatsError;

@@ -3,15 +3,23 @@
  * the current weights (smooth weighted round robin over versions that have live instances),
  * sends a NATS request to that version's queue group, and within the deadline retries: on
  * no-responders (the server's immediate 503) it moves to another version at once; on a
- * per-attempt timeout it tries again (NATS picks another replica), then other versions.
+ * per-attempt timeout it tries again (NATS picks another replica), then other versions. An
+ * attempt a worker has acknowledged as taken is never sent again while that worker lives (see
+ * reply-mux.ts). Every invocation gets its own id, the same on all its attempts.
+ *
+ * The folder's only entry: picker.ts (weighted round robin), plan.ts (version order and shares)
+ * and reply-mux.ts (request/reply with taken and progress replies) are pure or self-contained.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
-import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type NatsError, type Subscription } from 'nats';
-import { TrellisError, fromWire, toTrellisError } from '../errors/index.ts';
-import { transportError } from '../control/index.ts';
+import { randomBytes } from 'node:crypto';
+import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from 'nats';
+import { TrellisError, fromNatsError, fromWire, toTrellisError } from '../errors/index.ts';
 import { openWeights, type ActorWeights, type WeightStore, type Weights } from '../weights/index.ts';
 import { subjects as buildSubjects, token, versionToken, type Subjects } from '../subjects/index.ts';
-import { decode, encode, PROGRESS_GRACE_MS, RpcHeaders, type ActorRequest, type ActorResponse, type InvokeReply } from '../wire/index.ts';
+import { decode, encode, RpcHeaders, type ActorRequest, type ActorResponse, type InvocationRef, type InvokeReply } from '../wire/index.ts';
+import { invocationIdFor } from './ids.ts';
+import { WeightedPicker } from './picker.ts';
+import { effectiveShares, planBase, planOrder, type PlanBase } from './plan.ts';
+import { ReplyMux } from './reply-mux.ts';
 import { watchLattice, type LatticeView } from './view.ts';
 
 export type { LatticeView } from './view.ts';
@@ -24,8 +32,17 @@ export interface InvokeOptions {
   version?: string;
   /** W3C traceparent to continue; a new trace is started when absent. */
   traceparent?: string;
-  /** Id of this invocation (e.g. the gateway's request id); a new UUID when absent. */
-  invocationId?: string;
+  /**
+   * The client's own request id (the gateway's x-request-id), sent along for logs. Never the
+   * invocation id: that one Trellis generates for every invocation, because capability writes
+   * are de-duplicated by it, and a client's ids are not unique.
+   */
+  requestId?: string;
+  /**
+   * The invocation (and its host call) making this call, when an actor calls another: the
+   * callee's invocation id is derived from it, so a retried caller repeats it (see ids.ts).
+   */
+  parent?: InvocationRef;
 }
 
 /** A response with where and how it was produced. */
@@ -36,6 +53,7 @@ export interface InvokeResult {
   hostId: string;
   attempts: number;
   latencyMs: number;
+  /** Generated for this invocation; every attempt carried it. */
   invocationId: string;
 }
 
@@ -63,7 +81,7 @@ export interface RpcClientOptions {
 export interface LocalInvoker {
   readonly hostId: string;
   has(actor: string, version: string): boolean;
-  invoke(actor: string, version: string, request: ActorRequest, deadlineMs: number): Promise<ActorResponse>;
+  invoke(actor: string, version: string, request: ActorRequest, deadlineMs: number, invocationId: string): Promise<ActorResponse>;
 }
 
 /** Local failures that say nothing about the request: the lattice may still serve it. */
@@ -77,27 +95,6 @@ export interface RpcClient extends AsyncDisposable {
   readonly weights: WeightStore;
   readonly view: LatticeView;
   close(): Promise<void>;
-}
-
-/** Smooth weighted round robin state per actor (nginx's algorithm: exact shares, spread out). */
-class WeightedPicker {
-  private current = new Map<string, number>();
-  pick(weights: [string, number][]): string {
-    let total = 0;
-    let best: string | undefined;
-    let bestValue = -Infinity;
-    for (const [version, weight] of weights) {
-      const value = (this.current.get(version) ?? 0) + weight;
-      this.current.set(version, value);
-      total += weight;
-      if (value > bestValue) {
-        bestValue = value;
-        best = version;
-      }
-    }
-    this.current.set(best!, bestValue - total);
-    return best!;
-  }
 }
 
 /** How long a caller keeps retrying when every version answers no-responders. */
@@ -117,131 +114,6 @@ function newTraceparent(): string {
   const o = randomOffset;
   randomOffset += 24;
   return `00-${randomPool.toString('hex', o, o + 16)}-${randomPool.toString('hex', o + 16, o + 24)}-01`;
-}
-
-interface PendingReply {
-  resolve(msg: Msg): void;
-  reject(err: TrellisError): void;
-  expiresAt: number;
-  /** Progress replies extend the wait up to here (the caller's deadline), never past it. */
-  latestAt: number;
-  target: string;
-}
-
-/** How often pending replies are checked for their time-out; time-outs fire at most this late. */
-const SWEEP_INTERVAL_MS = 5;
-/** Sweeps with nothing pending before the sweeper stops (it restarts with the next request). */
-const IDLE_SWEEPS = 200;
-
-/**
- * Request/reply for the invocation hot path: one wildcard inbox subscription per client, replies
- * matched by a counter token, time-outs checked by one sweeper. nats.js's nc.request does the
- * same over its own inbox but also captures three Error objects per call (async stack traces, its
- * timer, and a "cancelled" error built after every successful reply) and arms a timer per call:
- * about a third of the caller's CPU per invocation.
- */
-class ReplyMux {
-  private readonly prefix: string;
-  private readonly pending = new Map<string, PendingReply>();
-  private readonly sub: Subscription;
-  private next = 0;
-  private sweeper?: ReturnType<typeof setInterval>;
-  private idleSweeps = 0;
-  private closedError?: TrellisError;
-  /**
-   * Requests go out together once per event-loop turn. nats.js writes to its socket after each
-   * callback that published, so calls started from separate callbacks (one per HTTP request in
-   * a gateway) would cost a write system call each; sent from one callback, a turn's calls
-   * share one write.
-   */
-  private outbox: { subject: string; body: Uint8Array; headers: MsgHdrs; tokenId: string }[] = [];
-  private readonly sendOutbox = () => {
-    const batch = this.outbox;
-    this.outbox = [];
-    for (const m of batch) {
-      const pending = this.pending.get(m.tokenId);
-      if (!pending) continue; // the client closed meanwhile
-      try {
-        this.nc.publish(m.subject, m.body, { reply: this.prefix + m.tokenId, headers: m.headers });
-      } catch (err) {
-        this.pending.delete(m.tokenId);
-        pending.reject(transportError(err, pending.target));
-      }
-    }
-  };
-
-  constructor(private readonly nc: NatsConnection) {
-    // Follow the connection's inbox prefix (deployments restrict _INBOX.> by permissions).
-    const inboxPrefix = (nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix || undefined;
-    this.prefix = `${createInbox(inboxPrefix)}.`;
-    this.sub = nc.subscribe(`${this.prefix}*`, { callback: (err, msg) => this.deliver(err, msg) });
-    void nc.closed().then(() => this.close(new TrellisError('TRELLIS_NATS_UNAVAILABLE', 'NATS connection closed')));
-  }
-
-  /** Send and await the reply: `timeoutMs` without a word from the callee, `budgetMs` at most. */
-  request(subject: string, body: Uint8Array, headers: MsgHdrs, timeoutMs: number, target: string, budgetMs = timeoutMs): Promise<Msg> {
-    if (this.closedError) return Promise.reject(this.closedError);
-    const tokenId = (this.next++).toString(36);
-    return new Promise<Msg>((resolve, reject) => {
-      this.outbox.push({ subject, body, headers, tokenId });
-      if (this.outbox.length === 1) setImmediate(this.sendOutbox);
-      const now = performance.now();
-      this.pending.set(tokenId, { resolve, reject, expiresAt: now + timeoutMs, latestAt: now + Math.max(timeoutMs, budgetMs), target });
-      if (!this.sweeper) {
-        this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
-        // The NATS connection keeps the process alive while calls are pending.
-        this.sweeper.unref();
-      }
-      this.idleSweeps = 0;
-    });
-  }
-
-  private deliver(err: NatsError | null, msg: Msg): void {
-    if (err) return; // a subscription-level error (permissions): pending calls time out
-    const tokenId = msg.subject.slice(this.prefix.length);
-    const pending = this.pending.get(tokenId);
-    if (!pending) return; // late reply to a call that already timed out
-    if (msg.data.length === 0 && msg.headers?.get(RpcHeaders.progress)) {
-      // The host is alive and still working: wait on, never re-send work that is under way.
-      pending.expiresAt = Math.min(performance.now() + PROGRESS_GRACE_MS, pending.latestAt);
-      return;
-    }
-    this.pending.delete(tokenId);
-    // The server answers 503 with an empty body when nobody subscribes to the subject.
-    if (msg.data.length === 0 && msg.headers?.code === 503) pending.reject(new TrellisError('TRELLIS_NO_RESPONDERS', `no responders for ${pending.target}`));
-    else pending.resolve(msg);
-  }
-
-  private sweep(): void {
-    if (this.pending.size === 0) {
-      if (++this.idleSweeps >= IDLE_SWEEPS) {
-        clearInterval(this.sweeper);
-        this.sweeper = undefined;
-      }
-      return;
-    }
-    const now = performance.now();
-    for (const [tokenId, pending] of this.pending) {
-      if (pending.expiresAt <= now) {
-        this.pending.delete(tokenId);
-        pending.reject(new TrellisError('TRELLIS_TIMEOUT', `${pending.target} did not answer in time`));
-      }
-    }
-  }
-
-  close(error = new TrellisError('TRELLIS_NATS_UNAVAILABLE', 'RPC client closed')): void {
-    if (this.closedError) return;
-    this.closedError = error;
-    clearInterval(this.sweeper);
-    this.sweeper = undefined;
-    for (const pending of this.pending.values()) pending.reject(error);
-    this.pending.clear();
-    try {
-      if (!this.nc.isClosed()) this.sub.unsubscribe();
-    } catch {
-      // A draining connection is taking the subscription away already.
-    }
-  }
 }
 
 /** Create an RPC client on a connection; it watches routes and the lattice until closed. */
@@ -283,47 +155,21 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
 
   // What plan() derives from the live versions and the weights, kept until either changes
   // (by identity: the view returns the same array, a route update replaces the weights).
-  interface PlanBase {
-    live: readonly string[];
-    weights?: Weights;
-    /** Weighted versions that are live, heaviest first. */
-    liveWeighted: [string, number][];
-    descending: readonly string[];
-    /** The full order for each weighted first pick, built on first use. */
-    orders: Map<string, readonly string[]>;
-  }
   const planBases = new Map<string, PlanBase>();
-  const planBase = (actor: string) => {
+  const planBaseOf = (actor: string) => {
     const live = view.liveVersions(actor);
     const weights = weightsByActor.get(actor)?.weights;
     let base = planBases.get(actor);
-    if (!base || base.live !== live || base.weights !== weights) {
-      const liveWeighted = weights ? Object.entries(weights).filter(([v, w]) => w > 0 && live.includes(v)).sort((a, b) => b[1] - a[1]) : [];
-      base = { live, weights, liveWeighted, descending: [...live].reverse(), orders: new Map() };
-      planBases.set(actor, base);
-    }
+    if (!base || base.live !== live || base.weights !== weights) planBases.set(actor, (base = planBase(live, weights)));
     return base;
   };
 
-  /** Versions to try, in order: the weighted pick first, then the rest by weight, then by version. */
+  /** Versions to try, in order (see planOrder); just the pinned one when a version is pinned. */
   function plan(actor: string, pinned?: string): readonly string[] {
     if (pinned) return [pinned];
-    const base = planBase(actor);
-    const { liveWeighted, descending } = base;
-    // No weights (or none of the weighted versions is live): highest live version first.
-    if (liveWeighted.length === 0) return descending;
     let picker = pickers.get(actor);
     if (!picker) pickers.set(actor, (picker = new WeightedPicker()));
-    const first = picker.pick(liveWeighted);
-    let order = base.orders.get(first);
-    if (!order) {
-      const built = [first];
-      for (const [v] of liveWeighted) if (v !== first) built.push(v);
-      // Unweighted live versions only as a last resort.
-      for (const v of descending) if (!built.includes(v)) built.push(v);
-      base.orders.set(first, (order = built));
-    }
-    return order;
+    return planOrder(planBaseOf(actor), picker);
   }
 
   async function invoke(actor: string, request: ActorRequest, opts: InvokeOptions = {}): Promise<InvokeResult> {
@@ -341,7 +187,7 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
         throw new TrellisError('TRELLIS_NO_RESPONDERS', `no live instance of actor "${actor}" in lattice ${options.lattice} (unknown actor, or none started: \`trellis get actors\`)`);
       }
     }
-    const invocationId = opts.invocationId ?? randomUUID();
+    const invocationId = invocationIdFor(opts.parent);
     const body = encode(request);
     const traceparent = opts.traceparent ?? newTraceparent();
     // The same metadata on every attempt, so the headers are built once.
@@ -361,7 +207,7 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
       if (options.local?.has(actor, version) && !localFailed) {
         attempts += 1;
         try {
-          const response = await options.local.invoke(actor, version, request, remaining);
+          const response = await options.local.invoke(actor, version, request, remaining, invocationId);
           return { response, actor, version, hostId: options.local.hostId, attempts, latencyMs: performance.now() - started, invocationId };
         } catch (err) {
           const error = toTrellisError(err);
@@ -376,6 +222,7 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
         h.set(RpcHeaders.deadline, String(deadline));
         h.set(RpcHeaders.traceparent, traceparent);
         h.set(RpcHeaders.caller, caller);
+        if (opts.requestId !== undefined) h.set(RpcHeaders.requestId, opts.requestId);
       }
       attempts += 1;
       try {
@@ -404,7 +251,7 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
           };
         }
       } catch (err) {
-        const error = transportError(err, `actor ${actor}@${version}`);
+        const error = fromNatsError(err, `actor ${actor}@${version}`);
         if (error.code !== 'TRELLIS_NO_RESPONDERS' && error.code !== 'TRELLIS_TIMEOUT' && error.code !== 'TRELLIS_OVERLOADED') throw error;
         lastError = error;
         if (error.code === 'TRELLIS_NO_RESPONDERS') {
@@ -453,14 +300,8 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
     weights: weightStore,
     view,
     routeStatus(actor) {
-      // The shares plan() gives: the live weighted versions by weight, else the highest live one.
-      const { weights, live, liveWeighted, descending } = planBase(actor);
-      const effective: Record<string, number> = {};
-      for (const v of [...Object.keys(weights ?? {}), ...live]) effective[v] = 0;
-      const total = liveWeighted.reduce((sum, [, w]) => sum + w, 0);
-      if (total > 0) for (const [v, w] of liveWeighted) effective[v] = Math.round((w / total) * 1000) / 10;
-      else if (descending[0] !== undefined) effective[descending[0]] = 100;
-      return { weights, live, effective };
+      const base = planBaseOf(actor);
+      return { weights: base.weights, live: base.live, effective: effectiveShares(base) };
     },
     close,
     [Symbol.asyncDispose]: close,

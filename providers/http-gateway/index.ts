@@ -88,7 +88,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
-    // A caller's request id is kept (and becomes the invocation id) when it is sane.
+    // A caller's request id is kept when it is sane, and travels with the call for logs. It is
+    // never the invocation id: the RPC client generates that for every invocation, because
+    // capability writes are de-duplicated by it and a client's ids are not unique.
     const incomingId = req.headers['x-request-id'];
     const requestId = typeof incomingId === 'string' && incomingId.length > 0 && incomingId.length <= 128 ? incomingId : crypto.randomUUID();
     if (path === '/health' || path === '/ready' || path === '/metrics') {
@@ -106,7 +108,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     try {
       if (!route) throw new TrellisError('TRELLIS_NO_ROUTE', `no route for ${path}`);
       const request = toActorRequest(req, await readBody(req, maxBodyBytes), route.prefix);
-      const result = await rpc.invoke(route.actor, request, { deadlineMs, traceparent: req.headers.traceparent as string | undefined, invocationId: requestId });
+      const result = await rpc.invoke(route.actor, request, { deadlineMs, traceparent: req.headers.traceparent as string | undefined, requestId });
       version = result.version;
       writeActorResponse(res, result.response, ['x-trellis-actor', route.actor, 'x-trellis-version', result.version, 'x-trellis-host', result.hostId, 'x-request-id', requestId]);
       status = result.response.status;

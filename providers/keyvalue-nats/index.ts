@@ -1,15 +1,17 @@
 /**
  * The key-value provider on NATS JetStream KV. The bucket comes from the actor's link config
  * (`bucket=counters`); increments are atomic by revision compare-and-set, so concurrent
- * increments from any number of actors and hosts never lose an update.
+ * increments from any number of actors and hosts never lose an update, coalesced per key (one
+ * compare-and-set per batch) and applied once per invocation (see increments.ts).
  */
-import type { KV, NatsConnection } from 'nats';
+import type { JetStreamManager, KV, NatsConnection, StoredMsg } from 'nats';
 import { TrellisError } from '../../lattice/errors/index.ts';
 import type { Logger } from '../../lattice/log/index.ts';
 import { checkBucketName, openKv } from '../../lattice/state/index.ts';
 import type { Subjects } from '../../lattice/subjects/index.ts';
-import type { ProviderRequest } from '../../lattice/wire/index.ts';
-import { serveProvider, type ProviderService } from '../service.ts';
+import type { KeyValueOp, ProviderRequest } from '../../lattice/wire/index.ts';
+import { serveProvider, type ProviderOps, type ProviderService } from '../service.ts';
+import { IncrementBatcher } from './increments.ts';
 
 const KEY = /^[-/_=.a-zA-Z0-9]+$/;
 
@@ -20,17 +22,43 @@ function key(value: unknown): string {
   return value;
 }
 
-function isConflict(err: unknown): boolean {
-  return /wrong last sequence|key exists/i.test((err as Error).message ?? '');
-}
-
 /** Start serving key-value operations; buckets are opened (created) on first use. */
 export function startKeyValueProvider(nc: NatsConnection, subjects: Subjects, logger: Logger): ProviderService {
   const buckets = new Map<string, Promise<KV>>();
-  const bucketOf = (request: ProviderRequest): Promise<KV> => {
+  const batchers = new Map<string, Promise<IncrementBatcher>>();
+  const bucketName = (request: ProviderRequest): string => {
     const name = request.config.bucket;
     if (!name) throw new TrellisError('TRELLIS_BAD_REQUEST', `the keyvalue link of ${request.actor} has no bucket; run: trellis link put ${request.actor} keyvalue-nats bucket=<name>`);
     checkBucketName(name);
+    return name;
+  };
+  const batcherOf = (request: ProviderRequest): Promise<IncrementBatcher> => {
+    const name = bucketName(request);
+    let batcher = batchers.get(name);
+    if (!batcher) {
+      batcher = (async () => {
+        const kv = await bucketOf(request);
+        // Where the bucket keeps its keys, from the stream itself: `<prefix>.>` (KV's layout).
+        const { streamInfo } = await kv.status();
+        const wildcard = streamInfo.config.subjects?.[0] ?? '';
+        if (!wildcard.endsWith('>')) throw new TrellisError('TRELLIS_INTERNAL', `bucket ${name} has an unexpected stream layout: ${wildcard}`);
+        const stream = streamInfo.config.name;
+        const jsm = (await nc.jetstreamManager({ checkAPI: false })) as JetStreamManager & { direct?: { getMessage(stream: string, query: { last_by_subj: string }): Promise<StoredMsg> } };
+        // Direct gets (any replica answers) when the bucket allows them, as KV's own get does.
+        const direct = streamInfo.config.allow_direct === true ? jsm.direct : undefined;
+        return new IncrementBatcher({
+          js: nc.jetstream(),
+          subjectPrefix: wildcard.slice(0, -1),
+          lastMessage: (subject) => (direct ? direct.getMessage(stream, { last_by_subj: subject }) : jsm.streams.getMessage(stream, { last_by_subj: subject })),
+        });
+      })();
+      batchers.set(name, batcher);
+      batcher.catch(() => batchers.delete(name));
+    }
+    return batcher;
+  };
+  const bucketOf = (request: ProviderRequest): Promise<KV> => {
+    const name = bucketName(request);
     let kv = buckets.get(name);
     if (!kv) {
       kv = openKv(nc, name);
@@ -66,7 +94,6 @@ export function startKeyValueProvider(nc: NatsConnection, subjects: Subjects, lo
       return out.sort();
     },
     async increment(r) {
-      const kv = await bucketOf(r);
       const k = key(r.args[0]);
       let delta: bigint;
       try {
@@ -74,24 +101,7 @@ export function startKeyValueProvider(nc: NatsConnection, subjects: Subjects, lo
       } catch {
         throw new TrellisError('TRELLIS_BAD_REQUEST', `increment delta must be an integer, got ${String(r.args[1])}`);
       }
-      // Compare-and-set on the revision; a conflict means someone else won: read again.
-      for (let attempt = 0; attempt < 1000; attempt++) {
-        const entry = await kv.get(k);
-        try {
-          if (!entry || entry.operation !== 'PUT') {
-            await kv.create(k, new TextEncoder().encode(String(delta)));
-            return String(delta);
-          }
-          const text = new TextDecoder().decode(entry.value);
-          if (!/^-?\d+$/.test(text)) throw new TrellisError('TRELLIS_BAD_REQUEST', `value of ${k} is not an integer: ${JSON.stringify(text.slice(0, 40))}`);
-          const next = BigInt(text) + delta;
-          await kv.update(k, new TextEncoder().encode(String(next)), entry.revision);
-          return String(next);
-        } catch (err) {
-          if (!isConflict(err)) throw err;
-        }
-      }
-      throw new TrellisError('TRELLIS_OVERLOADED', `increment of ${k} lost 1000 races in a row`);
+      return (await batcherOf(r)).increment(k, delta, r.invocation);
     },
-  }, logger.child({ provider: 'keyvalue-nats' }));
+  } satisfies Record<KeyValueOp, ProviderOps[string]>, logger.child({ provider: 'keyvalue-nats' }));
 }

@@ -1,0 +1,59 @@
+/**
+ * Which versions of an actor a call tries, in order, and the traffic shares that gives: pure
+ * functions of the live versions (ascending, from the lattice view) and the route's weights.
+ */
+import type { Weights } from '../weights/index.ts';
+import type { WeightedPicker } from './picker.ts';
+
+/** What plans derive from the live versions and the weights, kept until either changes. */
+export interface PlanBase {
+  live: readonly string[];
+  weights?: Weights;
+  /** Weighted versions that are live, heaviest first. */
+  liveWeighted: [string, number][];
+  /** Live versions, highest first. */
+  descending: readonly string[];
+  /** The full order for each weighted first pick, built on first use. */
+  orders: Map<string, readonly string[]>;
+}
+
+/** Derive the plan base of `live` (ascending versions) and `weights`. */
+export function planBase(live: readonly string[], weights: Weights | undefined): PlanBase {
+  const liveWeighted = weights ? Object.entries(weights).filter(([v, w]) => w > 0 && live.includes(v)).sort((a, b) => b[1] - a[1]) : [];
+  return { live, weights, liveWeighted, descending: [...live].reverse(), orders: new Map() };
+}
+
+/**
+ * Versions to try, in order: the weighted pick first, then the other live weighted versions by
+ * weight, then the unweighted live versions, highest first. Without weights (or with none of
+ * the weighted versions live) the highest live version comes first.
+ */
+export function planOrder(base: PlanBase, picker: WeightedPicker): readonly string[] {
+  const { liveWeighted, descending } = base;
+  if (liveWeighted.length === 0) return descending;
+  const first = picker.pick(liveWeighted);
+  let order = base.orders.get(first);
+  if (!order) {
+    const built = [first];
+    for (const [v] of liveWeighted) if (v !== first) built.push(v);
+    // Unweighted live versions only as a last resort.
+    for (const v of descending) if (!built.includes(v)) built.push(v);
+    base.orders.set(first, (order = built));
+  }
+  return order;
+}
+
+/**
+ * The share of calls (percent, one decimal) each version gets from planOrder: the live weighted
+ * versions by weight; when none of them is live, all to the highest live version; versions that
+ * are weighted but down, or live but unweighted, get 0.
+ */
+export function effectiveShares(base: PlanBase): Record<string, number> {
+  const { weights, live, liveWeighted, descending } = base;
+  const effective: Record<string, number> = {};
+  for (const v of [...Object.keys(weights ?? {}), ...live]) effective[v] = 0;
+  const total = liveWeighted.reduce((sum, [, w]) => sum + w, 0);
+  if (total > 0) for (const [v, w] of liveWeighted) effective[v] = Math.round((w / total) * 1000) / 10;
+  else if (descending[0] !== undefined) effective[descending[0]] = 100;
+  return effective;
+}
