@@ -14,13 +14,14 @@ import { randomUUID } from 'node:crypto';
 import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from 'nats';
 import { connectParticipant } from '../../lattice/control/index.ts';
 import { ATTEMPT_TAKE_MARGIN_MS, decode, encode, isRecord, normalizeRequest, RpcHeaders, type ActorRequest, type ActorResponse, type InvokeReply } from '../../lattice/wire/index.ts';
+import type { WireError } from '../../lattice/errors/index.ts';
 import type { CallStats } from './call-stats.ts';
-import type { ServeSpec, WireFailure } from './protocol.ts';
+import type { ServeSpec } from './protocol.ts';
 
 /** The outcome of one call as the worker's invoke reports it. */
 export interface CallResult {
   response?: ActorResponse;
-  error?: WireFailure;
+  error?: WireError;
   cold: boolean;
 }
 

@@ -12,12 +12,12 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { randomUUID } from 'node:crypto';
 import { isKeyValueOp, PROGRESS_EVERY_MS, PROGRESS_FIRST_MS, type ActorRequest, type ActorResponse, type KeyValueOp } from '../../lattice/wire/index.ts';
-import { TrellisError, isErrorCode, toTrellisError, type ErrorCode } from '../../lattice/errors/index.ts';
+import { TrellisError, fromWire, toTrellisError, type ErrorCode, type WireError } from '../../lattice/errors/index.ts';
 import type { World } from './compile.ts';
 import type { ActorPolicy } from '../../lattice/policy/index.ts';
 import { CallWatch, LimitKind, type CallSnapshot } from './call-watch.ts';
 import { CallStats, type ServedBatch } from './call-stats.ts';
-import type { FromWorker, HostCall, HostReply, ServeSpec, ToWorker, WireFailure, WorkerInit } from './protocol.ts';
+import type { FromWorker, HostCall, HostReply, ServeSpec, ToWorker, WorkerInit } from './protocol.ts';
 import type { SandboxConfig } from './wasi/index.ts';
 import type { WasmModule } from './wasm-api.ts';
 
@@ -161,7 +161,7 @@ export interface LatticeServing extends ServeSpec {
   /** Tell a lattice caller its call is still running (the worker is busy and cannot). */
   progress(reply: string): void;
   /** Answer a lattice call the watchdog ended (the worker is being terminated). */
-  fail(reply: string, error: WireFailure): void;
+  fail(reply: string, error: WireError): void;
   /** What the workers served, reported in batches (metrics). */
   record(batch: ServedBatch): void;
 }
@@ -209,10 +209,6 @@ let workersStarted = 0;
 const INIT_TIMEOUT_MS = 30_000;
 /** Invocations allowed to wait per unit of concurrency before TRELLIS_OVERLOADED. */
 const QUEUE_PER_SLOT = 64;
-
-function fail(f: WireFailure): TrellisError {
-  return new TrellisError(isErrorCode(f.code) ? f.code : 'TRELLIS_INTERNAL', f.message);
-}
 
 /** The workers of one actor. */
 export class ActorPool {
@@ -659,7 +655,7 @@ export class ActorPool {
         readyResolve();
         return;
       case 'init-failed': {
-        const err = fail(msg.error);
+        const err = fromWire(msg.error);
         readyReject(err);
         const job = slot.job;
         void this.#retire(slot, err);
@@ -674,7 +670,7 @@ export class ActorPool {
         return;
       case 'bench':
         if (slot.bench?.id === msg.id) {
-          if (msg.error) slot.bench.reject(fail(msg.error));
+          if (msg.error) slot.bench.reject(fromWire(msg.error));
           else slot.bench.resolve(msg.samplesMs);
         }
         return;
@@ -687,7 +683,7 @@ export class ActorPool {
         slot.fresh = false;
         if (msg.error) {
           this.#counters.failures++;
-          job.reject(fail(msg.error));
+          job.reject(fromWire(msg.error));
         } else job.resolve(msg.response!);
         this.#pump();
         return;

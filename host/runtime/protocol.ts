@@ -1,4 +1,5 @@
 /** Messages between the runtime (main thread) and an actor worker. Type-only module. */
+import type { WireError } from '../../lattice/errors/index.ts';
 import type { ActorRequest, ActorResponse } from '../../lattice/wire/index.ts';
 import type { World } from './compile.ts';
 import type { SandboxConfig } from './wasi/index.ts';
@@ -37,11 +38,6 @@ export interface ServeSpec {
   version: string;
 }
 
-export interface WireFailure {
-  code: string;
-  message: string;
-}
-
 export type ToWorker =
   | { type: 'invoke'; id: number; request: ActorRequest; invocationId: string; /** epoch ms */ deadlineAt?: number }
   /** Stop taking lattice calls: finish what NATS has delivered, then close the connection. */
@@ -50,9 +46,9 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: 'ready' }
-  | { type: 'init-failed'; error: WireFailure }
-  | { type: 'result'; id: number; response?: ActorResponse; error?: WireFailure; cold: boolean }
-  | { type: 'bench'; id: number; samplesMs: number[]; error?: WireFailure }
+  | { type: 'init-failed'; error: WireError }
+  | { type: 'result'; id: number; response?: ActorResponse; error?: WireError; cold: boolean }
+  | { type: 'bench'; id: number; samplesMs: number[]; error?: WireError }
   | { type: 'log'; level: string; message: string; guest: boolean }
   | { type: 'serving-stopped' };
 

@@ -8,7 +8,8 @@ import { KeyValueOps, type ActorRequest, type ActorResponse } from '../../lattic
 import { CallStats } from './call-stats.ts';
 import { CallWatch, LimitKind } from './call-watch.ts';
 import { serveLattice, type LatticeServer } from './lattice-serve.ts';
-import type { FromWorker, HostCall, HostReply, ToWorker, WireFailure, WorkerInit } from './protocol.ts';
+import type { WireError } from '../../lattice/errors/index.ts';
+import type { FromWorker, HostCall, HostReply, ToWorker, WorkerInit } from './protocol.ts';
 import { hostAllowed } from '../../lattice/http/index.ts';
 import { IncomingRequest, ResponseOutparam, wasiImports, type OutgoingHttp, type SandboxHost } from './wasi/index.ts';
 import { Wasm, type WasmMemory, type WasmModule } from './wasm-api.ts';
@@ -163,7 +164,7 @@ class ActorFailure extends Error {}
 
 let current: Instance | undefined;
 
-function classify(err: unknown, instance: Instance | undefined): { failure: WireFailure; poisoned: boolean } {
+function classify(err: unknown, instance: Instance | undefined): { failure: WireError; poisoned: boolean } {
   if (err instanceof ActorFailure) return { failure: { code: 'TRELLIS_ACTOR_ERROR', message: err.message }, poisoned: false };
   if (err && typeof err === 'object' && Object.hasOwn(err, 'payload')) {
     const payload = (err as { payload: unknown }).payload;
@@ -311,7 +312,7 @@ async function start(): Promise<void> {
         (level, message) => post({ type: 'log', level, message, guest: false }),
       );
     } catch (err) {
-      const { code, message } = err as WireFailure;
+      const { code, message } = err as WireError;
       post({ type: 'init-failed', error: { code: code ?? 'TRELLIS_NATS_UNAVAILABLE', message: `cannot serve ${init.serve.subject}: ${message}` } });
       return;
     }
