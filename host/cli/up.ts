@@ -1,7 +1,7 @@
 /** `trellis up`: an embedded single-node lattice — nats-server with JetStream, one host with the gateway, the demo. */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { command, table } from '../../lattice/cli/index.ts';
+import { packagePath } from '../../lattice/package-root/index.ts';
 import type { ControlClient } from '../../lattice/control/index.ts';
 import { TrellisError } from '../../lattice/errors/index.ts';
 import type { NatsServer } from '../../lattice/nats-server/index.ts';
@@ -109,7 +109,8 @@ async function persistentSeed(dataDir: string): Promise<string> {
 }
 
 /** The demo's manifest, kept in the repo: what `up` applies. */
-export const DEMO_MANIFEST = fileURLToPath(new URL('../../actors/demo/app.yaml', import.meta.url));
+/** The demo app, resolved from the package root (the bundle's chunks live elsewhere than this file). */
+export const DEMO_MANIFEST = packagePath('actors', 'demo', 'app.yaml');
 
 /**
  * Deploy the demo from its manifest: build the example actors it names (into the repo's
