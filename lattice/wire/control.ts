@@ -119,7 +119,8 @@ export interface ControlReplies {
   actorScale: ActorInventory;
   actorStop: { stopped: string[] };
   providerStart: ProviderInventory;
-  providerStop: { stopped: string };
+  /** `running`: the process still runs, held by `owners` (apps) or a hand start. */
+  providerStop: { stopped: string; running?: boolean; owners?: string[] };
 }
 
 /**
