@@ -44,6 +44,8 @@ export const commands = [
           name: flags.name,
           seed: flags.seed ?? (await persistentSeed(dataDir)),
           heartbeatMs: flags.heartbeatMs,
+          beatMs: flags.beatMs,
+          controller: !flags.noController,
           httpPort: flags.httpPort,
           httpHost: flags.httpHost,
           cacheDir: `${dataDir}/cache`,

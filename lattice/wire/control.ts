@@ -51,6 +51,10 @@ export interface HostInventory {
   uptimeMs: number;
   actors: ActorInventory[];
   providers: ProviderInventory[];
+  /** Inventory sequence: grows with every change; liveness beats carry the current one. */
+  seq?: number;
+  /** Liveness beat period of this host, ms (absent: a host without beats). */
+  beatMs?: number;
 }
 
 /**
