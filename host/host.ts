@@ -30,6 +30,7 @@ import { ProviderSupervisor } from './providers.ts';
 import { startGateway, type Gateway } from '../providers/index.ts';
 import { createHostMetrics, type HostMetrics } from './metrics.ts';
 import { createRuntime, type ActorRuntime } from './runtime/index.ts';
+import { startController, type Controller } from '../lattice/reconciler/index.ts';
 import { createRpcClient } from '../lattice/rpc/index.ts';
 import { openOnce } from '../lattice/state/index.ts';
 import { compileHostOptions, validateLabel, type CompiledHostOptions, type HostOptions } from './options/index.ts';
@@ -58,6 +59,8 @@ export interface Host extends AsyncDisposable {
   stop(reason?: string, drainMs?: number): Promise<void>;
   /** Resolves when the host has stopped, whoever asked (CLI signal, control command). */
   readonly stopped: Promise<void>;
+  /** The lattice controller candidate this host runs (absent with `controller: false`). */
+  readonly controller?: Controller;
 }
 
 type Emit = <K extends EventType>(kind: K, data: EventData[K]) => void;
@@ -122,6 +125,9 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
       host.gateway = await startGateway({ nc, lattice: options.lattice, listen: options.gateway, rpc: await rpcClient(), logger: logger.child({ component: 'gateway' }) });
     }
     await host.start();
+    // The controller runs as its own participant (own connection, later its own credentials);
+    // it waits for JetStream in the background rather than holding up the host.
+    if (options.controller) host.controller = await startController({ servers: options.servers, lattice: options.lattice, name: name, logger });
   } catch (err) {
     // Nothing may outlive a failed start: the NATS connection alone keeps the process running.
     await host.stop('start failed').catch(() => {});
@@ -144,6 +150,7 @@ class HostImpl implements Host {
   readonly stopped: Promise<void>;
   opsUrl?: string;
   gateway?: Gateway;
+  controller?: Controller;
   private resolveStopped!: () => void;
   private stopping?: Promise<void>;
   private heartbeatTimer?: NodeJS.Timeout;
@@ -357,6 +364,8 @@ class HostImpl implements Host {
   stop(reason = 'stopped', drainMs = this.options.stopTimeoutMs): Promise<void> {
     this.stopping ??= (async () => {
       this.logger.info({ reason, drainMs }, 'host stopping');
+      // The controller lets go of its lease first, so another host's takes over at once.
+      await this.controller?.close().catch((err: unknown) => this.logger.warn({ err }, 'controller stop failed'));
       clearInterval(this.heartbeatTimer);
       clearInterval(this.beatTimer);
       clearTimeout(this.changeTimer);

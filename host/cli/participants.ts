@@ -102,6 +102,31 @@ export const commands = [
     },
   }),
   command({
+    words: ['controller'],
+    summary: 'run a lattice controller (the app reconciler) without a host; one leads per lattice',
+    details: 'Every host runs one too (unless --no-controller); the leader holds a lease with a TTL in KV.',
+    participant: true,
+    flags: {
+      ...participantFlags,
+      name: { type: 'string', help: 'name in the lease and the NATS connection (default controller-<hostname>)' },
+      'lease-ttl-ms': { type: 'int', help: 'leader lease TTL in ms (default 3000): a dead leader is replaced within it', min: 500, max: 60_000 },
+      'hold-down-ms': { type: 'int', help: 'how long a flapping host gets no new placements, ms (default 30000)', min: 0 },
+    },
+    async run({ flags }) {
+      const os = await import('node:os');
+      const { createLogger } = await import('../../lattice/log/index.ts');
+      const { latticeOption, serversOption } = await import('../../lattice/options/index.ts');
+      const { startController } = await import('../../lattice/reconciler/index.ts');
+      const lattice = latticeOption(flags.lattice);
+      const logger = createLogger({ component: 'controller', level: flags.logLevel ?? 'info' }).child({ lattice });
+      const controller = await startController({ servers: serversOption(flags.nats), lattice, name: flags.name ?? `controller-${os.hostname()}`, logger, leaseTtlMs: flags.leaseTtlMs, holdDownMs: flags.holdDownMs });
+      logger.info({ id: controller.id }, 'controller ready');
+      await untilSignal();
+      await controller.close();
+      return 0;
+    },
+  }),
+  command({
     words: ['build'],
     args: ['entry.ts|js|c'],
     summary: 'build an actor component from TypeScript, JavaScript or C',

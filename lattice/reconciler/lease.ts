@@ -83,11 +83,10 @@ export async function openLease(nc: NatsConnection, subjects: Subjects, candidat
         }
         validUntil = sentAt + candidate.ttlMs - marginMs;
         return true;
-      } catch (err) {
+      } catch {
         // Someone else holds it (TRELLIS_CONFLICT), or we cannot tell: either way, not us.
         revision = undefined;
         validUntil = 0;
-        if (err instanceof TrellisError && err.code === 'TRELLIS_CONFLICT') return false;
         return false;
       }
     },
