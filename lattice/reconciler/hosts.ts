@@ -4,6 +4,11 @@
  * flapping. Built from one ping, then kept by beats and inventories (host_heartbeat); a host
  * whose beat says it changed since the inventory held here is asked for its inventory.
  *
+ * A host is dead after 3 missed beats. Sooner when NATS says so: once a beat is half a period
+ * late, the host is asked for its inventory, and "no responders" means its connection is gone
+ * (a killed process's socket closes at once); a host that is only slow or cut off answers
+ * late or not at all, and is then counted dead by its missed beats alone.
+ *
  * Hysteresis: a host counted dead (missed beats) that comes back is held out (no new
  * placements) for a hold-down period, so a flapping host does not pull instances to and fro.
  * A host that stopped gracefully (host_stopped) and starts again is not flapping.
@@ -17,7 +22,7 @@ import { DEFAULT_BEAT_MS, deadAfterMs, decodeBeat, decodeEvent, type ActorInvent
 export const DEFAULT_HOLD_DOWN_MS = 30_000;
 
 /** Why the view changed, for the loop and its events. */
-export type HostChange = { kind: 'joined' | 'changed'; hostId: string } | { kind: 'died' | 'left'; hostId: string; inventory: HostInventory };
+export type HostChange = { kind: 'joined' | 'changed'; hostId: string } | { kind: 'died' | 'left'; hostId: string; inventory: HostInventory; why: string };
 
 interface Tracked {
   inventory: HostInventory;
@@ -26,6 +31,8 @@ interface Tracked {
   /** Inventory sequence the host's last beat announced. */
   beatSeq: number;
   asking: boolean;
+  /** When the host was last probed for being late. */
+  probedAt: number;
 }
 
 /** The live hosts of a lattice, as the leader sees them. */
@@ -63,7 +70,7 @@ export async function watchHosts(
       const died = diedAt.get(inv.id);
       if (died !== undefined && now() - died < options.holdDownMs) heldUntil.set(inv.id, now() + options.holdDownMs);
       diedAt.delete(inv.id);
-      hosts.set(inv.id, { inventory: inv, lastBeatAt: now(), deadAfterMs: deadAfterMs(period), beatSeq: inv.seq ?? 0, asking: false });
+      hosts.set(inv.id, { inventory: inv, lastBeatAt: now(), deadAfterMs: deadAfterMs(period), beatSeq: inv.seq ?? 0, asking: false, probedAt: 0 });
       options.onChange({ kind: 'joined', hostId: inv.id });
       return;
     }
@@ -72,13 +79,23 @@ export async function watchHosts(
     options.onChange({ kind: 'changed', hostId: inv.id });
   };
 
-  const ask = (hostId: string) => {
+  const died = (id: string, t: Tracked, why: string) => {
+    if (hosts.get(id) !== t) return;
+    hosts.delete(id);
+    diedAt.set(id, now());
+    options.onChange({ kind: 'died', hostId: id, inventory: t.inventory, why });
+  };
+
+  const ask = (hostId: string, timeoutMs = 2000) => {
     const t = hosts.get(hostId);
     if (t?.asking) return;
     if (t) t.asking = true;
     void control
-      .getInventory(hostId, { timeoutMs: 2000 })
-      .then(accept, () => undefined)
+      .getInventory(hostId, { timeoutMs })
+      .then(accept, (err: { code?: string }) => {
+        // Nobody holds the host's subscriptions any more: its connection is gone.
+        if (t && err.code === 'TRELLIS_NO_RESPONDERS') died(hostId, t, 'its connection is gone (no responders)');
+      })
       .finally(() => {
         const again = hosts.get(hostId);
         if (again) again.asking = false;
@@ -112,7 +129,7 @@ export async function watchHosts(
             const t = hosts.get(event.data.hostId);
             if (!t) return;
             hosts.delete(event.data.hostId);
-            options.onChange({ kind: 'left', hostId: event.data.hostId, inventory: t.inventory });
+            options.onChange({ kind: 'left', hostId: event.data.hostId, inventory: t.inventory, why: event.data.reason });
           }
         } catch {
           // Not an event of ours.
@@ -125,10 +142,12 @@ export async function watchHosts(
   const sweep = setInterval(() => {
     const t0 = now();
     for (const [id, t] of hosts) {
-      if (t0 - t.lastBeatAt <= t.deadAfterMs) continue;
-      hosts.delete(id);
-      diedAt.set(id, t0);
-      options.onChange({ kind: 'died', hostId: id, inventory: t.inventory });
+      const late = t0 - t.lastBeatAt;
+      if (late > t.deadAfterMs) died(id, t, `no beat for ${late} ms`);
+      else if (late > (t.deadAfterMs / 3) * 1.5 && t0 - t.probedAt > t.deadAfterMs / 3) {
+        t.probedAt = t0;
+        ask(id, t.deadAfterMs / 3);
+      }
     }
     for (const [id, until] of heldUntil) if (t0 >= until) heldUntil.delete(id);
   }, 100);

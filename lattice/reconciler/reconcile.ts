@@ -63,9 +63,11 @@ export async function startTerm(options: TermOptions): Promise<Term> {
   let closed = false;
   let kicked = false;
   let running: Promise<void> | undefined;
+  // Kicks during start-up (documents and hosts arriving) wait for the first pass.
+  let ready = false;
   const kick = () => {
     kicked = true;
-    if (!running && !closed) running = loop();
+    if (ready && !running && !closed) running = loop();
   };
   const emit = <K extends EventType>(kind: K, data: EventData[K]) => {
     if (!nc.isClosed()) nc.publish(subjects.event(kind), encodeEvent(makeEvent(kind, `/trellis/${subjects.lattice}/controller/${options.id}`, data)));
@@ -83,7 +85,7 @@ export async function startTerm(options: TermOptions): Promise<Term> {
     if (change.kind === 'died' || change.kind === 'left') {
       const at = Date.now();
       for (const a of change.inventory.actors) if (a.owner) lost.push({ app: a.owner.app, actor: a.name, hostName: change.inventory.name, at });
-      logger.info({ hostId: change.hostId, name: change.inventory.name, how: change.kind }, change.kind === 'died' ? 'host missed its beats: counted dead' : 'host left');
+      logger.info({ hostId: change.hostId, name: change.inventory.name, why: change.why }, change.kind === 'died' ? 'host counted dead' : 'host left');
     }
     kick();
   };
@@ -204,6 +206,7 @@ export async function startTerm(options: TermOptions): Promise<Term> {
 
   const timer = setInterval(kick, options.intervalMs);
   timer.unref();
+  ready = true;
   kick();
   await running;
   logger.info({ apps: apps.revisions.size, hosts: view.live().length }, 'reconciler leading');
