@@ -1,8 +1,11 @@
 /** `trellis up`: an embedded single-node lattice — nats-server with JetStream, one host with the gateway, the demo. */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { command, table } from '../../lattice/cli/index.ts';
+import type { ControlClient } from '../../lattice/control/index.ts';
 import { TrellisError } from '../../lattice/errors/index.ts';
 import type { NatsServer } from '../../lattice/nats-server/index.ts';
+import type { AppSpec, Owner } from '../../lattice/wire/index.ts';
 import type { Host } from '../index.ts';
 import { hostFlags, runHostUntilStopped } from './participants.ts';
 
@@ -10,7 +13,7 @@ export const commands = [
   command({
     words: ['up'],
     summary: 'run an embedded lattice: nats-server with JetStream, one host with the HTTP gateway, and the demo actors',
-    details: 'Data lives under $XDG_STATE_HOME/trellis (default ~/.local/state/trellis). Ctrl-C stops everything.\nThe demo deploys `hello` and a key-value `counter` behind the gateway; --bare skips it.',
+    details: 'Data lives under $XDG_STATE_HOME/trellis (default ~/.local/state/trellis). Ctrl-C stops everything.\nThe demo app (actors/demo/app.yaml: `hello` and a key-value `counter` behind the gateway) is applied\nfrom its manifest as `trellis apply` does; --bare skips it.',
     participant: true,
     flags: {
       ...hostFlags,
@@ -81,6 +84,7 @@ export const commands = [
         console.log(`  curl -X POST ${gatewayUrl}/counter     # increments, stored in JetStream KV`);
         console.log(`  curl ${gatewayUrl}/counter`);
       }
+      if (!flags.bare) console.log(`  npx trellis app status demo${natsFlag}${lattice}`);
       console.log(`  npx trellis get hosts${natsFlag}${lattice}`);
       console.log(`  npx trellis get actors${natsFlag}${lattice}`);
       console.log(`  npx trellis invoke hello --data world${natsFlag}${lattice}`);
@@ -106,26 +110,47 @@ async function persistentSeed(dataDir: string): Promise<string> {
   }
 }
 
-/** Deploy the demo: hello and a key-value counter behind the gateway. Idempotent. */
+/** The demo's manifest, kept in the repo: what `up` applies. */
+export const DEMO_MANIFEST = fileURLToPath(new URL('../../actors/demo/app.yaml', import.meta.url));
+
+/**
+ * Deploy the demo from its manifest: build the example actors it names (into the repo's
+ * .cache/actors, where its sources point), then apply it as `trellis apply -f` does. Idempotent:
+ * a second `up` finds it unchanged.
+ */
 async function deployDemo(natsUrl: string, host: Host, log: (line: string) => void): Promise<void> {
   const { buildExampleActors } = await import('../../actors/index.ts');
   const { connectControl } = await import('../../lattice/control/index.ts');
-  const { openArtifacts } = await import('../../lattice/state/index.ts');
+  const { applyManifest, changeLine, loadManifest } = await import('../../lattice/apps/index.ts');
+  log('building the demo actors (the first run takes a minute; later runs use the cache)...');
+  await buildExampleActors({ only: ['hello', 'counter'], log });
+  await using client = await connectControl({ nats: natsUrl, lattice: host.lattice });
+  const manifest = await loadManifest(DEMO_MANIFEST);
+  const result = await applyManifest(client, manifest, { progress: log });
+  log(result.outcome === 'unchanged' ? `app ${result.app} unchanged (revision ${result.revision}) from ${DEMO_MANIFEST}` : `app ${result.app}: revision ${result.revision} from ${DEMO_MANIFEST}`);
+  for (const change of result.changes) log(`  ${changeLine(change)}`);
+  await placeOnHost(client, host, result.spec, { app: result.app, revision: result.revision }, log);
+}
+
+/**
+ * Place an applied app on the one embedded host: its providers, its actors (owned by the app
+ * revision, as the reconciler places them), their links and routes. Until the reconciler runs
+ * inside hosts, this is what makes `up`'s demo run; it asks for exactly what the reconciler
+ * would on a one-host lattice (same owner, same counts), so both doing it is harmless.
+ */
+async function placeOnHost(client: ControlClient, host: Host, spec: AppSpec, owner: Owner, log: (line: string) => void): Promise<void> {
   const { openLinks } = await import('../../lattice/links/index.ts');
   const { openHttpRoutes } = await import('../../lattice/http-routes/index.ts');
-  log('building the demo actors (the first run takes a minute; later runs use the cache)...');
-  const built = await buildExampleActors({ only: ['hello', 'counter'], log });
-  await using client = await connectControl({ nats: natsUrl, lattice: host.lattice });
-  const artifacts = await openArtifacts(client.nc, client.subjects);
-  for (const [actor, file] of Object.entries(built)) {
-    const { digest } = await artifacts.push(new Uint8Array(await readFile(file)));
-    log(`starting ${actor}@1.0.0 (${digest.slice(0, 19)}...)`);
-    await client.startActor(host.id, { actor, version: '1.0.0', digest, count: 2 });
+  for (const provider of spec.providers) await client.startProvider(host.id, { provider: provider.kind, owner: owner.app });
+  for (const actor of spec.actors) {
+    const count = actor.replicas === 'all' ? 1 : actor.replicas;
+    log(`starting ${actor.name}@${actor.version} ×${count} (${actor.digest.slice(0, 19)}...)`);
+    await client.startActor(host.id, { actor: actor.name, version: actor.version, digest: actor.digest, count, policy: actor.policy, owner });
   }
-  await client.startProvider(host.id, { provider: 'keyvalue-nats' });
-  await (await openLinks(client.nc, client.subjects)).put('counter', 'keyvalue-nats', { bucket: 'counters' });
+  const links = await openLinks(client.nc, client.subjects);
   const routes = await openHttpRoutes(client.nc, client.subjects);
-  await routes.add('/hello', 'hello');
-  await routes.add('/counter', 'counter');
-  log('linked counter → keyvalue-nats (bucket counters); routes /hello and /counter');
+  for (const actor of spec.actors) {
+    for (const link of actor.links) await links.put(actor.name, link.provider, link.config);
+    for (const route of actor.routes) await routes.add(route.prefix, actor.name, route.host);
+  }
 }

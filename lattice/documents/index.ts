@@ -65,6 +65,11 @@ export interface DocumentStore<T> {
   get(key: string): Promise<Stored<T> | undefined>;
   /** Every document (or those whose key matches `pattern`, a KV pattern with `*` and `>`), in key order. */
   list(pattern?: string): Promise<Stored<T>[]>;
+  /**
+   * The revisions of `key` the bucket still keeps (its kind's `history`), oldest first; deletes
+   * and unreadable values are left out. Empty when the key never existed.
+   */
+  history(key: string): Promise<Stored<T>[]>;
   /** Store a document under its key; TRELLIS_CONFLICT when `expectRevision` does not hold. */
   put(doc: T, options?: WriteOptions): Promise<Stored<T>>;
   /**
@@ -129,6 +134,15 @@ export async function openDocuments<T>(nc: NatsConnection, subjects: Subjects, k
       const stop = await follow(({ key, value, revision }) => (value === undefined ? docs.delete(key) : docs.set(key, { key, value, revision })), pattern);
       stop();
       return [...docs.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    },
+    async history(key) {
+      const entries = await kv.history({ key: checkKey(kind.name, key) });
+      const out: Stored<T>[] = [];
+      for await (const entry of entries) {
+        const value = entry.operation === 'PUT' ? read(entry.value) : undefined;
+        if (value !== undefined) out.push({ key, value, revision: entry.revision });
+      }
+      return out.sort((a, b) => a.revision - b.revision);
     },
     async put(doc, options = {}) {
       const value = kind.decode(doc);
