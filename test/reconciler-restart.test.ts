@@ -33,7 +33,7 @@ describe('reconciler across a whole-lattice restart', () => {
     let l = await startLattice();
     const digest = (await (await openArtifacts(l.client.nc, l.client.subjects)).push(new Uint8Array(await readFile(exampleActor('echo-c'))))).digest;
     const docs = await openAppDocs(l.client.nc, l.client.subjects);
-    await putRevision(docs.revisions, { name: 'shop', actors: [actorSpec('api', '1.0.0', digest, 4, spread, { routes: [{ prefix: '/api' }] })], providers: [] });
+    await putRevision(docs, { name: 'shop', actors: [actorSpec('api', '1.0.0', digest, 4, spread, { routes: [{ prefix: '/api' }] })], providers: [] });
     await waitFor(() => exact(l.client), { timeoutMs: 60_000, what: 'deployed before the restart' });
     await waitFor(async () => (await fetch(`${l.base}/api/x`)).status === 200, { timeoutMs: 20_000, what: 'served before the restart' });
 

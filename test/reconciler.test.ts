@@ -62,7 +62,7 @@ describe('reconciler with 5 real host processes, a gateway and HTTP', () => {
   });
 
   it('reconciler - a 60/40 spread over cloud labels lands exactly, with its route, and the app reports Deployed', async () => {
-    await putRevision(docs.revisions, shop('1.0.0'));
+    await putRevision(docs, shop('1.0.0'));
     const status = await waitFor(async () => {
       const s = (await docs.statuses.get('shop'))?.value;
       return s?.phase === 'Deployed' ? s : undefined;
@@ -139,7 +139,7 @@ describe('reconciler with 5 real host processes, a gateway and HTTP', () => {
   it('reconciler - a rolling update under HTTP load gives zero non-2xx and ends with only the new version, exact', async () => {
     const load = httpLoad(`${base}/api/x`, 8);
     await new Promise((r) => setTimeout(r, 500));
-    const revision = await putRevision(docs.revisions, shop('2.0.0'));
+    const revision = await putRevision(docs, shop('2.0.0'));
     await waitFor(async () => {
       const s = (await docs.statuses.get('shop'))?.value;
       return s?.revision === revision && s.phase === 'Deployed';
@@ -161,7 +161,7 @@ describe('reconciler with 5 real host processes, a gateway and HTTP', () => {
     await client.startActor(someHost.id, { actor: 'tool', version: '1.0.0', digest, count: 1 });
     const routes = await openHttpRoutes(client.nc, client.subjects);
     await routes.add('/tool', 'tool');
-    await markDeleting(docs.revisions, 'shop');
+    await markDeleting(docs, 'shop');
     await waitFor(async () => (await docs.revisions.get('shop')) === undefined, { timeoutMs: 60_000, what: 'shop deleted' });
     expect(await placedOf(client, 'shop')).toEqual([]);
     expect(await docs.statuses.get('shop')).toBeUndefined();

@@ -16,7 +16,7 @@ import { plan, status, type ActorAction } from '../placement/index.ts';
 import type { EventType, Subjects } from '../subjects/index.ts';
 import { encodeEvent, makeEvent, type AppRevision, type AppStatus, type EventData, type HostInventory } from '../wire/index.ts';
 import { ActionRunner, type Outcome } from './actions.ts';
-import { appRevisionKind, appStatusKind } from './app-docs.ts';
+import { appRevisionKind, appStatusKind } from '../apps/index.ts';
 import { hasDeclared, syncDeclared, type Followed } from './declared.ts';
 import { watchHosts, type HostChange, type HostView } from './hosts.ts';
 

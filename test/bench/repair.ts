@@ -47,7 +47,7 @@ export async function run(): Promise<Record<string, unknown>> {
       { name: 'aws', requirements: { cloud: 'aws' }, weight: 50 },
       { name: 'gcp', requirements: { cloud: 'gcp' }, weight: 50 },
     ];
-    await putRevision(docs.revisions, { name: 'shop', actors: [actorSpec('api', '1.0.0', digest, count, spread)], providers: [] });
+    await putRevision(docs, { name: 'shop', actors: [actorSpec('api', '1.0.0', digest, count, spread)], providers: [] });
     const deployStart = Date.now();
     await waitFor(async () => total(await placedOf(client, 'shop')) === count, { timeoutMs: 180_000, intervalMs: 500, what: 'deployed' });
     console.log(`${count} replicas placed in ${((Date.now() - deployStart) / 1000).toFixed(1)} s`);

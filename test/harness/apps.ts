@@ -1,34 +1,29 @@
 /**
- * Helpers for tests and benches of declarative apps: write app revisions the way `trellis apply`
- * stores them, read where an app's instances run (from the hosts themselves), and keep HTTP load
- * on a gateway while counting every non-2xx answer.
+ * Helpers for tests and benches of declarative apps: write app revisions through lattice/apps
+ * (as `trellis apply` stores them), read where an app's instances run (from the hosts
+ * themselves), and keep HTTP load on a gateway while counting every non-2xx answer.
  */
 import type { NatsConnection } from 'nats';
 import type { ControlClient } from '../../lattice/control/index.ts';
-import { openDocuments, type DocumentStore } from '../../lattice/documents/index.ts';
-import { appRevisionKind, appStatusKind } from '../../lattice/reconciler/app-docs.ts';
+import type { DocumentStore } from '../../lattice/documents/index.ts';
+import { openApps, type AppStore } from '../../lattice/apps/index.ts';
 import type { Subjects } from '../../lattice/subjects/index.ts';
 import type { AppActorSpec, AppRevision, AppSpec, AppStatus, HostInventory, Spread } from '../../lattice/wire/index.ts';
 
 /** The app documents of a lattice. */
-export async function openAppDocs(nc: NatsConnection, subjects: Subjects): Promise<{ revisions: DocumentStore<AppRevision>; statuses: DocumentStore<AppStatus> }> {
-  return { revisions: await openDocuments(nc, subjects, appRevisionKind), statuses: await openDocuments(nc, subjects, appStatusKind) };
+export async function openAppDocs(nc: NatsConnection, subjects: Subjects): Promise<{ apps: AppStore; revisions: DocumentStore<AppRevision>; statuses: DocumentStore<AppStatus> }> {
+  const apps = await openApps(nc, subjects);
+  return { apps, revisions: apps.revisions, statuses: apps.statuses };
 }
 
-/** Store `spec` as the app's next revision (as apply does); returns the revision number. */
-export async function putRevision(revisions: DocumentStore<AppRevision>, spec: AppSpec, extra: Partial<AppRevision> = {}): Promise<number> {
-  const current = await revisions.get(spec.name);
-  const revision = (current?.value.revision ?? 0) + 1;
-  const doc: AppRevision = { name: spec.name, revision, specHash: `h${revision}`, spec, createdAt: new Date().toISOString(), ...extra };
-  await revisions.put(doc, { expectRevision: current?.revision ?? 0 });
-  return revision;
+/** Store `spec` as the app's next revision (as apply does, after its checks); returns the revision number. */
+export async function putRevision(docs: { apps: AppStore }, spec: AppSpec): Promise<number> {
+  return (await docs.apps.putNext(spec, await docs.apps.current(spec.name))).value.revision;
 }
 
 /** Mark an app deleting (as `trellis delete app` does). */
-export async function markDeleting(revisions: DocumentStore<AppRevision>, app: string): Promise<void> {
-  const current = await revisions.get(app);
-  if (!current) throw new Error(`no app ${app}`);
-  await revisions.put({ ...current.value, deleting: true }, { expectRevision: current.revision });
+export async function markDeleting(docs: { apps: AppStore }, app: string): Promise<void> {
+  await docs.apps.markDeleting(app);
 }
 
 /** One actor of an app spec. */
