@@ -7,6 +7,7 @@
 import type { AppActorSpec, AppRevision } from '../wire/apps.ts';
 import { MAX_INSTANCES_PER_HOST } from '../wire/control.ts';
 import { describeRequirements, Heap, largestRemainder, matches } from './shares.ts';
+import type { Health } from './providers.ts';
 import type { ActionReason, ActorAction, ActorPlacement, PlacementActorGroup, PlacementHost, SpreadPlacement } from './types.ts';
 
 /** A live host while a plan is computed. */
@@ -16,33 +17,42 @@ export interface Slot {
   heldOut: boolean;
   /** Instances of every actor group on it, updated as the plan places and removes. */
   load: number;
-  /** Its actor groups by actor@version (a host runs one group per actor version). */
-  groups: Map<string, PlacementActorGroup[]>;
 }
 
 /** Shared by every app of one plan. */
 export interface Context {
   /** Sorted by host id: index order is the deterministic tie-break. */
   slots: Slot[];
-  /** Host indices matching a requirement set, by its canonical key. */
+  /** Host indices matching a requirement set, by its canonical key (and by the object itself). */
   matching: Map<string, number[]>;
+  matchingOf: WeakMap<object, number[]>;
+  /** Every group on every host by actor name (a host runs one group per actor version). */
+  byName: Map<string, { h: number; g: PlacementActorGroup }[]>;
+  /**
+   * Scratch space of one actor version, all zeros between versions: its target per host, and
+   * whether a host cannot take it. Typed arrays, since the placement heap compares them often.
+   */
+  tc: Int32Array;
+  block: Int8Array;
+  /** Provider references: app → provider → host index → health. */
+  refs: Map<string, Map<string, Map<number, Health>>>;
 }
 
 export function matchingHosts(ctx: Context, requirements: Record<string, string>): number[] {
+  let found = ctx.matchingOf.get(requirements);
+  if (found) return found;
   const key = describeRequirements(requirements);
-  let found = ctx.matching.get(key);
+  found = ctx.matching.get(key);
   if (!found) {
     found = ctx.slots.filter((s) => matches(s.host.labels, requirements)).map((s) => s.index);
     ctx.matching.set(key, found);
   }
+  ctx.matchingOf.set(requirements, found);
   return found;
 }
 
-/** An own group of this exact actor version and build on a host. */
-export interface Current {
-  instances: number;
-  revision: number;
-}
+/** An own group (owner set) of this exact actor version and build on a host. */
+export type Current = PlacementActorGroup & { owner: NonNullable<PlacementActorGroup['owner']> };
 
 export interface ActorResult {
   actions: ActorAction[];
@@ -68,28 +78,36 @@ interface Blocked {
  * `readyOfName` the app's ready instances of this actor name (any version) per host; `hasOld`
  * says an older version or build of it still runs (new instances are then an update).
  */
-export function planActor(ctx: Context, app: AppRevision, spec: AppActorSpec, current: Map<number, Current>, readyOfName: Map<number, number>, hasOld: boolean): ActorResult {
+export function planActor(
+  ctx: Context,
+  app: AppRevision,
+  spec: AppActorSpec,
+  current: Map<number, Current>,
+  readyOfName: Map<number, number>,
+  hasOld: boolean,
+  owner: { app: string; revision: number },
+): ActorResult {
   const key = `${spec.name}@${spec.version}`;
-  const { slots } = ctx;
-  const blockOf = (slot: Slot): number => {
-    const groups = slot.groups.get(key);
-    if (!groups) return NONE;
-    for (const g of groups) {
-      if (g.owner?.app !== app.name) return FOREIGN;
-      if (g.digest !== spec.digest) return OLD;
-    }
-    return NONE;
-  };
-  const foreignName = (slot: Slot): string => {
-    const owner = slot.groups.get(key)!.find((g) => g.owner?.app !== app.name)?.owner;
-    return owner ? `of app ${owner.app}` : 'started by hand';
-  };
+  const { slots, tc, block } = ctx;
+  const keyed: number[] = [];
+  const foreign = new Map<number, string>();
+  for (const { h, g } of ctx.byName.get(spec.name) ?? []) {
+    if (g.version !== spec.version) continue;
+    keyed.push(h);
+    if (g.owner?.app !== app.name) {
+      block[h] = FOREIGN;
+      foreign.set(h, g.owner ? `of app ${g.owner.app}` : 'started by hand');
+    } else if (g.digest !== spec.digest && block[h] === NONE) block[h] = OLD;
+  }
+  const blockOf = (slot: Slot): number => block[slot.index]!;
+  const foreignName = (slot: Slot): string => foreign.get(slot.index)!;
   // The load the plan sees excludes this version's own instances: they are added back as kept.
   for (const [h, c] of current) slots[h]!.load -= c.instances;
 
   const target = new Map<number, number>();
   const add = (h: number, n: number) => {
     target.set(h, (target.get(h) ?? 0) + n);
+    tc[h]! += n;
     slots[h]!.load += n;
   };
   const rebalanced = new Set<number>();
@@ -184,7 +202,7 @@ export function planActor(ctx: Context, app: AppRevision, spec: AppActorSpec, cu
         else if (b === FOREIGN) {
           const what = foreignName(slot);
           blocked[i]!.foreign.set(what, (blocked[i]!.foreign.get(what) ?? 0) + 1);
-        } else if ((target.get(h) ?? 0) < MAX_INSTANCES_PER_HOST) eligible.push(h);
+        } else eligible.push(h);
       }
       // Place: one at a time on the least-loaded eligible host (load counts this plan's placements).
       if (need > 0 && eligible.length > 0) {
@@ -192,22 +210,21 @@ export function planActor(ctx: Context, app: AppRevision, spec: AppActorSpec, cu
           const la = slots[a]!.load;
           const lb = slots[b]!.load;
           if (la !== lb) return la < lb;
-          const ta = target.get(a) ?? 0;
-          const tb = target.get(b) ?? 0;
+          const ta = tc[a]!;
+          const tb = tc[b]!;
           return ta !== tb ? ta < tb : a < b;
-        });
-        for (const h of eligible) least.push(h);
+        }, eligible.filter((h) => tc[h]! < MAX_INSTANCES_PER_HOST));
         while (need > 0 && least.size > 0) {
           const h = least.pop()!;
           add(h, 1);
           mine.set(h, (mine.get(h) ?? 0) + 1);
           spreads[i]!.placed++;
           need--;
-          if (target.get(h)! < MAX_INSTANCES_PER_HOST) least.push(h);
+          if (tc[h]! < MAX_INSTANCES_PER_HOST) least.push(h);
         }
       }
       if (need > 0) for (const h of blocked[i]!.old) freeCandidates.add(h);
-      rebalance(slots, target, mine, eligible, rebalanced);
+      rebalance(slots, tc, target, mine, eligible, rebalanced);
     }
   }
 
@@ -234,10 +251,12 @@ export function planActor(ctx: Context, app: AppRevision, spec: AppActorSpec, cu
     if (short) s.reason = reasonOf(ctx, spec, key, i, s, blocked[i]!, freeBlocked);
   }
 
-  // Actions. Reductions are limited to what runs beyond the plan's own count: an instance only
-  // stops once its replacement (a rebalance, a weight change) reports running.
+  // Actions. Reductions are limited to what runs beyond the desired count: an instance only
+  // stops once its replacement (a rebalance, a weight change, a host relabelled) reports
+  // running, and one that has no replacement to wait for (its spread matches no host now)
+  // keeps serving rather than leave the actor short.
   const emitted = new Map(target);
-  let budget = Math.max(0, running - placedIdeal);
+  let budget = Math.max(0, running - desired);
   const reductions = [...current.keys()]
     .filter((h) => (target.get(h) ?? 0) < current.get(h)!.instances)
     .sort((a, b) => Number(slots[b]!.heldOut) - Number(slots[a]!.heldOut) || current.get(b)!.instances - current.get(a)!.instances || a - b);
@@ -250,25 +269,40 @@ export function planActor(ctx: Context, app: AppRevision, spec: AppActorSpec, cu
     slots[h]!.load += cur - r - t;
   }
   const actions: ActorAction[] = [];
-  const owner = { app: app.name, revision: app.revision };
-  const hostsInvolved = [...new Set([...current.keys(), ...emitted.keys()])].sort((a, b) => a - b);
+  // Hosts in index order: those with a target, then those that lose their group entirely.
+  const hostsInvolved = [...emitted.keys()];
+  for (const h of current.keys()) if (!emitted.has(h)) hostsInvolved.push(h);
+  hostsInvolved.sort((a, b) => a - b);
+  const action = (kind: ActorAction['kind'], h: number, count: number, from: number, reason: ActionReason, revision = app.revision): ActorAction => ({
+    kind,
+    hostId: slots[h]!.host.id,
+    actor: spec.name,
+    version: spec.version,
+    digest: spec.digest,
+    count,
+    from,
+    policy: spec.policy,
+    owner: revision === app.revision ? owner : { app: app.name, revision },
+    reason,
+  });
   for (const h of hostsInvolved) {
     const cur = current.get(h);
     const from = cur?.instances ?? 0;
     const count = emitted.get(h) ?? 0;
     if (count === 0) emitted.delete(h);
-    const base = { hostId: slots[h]!.host.id, actor: spec.name, version: spec.version, digest: spec.digest, count, from, policy: spec.policy, owner };
     const up: ActionReason = rebalanced.has(h) ? 'rebalance' : hasOld ? 'update' : 'place';
     if (!cur) {
-      if (count > 0) actions.push({ kind: 'start', ...base, reason: up });
+      if (count > 0) actions.push(action('start', h, count, from, up));
     } else if (count === 0) {
-      actions.push({ kind: 'stop', ...base, owner: { app: app.name, revision: cur.revision }, reason: 'scale-down' });
-    } else if (cur.revision !== app.revision) {
-      actions.push({ kind: 'adopt', ...base, reason: count > from ? up : count < from ? 'scale-down' : 'adopt' });
+      actions.push(action('stop', h, count, from, 'scale-down', cur.owner.revision));
+    } else if (cur.owner.revision < app.revision) {
+      actions.push(action('adopt', h, count, from, count > from ? up : count < from ? 'scale-down' : 'adopt'));
     } else if (count !== from) {
-      actions.push({ kind: 'scale', ...base, reason: count > from ? up : 'scale-down' });
+      actions.push(action('scale', h, count, from, count > from ? up : 'scale-down'));
     }
   }
+  for (const h of keyed) block[h] = NONE;
+  for (const h of target.keys()) tc[h] = 0;
   const placement: ActorPlacement = { name: spec.name, version: spec.version, digest: spec.digest, current: true, desired, placed: placedIdeal, running, spreads };
   return { actions, emitted, placement, free };
 }
@@ -277,39 +311,69 @@ export function planActor(ctx: Context, app: AppRevision, spec: AppActorSpec, cu
  * Move instances of this spread from a host with at least 2 more of them and at least 2 more
  * load than an eligible host. Both conditions: a move lowers both sums of squares, so moves
  * never reverse and always end; load alone would shuffle instances whenever another app scales.
+ * Donors go by most instances (then most load); each to the least-loaded receiver that has at
+ * least 2 fewer. Heaps with snapshot entries (a changed host is pushed again, stale entries are
+ * skipped), so a thousand joining hosts cost O(moves log hosts), not a scan per move.
  */
-function rebalance(slots: Slot[], target: Map<number, number>, mine: Map<number, number>, eligible: number[], rebalanced: Set<number>): void {
+function rebalance(slots: Slot[], tc: Int32Array, target: Map<number, number>, mine: Map<number, number>, eligible: number[], rebalanced: Set<number>): void {
   if (mine.size === 0 || eligible.length === 0) return;
-  const t = (h: number) => target.get(h) ?? 0;
-  for (let moves = 0; moves < 1_000_000; moves++) {
-    let minLoad = Infinity;
-    let minT = Infinity;
-    for (const h of eligible) {
-      minLoad = Math.min(minLoad, slots[h]!.load);
-      minT = Math.min(minT, t(h));
-    }
-    const donors = [...mine.keys()].filter((x) => mine.get(x)! > 0 && t(x) - 2 >= minT && slots[x]!.load - 2 >= minLoad);
-    if (donors.length === 0) return;
-    donors.sort((a, b) => t(b) - t(a) || slots[b]!.load - slots[a]!.load || a - b);
-    let moved = false;
-    for (const x of donors) {
-      let best = -1;
-      for (const y of eligible) {
-        if (y === x || t(y) > t(x) - 2 || slots[y]!.load > slots[x]!.load - 2) continue;
-        if (best < 0 || slots[y]!.load < slots[best]!.load || (slots[y]!.load === slots[best]!.load && (t(y) < t(best) || (t(y) === t(best) && y < best)))) best = y;
+  const load = (h: number) => slots[h]!.load;
+  let minLoad = Infinity;
+  let minT = Infinity;
+  for (const h of eligible) {
+    if (load(h) < minLoad) minLoad = load(h);
+    if (tc[h]! < minT) minT = tc[h]!;
+  }
+  // The common case: nothing to move (checked in one pass, without heaps).
+  let any = false;
+  for (const [x, n] of mine) if (n > 0 && tc[x]! - 2 >= minT && load(x) - 2 >= minLoad) any = true;
+  if (!any) return;
+  type Entry = { h: number; load: number; t: number };
+  const snap = (h: number): Entry => ({ h, load: load(h), t: tc[h]! });
+  const fresh = (e: Entry) => e.load === load(e.h) && e.t === tc[e.h];
+  const receivers = new Heap<Entry>((a, b) => (a.load !== b.load ? a.load < b.load : a.t !== b.t ? a.t < b.t : a.h < b.h), eligible.map(snap));
+  const donors = new Heap<Entry>(
+    (a, b) => (a.t !== b.t ? a.t > b.t : a.load !== b.load ? a.load > b.load : a.h < b.h),
+    [...mine].filter(([, n]) => n > 0).map(([h]) => snap(h)),
+  );
+  const isEligible = new Set(eligible);
+  const aside: Entry[] = [];
+  while (donors.size > 0) {
+    const dx = donors.pop()!;
+    if (!fresh(dx) || (mine.get(dx.h) ?? 0) === 0) continue;
+    const x = dx.h;
+    let y = -1;
+    aside.length = 0;
+    while (receivers.size > 0) {
+      const r = receivers.pop()!;
+      if (!fresh(r)) continue;
+      if (r.load > load(x) - 2) {
+        // The least-loaded receiver is too heavy: none can take from x.
+        aside.push(r);
+        break;
       }
-      if (best < 0) continue;
-      mine.set(x, mine.get(x)! - 1);
-      target.set(x, t(x) - 1);
-      slots[x]!.load--;
-      mine.set(best, (mine.get(best) ?? 0) + 1);
-      target.set(best, t(best) + 1);
-      slots[best]!.load++;
-      rebalanced.add(best);
-      moved = true;
-      break;
+      aside.push(r);
+      if (r.h !== x && r.t <= tc[x]! - 2) {
+        y = r.h;
+        aside.pop();
+        break;
+      }
     }
-    if (!moved) return;
+    for (const r of aside) receivers.push(r);
+    if (y < 0) continue;
+    mine.set(x, mine.get(x)! - 1);
+    target.set(x, tc[x]! - 1);
+    tc[x]!--;
+    slots[x]!.load--;
+    mine.set(y, (mine.get(y) ?? 0) + 1);
+    target.set(y, tc[y]! + 1);
+    tc[y]!++;
+    slots[y]!.load++;
+    rebalanced.add(y);
+    if (mine.get(x)! > 0) donors.push(snap(x));
+    donors.push(snap(y));
+    receivers.push(snap(y));
+    if (isEligible.has(x)) receivers.push(snap(x));
   }
 }
 

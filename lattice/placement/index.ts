@@ -15,9 +15,12 @@
  *   with `deleting: true` is planned to zero: all its groups stop, its provider references drop.
  *   Groups owned by an app that is not listed are never touched (a failed read of the app store
  *   must not stop anything). An app whose spec cannot be planned is frozen and reported in
- *   `apps[].error`; the others are planned as usual.
+ *   `apps[].error`; the others are planned as usual. An app whose groups on the hosts carry a
+ *   newer revision than the one given is stale input: it is not acted on (`apps[].stale`), so a
+ *   leader that read an old revision never rolls a newer one back.
  * - `hosts`: the live hosts (HostInventory fits PlacementHost). A host that is not listed is dead
- *   and its instances are gone: they are placed again on the remaining eligible hosts.
+ *   and its instances are gone: they are placed again on the remaining eligible hosts. A host id
+ *   listed twice counts once (the first).
  * - `heldOut`: ids of hosts in their flapping hold-down: no new instances or references go there;
  *   what runs there stays while it fits and is the first to go when over the count.
  *
@@ -35,10 +38,11 @@
  *   the smaller host id.
  * - Rebalance (a host joined): an instance moves from host X to host Y when X has at least 2
  *   more of this version and at least 2 more load than Y. Both margins make moves never reverse.
- * - Start before stop: a reduction is emitted only while the version's running count stays at
- *   or above the plan's count, so a moved instance stops only once its replacement reports
+ * - Start before stop: reductions are emitted only while the version's running count stays at
+ *   or above its desired count, so a moved instance stops only once its replacement reports
  *   running in a later inventory (the plan is a function of the state: replanning before that
- *   gives the same start again).
+ *   gives the same start again), and an instance whose spread no longer matches its host (a
+ *   relabelled host) keeps serving until a replacement runs.
  * - Rolling update (the spec's version or digest changed): the new version is placed in full
  *   next to the old (surge); the old version's groups stop only once every spec version of that
  *   actor runs its desired count (and at least one instance). A new build at the same version
@@ -54,7 +58,10 @@
  *
  * The actions are safe to run concurrently and in any order: every stop/scale-down is
  * already justified by instances that run now. Each action carries the owner to send:
- * the app's current revision, or on a stop the group's own owner.
+ * the app's current revision, or on a stop the group's own owner. Groups of an older revision
+ * that still fit are adopted (re-owned in place), never restarted. A start that is still in
+ * flight when the next plan is made shows up again (the inventory does not have it yet): the
+ * caller keeps one call per (host, actor, version) in flight and skips the repeat.
  *
  * `status(app, hosts, plan, { now, failures?, previous? }) → AppStatus`: `running` counts the
  * inventory's instances of each version the app owns. Phase: Deleting (the app is being

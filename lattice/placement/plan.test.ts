@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { largestRemainder, plan } from './index.ts';
+import { applyPlan, largestRemainder, plan } from './index.ts';
 import type { PlacementHost } from './index.ts';
 import { actor, app, converge, counts, digest, host, random, spread, total } from './test-fixtures.ts';
 
@@ -188,6 +188,68 @@ describe('plan: idempotence and hysteresis', () => {
   });
 });
 
+describe('plan: no oscillation under jittering input', () => {
+  it('bounds rebalance moves while hand-started load on the hosts jitters every round', () => {
+    // Each move takes an instance from a host with 2 more of them, so it lowers the sum of
+    // squares of the per-host counts by at least 2: however the other load jitters, the moves
+    // are bounded by that sum. A load-only rule would chase the jitter forever.
+    const shop = app('shop', [actor('api', 12)]);
+    const manual = (n: number) => (n > 0 ? [{ name: 'manual', version: '1.0.0', digest: digest(8), instances: n }] : []);
+    let hosts = converge([shop], [host('a', {}, manual(6)), host('b'), host('c', {}, manual(3)), host('d')]).hosts;
+    const squares = Object.values(counts(hosts, 'api')).reduce((n, c) => n + c * c, 0);
+    const rnd = random(7);
+    let moves = 0;
+    for (let round = 0; round < 300; round++) {
+      const i = Math.floor(rnd() * hosts.length);
+      hosts = hosts.map((h, j) => {
+        if (j !== i) return h;
+        const mine = h.actors.filter((g) => g.name !== 'manual');
+        const now = h.actors.find((g) => g.name === 'manual')?.instances ?? 0;
+        return { ...h, actors: [...mine, ...manual(Math.max(0, Math.min(8, now + (rnd() < 0.5 ? -1 : 1))))] };
+      });
+      const p = plan({ apps: [shop], hosts });
+      moves += p.actions.filter((a) => a.reason === 'rebalance').length;
+      hosts = applyPlan(hosts, p);
+      expect(total(counts(hosts, 'api'))).toBeGreaterThanOrEqual(12);
+    }
+    expect(moves).toBeLessThanOrEqual(squares / 2);
+    converge([shop], hosts, { maxRounds: 4 });
+  });
+});
+
+describe('plan: start before stop', () => {
+  it('keeps instances on a relabelled host until their replacements run, and while none can be placed', () => {
+    const shop = app('shop', [actor('api', 2, { spread: [spread('aws', { cloud: 'aws' })] })]);
+    const { hosts } = converge([shop], [host('a', { cloud: 'aws' }), host('b', { cloud: 'gcp' })]);
+    expect(counts(hosts, 'api')).toEqual({ a: 2 });
+    // a is relabelled: nothing matches aws, nothing stops.
+    const relabelled = hosts.map((h) => (h.id === 'a' ? { ...h, labels: { cloud: 'gcp' } } : h));
+    const p = plan({ apps: [shop], hosts: relabelled });
+    expect(p.actions).toEqual([]);
+    expect(p.apps[0]!.actors[0]!.spreads[0]!.reason).toBe('no host matches cloud=aws');
+    // An aws host joins: the replacements start there first, then a's instances stop.
+    const seen: string[][] = [];
+    const done = converge([shop], [...relabelled, host('c', { cloud: 'aws' })], {
+      check: (s, q) => {
+        expect(total(counts(s, 'api'))).toBeGreaterThanOrEqual(2);
+        seen.push(q.actions.map((a) => `${a.kind} ${a.hostId} ${a.count}`));
+      },
+    });
+    expect(seen).toEqual([['start c 2'], ['stop a 0'], []]);
+    expect(counts(done.hosts, 'api')).toEqual({ c: 2 });
+  });
+
+  it('does not act on a stale revision: hosts run a newer one', () => {
+    const r3 = app('shop', [actor('api', 2, { version: '2.0.0', digest: digest(2) })], { revision: 3 });
+    const { hosts } = converge([r3], [host('a'), host('b')]);
+    const stale = app('shop', [actor('api', 2)], { revision: 2 });
+    const p = plan({ apps: [stale], hosts });
+    expect(p.actions).toEqual([]);
+    expect(p.apps[0]!.stale).toBe('hosts run revision 3 of shop, newer than revision 2 being planned: read the app again');
+    expect(p.targets.map((t) => `${t.hostId} ${t.version} ${t.owner.revision}`)).toEqual(['a 2.0.0 3', 'b 2.0.0 3']);
+  });
+});
+
 describe('plan: self-healing and rebalancing', () => {
   it("places a dead host's instances on the eligible hosts that remain", () => {
     const shop = app('shop', [actor('api', 6, { spread: [spread('gcp', { cloud: 'gcp' })] })]);
@@ -218,6 +280,30 @@ describe('plan: self-healing and rebalancing', () => {
     // The tie between a and b (2 each) goes to the later host id.
     expect(steps).toEqual([['start c 1 rebalance'], ['scale b 1 scale-down'], []]);
     expect(counts(state, 'api')).toEqual({ a: 2, b: 1, c: 1 });
+  });
+
+  it('spreads evenly over many joining hosts, never below desired', () => {
+    const shop = app('shop', [actor('api', 20)]);
+    const { hosts } = converge([shop], [host('a'), host('b')]);
+    const joined = [...hosts, host('c'), host('d'), host('e')];
+    const done = converge([shop], joined, { check: (s) => expect(total(counts(s, 'api'))).toBeGreaterThanOrEqual(20) });
+    expect(done.rounds).toBeLessThanOrEqual(3);
+    expect(counts(done.hosts, 'api')).toEqual({ a: 4, b: 4, c: 4, d: 4, e: 4 });
+  });
+
+  it('does not use a flapping host during its hold-down, and rebalances onto it afterwards', () => {
+    const shop = app('shop', [actor('api', 6)]);
+    const { hosts } = converge([shop], [host('a'), host('b'), host('c')]);
+    expect(counts(hosts, 'api')).toEqual({ a: 2, b: 2, c: 2 });
+    // c dies: its two instances go to a and b.
+    const healed = converge([shop], hosts.filter((h) => h.id !== 'c')).hosts;
+    expect(counts(healed, 'api')).toEqual({ a: 3, b: 3 });
+    // c is back (restarted: empty) but held out: nothing moves.
+    const back = [...healed, host('c')];
+    expect(plan({ apps: [shop], hosts: back, heldOut: ['c'] }).actions).toEqual([]);
+    // The hold-down ends: instances move to c, started there before stopped elsewhere.
+    const done = converge([shop], back, { check: (s) => expect(total(counts(s, 'api'))).toBeGreaterThanOrEqual(6) });
+    expect(counts(done.hosts, 'api')).toEqual({ a: 2, b: 2, c: 2 });
   });
 
   it('moves only with both margins: 2 more of the version and 2 more load (hysteresis)', () => {

@@ -4,7 +4,7 @@
  */
 import type { AppRevision } from '../wire/apps.ts';
 import { planActor, type Context, type Current, type Slot } from './actors.ts';
-import { planProviders, providerRefs } from './providers.ts';
+import { allProviderRefs, planProviders } from './providers.ts';
 import { specProblem } from './shares.ts';
 import type { ActorAction, ActorPlacement, ActorTarget, AppPlacement, PlacementActorGroup, PlacementPlan, PlanInput } from './types.ts';
 
@@ -17,20 +17,27 @@ interface Owned {
 
 export function plan(input: PlanInput): PlacementPlan {
   const held = new Set(input.heldOut ?? []);
-  const hosts = [...input.hosts].sort((a, b) => byString(a.id, b.id));
+  const hosts = [...input.hosts].sort((a, b) => byString(a.id, b.id)).filter((h, i, all) => i === 0 || all[i - 1]!.id !== h.id);
+  const byName = new Map<string, { h: number; g: PlacementActorGroup }[]>();
   const slots: Slot[] = hosts.map((host, index) => {
-    const groups = new Map<string, PlacementActorGroup[]>();
     let load = 0;
     for (const g of host.actors) {
       load += g.instances;
-      const key = `${g.name}@${g.version}`;
-      const list = groups.get(key);
-      if (list) list.push(g);
-      else groups.set(key, [g]);
+      const list = byName.get(g.name);
+      if (list) list.push({ h: index, g });
+      else byName.set(g.name, [{ h: index, g }]);
     }
-    return { index, host, heldOut: held.has(host.id), load, groups };
+    return { index, host, heldOut: held.has(host.id), load };
   });
-  const ctx: Context = { slots, matching: new Map() };
+  const ctx: Context = {
+    slots,
+    matching: new Map(),
+    matchingOf: new WeakMap(),
+    byName,
+    tc: new Int32Array(slots.length),
+    block: new Int8Array(slots.length),
+    refs: allProviderRefs(slots),
+  };
   const owned = new Map<string, Owned[]>();
   for (const slot of slots) {
     for (const group of slot.host.actors) {
@@ -77,15 +84,27 @@ function planApp(ctx: Context, app: AppRevision, own: Owned[], out: PlacementPla
   if (problem && !deleting) {
     // Frozen: what runs keeps running, as it is, until a valid revision comes.
     for (const o of own) out.targets.push(keep(o));
-    const providers = [...providerRefs(ctx, app.name)].map(([kind, hosts]) => ({ kind, desired: 0, placed: hosts.size, running: hosts.size, spreads: [] }));
+    const providers = [...(ctx.refs.get(app.name) ?? [])].map(([kind, hosts]) => ({ kind, desired: 0, placed: hosts.size, running: hosts.size, spreads: [] }));
     out.apps.push({ name: app.name, revision: app.revision, deleting, error: problem, actors: oldPlacements(own, () => true), providers });
     return;
   }
+  // Hosts run a newer revision than the one given: this input is stale (a leader that read the
+  // app before a newer apply). Acting on it would roll the newer revision back.
+  const newer = own.reduce((n, o) => Math.max(n, o.group.owner!.revision), 0);
+  if (newer > app.revision) {
+    for (const o of own) out.targets.push(keep(o));
+    const stale = `hosts run revision ${newer} of ${app.name}, newer than revision ${app.revision} being planned: read the app again`;
+    out.apps.push({ name: app.name, revision: app.revision, deleting, stale, actors: oldPlacements(own, () => true), providers: [] });
+    return;
+  }
   const placement: AppPlacement = { name: app.name, revision: app.revision, deleting, actors: [], providers: [] };
+  // One owner object for every target and action of this revision (read-only data).
+  const owner = { app: app.name, revision: app.revision };
   out.apps.push(placement);
   const specs = deleting ? [] : app.spec.actors;
   const names = new Set(specs.map((a) => a.name));
-  const entryOf = new Map(specs.map((a, i) => [groupKey(a), i]));
+  const entriesOf = new Map<string, number[]>();
+  for (const [i, a] of specs.entries()) (entriesOf.get(a.name) ?? entriesOf.set(a.name, []).get(a.name)!).push(i);
   const currents = specs.map(() => new Map<number, Current>());
   const old = new Map<string, Owned[]>();
   const readyOfName = new Map<string, Map<number, number>>();
@@ -100,8 +119,8 @@ function planApp(ctx: Context, app: AppRevision, own: Owned[], out: PlacementPla
     let ready = readyOfName.get(g.name);
     if (!ready) readyOfName.set(g.name, (ready = new Map()));
     ready.set(o.slot.index, (ready.get(o.slot.index) ?? 0) + g.instances);
-    const entry = entryOf.get(groupKey(g));
-    if (entry !== undefined) currents[entry]!.set(o.slot.index, { instances: g.instances, revision: g.owner!.revision });
+    const entry = entriesOf.get(g.name)!.find((i) => specs[i]!.version === g.version && specs[i]!.digest === g.digest);
+    if (entry !== undefined) currents[entry]!.set(o.slot.index, g as Current);
     else {
       const list = old.get(g.name);
       if (list) list.push(o);
@@ -114,10 +133,10 @@ function planApp(ctx: Context, app: AppRevision, own: Owned[], out: PlacementPla
   const done = new Map<string, boolean>();
   const frees = new Map<string, number[]>();
   for (const [i, spec] of specs.entries()) {
-    const result = planActor(ctx, app, spec, currents[i]!, readyOfName.get(spec.name) ?? new Map(), old.has(spec.name));
-    out.actions.push(...result.actions);
+    const result = planActor(ctx, app, spec, currents[i]!, readyOfName.get(spec.name) ?? new Map(), old.has(spec.name), owner);
+    for (const a of result.actions) out.actions.push(a);
     for (const [h, count] of result.emitted) {
-      out.targets.push({ hostId: ctx.slots[h]!.host.id, actor: spec.name, version: spec.version, digest: spec.digest, count, policy: spec.policy, owner: { app: app.name, revision: app.revision } });
+      out.targets.push({ hostId: ctx.slots[h]!.host.id, actor: spec.name, version: spec.version, digest: spec.digest, count, policy: spec.policy, owner });
     }
     placement.actors.push(result.placement);
     const p = result.placement;

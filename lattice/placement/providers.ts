@@ -3,31 +3,34 @@
  * kind on. A host runs a provider kind at most once, so a provider's replicas are hosts.
  */
 import type { AppRevision } from '../wire/apps.ts';
-import { matchingHosts, type Context } from './actors.ts';
+import { matchingHosts, type Context, type Slot } from './actors.ts';
 import { describeRequirements, largestRemainder, matches } from './shares.ts';
 import type { ProviderAction, ProviderPlacement, SpreadPlacement } from './types.ts';
 
-type Health = 'ok' | 'starting' | 'failed' | undefined;
+export type Health = 'ok' | 'starting' | 'failed' | undefined;
 
-/** The app's provider references now: provider → host index → health. */
-export function providerRefs(ctx: Context, app: string): Map<string, Map<number, Health>> {
-  const refs = new Map<string, Map<number, Health>>();
-  for (const slot of ctx.slots) {
+/** Every app's provider references now: app → provider → host index → health. */
+export function allProviderRefs(slots: readonly Slot[]): Map<string, Map<string, Map<number, Health>>> {
+  const all = new Map<string, Map<string, Map<number, Health>>>();
+  for (const slot of slots) {
     for (const p of slot.host.providers) {
-      if (!p.owners?.includes(app)) continue;
-      let hosts = refs.get(p.name);
-      if (!hosts) refs.set(p.name, (hosts = new Map()));
-      hosts.set(slot.index, p.health);
+      for (const app of p.owners ?? []) {
+        let refs = all.get(app);
+        if (!refs) all.set(app, (refs = new Map()));
+        let hosts = refs.get(p.name);
+        if (!hosts) refs.set(p.name, (hosts = new Map()));
+        hosts.set(slot.index, p.health);
+      }
     }
   }
-  return refs;
+  return all;
 }
 
 const healthy = (h: Health) => h === undefined || h === 'ok';
 
 export function planProviders(ctx: Context, app: AppRevision, deleting: boolean): { actions: ProviderAction[]; placements: ProviderPlacement[] } {
   const { slots } = ctx;
-  const refs = providerRefs(ctx, app.name);
+  const refs = ctx.refs.get(app.name) ?? new Map<string, Map<number, Health>>();
   const specs = deleting ? [] : app.spec.providers;
   const actions: ProviderAction[] = [];
   const placements: ProviderPlacement[] = [];

@@ -42,8 +42,15 @@ export function describeRequirements(requirements: Readonly<Record<string, strin
 
 /** A binary min-heap by `less`. */
 export class Heap<T> {
-  private readonly items: T[] = [];
-  constructor(private readonly less: (a: T, b: T) => boolean) {}
+  private readonly items: T[];
+  /** `items` are taken over and heapified in O(n). */
+  constructor(
+    private readonly less: (a: T, b: T) => boolean,
+    items: T[] = [],
+  ) {
+    this.items = items;
+    for (let i = (items.length >> 1) - 1; i >= 0; i--) this.down(i);
+  }
   get size(): number {
     return this.items.length;
   }
@@ -54,7 +61,9 @@ export class Heap<T> {
     while (i > 0) {
       const p = (i - 1) >> 1;
       if (!this.less(a[i]!, a[p]!)) break;
-      [a[i], a[p]] = [a[p]!, a[i]!];
+      const t = a[i]!;
+      a[i] = a[p]!;
+      a[p] = t;
       i = p;
     }
   }
@@ -65,19 +74,24 @@ export class Heap<T> {
     const last = a.pop()!;
     if (a.length > 0) {
       a[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < a.length && this.less(a[l]!, a[m]!)) m = l;
-        if (r < a.length && this.less(a[r]!, a[m]!)) m = r;
-        if (m === i) break;
-        [a[i], a[m]] = [a[m]!, a[i]!];
-        i = m;
-      }
+      this.down(0);
     }
     return top;
+  }
+  private down(i: number): void {
+    const a = this.items;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < a.length && this.less(a[l]!, a[m]!)) m = l;
+      if (r < a.length && this.less(a[r]!, a[m]!)) m = r;
+      if (m === i) return;
+      const t = a[i]!;
+      a[i] = a[m]!;
+      a[m] = t;
+      i = m;
+    }
   }
 }
 

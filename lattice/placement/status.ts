@@ -37,9 +37,11 @@ export function status(app: AppRevision, hosts: readonly PlacementHost[], plan: 
   }
   const reasons: string[] = [];
   if (placed.error) reasons.push(`the spec cannot be planned: ${placed.error}`);
+  if (placed.stale) reasons.push(placed.stale);
   const failures = options.failures ?? [];
   const actors: AppStatus['actors'] = [];
   let failed = false;
+  let failing = false;
   let unplaceable = false;
   let complete = true;
   for (const e of entries) {
@@ -65,6 +67,7 @@ export function status(app: AppRevision, hosts: readonly PlacementHost[], plan: 
     }
     const mine = failures.filter((f) => f.actor === e.name && f.version === e.version && (f.digest === undefined || f.digest === e.digest));
     for (const f of mine) reasons.push(`${label}: ${f.code}: ${f.message}${f.hostId ? ` (host ${f.hostId})` : ''}`);
+    if (mine.length > 0) failing = true;
     if (mine.length > 0 && now === 0) failed = true;
     if (now < e.desired) {
       complete = false;
@@ -83,7 +86,8 @@ export function status(app: AppRevision, hosts: readonly PlacementHost[], plan: 
   let phase: AppPhase;
   if (placed.deleting) phase = 'Deleting';
   else if (placed.error || failed) phase = 'Failed';
-  else if (unplaceable || failures.length > 0) phase = 'Degraded';
+  else if (unplaceable || failing) phase = 'Degraded';
+  else if (placed.stale) phase = 'Deploying';
   else if (complete) phase = 'Deployed';
   // Once this revision ran in full, a missing instance is a fault being repaired, not progress.
   else if (options.previous?.revision === app.revision && (options.previous.phase === 'Deployed' || options.previous.phase === 'Degraded')) phase = 'Degraded';

@@ -152,6 +152,8 @@ export interface AppPlacement {
   deleting: boolean;
   /** The spec cannot be planned (e.g. a weight of 0): nothing of the app is touched. */
   error?: string;
+  /** Hosts run a newer revision than the one given: nothing of the app is touched. */
+  stale?: string;
   actors: ActorPlacement[];
   providers: ProviderPlacement[];
 }
