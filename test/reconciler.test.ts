@@ -66,7 +66,10 @@ describe('reconciler with 5 real host processes, a gateway and HTTP', () => {
     const status = await waitFor(async () => {
       const s = (await docs.statuses.get('shop'))?.value;
       return s?.phase === 'Deployed' ? s : undefined;
-    }, { timeoutMs: 60_000, what: 'shop Deployed' });
+    }, { timeoutMs: 90_000, what: 'shop Deployed' }).catch(async (err: Error) => {
+      const logs = hosts.flatMap((h) => h.logs.filter((l) => l.component === 'controller' || (l.level as number) >= 40).map((l) => `${h.name}: ${l.msg} ${l.err ?? ''}`));
+      throw new Error(`${err.message}; status ${JSON.stringify((await docs.statuses.get('shop'))?.value)}; placed ${JSON.stringify(await placedOf(client, 'shop'))}\n${logs.join('\n')}`);
+    });
     expect(status.actors).toEqual([{ name: 'api', version: '1.0.0', desired: 5, running: 5, spreads: [{ name: 'aws', desired: 3, running: 3 }, { name: 'gcp', desired: 2, running: 2 }] }]);
     const rows = await placedOf(client, 'shop');
     expect(total(rows, (p) => p.labels.cloud === 'aws')).toBe(3);
@@ -77,7 +80,8 @@ describe('reconciler with 5 real host processes, a gateway and HTTP', () => {
     await waitFor(async () => (await fetch(`${base}/api/hello`)).status === 200, { timeoutMs: 20_000, what: 'the route serves' });
     expect(events.some((e) => e.kind === 'app_deployed' && e.data.app === 'shop')).toBe(true);
     expect(events.filter((e) => e.kind === 'actor_placed' && e.data.app === 'shop').length).toBe(5);
-  });
+    // Five cold starts (fetch, transpile, compile) on a busy machine: a generous bound.
+  }, 120_000);
 
   it('reconciler - a SIGKILLed host: its replica serves elsewhere within the bound, under HTTP load with zero non-2xx', async () => {
     const leader = await leaderName();
