@@ -4,7 +4,7 @@
  * and rollback, status and --wait, delete, the ownership rules, and --json outputs that parse.
  */
 import { execFile } from 'node:child_process';
-import { copyFile, mkdtemp, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHost, type Host } from '../host/index.ts';
 import { applyManifest, checkManifest, openApps, rollbackApp, type AppStore } from '../lattice/apps/index.ts';
 import { createControlClient } from '../lattice/control/index.ts';
-import { openArtifacts } from '../lattice/state/index.ts';
+import { digestOf, openArtifacts } from '../lattice/state/index.ts';
 import { subjects as buildSubjects } from '../lattice/subjects/index.ts';
 import { TRELLIS_BIN, exampleActor, startNats, uniqueLattice, type NatsServer } from './harness/index.ts';
 
@@ -201,10 +201,14 @@ describe('trellis apply and app commands', { timeout: 180_000 }, () => {
   });
 
   it('apps - ownership: an actor of another app, a prefix another app routes, a hand-started actor at another version are refused; nothing is stored', async () => {
-    const sameActor = await trellis('apply', '-f', await write('blog.yaml', manifest('blog', helloActor({ prefix: '/blog' }))));
+    // Another component (counter's), so the test can see it was not pushed for a refused apply.
+    await copyFile(exampleActor('counter'), path.join(dir, 'counter.wasm'));
+    const sameActor = await trellis('apply', '-f', await write('blog.yaml', manifest('blog', helloActor({ prefix: '/blog' }).replace('./hello.wasm', './counter.wasm'))));
     expect(sameActor.code).toBe(1);
     expect(sameActor.stderr).toContain('actor hello belongs to app shop: an actor name belongs to one app');
     expect(sameActor.stderr).toContain('[TRELLIS_CONFLICT]');
+    const counterDigest = digestOf(new Uint8Array(await readFile(path.join(dir, 'counter.wasm'))));
+    await expect((await openArtifacts(nc, buildSubjects(lattice))).fetch(counterDigest)).rejects.toMatchObject({ code: 'TRELLIS_DIGEST_NOT_FOUND' });
     const sameRoute = await json<{ error: { code: string; message: string } }>('apply', '-f', await write('blog2.yaml', manifest('blog', helloActor({ name: 'blog' }))));
     expect(sameRoute.code).toBe(1);
     expect(sameRoute.value.error).toMatchObject({ code: 'TRELLIS_CONFLICT', message: expect.stringContaining('route /hello is routed by app shop') });

@@ -42,23 +42,20 @@ export interface ApplyOptions {
 export async function applyManifest(client: ControlClient, manifest: Manifest, options: ApplyOptions = {}): Promise<ApplyResult> {
   const progress = options.progress ?? (() => {});
   const dryRun = options.dryRun ?? false;
+  // Digests first, computed here: nothing is pushed for an apply that is then refused.
   const digests: Record<string, string> = {};
-  const artifacts: ApplyResult['artifacts'] = [];
-  for (const actor of manifest.actors) {
-    if (!('file' in actor.source)) continue;
-    const file = actor.source.file;
-    if (dryRun) {
-      // A dry run writes nothing, not even an artifact: the digest is computed here.
-      const digest = digestOf(new Uint8Array(await readFile(file)));
-      artifacts.push({ actor: actor.name, file, digest });
-      digests[actor.name] = digest;
-    } else {
-      const pushed = await pushFile(client, file);
-      progress(`pushed ${file}: ${pushed.digest}${pushed.existed ? ' (already stored)' : ''}`);
-      artifacts.push({ actor: actor.name, file, digest: pushed.digest, existed: pushed.existed });
-      digests[actor.name] = pushed.digest;
+  const files = manifest.actors.flatMap((a) => ('file' in a.source ? [{ actor: a.name, file: a.source.file }] : []));
+  for (const { actor, file } of files) digests[actor] = digestOf(new Uint8Array(await readFile(file)));
+  const artifacts: ApplyResult['artifacts'] = files.map(({ actor, file }) => ({ actor, file, digest: digests[actor]! }));
+  const push = async () => {
+    for (const artifact of artifacts) {
+      const pushed = await pushFile(client, artifact.file);
+      // A file rewritten since it was hashed would make the revision name other bytes.
+      if (pushed.digest !== artifact.digest) throw new TrellisError('TRELLIS_CONFLICT', `${artifact.file} changed while it was applied; apply again`);
+      artifact.existed = pushed.existed;
+      progress(`pushed ${artifact.file}: ${pushed.digest}${pushed.existed ? ' (already stored)' : ''}`);
     }
-  }
+  };
   const spec = toSpec(manifest, digests);
   const hash = specHash(spec);
   const apps = await openApps(client.nc, client.subjects);
@@ -68,6 +65,8 @@ export async function applyManifest(client: ControlClient, manifest: Manifest, o
   }
   const base = { app: spec.name, dryRun, specHash: hash, artifacts, spec };
   if (current && current.value.specHash === hash) {
+    // Pushed again all the same (a no-op when stored): the revision's components must be there.
+    if (!dryRun) await push();
     return { ...base, outcome: 'unchanged', revision: current.value.revision, previousRevision: current.value.revision, changes: [] };
   }
   await conflictsOf(client, apps, spec, current?.value.spec);
@@ -77,6 +76,7 @@ export async function applyManifest(client: ControlClient, manifest: Manifest, o
     const revision = (current?.value.revision ?? Math.max(0, ...(await apps.history(spec.name)).map((r) => r.revision))) + 1;
     return { ...base, outcome, revision, ...(current ? { previousRevision: current.value.revision } : {}), changes };
   }
+  await push();
   const stored = await apps.putNext(spec, current);
   return { ...base, outcome, revision: stored.value.revision, ...(current ? { previousRevision: current.value.revision } : {}), changes };
 }

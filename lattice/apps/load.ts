@@ -2,7 +2,7 @@
  * Reading a manifest from disk: the text, then the files it names (components must exist, policy
  * files must compile), every problem gathered with its path and line before anything is refused.
  */
-import { stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { loadPolicyFile } from '../policy/index.ts';
 import { readUserFile } from '../cli/files.ts';
@@ -19,7 +19,7 @@ export async function checkManifest(text: string, dir: string, source = 'the man
   for (const ref of files) {
     const line = problems.lineOf(ref.path);
     if (ref.kind === 'source') {
-      const found = await stat(ref.file).then((s) => (s.isFile() ? undefined : 'is not a file'), (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? 'no such file' : (err.code ?? err.message)));
+      const found = await componentProblem(ref.file);
       if (found) problems.add(ref.path, `${ref.file}: ${found} (give a component file, or sha256:<digest> of one already pushed)`, { line });
     } else {
       try {
@@ -34,6 +34,23 @@ export async function checkManifest(text: string, dir: string, source = 'the man
   if (problems.list.length > 0 || !manifest) throw new ManifestError(source, problems.sorted());
   for (const actor of manifest.actors) if (actor.policyFile) actor.policy = policies.get(actor.policyFile);
   return manifest;
+}
+
+/** Why a file cannot be a component (missing, not a file, not WebAssembly), or undefined. */
+async function componentProblem(file: string): Promise<string | undefined> {
+  let handle;
+  try {
+    handle = await open(file, 'r');
+    if (!(await handle.stat()).isFile()) return 'is not a file';
+    const head = new Uint8Array(4);
+    const { bytesRead } = await handle.read(head, 0, 4, 0);
+    return bytesRead === 4 && head[0] === 0x00 && head[1] === 0x61 && head[2] === 0x73 && head[3] === 0x6d ? undefined : 'is not a WebAssembly file';
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is not a file' : (code ?? (err as Error).message);
+  } finally {
+    await handle?.close();
+  }
 }
 
 /** Read and check a manifest file; its relative paths resolve from its own folder. */

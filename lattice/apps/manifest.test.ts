@@ -318,6 +318,15 @@ describe('checkManifest (files)', () => {
     expect(e.toJSON()).toEqual({ code: 'TRELLIS_BAD_REQUEST', message: e.message, problems: e.problems });
   });
 
+  it('manifest files - a source that is not a WebAssembly file, or a folder, is a problem', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'manifest-'));
+    await writeFile(join(dir, 'api.wasm'), 'not wasm at all');
+    const err = (await checkManifest(GOOD, dir).catch((e: unknown) => e)) as ManifestError;
+    expect(err.problems.map(formatProblem)).toEqual([expect.stringMatching(/^spec\.actors\[0\]\.source: .*\/api\.wasm: is not a WebAssembly file .*\(line 8\)$/)]);
+    const folder = (await checkManifest(GOOD.replace('./api.wasm', '.'), dir).catch((e: unknown) => e)) as ManifestError;
+    expect(folder.problems.map(formatProblem)).toEqual([expect.stringMatching(/: is not a file /)]);
+  });
+
   it('manifest files - a policy file is loaded relative to the manifest', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'manifest-'));
     await writeFile(join(dir, 'api.wasm'), new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]));
