@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHost, type Host } from '../host/index.ts';
 import { connectControl, type ControlClient } from '../lattice/control/index.ts';
+import { openLinks } from '../lattice/links/index.ts';
 import { digestOf, openArtifacts } from '../lattice/state/index.ts';
 import { decodeEvent, type LatticeEvent } from '../lattice/wire/index.ts';
 import { actorSpec, markDeleting, openAppDocs, putRevision } from './harness/apps.ts';
@@ -70,5 +71,21 @@ describe('reconciler: failed starts and provider references', () => {
     expect((await client.getInventory(b!.id)).providers).toEqual([]);
     expect(() => process.kill(onB.pid!, 0)).toThrow();
     expect(events.some((e) => e.kind === 'app_deleted' && e.data.app === 'kv')).toBe(true);
+  });
+
+  it('reconciler - a provider that a hand-started actor uses keeps running (by hand) when the app that placed it goes', async () => {
+    const [, b] = hosts;
+    const digest = (await (await openArtifacts(client.nc, client.subjects)).push(new Uint8Array(await readFile(exampleActor('counter'))))).digest;
+    await client.startActor(b!.id, { actor: 'tally', version: '1.0.0', digest, count: 1 });
+    await (await openLinks(client.nc, client.subjects)).put('tally', 'keyvalue-nats', { bucket: `t-${lattice}` });
+    await putRevision(docs, { name: 'kv2', actors: [], providers: [{ kind: 'keyvalue-nats', replicas: 1, spread: [{ name: 'b', requirements: { hostname: os.hostname() }, weight: 1 }] }] });
+    const holder = await waitFor(async () => {
+      for (const h of hosts) if ((await client.getInventory(h.id)).providers.some((p) => p.owners?.includes('kv2'))) return h;
+      return undefined;
+    }, { timeoutMs: 30_000, what: 'kv2 holds the provider' });
+    await markDeleting(docs, 'kv2');
+    await waitFor(async () => (await docs.revisions.get('kv2')) === undefined, { timeoutMs: 30_000, what: 'kv2 deleted' });
+    expect((await client.getInventory(holder.id)).providers.find((p) => p.name === 'keyvalue-nats')).toMatchObject({ owners: [], manual: true, health: 'ok' });
+    await client.stopActor(b!.id, { actor: 'tally' });
   });
 });

@@ -97,16 +97,20 @@ export class ActionRunner {
     });
   }
 
-  /** Take or drop a provider reference. */
-  runProvider(p: ProviderAction, revision: number): void {
+  /**
+   * Take or drop a provider reference. `keepByHand`: a hand-started actor still uses the
+   * provider, so before the app lets go it stays as if started by hand (a hand stop ends it).
+   */
+  runProvider(p: ProviderAction, revision: number, keepByHand = false): void {
     const group = `${p.app}|${p.hostId}|provider:${p.provider}`;
     const key = ActionRunner.providerKey(p);
     if (!this.admit(group, key)) return;
     const { hostId, provider, app: owner } = p;
+    const handOver = keepByHand ? this.control.startProvider(hostId, { provider }).then(() => undefined) : Promise.resolve();
     const call =
       p.kind === 'take'
         ? this.control.startProvider(hostId, { provider, owner }).then((inv) => this.view.patchProvider(hostId, inv))
-        : this.control.stopProvider(hostId, { provider, owner }).then(async (reply) => {
+        : handOver.then(() => this.control.stopProvider(hostId, { provider, owner })).then(async (reply) => {
             if (!reply.running) this.view.patchProvider(hostId, { name: provider, stopped: true });
             else {
               // Others still hold it: what the view holds is its inventory entry as it is now.

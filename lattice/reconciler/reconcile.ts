@@ -164,9 +164,12 @@ export async function startTerm(options: TermOptions): Promise<Term> {
       runner.runActor(a);
     }
     const revisionOf = new Map(revisions.map((r) => [r.name, r.revision]));
+    // Provider kinds that hand-started actors are linked to: an app letting go of one leaves it running by hand.
+    const usedByHand = new Set<string>();
+    for (const h of hosts) for (const a of h.actors) if (!a.owner) for (const l of links.followed.docs.values()) if (l.actor === a.name) usedByHand.add(l.provider);
     for (const r of p.providers) {
       keep.add(ActionRunner.providerKey(r));
-      runner.runProvider(r, revisionOf.get(r.app) ?? 0);
+      runner.runProvider(r, revisionOf.get(r.app) ?? 0, r.kind === 'drop' && r.reason === 'remove' && usedByHand.has(r.provider));
     }
     // What apps this term deleted still own (on a host that came back): stop it.
     for (const h of hosts) {
