@@ -18,6 +18,9 @@ import { DEFAULT_HOLD_DOWN_MS } from './hosts.ts';
 import { DEFAULT_LEASE_TTL_MS, openLease, type Lease, type LeaderLease } from './lease.ts';
 import { startTerm, type Term } from './reconcile.ts';
 
+/** How long a new leader's term may take to start (documents, hosts, first pass) before it lets go. */
+const TERM_START_MS = 30_000;
+
 export { DEFAULT_LEASE_TTL_MS, LEASE_KEY, leaseKind, type LeaderLease } from './lease.ts';
 export { DEFAULT_HOLD_DOWN_MS } from './hosts.ts';
 export { backoffMs, BACKOFF_MAX_MS, BACKOFF_MIN_MS } from './actions.ts';
@@ -92,13 +95,25 @@ export async function startController(options: ControllerOptions): Promise<Contr
     if (closed) return;
     if (held && !term && !starting) {
       logger.info({ leaseTtlMs }, 'reconciler lease acquired');
-      starting = startTerm({ nc, subjects, control, id, logger, intervalMs, holdDownMs, isLeader: () => !closed && lease!.held() })
+      const pending = startTerm({ nc, subjects, control, id, logger, intervalMs, holdDownMs, isLeader: () => !closed && lease!.held() });
+      // A term that cannot start (JetStream too slow, a watch that never settles) must not sit
+      // on the lease: let go, so that another candidate may lead.
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no first pass within ${TERM_START_MS} ms`)), TERM_START_MS)));
+      starting = Promise.race([pending, late])
         .then((t) => {
           if (closed || !lease!.held()) return void t.close();
           term = t;
         })
-        .catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'reconciler could not start its term'))
-        .finally(() => (starting = undefined));
+        .catch(async (err: unknown) => {
+          logger.warn({ err: (err as Error).message }, 'reconciler could not start its term; letting go of the lease');
+          void pending.then((t) => t.close(), () => undefined);
+          await lease!.release();
+        })
+        .finally(() => {
+          clearTimeout(timer);
+          starting = undefined;
+        });
     } else if (!held && term) await endTerm('lease lost');
     // The holder renews at a third of the TTL; a candidate tries every 500 ms (or sooner for short TTLs).
     schedule(held ? Math.floor(leaseTtlMs / 3) : Math.min(500, Math.floor(leaseTtlMs / 3)));
