@@ -15,7 +15,7 @@ import { TrellisError, toTrellisError } from '../lattice/errors/index.ts';
 import type { Logger } from '../lattice/log/index.ts';
 import { digestOf, openArtifacts, openOnce } from '../lattice/state/index.ts';
 import type { Subjects } from '../lattice/subjects/index.ts';
-import { encode, type ActorInventory, type ActorRequest, type ActorResponse, type ControlRequest, type EventData, type InvokeReply } from '../lattice/wire/index.ts';
+import { encode, type ActorInventory, type ActorRequest, type ActorResponse, type ControlRequest, type EventData, type InvokeReply, type Owner } from '../lattice/wire/index.ts';
 import type { HostMetrics } from './metrics.ts';
 import { compilePolicy, PROGRESS_REPLY, type ActorRuntime, type LatticeServing } from './runtime/index.ts';
 
@@ -28,6 +28,23 @@ interface Running {
   policy: Record<string, unknown>;
   startedAt: string;
   runtimeName: string;
+  /** The app revision that placed these instances; absent when started by hand. */
+  owner?: Owner;
+}
+
+/**
+ * Why `wanted` may not take over instances held by `held` (undefined: it may). An app owns what
+ * it placed: another app, or a hand command, may not take them over, nor may an app take over
+ * hand-started instances. A newer revision of the same app takes them over (rolling updates);
+ * an older one is a deposed leader's stale plan and is refused.
+ */
+export function ownershipConflict(key: string, held: Owner | undefined, wanted: Owner | undefined): string | undefined {
+  if (held === undefined && wanted === undefined) return undefined;
+  if (held === undefined) return `${key} runs here started by hand; app ${wanted!.app} may not take it over (stop it first, or use another version)`;
+  if (wanted === undefined) return `${key} is owned by app ${held.app} (revision ${held.revision}); change the app or delete it (\`trellis delete app ${held.app}\`) instead`;
+  if (held.app !== wanted.app) return `${key} is owned by app ${held.app} (revision ${held.revision}); app ${wanted.app} may not take it over`;
+  if (wanted.revision < held.revision) return `${key} is owned by app ${held.app} at revision ${held.revision}, newer than ${wanted.revision}`;
+  return undefined;
 }
 
 
@@ -55,15 +72,7 @@ export class ActorSupervisor {
 
   /** What runs here, for inventory and heartbeats. */
   inventory(): ActorInventory[] {
-    return [...this.running.values()].map((r) => ({
-      name: r.actor,
-      version: r.version,
-      digest: r.digest,
-      world: r.world,
-      instances: r.count,
-      maxConcurrency: r.count,
-      startedAt: r.startedAt,
-    }));
+    return [...this.running.values()].map((r) => this.inventoryOf(r));
   }
 
   /** Fetch bytes by digest: local disk cache first, then the lattice object store (verified). */
@@ -83,9 +92,11 @@ export class ActorSupervisor {
 
   /** Start an actor version (or change its count/policy if it already runs). */
   async start(request: Omit<ControlRequest<'actorStart'>, 'lattice'>): Promise<ActorInventory> {
-    const { actor, version, digest, count = 1, policy: rawPolicy = {} } = request;
+    const { actor, version, digest, count = 1, policy: rawPolicy = {}, owner } = request;
     const key = `${actor}@${version}`;
     const existing = this.running.get(key);
+    const conflict = existing && ownershipConflict(key, existing.owner, owner);
+    if (conflict) throw new TrellisError('TRELLIS_CONFLICT', conflict);
     if (existing && existing.digest !== digest) {
       throw new TrellisError('TRELLIS_BAD_REQUEST', `${key} already runs digest ${existing.digest}; stop it first or use another version`);
     }
@@ -105,6 +116,7 @@ export class ActorSupervisor {
       if (existing && (await this.runtime.rescale(key, policy))) {
         existing.count = count;
         existing.policy = rawPolicy;
+        existing.owner = owner;
         this.emit('actor_started', { hostId: this.hostId, actor, version, digest, instances: count });
         this.logger.info({ actor, version, digest, count }, 'actor scaled');
         return this.inventoryOf(existing);
@@ -117,8 +129,9 @@ export class ActorSupervisor {
       if (existing) {
         existing.count = count;
         existing.policy = rawPolicy;
+        existing.owner = owner;
       } else {
-        this.running.set(key, { actor, version, digest, world: loaded.world, count, policy: rawPolicy, startedAt: new Date().toISOString(), runtimeName: key });
+        this.running.set(key, { actor, version, digest, world: loaded.world, count, policy: rawPolicy, startedAt: new Date().toISOString(), runtimeName: key, ...(owner ? { owner } : {}) });
       }
       this.emit('actor_started', { hostId: this.hostId, actor, version, digest, instances: count });
       this.logger.info({ actor, version, digest, count }, 'actor started');
@@ -136,21 +149,34 @@ export class ActorSupervisor {
     const key = `${request.actor}@${request.version}`;
     const running = this.running.get(key);
     if (!running) throw new TrellisError('TRELLIS_NOT_FOUND', `actor ${key} does not run on host ${this.hostId}`);
+    const conflict = ownershipConflict(key, running.owner, request.owner);
+    if (conflict) throw new TrellisError('TRELLIS_CONFLICT', conflict);
     if (request.count === 0) {
-      await this.stop({ actor: running.actor, version: running.version });
+      await this.stop({ actor: running.actor, version: running.version, owner: request.owner });
       return { ...this.inventoryOf(running), instances: 0 };
     }
-    return this.start({ actor: running.actor, version: running.version, digest: running.digest, count: request.count, policy: running.policy });
+    const { owner } = request;
+    return this.start({ actor: running.actor, version: running.version, digest: running.digest, count: request.count, policy: running.policy, ...(owner ? { owner } : {}) });
   }
 
   private inventoryOf(r: Running): ActorInventory {
-    return { name: r.actor, version: r.version, digest: r.digest, world: r.world, instances: r.count, maxConcurrency: r.count, startedAt: r.startedAt };
+    const inv: ActorInventory = { name: r.actor, version: r.version, digest: r.digest, world: r.world, instances: r.count, maxConcurrency: r.count, startedAt: r.startedAt };
+    return r.owner ? { ...inv, owner: { ...r.owner } } : inv;
   }
 
-  /** Stop one version, or every version of an actor when no version is given. */
+  /**
+   * Stop one version, or every version of an actor when no version is given. With an owner, only
+   * what that app owns (another app's or hand-started instances are left alone); without one, a
+   * hand stop, which stops app-owned instances too (the operator's override; the app's
+   * reconciler places them again).
+   */
   async stop(request: Omit<ControlRequest<'actorStop'>, 'lattice'>, reason = 'stop requested'): Promise<{ stopped: string[] }> {
-    const { actor, version } = request;
-    const targets = [...this.running.values()].filter((r) => r.actor === actor && (version === undefined || r.version === version));
+    const { actor, version, owner } = request;
+    const matching = [...this.running.values()].filter((r) => r.actor === actor && (version === undefined || r.version === version));
+    const targets = owner ? matching.filter((r) => r.owner?.app === owner.app) : matching;
+    if (targets.length === 0 && matching.length > 0) {
+      throw new TrellisError('TRELLIS_CONFLICT', `actor ${actor}${version ? `@${version}` : ''} on host ${this.hostId} is not owned by app ${owner!.app}`);
+    }
     if (targets.length === 0) throw new TrellisError('TRELLIS_NOT_FOUND', `actor ${actor}${version ? `@${version}` : ''} does not run on host ${this.hostId}`);
     for (const r of targets) {
       // Unloading drains the workers' subscriptions first: the calls NATS already delivered

@@ -1,6 +1,7 @@
 /**
  * The host process: joins a lattice over NATS with a stable nkey identity, advertises itself
- * (started event, heartbeats carrying the full inventory), and answers control commands.
+ * (started event, a small liveness beat every second, its full inventory on every change and
+ * every heartbeat period), and answers control commands.
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -13,6 +14,7 @@ import {
   ControlRequests,
   decode,
   encode,
+  encodeBeat,
   encodeEvent,
   makeEvent,
   type ControlReplies,
@@ -28,6 +30,7 @@ import { ProviderSupervisor } from './providers.ts';
 import { startGateway, type Gateway } from '../providers/index.ts';
 import { createHostMetrics, type HostMetrics } from './metrics.ts';
 import { createRuntime, type ActorRuntime } from './runtime/index.ts';
+import { startController, type Controller } from '../lattice/reconciler/index.ts';
 import { createRpcClient } from '../lattice/rpc/index.ts';
 import { openOnce } from '../lattice/state/index.ts';
 import { packagePath } from '../lattice/package-root/index.ts';
@@ -57,9 +60,16 @@ export interface Host extends AsyncDisposable {
   stop(reason?: string, drainMs?: number): Promise<void>;
   /** Resolves when the host has stopped, whoever asked (CLI signal, control command). */
   readonly stopped: Promise<void>;
+  /** The lattice controller candidate this host runs (absent with `controller: false`). */
+  readonly controller?: Controller;
 }
 
 type Emit = <K extends EventType>(kind: K, data: EventData[K]) => void;
+
+/** Events that mean the inventory changed: each one sends the inventory again (debounced). */
+const INVENTORY_EVENTS: ReadonlySet<EventType> = new Set(['actor_started', 'actor_stopped', 'provider_started', 'provider_stopped', 'provider_restarted', 'labels_changed']);
+/** Changes within this window go out as one inventory. */
+const INVENTORY_DEBOUNCE_MS = 25;
 
 /** One handler per control operation: a validated, typed request in, its reply out; throw TrellisError to fail. */
 type ControlHandlers = { [Op in ControlOp]: (request: ControlRequest<Op>) => Promise<ControlReplies[Op]> | ControlReplies[Op] };
@@ -95,9 +105,11 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
   const rpcClient = rpc.get;
   const caps = createCapabilities({ nc, subjects, rpc: rpcClient });
   const runtime = await createRuntime({ cacheDir: `${options.cacheDir}/components`, logger, capabilities: caps.capabilities });
+  let inventoryChanged = () => {};
   const emit: Emit = (kind, data) => {
     if (nc.isClosed()) return;
     nc.publish(subjects.event(kind), encodeEvent(makeEvent(kind, `/trellis/${options.lattice}/host/${id}`, data)));
+    if (INVENTORY_EVENTS.has(kind)) inventoryChanged();
   };
   actors = new ActorSupervisor(id, name, options.servers, nc, subjects, runtime, options.cacheDir, logger, metrics, emit);
   const providers = new ProviderSupervisor(id, options.servers, options.lattice, logger, emit, options.logLevel);
@@ -108,11 +120,15 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
       () => {}, // never opened: nothing to close
     );
   });
+  inventoryChanged = () => host.inventoryChanged();
   try {
     if (options.gateway) {
       host.gateway = await startGateway({ nc, lattice: options.lattice, listen: options.gateway, rpc: await rpcClient(), logger: logger.child({ component: 'gateway' }) });
     }
     await host.start();
+    // The controller runs as its own participant (own connection, later its own credentials);
+    // it waits for JetStream in the background rather than holding up the host.
+    if (options.controller) host.controller = await startController({ servers: options.servers, lattice: options.lattice, name: name, logger });
   } catch (err) {
     // Nothing may outlive a failed start: the NATS connection alone keeps the process running.
     await host.stop('start failed').catch(() => {});
@@ -135,9 +151,14 @@ class HostImpl implements Host {
   readonly stopped: Promise<void>;
   opsUrl?: string;
   gateway?: Gateway;
+  controller?: Controller;
   private resolveStopped!: () => void;
   private stopping?: Promise<void>;
   private heartbeatTimer?: NodeJS.Timeout;
+  private beatTimer?: NodeJS.Timeout;
+  private changeTimer?: NodeJS.Timeout;
+  /** Inventory sequence: one more for every inventory sent after a change. */
+  private seq = 0;
   private subs: Subscription[] = [];
   private closeOps?: () => Promise<void>;
   private readonly handlers: ControlHandlers;
@@ -210,7 +231,27 @@ class HostImpl implements Host {
       uptimeMs: Date.now() - this.startedAt.getTime(),
       actors: this.actors.inventory(),
       providers: this.providers.inventory(),
+      seq: this.seq,
+      beatMs: this.options.beatMs,
     };
+  }
+
+  /** What this host runs changed: send the inventory soon (changes close together go as one). */
+  inventoryChanged(): void {
+    if (this.changeTimer || this.stopping) return;
+    this.changeTimer = setTimeout(() => {
+      this.changeTimer = undefined;
+      this.seq += 1;
+      this.emit('host_heartbeat', this.inventory());
+      // The beat says so at once: a listener that missed the inventory asks for it.
+      this.beat();
+    }, INVENTORY_DEBOUNCE_MS);
+  }
+
+  /** The liveness beat: tiny, every beat period. */
+  private beat(): void {
+    if (this.nc.isClosed()) return;
+    this.nc.publish(this.subjects.beat(this.id), encodeBeat({ id: this.id, periodMs: this.options.beatMs, seq: this.seq }));
   }
 
   async start(): Promise<void> {
@@ -236,6 +277,9 @@ class HostImpl implements Host {
     this.heartbeat();
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.heartbeatMs);
     this.heartbeatTimer.unref();
+    this.beat();
+    this.beatTimer = setInterval(() => this.beat(), this.options.beatMs);
+    this.beatTimer.unref();
     // A closed connection (server gone for good, or drained) ends the host.
     void this.nc.closed().then((err) => {
       if (err) this.logger.error({ err }, 'NATS connection closed with an error');
@@ -321,7 +365,11 @@ class HostImpl implements Host {
   stop(reason = 'stopped', drainMs = this.options.stopTimeoutMs): Promise<void> {
     this.stopping ??= (async () => {
       this.logger.info({ reason, drainMs }, 'host stopping');
+      // The controller lets go of its lease first, so another host's takes over at once.
+      await this.controller?.close().catch((err: unknown) => this.logger.warn({ err }, 'controller stop failed'));
       clearInterval(this.heartbeatTimer);
+      clearInterval(this.beatTimer);
+      clearTimeout(this.changeTimer);
       for (const sub of this.subs) sub.unsubscribe();
       const deadline = Date.now() + drainMs;
       await this.deregister();

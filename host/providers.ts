@@ -2,6 +2,12 @@
  * Providers supervised by a host: each runs as a child process (`trellis provider <kind>`) so a
  * crashing provider cannot take the host down; the host restarts it with exponential backoff,
  * announces restarts as events, and reports health in its inventory.
+ *
+ * A provider kind is held by references: the apps that asked for it (`owner`) and `manual`
+ * (started by hand). An app's stop drops its reference; a hand stop drops the manual one. The
+ * process stops only when no reference is left, so deleting one app never takes a provider
+ * away from another app, and a hand stop of a provider that apps still need leaves it running
+ * (the reply says for whom): stopping it would only make their reconciler start it again.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -25,6 +31,10 @@ interface Supervised {
   stopping: boolean;
   backoffMs: number;
   timer?: NodeJS.Timeout;
+  /** Apps holding a reference. */
+  owners: Set<string>;
+  /** Started by hand: a reference of its own, dropped by a stop without an owner. */
+  manual: boolean;
 }
 
 type Emit = <K extends keyof EventData>(kind: K, data: EventData[K]) => void;
@@ -43,17 +53,42 @@ export class ProviderSupervisor {
   ) {}
 
   inventory(): ProviderInventory[] {
-    return [...this.providers.values()].map((p) => ({ name: p.kind, health: p.health, restarts: p.restarts, startedAt: p.startedAt, pid: p.child?.pid }));
+    return [...this.providers.values()].map((p) => ({
+      name: p.kind,
+      health: p.health,
+      restarts: p.restarts,
+      startedAt: p.startedAt,
+      pid: p.child?.pid,
+      owners: [...p.owners].sort(),
+      manual: p.manual,
+    }));
   }
 
-  /** Start a provider kind (idempotent); resolves when it serves. */
-  async start(body: Record<string, unknown>): Promise<ProviderInventory> {
+  /**
+   * Start a provider kind, or take one more reference on it (idempotent per owner); resolves
+   * when it serves. `owner`: the app asking; without one, a hand start.
+   */
+  async start(body: { provider: string; owner?: string }): Promise<ProviderInventory> {
     const kind = providerKind(String(body.provider ?? ''));
     let p = this.providers.get(kind);
+    const isNew = !p;
     if (!p) {
-      p = { kind, health: 'starting', restarts: 0, startedAt: new Date().toISOString(), stopping: false, backoffMs: BACKOFF_MIN_MS };
+      p = { kind, health: 'starting', restarts: 0, startedAt: new Date().toISOString(), stopping: false, backoffMs: BACKOFF_MIN_MS, owners: new Set(), manual: false };
       this.providers.set(kind, p);
-      await this.launch(p);
+    }
+    if (body.owner === undefined) p.manual = true;
+    else p.owners.add(body.owner);
+    if (isNew) {
+      try {
+        await this.launch(p);
+      } catch (err) {
+        // It never served: forget it, so the next start launches it again instead of reporting
+        // a provider that is not there.
+        if (this.providers.get(kind) === p) this.providers.delete(kind);
+        p.stopping = true;
+        clearTimeout(p.timer);
+        throw err;
+      }
     }
     return this.inventory().find((i) => i.name === kind)!;
   }
@@ -92,11 +127,26 @@ export class ProviderSupervisor {
     return ready.then(() => this.emit('provider_started', { hostId: this.hostId, provider: p.kind }));
   }
 
-  /** Stop a provider kind. */
-  async stop(body: Record<string, unknown>, reason = 'stop requested'): Promise<{ stopped: string }> {
+  /**
+   * Drop a reference on a provider kind: the app's (`owner`), or the manual one (a hand stop).
+   * The process stops when no reference is left; otherwise the reply says who still holds it.
+   */
+  async stop(body: { provider: string; owner?: string }, reason = 'stop requested'): Promise<{ stopped: string; running?: boolean; owners?: string[] }> {
     const kind = providerKind(String(body.provider ?? ''));
     const p = this.providers.get(kind);
     if (!p) throw new TrellisError('TRELLIS_NOT_FOUND', `provider ${kind} does not run on host ${this.hostId}`);
+    if (body.owner === undefined) p.manual = false;
+    else p.owners.delete(body.owner);
+    if (p.manual || p.owners.size > 0) {
+      this.logger.info({ provider: kind, owners: [...p.owners], manual: p.manual }, 'provider reference dropped; still held');
+      return { stopped: kind, running: true, owners: [...p.owners].sort() };
+    }
+    return this.terminate(p, reason);
+  }
+
+  /** End a provider's process whatever holds it (host shutdown, or its last reference gone). */
+  private async terminate(p: Supervised, reason: string): Promise<{ stopped: string; running: false }> {
+    const kind = p.kind;
     p.stopping = true;
     clearTimeout(p.timer);
     this.providers.delete(kind);
@@ -109,10 +159,10 @@ export class ProviderSupervisor {
       clearTimeout(force);
     }
     this.emit('provider_stopped', { hostId: this.hostId, provider: kind, reason });
-    return { stopped: kind };
+    return { stopped: kind, running: false };
   }
 
   async stopAll(reason: string): Promise<void> {
-    for (const kind of [...this.providers.keys()]) await this.stop({ provider: kind }, reason).catch(() => {});
+    for (const p of [...this.providers.values()]) await this.terminate(p, reason).catch(() => {});
   }
 }

@@ -68,7 +68,9 @@ describe('trellis apply and app commands', { timeout: 180_000 }, () => {
 
   beforeAll(async () => {
     nats = await startNats();
-    host = await startHost({ nats: nats.url, lattice, labels: { cloud: 'aws' }, logLevel: 'silent' });
+    // No controller: these tests write the leader's status documents themselves (the
+    // reconciler's own behaviour is tested in reconciler.test.ts).
+    host = await startHost({ nats: nats.url, lattice, labels: { cloud: 'aws' }, logLevel: 'silent', controller: false });
     nc = await connect({ servers: nats.url });
     apps = await openApps(nc, buildSubjects(lattice));
     dir = await mkdtemp(path.join(os.tmpdir(), 'apps-test-'));

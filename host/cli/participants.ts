@@ -20,7 +20,9 @@ export const hostFlags = {
   label: { type: 'pairs', short: 'l', help: 'a label key=value, e.g. --label cloud=aws' },
   name: { type: 'string', help: 'friendly name (default: hostname plus an id suffix)' },
   seed: { type: 'string', help: 'nkey server seed to keep the identity across restarts', env: 'TRELLIS_HOST_SEED', placeholder: 'seed' },
-  'heartbeat-ms': { type: 'int', help: 'heartbeat period in ms, 100..5000 (default 5000)', min: 100, max: 5000 },
+  'heartbeat-ms': { type: 'int', help: 'period of the full inventory in ms, 100..5000 (default 5000; also sent on every change)', min: 100, max: 5000 },
+  'beat-ms': { type: 'int', help: 'liveness beat period in ms, 100..5000 (default 1000; dead after 3 missed beats)', min: 100, max: 5000 },
+  'no-controller': { type: 'boolean', help: 'do not run the lattice controller (reconciler) in this host' },
   'http-port': { type: 'int', help: 'serve /metrics, /health, /ready on this port (0: any free port)', max: 65535 },
   'http-host': { type: 'string', help: 'address for the HTTP port (default 127.0.0.1)', placeholder: 'address' },
   gateway: { type: 'string', help: 'also run the HTTP gateway on host:port (e.g. :8080); local instances answer without NATS', placeholder: 'host:port' },
@@ -42,6 +44,8 @@ export const commands = [
         name: flags.name,
         seed: flags.seed,
         heartbeatMs: flags.heartbeatMs,
+        beatMs: flags.beatMs,
+        controller: !flags.noController,
         httpPort: flags.httpPort,
         httpHost: flags.httpHost,
         logLevel: flags.logLevel,
@@ -94,6 +98,31 @@ export const commands = [
       logger.info('provider ready');
       supervisor.ready();
       await runUntilStopped(nc, () => service.close(), (signal) => logger.info({ signal }, 'provider stopping'));
+      return 0;
+    },
+  }),
+  command({
+    words: ['controller'],
+    summary: 'run a lattice controller (the app reconciler) without a host; one leads per lattice',
+    details: 'Every host runs one too (unless --no-controller); the leader holds a lease with a TTL in KV.',
+    participant: true,
+    flags: {
+      ...participantFlags,
+      name: { type: 'string', help: 'name in the lease and the NATS connection (default controller-<hostname>)' },
+      'lease-ttl-ms': { type: 'int', help: 'leader lease TTL in ms (default 3000): a dead leader is replaced within it', min: 500, max: 60_000 },
+      'hold-down-ms': { type: 'int', help: 'how long a flapping host gets no new placements, ms (default 30000)', min: 0 },
+    },
+    async run({ flags }) {
+      const os = await import('node:os');
+      const { createLogger } = await import('../../lattice/log/index.ts');
+      const { latticeOption, serversOption } = await import('../../lattice/options/index.ts');
+      const { startController } = await import('../../lattice/reconciler/index.ts');
+      const lattice = latticeOption(flags.lattice);
+      const logger = createLogger({ component: 'controller', level: flags.logLevel ?? 'info' }).child({ lattice });
+      const controller = await startController({ servers: serversOption(flags.nats), lattice, name: flags.name ?? `controller-${os.hostname()}`, logger, leaseTtlMs: flags.leaseTtlMs, holdDownMs: flags.holdDownMs });
+      logger.info({ id: controller.id }, 'controller ready');
+      await untilSignal();
+      await controller.close();
       return 0;
     },
   }),

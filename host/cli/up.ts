@@ -2,10 +2,8 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { command, table } from '../../lattice/cli/index.ts';
 import { packagePath } from '../../lattice/package-root/index.ts';
-import type { ControlClient } from '../../lattice/control/index.ts';
 import { TrellisError } from '../../lattice/errors/index.ts';
 import type { NatsServer } from '../../lattice/nats-server/index.ts';
-import type { AppSpec, Owner } from '../../lattice/wire/index.ts';
 import type { Host } from '../index.ts';
 import { hostFlags, runHostUntilStopped } from './participants.ts';
 
@@ -47,6 +45,8 @@ export const commands = [
           name: flags.name,
           seed: flags.seed ?? (await persistentSeed(dataDir)),
           heartbeatMs: flags.heartbeatMs,
+          beatMs: flags.beatMs,
+          controller: !flags.noController,
           httpPort: flags.httpPort,
           httpHost: flags.httpHost,
           cacheDir: `${dataDir}/cache`,
@@ -108,8 +108,7 @@ async function persistentSeed(dataDir: string): Promise<string> {
   }
 }
 
-/** The demo's manifest, kept in the repo: what `up` applies. */
-/** The demo app, resolved from the package root (the bundle's chunks live elsewhere than this file). */
+/** The demo's manifest, kept in the repo: what `up` applies (found from the package root, since the bundle's chunks live elsewhere than this file). */
 export const DEMO_MANIFEST = packagePath('actors', 'demo', 'app.yaml');
 
 /**
@@ -120,7 +119,7 @@ export const DEMO_MANIFEST = packagePath('actors', 'demo', 'app.yaml');
 async function deployDemo(natsUrl: string, host: Host, log: (line: string) => void): Promise<void> {
   const { buildExampleActors } = await import('../../actors/index.ts');
   const { connectControl } = await import('../../lattice/control/index.ts');
-  const { applyManifest, changeLine, loadManifest } = await import('../../lattice/apps/index.ts');
+  const { applyManifest, changeLine, loadManifest, openApps, waitDeployed } = await import('../../lattice/apps/index.ts');
   log('building the demo actors (the first run takes a minute; later runs use the cache)...');
   await buildExampleActors({ only: ['hello', 'counter'], log });
   await using client = await connectControl({ nats: natsUrl, lattice: host.lattice });
@@ -128,28 +127,8 @@ async function deployDemo(natsUrl: string, host: Host, log: (line: string) => vo
   const result = await applyManifest(client, manifest, { progress: log });
   log(result.outcome === 'unchanged' ? `app ${result.app} unchanged (revision ${result.revision}) from ${DEMO_MANIFEST}` : `app ${result.app}: revision ${result.revision} from ${DEMO_MANIFEST}`);
   for (const change of result.changes) log(`  ${changeLine(change)}`);
-  await placeOnHost(client, host, result.spec, { app: result.app, revision: result.revision }, log);
-}
-
-/**
- * Place an applied app on the one embedded host: its providers, its actors (owned by the app
- * revision, as the reconciler places them), their links and routes. Until the reconciler runs
- * inside hosts, this is what makes `up`'s demo run; it asks for exactly what the reconciler
- * would on a one-host lattice (same owner, same counts), so both doing it is harmless.
- */
-async function placeOnHost(client: ControlClient, host: Host, spec: AppSpec, owner: Owner, log: (line: string) => void): Promise<void> {
-  const { openLinks } = await import('../../lattice/links/index.ts');
-  const { openHttpRoutes } = await import('../../lattice/http-routes/index.ts');
-  for (const provider of spec.providers) await client.startProvider(host.id, { provider: provider.kind, owner: owner.app });
-  for (const actor of spec.actors) {
-    const count = actor.replicas === 'all' ? 1 : actor.replicas;
-    log(`starting ${actor.name}@${actor.version} ×${count} (${actor.digest.slice(0, 19)}...)`);
-    await client.startActor(host.id, { actor: actor.name, version: actor.version, digest: actor.digest, count, policy: actor.policy, owner });
-  }
-  const links = await openLinks(client.nc, client.subjects);
-  const routes = await openHttpRoutes(client.nc, client.subjects);
-  for (const actor of spec.actors) {
-    for (const link of actor.links) await links.put(actor.name, link.provider, link.config);
-    for (const route of actor.routes) await routes.add(route.prefix, actor.name, route.host);
-  }
+  // The host runs the lattice's controller: it places the app like any other, owned by its
+  // revision. Waiting here means the curl lines printed next already work.
+  const { deployed, status } = await waitDeployed(await openApps(client.nc, client.subjects), result.app, 120_000);
+  log(deployed ? `app ${result.app} deployed` : `app ${result.app} not deployed yet (${status?.phase ?? 'no status'}${status?.reasons.length ? `: ${status.reasons.join('; ')}` : ''}); see \`trellis app status ${result.app}\``);
 }

@@ -20,8 +20,15 @@ export interface HostOptions {
   name?: string;
   /** nkey seed (SN...) so a restarted host keeps its identity. Default: $TRELLIS_HOST_SEED or a new key. */
   seed?: string;
-  /** Heartbeat period in ms. Default 5000, allowed 100..5000. */
+  /**
+   * Period of the full inventory (host_heartbeat) in ms; it is also sent on every change.
+   * Default 5000, allowed 100..5000.
+   */
   heartbeatMs?: number;
+  /** Liveness beat period in ms: the host counts as dead after 3 missed beats. Default 1000, allowed 100..5000. */
+  beatMs?: number;
+  /** Run the lattice controller (reconciler) in this host; one leads per lattice. Default true. */
+  controller?: boolean;
   /** Port for /metrics, /health, /ready; omitted: no HTTP server. 0 picks a free port. */
   httpPort?: number;
   /** Address the HTTP server binds. Default 127.0.0.1. */
@@ -47,6 +54,8 @@ export interface CompiledHostOptions {
   name?: string;
   seed?: string;
   heartbeatMs: number;
+  beatMs: number;
+  controller: boolean;
   httpPort?: number;
   httpHost: string;
   maxControlPayloadBytes: number;
@@ -102,6 +111,7 @@ export function compileHostOptions(input: HostOptions = {}, env: NodeJS.ProcessE
   if (name !== undefined && (name.length === 0 || name.length > 64)) bad('--name', 'must be 1 to 64 characters');
 
   const heartbeatMs = intInRange('--heartbeat-ms', input.heartbeatMs ?? 5000, 100, 5000);
+  const beatMs = intInRange('--beat-ms', input.beatMs ?? 1000, 100, 5000);
   const httpPort = input.httpPort === undefined ? undefined : intInRange('--http-port', input.httpPort, 0, 65535);
   const maxControlPayloadBytes = intInRange('maxControlPayloadBytes', input.maxControlPayloadBytes ?? 64 * 1024, 1024, 8 * 1024 * 1024);
   const stopTimeoutMs = intInRange('stopTimeoutMs', input.stopTimeoutMs ?? 10_000, 0, 600_000);
@@ -117,6 +127,8 @@ export function compileHostOptions(input: HostOptions = {}, env: NodeJS.ProcessE
     name,
     seed,
     heartbeatMs,
+    beatMs,
+    controller: input.controller ?? true,
     httpPort,
     httpHost: input.httpHost ?? '127.0.0.1',
     maxControlPayloadBytes,

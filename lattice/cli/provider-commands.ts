@@ -41,8 +41,15 @@ export const commands = [
         ? [await resolveHost(client, flags.host)]
         : (await client.pingHosts()).filter((h) => h.providers.some((p) => p.name === kind)).map((h) => h.id);
       if (hosts.length === 0) throw new TrellisError('TRELLIS_NOT_FOUND', `provider ${kind} runs on no host`);
-      for (const id of hosts) await client.stopProvider(id, { provider: kind });
-      return { data: { provider: kind, hosts }, text: `${kind} stopped on ${hosts.length} host(s)` };
+      // A hand stop drops the hand reference: where apps still hold the provider it keeps running.
+      const kept: string[] = [];
+      for (const id of hosts) {
+        const reply = await client.stopProvider(id, { provider: kind });
+        if (reply.running) kept.push(`${id.slice(0, 8)} (held by ${reply.owners?.length ? `app ${reply.owners.join(', ')}` : 'a hand start'})`);
+      }
+      const stopped = hosts.length - kept.length;
+      const text = kept.length === 0 ? `${kind} stopped on ${hosts.length} host(s)` : `${kind} stopped on ${stopped} host(s); still running on ${kept.join('; ')}`;
+      return { data: { provider: kind, hosts, keptRunning: kept.length }, text };
     },
   }),
   command({

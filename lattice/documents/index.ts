@@ -24,6 +24,8 @@ export interface DocumentKind<T> {
   bucket(subjects: Subjects): string;
   /** Revisions kept per key. Default 1; a kind with history (app manifests) keeps more. */
   readonly history?: number;
+  /** Documents expire this long after their last write (a bucket TTL: leases). Default: never. */
+  readonly ttlMs?: number;
   /** The KV key of a document: letters, digits and `-_/=`, in tokens joined by `.`. */
   key(doc: T): string;
   /**
@@ -101,7 +103,7 @@ function checkRevision(revision: number | undefined, min: number): number | unde
 
 /** Open (creating on first use) the store of one kind of document in a lattice. */
 export async function openDocuments<T>(nc: NatsConnection, subjects: Subjects, kind: DocumentKind<T>): Promise<DocumentStore<T>> {
-  const kv: KV = await openKv(nc, kind.bucket(subjects), { history: kind.history ?? 1 });
+  const kv: KV = await openKv(nc, kind.bucket(subjects), { history: kind.history ?? 1, ...(kind.ttlMs ? { ttlMs: kind.ttlMs } : {}) });
   // A stored value that no longer decodes (written by a newer version, or by hand) reads as
   // absent instead of breaking every reader; an unconditional put replaces it.
   const read = (bytes: Uint8Array): T | undefined => {

@@ -51,6 +51,7 @@ export const httpRouteKind: DocumentKind<HttpRoute> = {
       throw new TrellisError('TRELLIS_BAD_REQUEST', 'http route must hold prefix, actor and createdAt (and host a string, if any)');
     }
     const route: HttpRoute = { prefix: checkPrefix(value.prefix as string), actor: token(value.actor as string, 'actor name'), createdAt: value.createdAt };
+    if (typeof value.app === 'string') route.app = token(value.app, 'app name');
     return value.host === undefined ? route : { ...route, host: checkHost(value.host as string) };
   },
 };

@@ -8,6 +8,8 @@ export interface HttpRoute {
   host?: string;
   actor: string;
   createdAt: string;
+  /** The app that declared it (its reconciler removes it with the app); absent when added by hand. */
+  app?: string;
 }
 
 /** The Host a route is matched against: lower case, without a port (`[::1]:8080` → `[::1]`). */

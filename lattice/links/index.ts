@@ -33,6 +33,8 @@ export interface Link {
   interface: CapabilityInterface;
   config: Record<string, string>;
   updatedAt: string;
+  /** The app that declared it (its reconciler removes it with the app); absent when made by hand. */
+  app?: string;
 }
 
 /** Read, write and watch links. */
@@ -66,7 +68,8 @@ export const linkKind: DocumentKind<Link> = {
       config[k] = v;
     }
     if (provider === 'keyvalue-nats' && config.bucket !== undefined) checkBucketName(config.bucket);
-    return { actor: token(value.actor as string, 'actor name'), provider, interface: ProviderKinds[provider].interface, config, updatedAt: value.updatedAt };
+    const link: Link = { actor: token(value.actor as string, 'actor name'), provider, interface: ProviderKinds[provider].interface, config, updatedAt: value.updatedAt };
+    return typeof value.app === 'string' ? { ...link, app: token(value.app, 'app name') } : link;
   },
 };
 

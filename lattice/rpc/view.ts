@@ -1,15 +1,17 @@
 /**
  * What a caller knows about where actors run: actor → version → hosts with instances. Fed by
- * heartbeats (a host's full inventory), actor started/stopped events and host_stopped, and
- * bootstrapped with one ping. Entries not refreshed for three heartbeat periods expire, so a
- * host that died silently stops attracting traffic even before NATS notices.
+ * inventories (host_heartbeat, sent on every change), actor started/stopped events and
+ * host_stopped, and bootstrapped with one ping. Hosts stay live by their liveness beats: a host
+ * that missed three beats (3 s at the default 1 s period) expires, so a host that died silently
+ * stops attracting traffic even before NATS notices. A host that sends no beats (an older
+ * version) expires after three of the longest heartbeat periods instead.
  */
 import { RequestStrategy, type NatsConnection, type Subscription } from 'nats';
 import type { Subjects } from '../subjects/index.ts';
 import { compareVersions } from '../versions/index.ts';
-import { decode, decodeEvent, encode, type ControlReply, type HostInventory } from '../wire/index.ts';
+import { deadAfterMs, decode, decodeBeat, decodeEvent, encode, type ControlReply, type HostInventory } from '../wire/index.ts';
 
-/** Max heartbeat period (ms) a host may use; entries older than 3 of these expire. */
+/** Max heartbeat period (ms) a host may use; entries of a host without beats older than 3 of these expire. */
 const EXPIRY_MS = 3 * 5000;
 
 interface Placement {
@@ -35,8 +37,16 @@ export function watchLattice(nc: NatsConnection, subjects: Subjects): LatticeVie
   // Callers ask on every invocation; the answer only changes with events or when an entry
   // expires, so it is computed once and kept (the same array) until then.
   const liveCache = new Map<string, { versions: string[]; validUntil: number }>();
+  // hostId → when its last beat came and how long it may stay silent.
+  const beats = new Map<string, { at: number; deadAfterMs: number }>();
+  /** Until when the placement `p` of `hostId` counts as live. */
+  const liveUntil = (hostId: string, p: Placement) => {
+    const beat = beats.get(hostId);
+    return beat ? beat.at + beat.deadAfterMs : p.seenAt + EXPIRY_MS;
+  };
 
   const forget = (hostId: string) => {
+    beats.delete(hostId);
     for (const versions of placements.values()) for (const hosts of versions.values()) hosts.delete(hostId);
     liveCache.clear();
   };
@@ -50,11 +60,25 @@ export function watchLattice(nc: NatsConnection, subjects: Subjects): LatticeVie
     else hosts.delete(hostId);
   };
   const applyInventory = (inv: HostInventory) => {
-    forget(inv.id);
+    for (const versions of placements.values()) for (const hosts of versions.values()) hosts.delete(inv.id);
+    liveCache.clear();
+    if (inv.beatMs) beats.set(inv.id, { at: Date.now(), deadAfterMs: deadAfterMs(inv.beatMs) });
     for (const actor of inv.actors) set(actor.name, actor.version, inv.id, actor.instances);
   };
 
   const subs: Subscription[] = [
+    nc.subscribe(subjects.allBeats(), {
+      callback: (_err, msg) => {
+        try {
+          const beat = decodeBeat(msg.data);
+          // Only hosts the view holds placements of; a beat alone says nothing about actors.
+          const known = beats.get(beat.id);
+          if (known) (known.at = Date.now()), (known.deadAfterMs = deadAfterMs(beat.periodMs));
+        } catch {
+          // Not a beat.
+        }
+      },
+    }),
     nc.subscribe(subjects.allEvents(), {
       callback: (_err, msg) => {
         try {
@@ -106,8 +130,9 @@ export function watchLattice(nc: NatsConnection, subjects: Subjects): LatticeVie
       let validUntil = Infinity;
       for (const [version, hosts] of placements.get(actor) ?? []) {
         for (const [id, p] of hosts) {
-          if (now - p.seenAt > EXPIRY_MS) hosts.delete(id);
-          else validUntil = Math.min(validUntil, p.seenAt + EXPIRY_MS);
+          const until = liveUntil(id, p);
+          if (now > until) hosts.delete(id);
+          else validUntil = Math.min(validUntil, until);
         }
         if (hosts.size > 0) live.push(version);
       }

@@ -63,6 +63,12 @@ export const EventTypes = [
   'provider_started',
   'provider_stopped',
   'provider_restarted',
+  'app_deployed',
+  'app_updated',
+  'app_deleted',
+  'actor_placed',
+  'actor_replaced',
+  'reconcile_failed',
 ] as const;
 export type EventType = (typeof EventTypes)[number];
 
@@ -79,6 +85,10 @@ export interface Subjects {
   event(type: EventType): string;
   /** Wildcard for every event in the lattice. */
   allEvents(): string;
+  /** Liveness beat subject of one host. */
+  beat(hostId: string): string;
+  /** Wildcard for the beats of every host. */
+  allBeats(): string;
   /** Invocation subject of one actor version (a queue group subscribes here). */
   rpc(actor: string, version: string): string;
   /** Wildcard for every version of an actor. */
@@ -110,6 +120,8 @@ export function subjects(lattice: string): Subjects {
     controlForAll: () => `${ctl}.*.*`,
     event: (type) => `${base}.evt.${type}`,
     allEvents: () => `${base}.evt.>`,
+    beat: (hostId) => `${base}.beat.${PROTOCOL_VERSION}.${token(hostId, 'host id')}`,
+    allBeats: () => `${base}.beat.${PROTOCOL_VERSION}.*`,
     rpc: (actor, version) => `${base}.rpc.${token(actor, 'actor name')}.${versionToken(version)}`,
     rpcAllVersions: (actor) => `${base}.rpc.${token(actor, 'actor name')}.*`,
     rpcQueue: (actor, version) => `rpc-${token(actor, 'actor name')}-${versionToken(version)}`,

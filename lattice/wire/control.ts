@@ -51,6 +51,10 @@ export interface HostInventory {
   uptimeMs: number;
   actors: ActorInventory[];
   providers: ProviderInventory[];
+  /** Inventory sequence: grows with every change; liveness beats carry the current one. */
+  seq?: number;
+  /** Liveness beat period of this host, ms (absent: a host without beats). */
+  beatMs?: number;
 }
 
 /**
@@ -119,7 +123,8 @@ export interface ControlReplies {
   actorScale: ActorInventory;
   actorStop: { stopped: string[] };
   providerStart: ProviderInventory;
-  providerStop: { stopped: string };
+  /** `running`: the process still runs, held by `owners` (apps) or a hand start. */
+  providerStop: { stopped: string; running?: boolean; owners?: string[] };
 }
 
 /**

@@ -23,6 +23,15 @@ export interface EventData {
   provider_started: { hostId: string; provider: string };
   provider_stopped: { hostId: string; provider: string; reason: string };
   provider_restarted: { hostId: string; provider: string; restarts: number; reason: string };
+  /** The reconciler's decisions (emitted by the leader; `leader` is its participant id). */
+  app_deployed: { app: string; revision: number; leader: string };
+  app_updated: { app: string; revision: number; previousRevision?: number; leader: string };
+  app_deleted: { app: string; revision: number; leader: string };
+  /** An app's instances of actor@version on one host were set to `instances` (0: removed). */
+  actor_placed: { app: string; revision: number; hostId: string; actor: string; version: string; instances: number; previous: number; leader: string };
+  /** Instances lost with a dead (or held-out) host, or of an old version, placed again. */
+  actor_replaced: { app: string; revision: number; actor: string; version: string; hostId: string; instances: number; reason: string; leader: string };
+  reconcile_failed: { app: string; revision?: number; reason: string; code?: string; hostId?: string; actor?: string; retryInMs?: number; leader: string };
 }
 
 /** One lattice event, CloudEvents 1.0 attributes plus typed data. */

@@ -6,3 +6,4 @@ export * from './events.ts';
 export * from './rpc.ts';
 export * from './provider.ts';
 export * from './apps.ts';
+export * from './liveness.ts';
