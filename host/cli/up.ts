@@ -129,14 +129,18 @@ async function deployDemo(natsUrl: string, host: Host, log: (line: string) => vo
   const result = await applyManifest(client, manifest, { progress: log });
   log(result.outcome === 'unchanged' ? `app ${result.app} unchanged (revision ${result.revision}) from ${DEMO_MANIFEST}` : `app ${result.app}: revision ${result.revision} from ${DEMO_MANIFEST}`);
   for (const change of result.changes) log(`  ${changeLine(change)}`);
-  await placeOnHost(client, host, result.spec, { app: result.app, revision: result.revision }, log);
+  if (!host.controller) return placeOnHost(client, host, result.spec, { app: result.app, revision: result.revision }, log);
+  // The host's controller places it (with its links and routes); wait until it runs.
+  const { openApps, waitDeployed } = await import('../../lattice/apps/index.ts');
+  const { deployed, status } = await waitDeployed(await openApps(client.nc, client.subjects), result.app, 120_000);
+  log(deployed ? `app ${result.app} deployed` : `app ${result.app} is ${status?.phase ?? 'not reported'} after 120 s: ${status?.reasons.join('; ') ?? ''}`);
 }
 
 /**
  * Place an applied app on the one embedded host: its providers, its actors (owned by the app
- * revision, as the reconciler places them), their links and routes. Until the reconciler runs
- * inside hosts, this is what makes `up`'s demo run; it asks for exactly what the reconciler
- * would on a one-host lattice (same owner, same counts), so both doing it is harmless.
+ * revision, as the reconciler places them), their links and routes. Only with `--no-controller`:
+ * otherwise the host's controller does it. It asks for exactly what the reconciler would on a
+ * one-host lattice (same owner, same counts), so a controller started later changes nothing.
  */
 async function placeOnHost(client: ControlClient, host: Host, spec: AppSpec, owner: Owner, log: (line: string) => void): Promise<void> {
   const { openLinks } = await import('../../lattice/links/index.ts');
