@@ -53,6 +53,8 @@ type Emit = <K extends keyof EventData>(kind: K, data: EventData[K]) => void;
 /** Start, scale, stop and serve actors on one host. */
 export class ActorSupervisor {
   private readonly running = new Map<string, Running>();
+  /** Per actor name, the command in progress: commands on one actor run one after another. */
+  private readonly queues = new Map<string, Promise<unknown>>();
   private readonly artifacts = openOnce(() => openArtifacts(this.nc, this.subjects));
 
   constructor(
@@ -90,8 +92,38 @@ export class ActorSupervisor {
     return bytes;
   }
 
+  /**
+   * Run `command` after the commands on the same actor before it: two starts of one version
+   * (say, from an old and a new controller leader) must not both load it; the second sees the
+   * first's instances and resizes or refuses.
+   */
+  private serial<T>(actor: string, command: () => Promise<T>): Promise<T> {
+    const before = this.queues.get(actor) ?? Promise.resolve();
+    const run = before.then(command, command);
+    const tail = run.catch(() => undefined);
+    this.queues.set(actor, tail);
+    void tail.then(() => {
+      if (this.queues.get(actor) === tail) this.queues.delete(actor);
+    });
+    return run;
+  }
+
   /** Start an actor version (or change its count/policy if it already runs). */
-  async start(request: Omit<ControlRequest<'actorStart'>, 'lattice'>): Promise<ActorInventory> {
+  start(request: Omit<ControlRequest<'actorStart'>, 'lattice'>): Promise<ActorInventory> {
+    return this.serial(request.actor, () => this.startNow(request));
+  }
+
+  /** Change how many instances of a running version this host keeps. */
+  scale(request: Omit<ControlRequest<'actorScale'>, 'lattice'>): Promise<ActorInventory> {
+    return this.serial(request.actor, () => this.scaleNow(request));
+  }
+
+  /** Stop one version, or every version of an actor (see stopNow). */
+  stop(request: Omit<ControlRequest<'actorStop'>, 'lattice'>, reason = 'stop requested'): Promise<{ stopped: string[] }> {
+    return this.serial(request.actor, () => this.stopNow(request, reason));
+  }
+
+  private async startNow(request: Omit<ControlRequest<'actorStart'>, 'lattice'>): Promise<ActorInventory> {
     const { actor, version, digest, count = 1, policy: rawPolicy = {}, owner } = request;
     const key = `${actor}@${version}`;
     const existing = this.running.get(key);
@@ -144,19 +176,18 @@ export class ActorSupervisor {
     }
   }
 
-  /** Change how many instances of a running version this host keeps. */
-  async scale(request: Omit<ControlRequest<'actorScale'>, 'lattice'>): Promise<ActorInventory> {
+  private async scaleNow(request: Omit<ControlRequest<'actorScale'>, 'lattice'>): Promise<ActorInventory> {
     const key = `${request.actor}@${request.version}`;
     const running = this.running.get(key);
     if (!running) throw new TrellisError('TRELLIS_NOT_FOUND', `actor ${key} does not run on host ${this.hostId}`);
     const conflict = ownershipConflict(key, running.owner, request.owner);
     if (conflict) throw new TrellisError('TRELLIS_CONFLICT', conflict);
     if (request.count === 0) {
-      await this.stop({ actor: running.actor, version: running.version, owner: request.owner });
+      await this.stopNow({ actor: running.actor, version: running.version, owner: request.owner }, 'stop requested');
       return { ...this.inventoryOf(running), instances: 0 };
     }
     const { owner } = request;
-    return this.start({ actor: running.actor, version: running.version, digest: running.digest, count: request.count, policy: running.policy, ...(owner ? { owner } : {}) });
+    return this.startNow({ actor: running.actor, version: running.version, digest: running.digest, count: request.count, policy: running.policy, ...(owner ? { owner } : {}) });
   }
 
   private inventoryOf(r: Running): ActorInventory {
@@ -170,7 +201,7 @@ export class ActorSupervisor {
    * hand stop, which stops app-owned instances too (the operator's override; the app's
    * reconciler places them again).
    */
-  async stop(request: Omit<ControlRequest<'actorStop'>, 'lattice'>, reason = 'stop requested'): Promise<{ stopped: string[] }> {
+  private async stopNow(request: Omit<ControlRequest<'actorStop'>, 'lattice'>, reason: string): Promise<{ stopped: string[] }> {
     const { actor, version, owner } = request;
     const matching = [...this.running.values()].filter((r) => r.actor === actor && (version === undefined || r.version === version));
     const targets = owner ? matching.filter((r) => r.owner?.app === owner.app) : matching;

@@ -128,7 +128,7 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
     await host.start();
     // The controller runs as its own participant (own connection, later its own credentials);
     // it waits for JetStream in the background rather than holding up the host.
-    if (options.controller) host.controller = await startController({ servers: options.servers, lattice: options.lattice, name: name, logger });
+    if (options.controller) host.controller = await startController({ servers: options.servers, lattice: options.lattice, name, logger });
   } catch (err) {
     // Nothing may outlive a failed start: the NATS connection alone keeps the process running.
     await host.stop('start failed').catch(() => {});
@@ -365,8 +365,9 @@ class HostImpl implements Host {
   stop(reason = 'stopped', drainMs = this.options.stopTimeoutMs): Promise<void> {
     this.stopping ??= (async () => {
       this.logger.info({ reason, drainMs }, 'host stopping');
-      // The controller lets go of its lease first, so another host's takes over at once.
-      await this.controller?.close().catch((err: unknown) => this.logger.warn({ err }, 'controller stop failed'));
+      // The controller lets go of its lease first, so another host's takes over at once (bounded:
+      // a stop must not wait on a term still starting).
+      if (this.controller) await withinMs(this.controller.close().catch((err: unknown) => this.logger.warn({ err }, 'controller stop failed')), 2000);
       clearInterval(this.heartbeatTimer);
       clearInterval(this.beatTimer);
       clearTimeout(this.changeTimer);

@@ -59,6 +59,19 @@ describe('host ownership, provider references and liveness', () => {
     await client.stopActor(host.id, { actor: 'tool' });
   });
 
+  it('ownership - concurrent starts of one version run one after the other: the second resizes, or is refused for another app', async () => {
+    const [first, second, other] = await Promise.allSettled([
+      client.startActor(host.id, { actor: 'race', version: '1.0.0', digest, count: 1, owner: shop }),
+      client.startActor(host.id, { actor: 'race', version: '1.0.0', digest, count: 2, owner: shop }),
+      client.startActor(host.id, { actor: 'race', version: '1.0.0', digest, count: 1, owner: { app: 'cart', revision: 1 } }),
+    ]);
+    expect(first.status).toBe('fulfilled');
+    expect(second).toMatchObject({ status: 'fulfilled', value: { instances: 2, owner: shop } });
+    expect(other).toMatchObject({ status: 'rejected', reason: { code: 'TRELLIS_CONFLICT' } });
+    expect((await client.getInventory(host.id)).actors.filter((a) => a.name === 'race')).toMatchObject([{ instances: 2, owner: shop }]);
+    await client.stopActor(host.id, { actor: 'race' });
+  });
+
   it('providers - references per app plus the hand start; the process stops with the last one', async () => {
     const provider = 'keyvalue-nats';
     const a = await client.startProvider(host.id, { provider, owner: 'shop' });

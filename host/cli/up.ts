@@ -127,8 +127,12 @@ async function deployDemo(natsUrl: string, host: Host, log: (line: string) => vo
   const result = await applyManifest(client, manifest, { progress: log });
   log(result.outcome === 'unchanged' ? `app ${result.app} unchanged (revision ${result.revision}) from ${DEMO_MANIFEST}` : `app ${result.app}: revision ${result.revision} from ${DEMO_MANIFEST}`);
   for (const change of result.changes) log(`  ${changeLine(change)}`);
-  // The host runs the lattice's controller: it places the app like any other, owned by its
-  // revision. Waiting here means the curl lines printed next already work.
+  if (!host.controller) {
+    log(`app ${result.app} is stored; this host runs no controller (--no-controller): run \`trellis controller\` to place it`);
+    return;
+  }
+  // The host runs a candidate of the lattice's controller: it places the app like any other,
+  // owned by its revision. Waiting here means the curl lines printed next already work.
   const { deployed, status } = await waitDeployed(await openApps(client.nc, client.subjects), result.app, 120_000);
   log(deployed ? `app ${result.app} deployed` : `app ${result.app} not deployed yet (${status?.phase ?? 'no status'}${status?.reasons.length ? `: ${status.reasons.join('; ')}` : ''}); see \`trellis app status ${result.app}\``);
 }

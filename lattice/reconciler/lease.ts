@@ -74,11 +74,12 @@ export async function openLease(nc: NatsConnection, subjects: Subjects, candidat
       const sentAt = Date.now();
       const now = new Date(sentAt).toISOString();
       try {
-        if (revision === undefined || Date.now() >= validUntil) {
-          revision = undefined;
+        if (revision === undefined) {
           acquiredAt = now;
           revision = (await docs.put({ holder: candidate.id, name: candidate.name, acquiredAt, renewedAt: now, ttlMs: candidate.ttlMs }, { expectRevision: 0 })).revision;
         } else {
+          // Even when this renewal is late (a busy event loop), the document still at our revision
+          // means nobody took over meanwhile: we lead on. (We did not act while it was late.)
           revision = (await docs.put({ holder: candidate.id, name: candidate.name, acquiredAt, renewedAt: now, ttlMs: candidate.ttlMs }, { expectRevision: revision })).revision;
         }
         validUntil = sentAt + candidate.ttlMs - marginMs;

@@ -79,11 +79,12 @@ export async function startTerm(options: TermOptions): Promise<Term> {
     openDocuments(nc, subjects, linkKind).then((s) => follow(s, () => {})),
     openDocuments(nc, subjects, httpRouteKind).then((s) => follow(s, () => {})),
   ]);
-  /** Owned groups of hosts that died: app → actor → [host, time]. */
-  const lost: { app: string; actor: string; hostName: string; at: number }[] = [];
+  /** Owned groups of hosts that died or left, within the replace window (for actor_replaced). */
+  let lost: { app: string; actor: string; hostName: string; at: number }[] = [];
   const onHost = (change: HostChange) => {
     if (change.kind === 'died' || change.kind === 'left') {
       const at = Date.now();
+      lost = lost.filter((l) => l.at >= at - REPLACE_WINDOW_MS);
       for (const a of change.inventory.actors) if (a.owner) lost.push({ app: a.owner.app, actor: a.name, hostName: change.inventory.name, at });
       logger.info({ hostId: change.hostId, name: change.inventory.name, why: change.why }, change.kind === 'died' ? 'host counted dead' : 'host left');
     }
