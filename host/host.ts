@@ -137,6 +137,9 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
   return host;
 }
 
+/** How long a host waits before it tries the host registry again after it could not open it. */
+const REGISTRY_RETRY_MS = 30_000;
+
 /** Wait for `work` at most `ms`; true when it settled in time. */
 async function withinMs(work: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
@@ -165,6 +168,8 @@ class HostImpl implements Host {
   /** The host registry (KV with a TTL); opened lazily, since a lattice may run without JetStream. */
   private readonly registry = openOnce(() => openRegistry(this.nc, this.subjects));
   private registryFailureLogged = false;
+  /** After a failed open (no JetStream), the next try waits this long, not one heartbeat. */
+  private registryRetryAt = 0;
 
   constructor(
     readonly id: string,
@@ -297,9 +302,11 @@ class HostImpl implements Host {
 
   /** Refresh this host's registry entry, so clients know to wait for its answer. */
   private async register(): Promise<void> {
+    if (Date.now() < this.registryRetryAt) return;
     try {
       await registerHost(await this.registry.get(), { id: this.id, name: this.name, heartbeatMs: this.options.heartbeatMs });
     } catch (err) {
+      this.registryRetryAt = Date.now() + REGISTRY_RETRY_MS;
       if (this.registryFailureLogged || this.stopping) return;
       this.registryFailureLogged = true;
       this.logger.info({ err: (err as Error).message }, 'host registry unavailable (no JetStream?); clients wait for silence instead');
@@ -373,7 +380,7 @@ class HostImpl implements Host {
       clearTimeout(this.changeTimer);
       for (const sub of this.subs) sub.unsubscribe();
       const deadline = Date.now() + drainMs;
-      await this.deregister();
+      await withinMs(this.deregister(), 1000);
       // The gateway and actors stop taking calls (queue subscriptions drain) and finish the calls
       // they hold before the host says goodbye, within the stop's budget; past it, closing the
       // runtime below ends what still runs.
@@ -381,7 +388,7 @@ class HostImpl implements Host {
         await this.gateway?.close();
         await this.actors.stopAll(reason);
       })();
-      if (!(await withinMs(graceful, drainMs))) this.logger.warn({ drainMs }, 'in-flight work outlived the stop budget; ending it');
+      if (!(await withinMs(graceful, Math.max(0, deadline - Date.now())))) this.logger.warn({ drainMs }, 'in-flight work outlived the stop budget; ending it');
       await this.providers.stopAll(reason);
       await this.closeRpc();
       await this.runtime.close();

@@ -162,7 +162,8 @@ export class ProviderSupervisor {
     return { stopped: kind, running: false };
   }
 
+  /** Stop every provider at once (host shutdown): each gets its own grace, not the sum of them. */
   async stopAll(reason: string): Promise<void> {
-    for (const p of [...this.providers.values()]) await this.terminate(p, reason).catch(() => {});
+    await Promise.all([...this.providers.values()].map((p) => this.terminate(p, reason).catch(() => {})));
   }
 }

@@ -130,7 +130,9 @@ export async function main(argv: string[], commands: Command[]): Promise<number>
     checkArgs(command.args ?? [], parsed.positionals);
     if (command.lattice) {
       const { connectControl } = await import('../control/index.ts');
-      client = (await connectControl({ nats: values.nats as string | undefined, lattice: values.lattice as string | undefined, timeoutMs: values.timeout as number | undefined })) as unknown as typeof client;
+      // A command with a --timeout of its own (how long `--wait` waits) means that, not the request time-out.
+      const timeoutMs = command.flags && 'timeout' in command.flags ? undefined : (values.timeout as number | undefined);
+      client = (await connectControl({ nats: values.nats as string | undefined, lattice: values.lattice as string | undefined, timeoutMs })) as unknown as typeof client;
     }
     const result = await command.run({
       args: parsed.positionals,

@@ -134,7 +134,7 @@ export function createControlClient(
   /** The registered host ids, or undefined when the registry cannot be read (no JetStream). */
   async function expectedHosts(): Promise<Set<string> | undefined> {
     try {
-      return await registeredHosts(await openRegistry(nc, subjects));
+      return await registeredHosts(await openRegistry(nc, subjects, { bindOnly: true }));
     } catch {
       return undefined;
     }

@@ -18,9 +18,13 @@ export interface RegistryEntry {
   heartbeatMs: number;
 }
 
-/** Open the host registry of a lattice (created on first use). */
-export function openRegistry(nc: NatsConnection, subjects: Subjects): Promise<KV> {
-  return openKv(nc, subjects.buckets.hosts, { ttlMs: REGISTRY_TTL_MS });
+/**
+ * Open the host registry of a lattice: hosts create it on first use; readers (`get hosts`) only
+ * bind, so listing hosts never creates a stream. Neither waits long for JetStream to settle: a
+ * lattice without JetStream simply has no registry.
+ */
+export function openRegistry(nc: NatsConnection, subjects: Subjects, options: { bindOnly?: boolean } = {}): Promise<KV> {
+  return openKv(nc, subjects.buckets.hosts, { ttlMs: REGISTRY_TTL_MS, bindOnly: options.bindOnly, settleMs: 500 });
 }
 
 /** Write (or refresh) a host's entry. */

@@ -19,6 +19,7 @@ import { decode, encode, RpcHeaders, type ActorRequest, type ActorResponse, type
 import { invocationIdFor } from './ids.ts';
 import { WeightedPicker } from './picker.ts';
 import { effectiveShares, planBase, planOrder, type PlanBase } from './plan.ts';
+import { callDeadlineMs, compileRpcOptions } from './options.ts';
 import { ReplyMux } from './reply-mux.ts';
 import { watchLattice, type LatticeView } from './view.ts';
 
@@ -118,17 +119,16 @@ function newTraceparent(): string {
 
 /** Create an RPC client on a connection; it watches routes and the lattice until closed. */
 export async function createRpcClient(nc: NatsConnection, options: RpcClientOptions): Promise<RpcClient> {
-  const subjects: Subjects = buildSubjects(options.lattice);
-  const defaultDeadlineMs = options.deadlineMs ?? 10_000;
-  const attemptTimeoutMs = options.attemptTimeoutMs ?? 2000;
-  const minAttemptTimeoutMs = Math.min(options.minAttemptTimeoutMs ?? 500, attemptTimeoutMs);
+  const compiled = compileRpcOptions(options);
+  const subjects: Subjects = buildSubjects(compiled.lattice);
+  const { deadlineMs: defaultDeadlineMs, attemptTimeoutMs, minAttemptTimeoutMs } = compiled;
   // Smoothed latency of successful calls per actor, for the adaptive attempt time-out.
   const latencyEwma = new Map<string, number>();
   const firstAttemptTimeout = (actor: string) => {
     const ewma = latencyEwma.get(actor);
     return ewma === undefined ? attemptTimeoutMs : Math.min(attemptTimeoutMs, Math.max(minAttemptTimeoutMs, 20 * ewma));
   };
-  const caller = options.caller ?? 'client';
+  const { caller } = compiled;
   const weightStore = await openWeights(nc, subjects);
   const weightsByActor = new Map<string, ActorWeights>();
   const stopWatch = await weightStore.follow((actor, route) => {
@@ -176,7 +176,7 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
     const started = performance.now();
     if (!rpcSubjects.has(actor)) token(actor, 'actor name');
     if (opts.version !== undefined && !rpcSubjects.get(actor)?.has(opts.version)) versionToken(opts.version);
-    const deadlineMs = opts.deadlineMs ?? defaultDeadlineMs;
+    const deadlineMs = callDeadlineMs(opts.deadlineMs, defaultDeadlineMs);
     const deadline = Date.now() + deadlineMs;
     let versions = plan(actor, opts.version);
     if (versions.length === 0) {

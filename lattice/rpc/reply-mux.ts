@@ -24,6 +24,12 @@
  * server before our PING (which leaves after the expiry) unless that reply spent longer than the
  * margin between two processes on one lattice, and then the second line of defence holds
  * (capability writes are idempotent per invocation id and sequence).
+ *
+ * Silence is only evidence while this connection is up: during a disconnect the server drops
+ * the replies meant for us (taken, progress, the answer itself), so no attempt expires then, a
+ * confirming flush that fails or times out proves nothing (the attempt waits on instead of being
+ * failed and sent again), and after a reconnect every pending attempt gets a fresh
+ * PROGRESS_GRACE_MS to hear from its taker. The caller's deadline still bounds all of it.
  */
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type NatsError, type Subscription } from 'nats';
 import { TrellisError, fromNatsError } from '../errors/index.ts';
@@ -38,6 +44,11 @@ interface PendingReply {
   target: string;
   /** Expired, waiting for the flush round trip that decides whether it really timed out. */
   confirming: boolean;
+}
+
+/** Give `pending` a fresh grace to hear from its taker, never past its deadline. */
+function extend(pending: PendingReply, now: number): void {
+  pending.expiresAt = Math.min(now + PROGRESS_GRACE_MS, pending.latestAt);
 }
 
 /** How often pending replies are checked for their time-out; time-outs fire at most this late. */
@@ -56,6 +67,8 @@ export class ReplyMux {
   private sweeper?: ReturnType<typeof setInterval>;
   private idleSweeps = 0;
   private closedError?: TrellisError;
+  /** Between a disconnect and the reconnect: replies meant for us are being dropped. */
+  private disconnected = false;
   /**
    * Requests go out together once per event-loop turn. nats.js writes to its socket after each
    * callback that published, so calls started from separate callbacks (one per HTTP request in
@@ -84,6 +97,16 @@ export class ReplyMux {
     this.prefix = `${createInbox(inboxPrefix)}.`;
     this.sub = nc.subscribe(`${this.prefix}*`, { callback: (err, msg) => this.deliver(err, msg) });
     void nc.closed().then(() => this.close(new TrellisError('TRELLIS_NATS_UNAVAILABLE', 'NATS connection closed')));
+    void (async () => {
+      for await (const status of nc.status()) {
+        if (status.type === 'disconnect') this.disconnected = true;
+        else if (status.type === 'reconnect') {
+          this.disconnected = false;
+          const now = performance.now();
+          for (const pending of this.pending.values()) extend(pending, now);
+        }
+      }
+    })();
   }
 
   /** Send and await the reply: `timeoutMs` without a word from the callee, `budgetMs` at most. */
@@ -114,7 +137,7 @@ export class ReplyMux {
       // Taken replies carry the progress header too: the callee is alive and on it. Wait on,
       // never re-send work that is under way.
       if (kind === 'progress') {
-        pending.expiresAt = Math.min(performance.now() + PROGRESS_GRACE_MS, pending.latestAt);
+        extend(pending, performance.now());
         return;
       }
       // The server answers 503 with an empty body when nobody subscribes to the subject.
@@ -139,12 +162,12 @@ export class ReplyMux {
     const now = performance.now();
     let expired: [string, PendingReply][] | undefined;
     for (const [tokenId, pending] of this.pending) {
-      if (pending.confirming || pending.expiresAt > now) continue;
-      if (pending.expiresAt >= pending.latestAt) {
+      if (pending.latestAt <= now) {
         // The caller's whole budget is spent: nothing will be sent again, no need to confirm.
         this.timeOut(tokenId, pending);
         continue;
       }
+      if (pending.confirming || pending.expiresAt > now || this.disconnected) continue;
       pending.confirming = true;
       (expired ??= []).push([tokenId, pending]);
     }
@@ -154,10 +177,13 @@ export class ReplyMux {
   /** Fail the expired attempts that still have had no word after a flush round trip (see top). */
   private async confirm(expired: [string, PendingReply][]): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let confirmed = false;
+    // Never past the earliest deadline among them (the sweep fails those at their deadline).
+    const waitMs = Math.max(0, Math.min(CONFIRM_TIMEOUT_MS, ...expired.map(([, p]) => p.latestAt - performance.now())));
     try {
-      await Promise.race([this.nc.flush(), new Promise((resolve) => (timer = setTimeout(resolve, CONFIRM_TIMEOUT_MS)))]);
+      confirmed = await Promise.race([this.nc.flush().then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), waitMs)))]);
     } catch {
-      // A closing connection: close() fails what is pending.
+      // A closing connection (close() fails what is pending) or one that is down: unconfirmed.
     } finally {
       clearTimeout(timer);
     }
@@ -165,7 +191,10 @@ export class ReplyMux {
     for (const [tokenId, pending] of expired) {
       if (this.pending.get(tokenId) !== pending) continue; // answered meanwhile, or closed
       pending.confirming = false;
-      if (pending.expiresAt <= now) this.timeOut(tokenId, pending);
+      if (pending.expiresAt > now) continue; // a taken or progress reply came meanwhile
+      // Without the round trip, silence proves nothing: wait on rather than send it again.
+      if (confirmed && !this.disconnected) this.timeOut(tokenId, pending);
+      else extend(pending, now);
     }
   }
 

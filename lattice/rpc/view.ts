@@ -13,6 +13,12 @@ import { deadAfterMs, decode, decodeBeat, decodeEvent, encode, type ControlReply
 
 /** Max heartbeat period (ms) a host may use; entries of a host without beats older than 3 of these expire. */
 const EXPIRY_MS = 3 * 5000;
+/**
+ * An expired placement is kept this long (not live, but revived by the host's next beat), so a
+ * caller that itself stalled or lost its connection for a few seconds does not forget every host
+ * until their next inventories; past it, a host that died without a word is forgotten.
+ */
+const FORGET_AFTER_MS = 60_000;
 
 interface Placement {
   instances: number;
@@ -73,7 +79,13 @@ export function watchLattice(nc: NatsConnection, subjects: Subjects): LatticeVie
           const beat = decodeBeat(msg.data);
           // Only hosts the view holds placements of; a beat alone says nothing about actors.
           const known = beats.get(beat.id);
-          if (known) (known.at = Date.now()), (known.deadAfterMs = deadAfterMs(beat.periodMs));
+          if (known) {
+            const now = Date.now();
+            // A host that had expired is live again: cached answers without it are stale.
+            if (now > known.at + known.deadAfterMs) liveCache.clear();
+            known.at = now;
+            known.deadAfterMs = deadAfterMs(beat.periodMs);
+          }
         } catch {
           // Not a beat.
         }
@@ -104,7 +116,8 @@ export function watchLattice(nc: NatsConnection, subjects: Subjects): LatticeVie
     }),
   ];
 
-  const bootstrap = (async () => {
+  /** Ask every host for its inventory (at start, and after this connection came back). */
+  const pingAll = async () => {
     try {
       const replies = await nc.requestMany(subjects.control('hostPing'), encode({ lattice: subjects.lattice }), {
         strategy: RequestStrategy.JitterTimer,
@@ -119,6 +132,11 @@ export function watchLattice(nc: NatsConnection, subjects: Subjects): LatticeVie
     } catch {
       // No hosts answered: the view starts empty and fills from events.
     }
+  };
+  const bootstrap = pingAll();
+  // Events sent while this connection was down are lost: after a reconnect, ask again.
+  void (async () => {
+    for await (const status of nc.status()) if (status.type === 'reconnect') void pingAll();
   })();
 
   return {
@@ -129,19 +147,23 @@ export function watchLattice(nc: NatsConnection, subjects: Subjects): LatticeVie
       const live: string[] = [];
       let validUntil = Infinity;
       for (const [version, hosts] of placements.get(actor) ?? []) {
+        let liveHosts = 0;
         for (const [id, p] of hosts) {
           const until = liveUntil(id, p);
-          if (now > until) hosts.delete(id);
-          else validUntil = Math.min(validUntil, until);
+          if (now <= until) {
+            liveHosts += 1;
+            validUntil = Math.min(validUntil, until);
+          } else if (now > until + FORGET_AFTER_MS) hosts.delete(id);
         }
-        if (hosts.size > 0) live.push(version);
+        if (liveHosts > 0) live.push(version);
       }
       const versions = live.sort(compareVersions);
       liveCache.set(actor, { versions, validUntil });
       return versions;
     },
     hostsOf(actor, version) {
-      return [...(placements.get(actor)?.get(version)?.keys() ?? [])];
+      const now = Date.now();
+      return [...(placements.get(actor)?.get(version) ?? [])].filter(([id, p]) => now <= liveUntil(id, p)).map(([id]) => id);
     },
     ready: () => bootstrap,
     close() {

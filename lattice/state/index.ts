@@ -81,11 +81,14 @@ async function withReplicas<T>(create: (replicas: number) => Promise<T>): Promis
 }
 
 /** Open (or create) a KV bucket of this lattice. */
-export async function openKv(nc: NatsConnection, bucket: string, options: { history?: number; ttlMs?: number } = {}): Promise<KV> {
+export async function openKv(nc: NatsConnection, bucket: string, options: { history?: number; ttlMs?: number; bindOnly?: boolean; settleMs?: number } = {}): Promise<KV> {
   const js = nc.jetstream();
   try {
-    return await whileStreamPropagates(() =>
-      withReplicas((replicas) => js.views.kv(bucket, { replicas, history: options.history ?? 1, ...(options.ttlMs ? { ttl: options.ttlMs } : {}) })),
+    // bindOnly: a reader that must not create the bucket as a side effect (it fails if absent).
+    if (options.bindOnly) return await whileStreamPropagates(() => js.views.kv(bucket, { bindOnly: true }), options.settleMs ?? 5000);
+    return await whileStreamPropagates(
+      () => withReplicas((replicas) => js.views.kv(bucket, { replicas, history: options.history ?? 1, ...(options.ttlMs ? { ttl: options.ttlMs } : {}) })),
+      options.settleMs ?? 5000,
     );
   } catch (err) {
     throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot open KV bucket ${bucket} (is JetStream enabled on the server?): ${(err as Error).message}`, { cause: err });

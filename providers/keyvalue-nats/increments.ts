@@ -147,7 +147,9 @@ export class IncrementBatcher {
   private async drain(key: string, state: { queue: Waiting[]; running: boolean }): Promise<void> {
     state.running = true;
     while (state.queue.length > 0) {
-      const batch = state.queue.splice(0);
+      // At most MAX_APPLIED per batch: the applied list a write records keeps that many, and a
+      // batch's own refs must all be in it, or their retries would apply twice.
+      const batch = state.queue.splice(0, MAX_APPLIED);
       try {
         const results = await this.write(key, batch);
         batch.forEach((w, i) => w.resolve(results[i]!));
