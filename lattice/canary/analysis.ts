@@ -73,6 +73,8 @@ export interface Decision {
   numbers: Record<string, number>;
   generation: number;
   step: number;
+  /** A threshold was missed: this decision is one failed check (a fail-check, or the rollback at the limit). */
+  failedCheck?: boolean;
 }
 
 /** The reason of every rollback for lack of traffic starts with this. */
@@ -135,7 +137,7 @@ export function analyze(window: AnalysisWindow, spec: CanarySpec, state: CanaryS
     const failed = state.failedChecks + 1;
     numbers.failedChecks = failed;
     const tally = `failed checks ${failed} of ${spec.failureLimit}`;
-    return decide(failed >= spec.failureLimit ? 'rollback' : 'fail-check', `${missed.join('; ')}; ${tally}`, numbers);
+    return { ...decide(failed >= spec.failureLimit ? 'rollback' : 'fail-check', `${missed.join('; ')}; ${tally}`, numbers), failedCheck: true };
   }
   const healthy = `success rate ${percent(successRate)} (min ${percent(spec.successRate)}), p99 ${p99 === undefined ? 'n/a' : `${round(p99)} ms`} (max ${spec.p99Ms} ms), ${c.requests} requests`;
   if (paused) return decide('wait', `paused; window healthy: ${healthy}`, numbers);
