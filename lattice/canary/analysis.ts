@@ -17,8 +17,9 @@
  *   healthy one does not advance; the deadline does not run (no rollback for lack of data).
  */
 import type { CanarySpec } from '../apps/canary.ts';
+import { TrellisError } from '../errors/index.ts';
 import type { CanaryState, VersionSummary, VersionWindow } from '../wire/index.ts';
-import { emptyHistogram, histogramFromWire, mergeInto, quantile, type Histogram } from './histogram.ts';
+import { emptyHistogram, mergeWireInto, quantile, type Histogram } from './histogram.ts';
 
 /** One version's requests over a window, merged from every reporter. */
 export interface VersionTotals {
@@ -40,9 +41,13 @@ export function emptyTotals(): VersionTotals {
 /** Add wire windows (any reporters, any seconds) into `into`; bad windows throw TRELLIS_BAD_REQUEST. */
 export function addWindows(into: VersionTotals, windows: Iterable<VersionWindow>): VersionTotals {
   for (const w of windows) {
+    // Checked before anything is added: a bad window from one reporter leaves the totals as they were.
+    if (!Number.isSafeInteger(w.requests) || w.requests < 0 || !Number.isSafeInteger(w.failures) || w.failures < 0 || w.failures > w.requests) {
+      throw new TrellisError('TRELLIS_BAD_REQUEST', `window: requests and failures must be integers with 0 <= failures <= requests, got ${String(w.requests)} and ${String(w.failures)}`);
+    }
+    mergeWireInto(into.histogram, w.histogram);
     into.requests += w.requests;
     into.failures += w.failures;
-    mergeInto(into.histogram, histogramFromWire(w.histogram));
   }
   return into;
 }

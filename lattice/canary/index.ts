@@ -18,6 +18,7 @@ export {
   histogramToWire,
   merge,
   mergeInto,
+  mergeWireInto,
   observe,
   quantile,
   total,

@@ -261,6 +261,7 @@ describe('machine: the races of the issue', () => {
     expect(tick(t.state, oldDecision, T0 + 90 * S).changed).toBe(false);
     const fresh = begin(t.state, T0 + 71 * S).state;
     expect(fresh).toMatchObject({ step: 1, weight: { set: 10 } });
+    expect(t.state.history.map((h) => h.decision)).toEqual(['restarted']);
     expect(analyze(window(99), spec, fresh, T0 + 71 * S + spec.intervalMs).kind).toBe('wait');
   });
 

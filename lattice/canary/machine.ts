@@ -185,7 +185,8 @@ export function start(previous: CanaryState | undefined, input: StartInput, now:
     startedAt: at,
     stepStartedAt: at,
     windowStartedAt: at,
-    history: previous?.history ?? [],
+    // Each run tells its own story; the one it replaced is named in the first entry and event.
+    history: [],
   };
   const replaced = active ? previous : undefined;
   const reason = replaced
