@@ -11,7 +11,9 @@
  * - Flagger treats "no values" as a failure. The issue asks instead that a window with too
  *   little traffic wait (judging 12 requests against 99 % is noise), and that waiting end at
  *   the progress deadline with a rollback, reason "no data". The deadline counts from the last
- *   progress (step start, judged window, resume), like Flagger's progressDeadlineSeconds.
+ *   progress (step start, judged window, resume). Flagger's progressDeadlineSeconds (same
+ *   600 s default) bounds how long a canary's pods may take to become ready; here it bounds
+ *   how long a canary may go without enough traffic to be judged, which is what we can see.
  * - A paused canary (Argo Rollouts' `pause`) holds its weight but stays watched: a failing
  *   window still counts and rolls back, since pausing must not leave a bad canary serving; a
  *   healthy one does not advance; the deadline does not run (no rollback for lack of data).
