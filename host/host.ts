@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { nkeys, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from 'nats';
-import { connectParticipant, openRegistry, registerHost } from '../lattice/control/index.ts';
+import { connectParticipant } from '../lattice/control/index.ts';
 import { TrellisError, toTrellisError, type ErrorCode } from '../lattice/errors/index.ts';
 import { createLogger, type Logger } from '../lattice/log/index.ts';
 import { subjects as buildSubjects, parseControlSubject, ControlOps, type ControlOp, type Subjects, type EventType } from '../lattice/subjects/index.ts';
@@ -24,6 +24,7 @@ import {
   type HostInventory,
 } from '../lattice/wire/index.ts';
 import { startOpsServer } from './http.ts';
+import { HostRegistration } from './registration.ts';
 import { ActorSupervisor } from './actors.ts';
 import { createCapabilities } from './capabilities.ts';
 import { ProviderSupervisor } from './providers.ts';
@@ -137,9 +138,6 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
   return host;
 }
 
-/** How long a host waits before it tries the host registry again after it could not open it. */
-const REGISTRY_RETRY_MS = 30_000;
-
 /** Wait for `work` at most `ms`; true when it settled in time. */
 async function withinMs(work: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
@@ -165,11 +163,8 @@ class HostImpl implements Host {
   private subs: Subscription[] = [];
   private closeOps?: () => Promise<void>;
   private readonly handlers: ControlHandlers;
-  /** The host registry (KV with a TTL); opened lazily, since a lattice may run without JetStream. */
-  private readonly registry = openOnce(() => openRegistry(this.nc, this.subjects));
-  private registryFailureLogged = false;
-  /** After a failed open (no JetStream), the next try waits this long, not one heartbeat. */
-  private registryRetryAt = 0;
+  /** This host's entry in the host registry. */
+  private readonly registration: HostRegistration;
 
   constructor(
     readonly id: string,
@@ -188,6 +183,7 @@ class HostImpl implements Host {
     private readonly closeRpc: () => Promise<void>,
   ) {
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
+    this.registration = new HostRegistration(nc, subjects, { id, name, heartbeatMs: options.heartbeatMs }, logger);
     this.handlers = {
       hostPing: () => this.inventory(),
       hostInventory: () => this.inventory(),
@@ -277,7 +273,7 @@ class HostImpl implements Host {
     }
     // Registered before it is announced: a client that lists the registry then knows to wait
     // for this host's ping answer. Bounded, since a lattice may run without JetStream.
-    await withinMs(this.register(), 3000);
+    await withinMs(this.registration.register(), 3000);
     this.emit('host_started', { hostId: this.id, name: this.name, labels: this.labels(), version: TRELLIS_VERSION });
     this.heartbeat();
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.heartbeatMs);
@@ -297,31 +293,7 @@ class HostImpl implements Host {
     this.metrics.heartbeats.inc();
     this.metrics.uptime.set((Date.now() - this.startedAt.getTime()) / 1000);
     this.emit('host_heartbeat', this.inventory());
-    void this.register();
-  }
-
-  /** Refresh this host's registry entry, so clients know to wait for its answer. */
-  private async register(): Promise<void> {
-    if (Date.now() < this.registryRetryAt) return;
-    try {
-      await registerHost(await this.registry.get(), { id: this.id, name: this.name, heartbeatMs: this.options.heartbeatMs });
-    } catch (err) {
-      this.registryRetryAt = Date.now() + REGISTRY_RETRY_MS;
-      if (this.registryFailureLogged || this.stopping) return;
-      this.registryFailureLogged = true;
-      this.logger.info({ err: (err as Error).message }, 'host registry unavailable (no JetStream?); clients wait for silence instead');
-    }
-  }
-
-  /** Take this host's registry entry away (a graceful stop), if the registry was ever opened. */
-  private async deregister(): Promise<void> {
-    const opened = this.registry.opened();
-    if (!opened) return;
-    try {
-      await (await opened).delete(this.id);
-    } catch {
-      // The entry expires with its TTL anyway.
-    }
+    void this.registration.register();
   }
 
   /** Answer one control message. Never throws: every failure becomes an error envelope. */
@@ -380,7 +352,7 @@ class HostImpl implements Host {
       clearTimeout(this.changeTimer);
       for (const sub of this.subs) sub.unsubscribe();
       const deadline = Date.now() + drainMs;
-      await withinMs(this.deregister(), 1000);
+      await withinMs(this.registration.deregister(), 1000);
       // The gateway and actors stop taking calls (queue subscriptions drain) and finish the calls
       // they hold before the host says goodbye, within the stop's budget; past it, closing the
       // runtime below ends what still runs.
