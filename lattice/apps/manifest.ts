@@ -225,15 +225,19 @@ function checkRoutes(p: Problems, path: Path, value: unknown, actor: string, see
     const prefix = str(p, [...at, 'prefix'], o.prefix, { required: true });
     const host = str(p, [...at, 'host'], o.host);
     if (prefix === undefined || (o.host !== undefined && host === undefined)) return void (ok = false);
-    let route: { prefix: string; host?: string };
-    try {
-      // The route store's own checks (the actor is checked apart, as a name).
-      route = httpRouteKind.decode({ prefix, actor: 'actor', createdAt: '', ...(host !== undefined ? { host } : {}) });
-    } catch (err) {
-      const message = (err as Error).message;
-      p.add([...at, message.startsWith('route host') ? 'host' : 'prefix'], message);
-      return void (ok = false);
-    }
+    // The route store's own checks (the actor is checked apart, as a name): the prefix alone
+    // first, then with the host, so each problem lands on its own field.
+    const check = (field: 'prefix' | 'host', doc: Record<string, string>) => {
+      try {
+        return httpRouteKind.decode({ actor: 'actor', createdAt: '', ...doc });
+      } catch (err) {
+        p.add([...at, field], (err as Error).message);
+        return undefined;
+      }
+    };
+    const bare = check('prefix', { prefix });
+    const route = bare && host !== undefined ? check('host', { prefix, host }) : bare;
+    if (!route) return void (ok = false);
     const key = `${route.host ?? '*'}|${route.prefix}`;
     const other = seen.get(key);
     if (other) return void (p.add([...at, 'prefix'], `${route.host ?? ''}${route.prefix} is already routed to ${other} in this app`), (ok = false));
