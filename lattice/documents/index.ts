@@ -61,6 +61,8 @@ export interface WriteOptions {
 /** Read, write and follow the documents of one kind. */
 export interface DocumentStore<T> {
   readonly kind: DocumentKind<T>;
+  /** The bucket's entry TTL as the server keeps it (ms; 0: none), whatever this kind asked for. */
+  ttlMs(): Promise<number>;
   /** The document at `key`, or undefined when there is none (or it is unreadable). */
   get(key: string): Promise<Stored<T> | undefined>;
   /** Every document (or those whose key matches `pattern`, a KV pattern with `*` and `>`), in key order. */
@@ -122,6 +124,7 @@ export async function openDocuments<T>(nc: NatsConnection, subjects: Subjects, k
 
   return {
     kind,
+    ttlMs: async () => (await kv.status()).ttl,
     async get(key) {
       const entry = await kv.get(checkKey(kind.name, key));
       const value = entry && entry.operation === 'PUT' ? read(entry.value) : undefined;

@@ -63,8 +63,11 @@ export async function watchHosts(
 
   const accept = (inv: HostInventory) => {
     const known = hosts.get(inv.id);
-    // An inventory older than one already applied (replies and events cross) is ignored.
-    if (known && inv.seq !== undefined && known.inventory.seq !== undefined && inv.seq < known.inventory.seq) return;
+    // An inventory older than one already applied (replies and events cross) is ignored, within
+    // one run of the host: a host restarted with the same id (a kept seed) counts from 0 again,
+    // and its new start time says it is another process, whose inventory replaces the old one.
+    const sameRun = known !== undefined && known.inventory.startedAt === inv.startedAt;
+    if (known && sameRun && inv.seq !== undefined && known.inventory.seq !== undefined && inv.seq < known.inventory.seq) return;
     const period = inv.beatMs ?? DEFAULT_BEAT_MS;
     if (!known) {
       const died = diedAt.get(inv.id);
@@ -116,8 +119,9 @@ export async function watchHosts(
         t.lastBeatAt = now();
         t.deadAfterMs = deadAfterMs(beat.periodMs);
         t.beatSeq = beat.seq;
-        // The host changed since the inventory held here, and that inventory was lost: ask.
-        if (t.inventory.seq !== undefined && beat.seq > t.inventory.seq) ask(beat.id);
+        // The host changed since the inventory held here, and that inventory was lost: ask. A
+        // sequence behind the inventory's means the host restarted (with the same id): ask too.
+        if (t.inventory.seq !== undefined && beat.seq !== t.inventory.seq) ask(beat.id);
       },
     }),
     nc.subscribe(subjects.allEvents(), {

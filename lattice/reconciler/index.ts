@@ -21,7 +21,7 @@ import { startTerm, type Term } from './reconcile.ts';
 /** How long a new leader's term may take to start (documents, hosts, first pass) before it lets go. */
 const TERM_START_MS = 30_000;
 
-export { DEFAULT_LEASE_TTL_MS, LEASE_KEY, leaseKind, type LeaderLease } from './lease.ts';
+export { DEFAULT_LEASE_TTL_MS, LEASE_KEY, leaseKind, openLease, type LeaderLease, type Lease } from './lease.ts';
 export { DEFAULT_HOLD_DOWN_MS } from './hosts.ts';
 export { backoffMs, BACKOFF_MAX_MS, BACKOFF_MIN_MS } from './actions.ts';
 

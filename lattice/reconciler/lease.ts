@@ -63,8 +63,13 @@ export interface Lease {
 /** Open the lease of a lattice for one candidate. */
 export async function openLease(nc: NatsConnection, subjects: Subjects, candidate: { id: string; name: string; ttlMs: number }): Promise<Lease> {
   const docs: DocumentStore<LeaderLease> = await openDocuments(nc, subjects, leaseKind(candidate.ttlMs));
+  // The bucket keeps the TTL of whoever created it (opening an existing bucket does not change
+  // it), and the server expires the lease by that TTL: a candidate with a longer one of its own
+  // must not believe it leads past it, or two leaders would run at once.
+  const bucketTtlMs = await docs.ttlMs();
+  const ttlMs = bucketTtlMs > 0 ? Math.min(candidate.ttlMs, bucketTtlMs) : candidate.ttlMs;
   // A quarter of the TTL: expiry on the server is not to the millisecond, and our clock runs on.
-  const marginMs = Math.max(100, Math.floor(candidate.ttlMs / 4));
+  const marginMs = Math.max(100, Math.floor(ttlMs / 4));
   let revision: number | undefined;
   let acquiredAt = '';
   let validUntil = 0;
@@ -82,7 +87,7 @@ export async function openLease(nc: NatsConnection, subjects: Subjects, candidat
           // means nobody took over meanwhile: we lead on. (We did not act while it was late.)
           revision = (await docs.put({ holder: candidate.id, name: candidate.name, acquiredAt, renewedAt: now, ttlMs: candidate.ttlMs }, { expectRevision: revision })).revision;
         }
-        validUntil = sentAt + candidate.ttlMs - marginMs;
+        validUntil = sentAt + ttlMs - marginMs;
         return true;
       } catch {
         // Someone else holds it (TRELLIS_CONFLICT), or we cannot tell: either way, not us.
