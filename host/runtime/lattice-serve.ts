@@ -56,7 +56,9 @@ export async function serveLattice(
   if (!syncFlush) log('warn', 'nats.js has no synchronous flush here (protocol.flushPending): each call now waits one event-loop turn for its taken reply to go out');
 
   const answer = (msg: Msg, reply: InvokeReply, started: number, result?: CallResult) => {
-    stats.record(reply.ok ? undefined : reply.error.code, (performance.now() - started) / 1000, result?.cold);
+    // The status compare is the only per-call cost of telling 5xx responses apart (canary analysis).
+    if (reply.ok) stats.record(undefined, (performance.now() - started) / 1000, result?.cold, reply.response.status >= 500);
+    else stats.record(reply.error.code, (performance.now() - started) / 1000, result?.cold);
     // No reply headers: who answered is in the body, and a header block on a reply costs the
     // caller a parse (and NATS an HMSG) on every call.
     if (msg.reply && !nc.isClosed()) msg.respond(encode(reply));

@@ -2,6 +2,8 @@
  * Which versions of an actor a call tries, in order, and the traffic shares that gives: pure
  * functions of the live versions (ascending, from the lattice view) and the route's weights.
  */
+import { stickyBucket } from '../canary/sticky.ts';
+import { compareVersions } from '../versions/index.ts';
 import type { Weights } from '../weights/index.ts';
 import type { WeightedPicker } from './picker.ts';
 
@@ -11,6 +13,10 @@ export interface PlanBase {
   weights?: Weights;
   /** Weighted versions that are live, heaviest first. */
   liveWeighted: [string, number][];
+  /** The same, newest version first: the order sticky buckets are laid out in. */
+  newestFirst: [string, number][];
+  /** Sum of the live weights. */
+  liveTotal: number;
   /** Live versions, highest first. */
   descending: readonly string[];
   /** The full order for each weighted first pick, built on first use. */
@@ -20,7 +26,9 @@ export interface PlanBase {
 /** Derive the plan base of `live` (ascending versions) and `weights`. */
 export function planBase(live: readonly string[], weights: Weights | undefined): PlanBase {
   const liveWeighted = weights ? Object.entries(weights).filter(([v, w]) => w > 0 && live.includes(v)).sort((a, b) => b[1] - a[1]) : [];
-  return { live, weights, liveWeighted, descending: [...live].reverse(), orders: new Map() };
+  const newestFirst = [...liveWeighted].sort((a, b) => compareVersions(b[0], a[0]));
+  const liveTotal = liveWeighted.reduce((sum, [, w]) => sum + w, 0);
+  return { live, weights, liveWeighted, newestFirst, liveTotal, descending: [...live].reverse(), orders: new Map() };
 }
 
 /**
@@ -28,10 +36,10 @@ export function planBase(live: readonly string[], weights: Weights | undefined):
  * weight, then the unweighted live versions, highest first. Without weights (or with none of
  * the weighted versions live) the highest live version comes first.
  */
-export function planOrder(base: PlanBase, picker: WeightedPicker): readonly string[] {
+export function planOrder(base: PlanBase, picker: WeightedPicker, stickyKey?: string): readonly string[] {
   const { liveWeighted, descending } = base;
   if (liveWeighted.length === 0) return descending;
-  const first = picker.pick(liveWeighted);
+  const first = stickyKey === undefined ? picker.pick(liveWeighted) : stickyPick(base, stickyKey);
   let order = base.orders.get(first);
   if (!order) {
     const built = [first];
@@ -56,4 +64,22 @@ export function effectiveShares(base: PlanBase): Record<string, number> {
   if (total > 0) for (const [v, w] of liveWeighted) effective[v] = Math.round((w / total) * 1000) / 10;
   else if (descending[0] !== undefined) effective[descending[0]] = 100;
   return effective;
+}
+
+/**
+ * The version a sticky key goes to: the key's bucket in [0, 100) (K1's stickyBucket) against the
+ * live weights laid out newest version first, so with stable and canary the key goes to the
+ * canary exactly when its bucket is below the canary's weight. The canary's range only grows with
+ * its weight, so a key that reached the canary stays there. When a weighted version is down the
+ * ranges of the others are stretched over [0, 100) in the same order.
+ */
+export function stickyPick(base: PlanBase, key: string): string {
+  const { newestFirst, liveTotal } = base;
+  const at = (stickyBucket(key) * liveTotal) / 100;
+  let end = 0;
+  for (const [version, weight] of newestFirst) {
+    end += weight;
+    if (at < end) return version;
+  }
+  return newestFirst[newestFirst.length - 1]![0];
 }
