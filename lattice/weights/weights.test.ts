@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseWeights, validateWeights, weightsKind } from './index.ts';
+import { parseWeights, validateSticky, validateWeights, weightsKind } from './index.ts';
 
 const badWeights = expect.objectContaining({ code: 'TRELLIS_BAD_WEIGHTS' });
 
@@ -65,5 +65,21 @@ describe('weights documents', () => {
     expect(() => weightsKind.decode({ ...doc, weights: { '1.0.0': 99 } })).toThrowError(badWeights);
     expect(() => weightsKind.decode({ ...doc, actor: 'a.b' })).toThrowError(expect.objectContaining({ code: 'TRELLIS_BAD_REQUEST' }));
     expect(() => weightsKind.decode([doc])).toThrowError(badWeights);
+  });
+});
+
+describe('weights - sticky', () => {
+  it('weights - sticky takes a header (kept lower-case) or a cookie, not both, not neither, valid names only', () => {
+    expect(validateSticky({ header: 'X-User' })).toEqual({ header: 'x-user' });
+    expect(validateSticky({ cookie: 'session' })).toEqual({ cookie: 'session' });
+    for (const bad of [{}, { header: 'a', cookie: 'b' }, { header: 'bad name' }, { cookie: '' }, 'x-user']) {
+      expect(() => validateSticky(bad)).toThrow(expect.objectContaining({ code: 'TRELLIS_BAD_WEIGHTS' }));
+    }
+  });
+
+  it('weights - a stored document carries sticky through decode', () => {
+    const doc = weightsKind.decode({ actor: 'a', weights: { '1.0.0': 90, '1.1.0': 10 }, sticky: { cookie: 'uid' }, updatedAt: 'now' });
+    expect(doc.sticky).toEqual({ cookie: 'uid' });
+    expect(() => weightsKind.decode({ actor: 'a', weights: { '1.0.0': 100 }, sticky: { header: 'a b' }, updatedAt: 'now' })).toThrow(/sticky header/);
   });
 });
