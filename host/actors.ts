@@ -50,13 +50,6 @@ export function ownershipConflict(key: string, held: Owner | undefined, wanted: 
 }
 
 
-/**
- * Error codes of calls a host refused without serving them: the caller sends them elsewhere
- * (overloaded replica; an attempt that expired before it was taken, recorded as a time-out), so
- * they are not requests of the canary window, or a retried call would count twice.
- */
-const NOT_SERVED: ReadonlySet<string> = new Set(['TRELLIS_OVERLOADED', 'TRELLIS_TIMEOUT']);
-
 type Emit = <K extends keyof EventData>(kind: K, data: EventData[K]) => void;
 
 /** Start, scale, stop and serve actors on one host. */
@@ -219,7 +212,7 @@ export class ActorSupervisor {
       const error = toTrellisError(err, 'TRELLIS_ACTOR_ERROR');
       this.metrics.invocations.inc({ actor, version, result: error.code });
       // A refusal the caller retries on the lattice is not a served request.
-      if (!NOT_SERVED.has(error.code)) traffic.requests++, traffic.failures++;
+      if (error.code !== 'TRELLIS_OVERLOADED') traffic.requests++, traffic.failures++;
       throw error;
     } finally {
       const ms = performance.now() - started;
@@ -269,11 +262,12 @@ export class ActorSupervisor {
         if (batch.ok > 0) ok.inc(batch.ok);
         for (const [result, n] of Object.entries(batch.errors)) this.metrics.invocations.inc({ actor, version, result }, n);
         for (const s of batch.seconds) seconds.observe(s);
-        // The canary window: 5xx responses and Trellis errors fail; refusals the caller retries
-        // elsewhere were not served. Timings include those refusals (they are few and fast).
-        let requests = batch.ok;
-        let failures = batch.serverErrors;
-        for (const [code, n] of Object.entries(batch.errors)) if (!NOT_SERVED.has(code)) (requests += n), (failures += n);
+        // The canary window: 5xx responses and Trellis errors fail; calls the caller had given up
+        // on before they ran, and overload refusals it retries elsewhere, were not served (the
+        // caller counts or retries them). Timings include those (they are few and fast).
+        let requests = batch.ok - batch.unserved;
+        let failures = batch.serverErrors - batch.unserved;
+        for (const [code, n] of Object.entries(batch.errors)) if (code !== 'TRELLIS_OVERLOADED') (requests += n), (failures += n);
         traffic.requests += requests;
         traffic.failures += failures;
         for (const s of batch.seconds) observe(traffic.histogram, s * 1000);
