@@ -9,19 +9,9 @@
  * 19 %, and under about 9 % with interpolation) at a fixed cost per observation, whatever the
  * latencies are. It starts at 0.1 ms and reaches past one hour: CanarySpec allows a p99 limit
  * of up to 3,600,000 ms, and a limit beyond the last bound could not be judged.
- *
- * INTERIM COPY in K2 (canary-routing) of K1's uncommitted file, so K2 builds on the same API;
- * on merging canary-core, K1's file wins.
  */
 import { TrellisError } from '../errors/index.ts';
-
-/** The wire form of a histogram (K1 keeps this type in lattice/wire; inlined in K2's interim copy). */
-interface HistogramWire {
-  schema: number;
-  offset: number;
-  counts: number[];
-  sumMs: number;
-}
+import type { HistogramWire } from '../wire/index.ts';
 
 /** Identifies the layout on the wire; a reporter with another layout is refused, never mixed. */
 export const HISTOGRAM_SCHEMA = 1;

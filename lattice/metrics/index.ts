@@ -11,9 +11,10 @@
 import type { NatsConnection, Subscription } from 'nats';
 import type { Subjects } from '../subjects/index.ts';
 import { decode, encode } from '../wire/index.ts';
-import { WindowAccumulator, fromWire, summarize, toWire, type MetricsReport, type VersionSummary } from './windows.ts';
+import type { VersionTotals } from '../canary/analysis.ts';
+import { WindowAccumulator, fromWire, mergeVersions, toWire, type MetricsReport } from './windows.ts';
 
-export { WindowAccumulator, fromWire, summarize, toWire, type MetricsReport, type VersionCounts, type VersionSummary } from './windows.ts';
+export { WindowAccumulator, fromWire, mergeVersions, toWire, type MetricsReport, type VersionCounts } from './windows.ts';
 
 /** A participant's reporter. */
 export interface MetricsReporter {
@@ -66,8 +67,11 @@ interface Arrived {
 
 /** Merges every participant's windows for the controller. */
 export interface MetricsCollector {
-  /** Per version of `actor`, the merged counts of reports that arrived in [fromMs, toMs]. */
-  window(actor: string, fromMs: number, toMs?: number): Record<string, VersionSummary>;
+  /**
+   * Per version of `actor`, the merged counts of reports that arrived in [fromMs, toMs]: what
+   * the canary analysis judges (summarize() in lattice/canary/analysis.ts gives rates and p99).
+   */
+  window(actor: string, fromMs: number, toMs?: number): Record<string, VersionTotals>;
   /** Participants heard from since `sinceMs` (to tell "no data" from "nobody reports"). */
   participants(sinceMs: number): string[];
   /** Reports that could not be decoded (mixed versions, foreign publishers). */
@@ -103,7 +107,7 @@ export async function collectMetrics(nc: NatsConnection, subjects: Subjects, opt
     for (const a of arrived) if (a.at >= fromMs && a.at <= toMs) yield a.report;
   };
   return {
-    window: (actor, fromMs, toMs = Date.now()) => summarize(inRange(fromMs, toMs), actor),
+    window: (actor, fromMs, toMs = Date.now()) => mergeVersions(inRange(fromMs, toMs), actor),
     participants(sinceMs) {
       const seen = new Set<string>();
       for (const r of inRange(sinceMs, Infinity)) seen.add(r.participant);

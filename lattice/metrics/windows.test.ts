@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { summarize } from '../canary/analysis.ts';
 import { quantile } from '../canary/histogram.ts';
 import { decode, encode } from '../wire/index.ts';
-import { WindowAccumulator, fromWire, summarize, toWire } from './windows.ts';
+import { WindowAccumulator, fromWire, mergeVersions, toWire } from './windows.ts';
 
 describe('traffic windows', () => {
   it('windows - take returns what was counted since the last take, zeroes it, and nothing when idle', () => {
@@ -27,18 +28,22 @@ describe('traffic windows', () => {
     b.add('svc', '1.1.0', 10, 0, Array(10).fill(400));
     b.add('other', '1.0.0', 5, 5);
     const wire = [a.take('h1')!, b.take('h2')!].map((r) => fromWire(decode(encode(toWire(r)))));
-    const s = summarize(wire, 'svc');
-    expect(Object.keys(s).sort()).toEqual(['1.0.0', '1.1.0']);
-    expect(s['1.0.0']).toMatchObject({ requests: 90, failures: 0, successRate: 1 });
-    expect(s['1.1.0']).toMatchObject({ requests: 20, failures: 1, successRate: 0.95 });
+    const merged = mergeVersions(wire, 'svc');
+    expect(Object.keys(merged).sort()).toEqual(['1.0.0', '1.1.0']);
+    expect(summarize(merged['1.0.0']!)).toMatchObject({ requests: 90, failures: 0, successRate: 1 });
+    const canary = summarize(merged['1.1.0']!);
+    expect(canary).toMatchObject({ requests: 20, failures: 1, successRate: 0.95 });
     // The p99 of the merged canary is the slow host's, not an average of the two hosts' p99s.
-    expect(s['1.1.0']!.p99Ms!).toBeGreaterThan(300);
-    expect(quantile(s['1.1.0']!.histogram, 0.25)!).toBeLessThan(3);
+    expect(canary.p99Ms!).toBeGreaterThan(300);
+    expect(quantile(merged['1.1.0']!.histogram, 0.25)!).toBeLessThan(3);
   });
 
   it('windows - a malformed report is refused with TRELLIS_BAD_REQUEST', () => {
-    expect(() => fromWire({ p: 'h', v: [['a', '1.0.0', -1, 0, { schema: 1, offset: 0, counts: [], sumMs: 0 }]] })).toThrow(/counts/);
-    expect(() => fromWire({ p: 'h', v: [['a', '1.0.0', 1, 0, { schema: 99, offset: 0, counts: [], sumMs: 0 }]] })).toThrow(/schema/);
+    expect(() => fromWire({ p: 'h', v: [['a', '1.0.0', { requests: -1, failures: 0, histogram: { schema: 1, offset: 0, counts: [], sumMs: 0 } }]] })).toThrow(/counts/);
+    expect(() => fromWire({ p: 'h', v: [['a', '1.0.0', { requests: 1, failures: 0, histogram: { schema: 99, offset: 0, counts: [], sumMs: 0 } }]] })).toThrow(/schema/);
+    // A version named like a prototype key stays a plain entry.
+    const odd = fromWire({ p: 'h', v: [['a', '__proto__', { requests: 1, failures: 0, histogram: { schema: 1, offset: 0, counts: [], sumMs: 0 } }]] });
+    expect(Object.hasOwn(mergeVersions([odd], 'a'), '__proto__')).toBe(true);
     expect(() => fromWire('nope')).toThrow(expect.objectContaining({ code: 'TRELLIS_BAD_REQUEST' }));
   });
 });

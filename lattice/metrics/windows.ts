@@ -5,8 +5,9 @@
  * percentiles come from the merged counts.
  */
 import { TrellisError } from '../errors/index.ts';
-import { emptyHistogram, histogramFromWire, histogramToWire, mergeInto, observe, quantile, total, type Histogram } from '../canary/histogram.ts';
-import { isRecord } from '../wire/index.ts';
+import type { VersionTotals } from '../canary/analysis.ts';
+import { emptyHistogram, histogramFromWire, histogramToWire, mergeInto, observe, total, type Histogram } from '../canary/histogram.ts';
+import { isRecord, type HistogramWire, type VersionWindow } from '../wire/index.ts';
 
 /** What one participant saw of one actor version during one window. */
 export interface VersionCounts {
@@ -28,17 +29,6 @@ export interface MetricsReport {
   from: number;
   to: number;
   versions: VersionCounts[];
-}
-
-/** Counts of one version over a collector's range, with what the analysis needs. */
-export interface VersionSummary {
-  requests: number;
-  failures: number;
-  histogram: Histogram;
-  /** 1 when there were no requests (nothing failed). */
-  successRate: number;
-  p50Ms?: number;
-  p99Ms?: number;
 }
 
 /**
@@ -91,7 +81,7 @@ interface WireReport {
   p: string;
   f: number;
   t: number;
-  v: [actor: string, version: string, requests: number, failures: number, histogram: ReturnType<typeof histogramToWire>][];
+  v: [actor: string, version: string, window: VersionWindow][];
 }
 
 export function toWire(report: MetricsReport): WireReport {
@@ -99,7 +89,7 @@ export function toWire(report: MetricsReport): WireReport {
     p: report.participant,
     f: report.from,
     t: report.to,
-    v: report.versions.map((c) => [c.actor, c.version, c.requests, c.failures, histogramToWire(c.histogram)]),
+    v: report.versions.map((c) => [c.actor, c.version, { requests: c.requests, failures: c.failures, histogram: histogramToWire(c.histogram) }]),
   };
 }
 
@@ -110,17 +100,21 @@ export function fromWire(value: unknown): MetricsReport {
   const bad = (why: string) => new TrellisError('TRELLIS_BAD_REQUEST', `metrics report: ${why}`);
   if (!isRecord(value) || typeof value.p !== 'string' || !Array.isArray(value.v)) throw bad('needs p (participant) and v (versions)');
   const versions = value.v.map((row: unknown) => {
-    if (!Array.isArray(row) || row.length !== 5) throw bad('a version row is [actor, version, requests, failures, histogram]');
-    const [actor, version, requests, failures, histogram] = row as unknown[];
-    if (typeof actor !== 'string' || typeof version !== 'string' || !count(requests) || !count(failures)) throw bad('a version row needs actor, version and counts');
-    return { actor, version, requests, failures, histogram: histogramFromWire(histogram as Parameters<typeof histogramFromWire>[0]) };
+    if (!Array.isArray(row) || row.length !== 3) throw bad('a version row is [actor, version, window]');
+    const [actor, version, w] = row as unknown[];
+    if (typeof actor !== 'string' || typeof version !== 'string' || !isRecord(w) || !count(w.requests) || !count(w.failures)) throw bad('a version row needs actor, version and counts');
+    return { actor, version, requests: w.requests, failures: w.failures, histogram: histogramFromWire(w.histogram as HistogramWire) };
   });
   return { participant: value.p, from: Number(value.f) || 0, to: Number(value.t) || 0, versions };
 }
 
-/** Merge the counts of `actor` from `reports` into one summary per version. */
-export function summarize(reports: Iterable<MetricsReport>, actor: string): Record<string, VersionSummary> {
-  const merged = new Map<string, { requests: number; failures: number; histogram: Histogram }>();
+/**
+ * Merge the counts of `actor` from `reports` into one total per version: the input of the
+ * canary analysis (lattice/canary/analysis.ts; its summarize() gives rates and percentiles).
+ */
+export function mergeVersions(reports: Iterable<MetricsReport>, actor: string): Record<string, VersionTotals> {
+  // A Map: a foreign report's version string must not reach an object's prototype.
+  const merged = new Map<string, VersionTotals>();
   for (const report of reports) {
     for (const c of report.versions) {
       if (c.actor !== actor) continue;
@@ -131,16 +125,5 @@ export function summarize(reports: Iterable<MetricsReport>, actor: string): Reco
       mergeInto(m.histogram, c.histogram);
     }
   }
-  const out: Record<string, VersionSummary> = {};
-  for (const [version, m] of merged) {
-    const p50 = quantile(m.histogram, 0.5);
-    const p99 = quantile(m.histogram, 0.99);
-    out[version] = {
-      ...m,
-      successRate: m.requests === 0 ? 1 : (m.requests - m.failures) / m.requests,
-      ...(p50 !== undefined ? { p50Ms: p50 } : {}),
-      ...(p99 !== undefined ? { p99Ms: p99 } : {}),
-    };
-  }
-  return out;
+  return Object.fromEntries(merged);
 }

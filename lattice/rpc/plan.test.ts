@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { stickyBucket } from '../canary/sticky.ts';
+import { stickyBucket, stickyChoice } from '../canary/sticky.ts';
 import { WeightedPicker } from './picker.ts';
-import { effectiveShares, planBase, planOrder } from './plan.ts';
+import { effectiveShares, planBase, planOrder, stickyPick } from './plan.ts';
 
 describe('plan', () => {
   it('plan - without weights the highest live version comes first, then the others descending', () => {
@@ -93,5 +93,14 @@ describe('plan - sticky keys', () => {
     for (const k of keys.slice(0, 50)) expect(planOrder(down, new WeightedPicker(), k)[0]).toBe('1.0.0');
     const unweighted = planBase(['1.0.0', '2.0.0'], undefined);
     expect(planOrder(unweighted, new WeightedPicker(), 'alice')).toEqual(['2.0.0', '1.0.0']);
+  });
+
+  it('plan - the precomputed sticky pick is K1\'s stickyChoice for every bucket (it only avoids a sort per call)', () => {
+    const byBucket = new Map<number, string>();
+    for (let i = 0; byBucket.size < 100; i++) byBucket.set(stickyBucket(`k${i}`), `k${i}`);
+    for (const weights of [{ '1.0.0': 90, '1.1.0': 10 }, { '1.0.0': 50, '1.1.0': 30, '2.0.0': 20 }, { '1.0.0': 100, '1.1.0': 0 }]) {
+      const base = planBase(Object.keys(weights), weights);
+      for (const [bucket, key] of byBucket) expect(stickyPick(base, key)).toBe(stickyChoice(bucket, weights));
+    }
   });
 });

@@ -7,3 +7,4 @@ export * from './rpc.ts';
 export * from './provider.ts';
 export * from './apps.ts';
 export * from './liveness.ts';
+export * from './canary.ts';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { cookieValue, stickyKeyOf } from './sticky.ts';
+import { cookieValue } from '../../lattice/canary/sticky.ts';
+import { stickyKeyOf } from './sticky.ts';
 
 describe('gateway sticky keys', () => {
   it('sticky - finds a cookie among others, unquotes it, and not by a name prefix', () => {
