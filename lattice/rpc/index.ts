@@ -190,20 +190,22 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
   }
 
   /**
-   * A pinned version that is not live: TRELLIS_UNKNOWN_VERSION when it runs nowhere (neither
-   * weighted nor ever seen running), else TRELLIS_NO_RESPONDERS. Live: nothing to say.
+   * The error for a pinned version the view does not show live, should NATS confirm that
+   * nobody serves it: TRELLIS_UNKNOWN_VERSION when it runs nowhere (neither weighted nor ever
+   * seen running), else TRELLIS_NO_RESPONDERS. Undefined when it is live. The call is still
+   * sent once, since instances started a moment ago may not have reached the view yet.
    */
-  async function checkPinned(actor: string, version: string): Promise<void> {
-    if (view.liveVersions(actor).includes(version)) return;
+  async function pinnedAbsence(actor: string, version: string): Promise<TrellisError | undefined> {
+    if (view.liveVersions(actor).includes(version)) return undefined;
     // A fresh caller may not have heard from the lattice yet.
     await view.ready();
-    if (view.liveVersions(actor).includes(version)) return;
+    const live = view.liveVersions(actor);
+    if (live.includes(version)) return undefined;
     const weighted = weightsByActor.get(actor)?.weights;
     if ((weighted && Object.hasOwn(weighted, version)) || view.knownVersions(actor).includes(version)) {
-      throw new TrellisError('TRELLIS_NO_RESPONDERS', `actor "${actor}" version ${version} has no live instance in lattice ${options.lattice}`);
+      return new TrellisError('TRELLIS_NO_RESPONDERS', `actor "${actor}" version ${version} has no live instance in lattice ${options.lattice}`);
     }
-    const live = view.liveVersions(actor);
-    throw new TrellisError('TRELLIS_UNKNOWN_VERSION', `actor "${actor}" version ${version} runs nowhere in lattice ${options.lattice} (running: ${live.join(', ') || 'none'})`);
+    return new TrellisError('TRELLIS_UNKNOWN_VERSION', `actor "${actor}" version ${version} runs nowhere in lattice ${options.lattice} (running: ${live.join(', ') || 'none'})`);
   }
 
   /** Count a failure that never reached a host (hosts count what they served). */
@@ -218,7 +220,7 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
     if (opts.version !== undefined && !rpcSubjects.get(actor)?.has(opts.version)) versionToken(opts.version);
     const deadlineMs = opts.deadlineMs ?? defaultDeadlineMs;
     const deadline = Date.now() + deadlineMs;
-    if (opts.version !== undefined) await checkPinned(actor, opts.version);
+    const absent = opts.version === undefined ? undefined : await pinnedAbsence(actor, opts.version);
     let versions = plan(actor, opts.version, opts.stickyKey);
     if (versions.length === 0) {
       // A fresh caller may not have heard from the lattice yet.
@@ -296,6 +298,8 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
         if (error.code !== 'TRELLIS_NO_RESPONDERS' && error.code !== 'TRELLIS_TIMEOUT' && error.code !== 'TRELLIS_OVERLOADED') throw error;
         lastError = error;
         if (error.code === 'TRELLIS_NO_RESPONDERS') {
+          // A pinned version the view does not show: NATS confirms it, no retry window.
+          if (absent) throw absent;
           // Nobody serves this version right now: move on at once, never wait for a timeout.
           tried.add(version);
           noRespondersSince ??= Date.now();

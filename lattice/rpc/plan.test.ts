@@ -98,7 +98,8 @@ describe('plan - sticky keys', () => {
   it('plan - the precomputed sticky pick is K1\'s stickyChoice for every bucket (it only avoids a sort per call)', () => {
     const byBucket = new Map<number, string>();
     for (let i = 0; byBucket.size < 100; i++) byBucket.set(stickyBucket(`k${i}`), `k${i}`);
-    for (const weights of [{ '1.0.0': 90, '1.1.0': 10 }, { '1.0.0': 50, '1.1.0': 30, '2.0.0': 20 }, { '1.0.0': 100, '1.1.0': 0 }]) {
+    const cases: Record<string, number>[] = [{ '1.0.0': 90, '1.1.0': 10 }, { '1.0.0': 50, '1.1.0': 30, '2.0.0': 20 }, { '1.0.0': 100, '1.1.0': 0 }];
+    for (const weights of cases) {
       const base = planBase(Object.keys(weights), weights);
       for (const [bucket, key] of byBucket) expect(stickyPick(base, key)).toBe(stickyChoice(bucket, weights));
     }
