@@ -73,8 +73,19 @@ describe('canary metrics and routing through real hosts and a real gateway', () 
     expect(statuses.filter((s) => s === 503)).toHaveLength(6);
     expect(statuses.filter((s) => s >= 500 && s !== 503)).toHaveLength(2);
 
-    // A call that never reached a host: the only host of `lonely` is frozen, so every attempt
-    // times out and the gateway, not a host, counts the failure.
+    const svc = await waitFor(() => {
+      const w = collector.window('svc', since)['1.0.0'];
+      return w && w.requests >= 48 && w;
+    }, { timeoutMs: 15_000, what: 'svc windows from both hosts' }).catch((err: unknown) => {
+      throw new Error(`${String(err)}; merged so far: ${JSON.stringify(Object.entries(collector.window('svc', since)).map(([v, t]) => [v, t.requests, t.failures]))}`);
+    });
+    expect(collector.participants(since)).toEqual(expect.arrayContaining([hosts[0]!.id, hosts[1]!.id]));
+
+    // A call that never reached a host: the only host of `lonely` is frozen, so its attempts
+    // time out (or, once nats-server has dropped the frozen connection, find no responders)
+    // and the gateway, not a host, counts the failure. The frozen host's windows were
+    // collected above: a report published into a connection the server has just dropped is
+    // lost (core NATS is at most once), which analysis tolerates as a window with less data.
     hosts[1]!.kill('SIGSTOP');
     let lonely: number;
     try {
@@ -82,12 +93,9 @@ describe('canary metrics and routing through real hosts and a real gateway', () 
     } finally {
       hosts[1]!.kill('SIGCONT');
     }
-    expect(lonely).toBe(504);
+    expect([503, 504]).toContain(lonely);
+    await waitFor(() => collector.window('lonely', since)['1.0.0'], { timeoutMs: 10_000, what: 'the gateway window of lonely' });
 
-    const svc = await waitFor(() => {
-      const w = collector.window('svc', since)['1.0.0'];
-      return w && w.requests >= 48 && w;
-    }, { timeoutMs: 15_000, what: 'svc windows from both hosts' });
     // Two more seconds: anything counted twice would arrive by then.
     await new Promise((r) => setTimeout(r, 2000));
     const settled = collector.window('svc', since);
@@ -101,7 +109,6 @@ describe('canary metrics and routing through real hosts and a real gateway', () 
     expect(settled['1.1.0']).toBeUndefined();
     expect(collector.window('lonely', since)['1.0.0']).toMatchObject({ requests: 1, failures: 1 });
     const participants = collector.participants(since);
-    expect(participants).toEqual(expect.arrayContaining([hosts[0]!.id, hosts[1]!.id]));
     expect(participants.some((p) => p.startsWith('gateway-'))).toBe(true);
     expect(collector.rejected).toBe(0);
   });
@@ -181,6 +188,13 @@ describe('canary metrics and routing through real hosts and a real gateway', () 
       expect(now.size).toBeGreaterThan(previous.size);
       previous = now;
     }
+    // The same keys from a cookie: the split is the key's, wherever it comes from.
+    await weights.set('svc', { '1.0.0': 50, '1.1.0': 50 }, undefined, { sticky: { cookie: 'uid' } });
+    const byCookie = async (k: string) => (await fetch(`${base}/svc/ok`, { headers: { cookie: `theme=dark; uid=${k}` } })).headers.get('x-trellis-version');
+    await waitFor(async () => {
+      for (const k of keys.slice(0, 40)) if ((await byCookie(k)) !== (stickyBucket(k) < 50 ? '1.1.0' : '1.0.0')) return false;
+      return true;
+    }, { timeoutMs: 15_000, intervalMs: 200, what: 'sticky cookie' });
     // Requests without a key keep the weighted round robin: about half each at 50/50.
     const plain = await Promise.all(Array.from({ length: 40 }, () => fetch(`${base}/svc/ok`).then((r) => r.headers.get('x-trellis-version'))));
     expect(plain.filter((v) => v === '1.1.0').length).toBeGreaterThanOrEqual(10);
