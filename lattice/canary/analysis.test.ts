@@ -151,9 +151,22 @@ describe('analysis: status numbers', () => {
     expect(actualWeight(win(emptyTotals(), emptyTotals()))).toBeUndefined();
   });
 
-  it('analysis - bad wire windows are refused with TRELLIS_BAD_REQUEST', () => {
-    expect(() => addWindows(emptyTotals(), [{ requests: 1, failures: 0, histogram: { schema: 9, offset: 0, counts: [], sumMs: 0 } }])).toThrow(
-      expect.objectContaining({ code: 'TRELLIS_BAD_REQUEST' }),
-    );
+  it('analysis - bad wire windows are refused with TRELLIS_BAD_REQUEST and leave the totals as they were', () => {
+    const good = { requests: 10, failures: 1, histogram: histogramToWire(totals(9).histogram) };
+    const code = expect.objectContaining({ code: 'TRELLIS_BAD_REQUEST' });
+    const bad = [
+      { ...good, histogram: { schema: 9, offset: 0, counts: [], sumMs: 0 } },
+      { ...good, histogram: { ...good.histogram, counts: [1, -1] } },
+      { ...good, failures: 11 },
+      { ...good, requests: -1 },
+      { ...good, requests: 1.5 },
+    ];
+    for (const w of bad) {
+      const into = addWindows(emptyTotals(), [good]);
+      expect(() => addWindows(into, [w])).toThrow(code);
+      expect(into.requests).toBe(10);
+      expect(into.failures).toBe(1);
+      expect(into.histogram).toEqual(totals(9).histogram);
+    }
   });
 });

@@ -11,14 +11,17 @@
  * - Flagger treats "no values" as a failure. The issue asks instead that a window with too
  *   little traffic wait (judging 12 requests against 99 % is noise), and that waiting end at
  *   the progress deadline with a rollback, reason "no data". The deadline counts from the last
- *   progress (step start, judged window, resume), like Flagger's progressDeadlineSeconds.
+ *   progress (step start, judged window, resume). Flagger's progressDeadlineSeconds (same
+ *   600 s default) bounds how long a canary's pods may take to become ready; here it bounds
+ *   how long a canary may go without enough traffic to be judged, which is what we can see.
  * - A paused canary (Argo Rollouts' `pause`) holds its weight but stays watched: a failing
  *   window still counts and rolls back, since pausing must not leave a bad canary serving; a
  *   healthy one does not advance; the deadline does not run (no rollback for lack of data).
  */
 import type { CanarySpec } from '../apps/canary.ts';
+import { TrellisError } from '../errors/index.ts';
 import type { CanaryState, VersionSummary, VersionWindow } from '../wire/index.ts';
-import { emptyHistogram, histogramFromWire, mergeInto, quantile, type Histogram } from './histogram.ts';
+import { emptyHistogram, mergeWireInto, quantile, type Histogram } from './histogram.ts';
 
 /** One version's requests over a window, merged from every reporter. */
 export interface VersionTotals {
@@ -40,9 +43,13 @@ export function emptyTotals(): VersionTotals {
 /** Add wire windows (any reporters, any seconds) into `into`; bad windows throw TRELLIS_BAD_REQUEST. */
 export function addWindows(into: VersionTotals, windows: Iterable<VersionWindow>): VersionTotals {
   for (const w of windows) {
+    // Checked before anything is added: a bad window from one reporter leaves the totals as they were.
+    if (!Number.isSafeInteger(w.requests) || w.requests < 0 || !Number.isSafeInteger(w.failures) || w.failures < 0 || w.failures > w.requests) {
+      throw new TrellisError('TRELLIS_BAD_REQUEST', `window: requests and failures must be integers with 0 <= failures <= requests, got ${String(w.requests)} and ${String(w.failures)}`);
+    }
+    mergeWireInto(into.histogram, w.histogram);
     into.requests += w.requests;
     into.failures += w.failures;
-    mergeInto(into.histogram, histogramFromWire(w.histogram));
   }
   return into;
 }
@@ -73,6 +80,8 @@ export interface Decision {
   numbers: Record<string, number>;
   generation: number;
   step: number;
+  /** A threshold was missed: this decision is one failed check (a fail-check, or the rollback at the limit). */
+  failedCheck?: boolean;
 }
 
 /** The reason of every rollback for lack of traffic starts with this. */
@@ -135,7 +144,7 @@ export function analyze(window: AnalysisWindow, spec: CanarySpec, state: CanaryS
     const failed = state.failedChecks + 1;
     numbers.failedChecks = failed;
     const tally = `failed checks ${failed} of ${spec.failureLimit}`;
-    return decide(failed >= spec.failureLimit ? 'rollback' : 'fail-check', `${missed.join('; ')}; ${tally}`, numbers);
+    return { ...decide(failed >= spec.failureLimit ? 'rollback' : 'fail-check', `${missed.join('; ')}; ${tally}`, numbers), failedCheck: true };
   }
   const healthy = `success rate ${percent(successRate)} (min ${percent(spec.successRate)}), p99 ${p99 === undefined ? 'n/a' : `${round(p99)} ms`} (max ${spec.p99Ms} ms), ${c.requests} requests`;
   if (paused) return decide('wait', `paused; window healthy: ${healthy}`, numbers);

@@ -113,19 +113,28 @@ export function histogramToWire(h: Histogram): HistogramWire {
   return { schema: HISTOGRAM_SCHEMA, offset: first, counts: h.counts.slice(first, last + 1), sumMs: h.sumMs };
 }
 
-/** Read and check a wire histogram; TRELLIS_BAD_REQUEST for another layout or bad counts. */
-export function histogramFromWire(w: HistogramWire): Histogram {
+/**
+ * Add a wire histogram into `into`, checking it first: TRELLIS_BAD_REQUEST for another layout
+ * or bad counts, and `into` is left as it was. No allocation: the controller merges one
+ * window per reporter per second.
+ */
+export function mergeWireInto(into: Histogram, w: HistogramWire): Histogram {
   const bad = (why: string) => new TrellisError('TRELLIS_BAD_REQUEST', `histogram: ${why}`);
   if (typeof w !== 'object' || w === null) throw bad('not an object');
   if (w.schema !== HISTOGRAM_SCHEMA) throw bad(`schema ${String(w.schema)} is not ${HISTOGRAM_SCHEMA}; reporters of another version cannot be merged`);
   if (!Number.isSafeInteger(w.offset) || w.offset < 0) throw bad(`offset must be a non-negative integer, got ${String(w.offset)}`);
   if (!Array.isArray(w.counts) || w.offset + w.counts.length > BUCKETS) throw bad(`counts must be a list of at most ${BUCKETS - w.offset} buckets`);
   if (typeof w.sumMs !== 'number' || !(w.sumMs >= 0)) throw bad(`sumMs must be a number >= 0, got ${String(w.sumMs)}`);
-  const h = emptyHistogram();
-  w.counts.forEach((c, i) => {
-    if (!Number.isSafeInteger(c) || c < 0) throw bad(`bucket ${w.offset + i} must hold a non-negative integer, got ${String(c)}`);
-    h.counts[w.offset + i] = c;
-  });
-  h.sumMs = w.sumMs;
-  return h;
+  for (let i = 0; i < w.counts.length; i++) {
+    const c = w.counts[i];
+    if (!Number.isSafeInteger(c) || (c as number) < 0) throw bad(`bucket ${w.offset + i} must hold a non-negative integer, got ${String(c)}`);
+  }
+  for (let i = 0; i < w.counts.length; i++) into.counts[w.offset + i]! += w.counts[i]!;
+  into.sumMs += w.sumMs;
+  return into;
+}
+
+/** Read and check a wire histogram (see mergeWireInto). */
+export function histogramFromWire(w: HistogramWire): Histogram {
+  return mergeWireInto(emptyHistogram(), w);
 }
