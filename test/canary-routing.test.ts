@@ -175,7 +175,7 @@ describe('canary metrics and routing through real hosts and a real gateway', () 
     const onCanary = (m: Map<string, string>) => new Set([...m].filter(([, v]) => v === '200 1.1.0').map(([k]) => k));
     let previous = new Set<string>();
     for (const canary of [10, 30, 50]) {
-      await weights.set('svc', { '1.0.0': 100 - canary, '1.1.0': canary }, undefined, { sticky: { header: 'x-user' } });
+      await weights.set('svc', { '1.0.0': 100 - canary, '1.1.0': canary }, undefined, { sticky: { header: 'x-user', canary: '1.1.0' } });
       // The gateway follows the weights document within about a second.
       const seen = await waitFor(async () => {
         const m = await versionsOf();

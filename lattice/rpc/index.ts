@@ -175,9 +175,11 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
   const planBases = new Map<string, PlanBase>();
   const planBaseOf = (actor: string) => {
     const live = view.liveVersions(actor);
-    const weights = weightsByActor.get(actor)?.weights;
+    const doc = weightsByActor.get(actor);
+    const weights = doc?.weights;
     let base = planBases.get(actor);
-    if (!base || base.live !== live || base.weights !== weights) planBases.set(actor, (base = planBase(live, weights)));
+    // A new document always brings a new weights object, sticky canary included.
+    if (!base || base.live !== live || base.weights !== weights) planBases.set(actor, (base = planBase(live, weights, doc?.sticky?.canary)));
     return base;
   };
 

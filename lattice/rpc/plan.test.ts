@@ -103,5 +103,12 @@ describe('plan - sticky keys', () => {
       const base = planBase(Object.keys(weights), weights);
       for (const [bucket, key] of byBucket) expect(stickyPick(base, key)).toBe(stickyChoice(bucket, weights));
     }
+    // A named canary owns the lowest buckets even when it is the older version (a roll-back canary).
+    const weights = { '2.0.0': 90, '1.9.0': 10 };
+    const named = planBase(['1.9.0', '2.0.0'], weights, '1.9.0');
+    for (const [bucket, key] of byBucket) {
+      expect(stickyPick(named, key)).toBe(stickyChoice(bucket, weights, '1.9.0'));
+      expect(stickyPick(named, key)).toBe(bucket < 10 ? '1.9.0' : '2.0.0');
+    }
   });
 });

@@ -13,8 +13,8 @@ export interface PlanBase {
   weights?: Weights;
   /** Weighted versions that are live, heaviest first. */
   liveWeighted: [string, number][];
-  /** The same, newest version first: the order sticky buckets are laid out in. */
-  newestFirst: [string, number][];
+  /** The same in the order sticky buckets are laid out: the canary first, then newest first. */
+  stickyOrder: [string, number][];
   /** Sum of the live weights. */
   liveTotal: number;
   /** Live versions, highest first. */
@@ -23,12 +23,12 @@ export interface PlanBase {
   orders: Map<string, readonly string[]>;
 }
 
-/** Derive the plan base of `live` (ascending versions) and `weights`. */
-export function planBase(live: readonly string[], weights: Weights | undefined): PlanBase {
+/** Derive the plan base of `live` (ascending versions), `weights` and the sticky canary, if named. */
+export function planBase(live: readonly string[], weights: Weights | undefined, canary?: string): PlanBase {
   const liveWeighted = weights ? Object.entries(weights).filter(([v, w]) => w > 0 && live.includes(v)).sort((a, b) => b[1] - a[1]) : [];
-  const newestFirst = [...liveWeighted].sort((a, b) => compareVersions(b[0], a[0]));
+  const stickyOrder = [...liveWeighted].sort((a, b) => (a[0] === canary ? -1 : b[0] === canary ? 1 : compareVersions(b[0], a[0])));
   const liveTotal = liveWeighted.reduce((sum, [, w]) => sum + w, 0);
-  return { live, weights, liveWeighted, newestFirst, liveTotal, descending: [...live].reverse(), orders: new Map() };
+  return { live, weights, liveWeighted, stickyOrder, liveTotal, descending: [...live].reverse(), orders: new Map() };
 }
 
 /**
@@ -67,19 +67,21 @@ export function effectiveShares(base: PlanBase): Record<string, number> {
 }
 
 /**
- * The version a sticky key goes to: the key's bucket in [0, 100) (K1's stickyBucket) against the
- * live weights laid out newest version first, so with stable and canary the key goes to the
- * canary exactly when its bucket is below the canary's weight. The canary's range only grows with
- * its weight, so a key that reached the canary stays there. When a weighted version is down the
- * ranges of the others are stretched over [0, 100) in the same order.
+ * The version a sticky key goes to: the key's bucket in [0, 100) (lattice/canary stickyBucket)
+ * against the live weights laid out canary first (the weights document's sticky.canary, else the
+ * newest version), then newest first: K1's stickyChoice, with the order computed once per weights
+ * change instead of sorted per call. With stable and canary the key goes to the canary exactly
+ * when its bucket is below the canary's weight; that range only grows with the weight, so a key
+ * that reached the canary stays there. When a weighted version is down the ranges of the others
+ * are stretched over [0, 100) in the same order.
  */
 export function stickyPick(base: PlanBase, key: string): string {
-  const { newestFirst, liveTotal } = base;
+  const { stickyOrder, liveTotal } = base;
   const at = (stickyBucket(key) * liveTotal) / 100;
   let end = 0;
-  for (const [version, weight] of newestFirst) {
+  for (const [version, weight] of stickyOrder) {
     end += weight;
     if (at < end) return version;
   }
-  return newestFirst[newestFirst.length - 1]![0];
+  return stickyOrder[stickyOrder.length - 1]![0];
 }

@@ -18,7 +18,10 @@ export type Weights = Record<string, number>;
  */
 export interface Sticky {
   header?: string;
+  /** Read when the header is not configured or the request lacks it. */
   cookie?: string;
+  /** The canary version: it owns the lowest buckets (default: the newest weighted version). */
+  canary?: string;
 }
 
 /** The stored weights document of one actor. */
@@ -34,16 +37,26 @@ const NAME_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$/;
 
 /** Validate a sticky setting; header names are kept lower-case (Node gives them so). */
 export function validateSticky(value: unknown): Sticky {
-  if (!isRecord(value)) throw new TrellisError('TRELLIS_BAD_WEIGHTS', 'sticky must be { header?: string, cookie?: string }');
-  const { header, cookie } = value;
+  if (!isRecord(value)) throw new TrellisError('TRELLIS_BAD_WEIGHTS', 'sticky must be { header?: string, cookie?: string, canary?: version }');
+  const { header, cookie, canary } = value;
   if (header === undefined && cookie === undefined) throw new TrellisError('TRELLIS_BAD_WEIGHTS', 'sticky needs a header or a cookie name');
-  if (header !== undefined && cookie !== undefined) throw new TrellisError('TRELLIS_BAD_WEIGHTS', 'sticky takes a header or a cookie name, not both');
   for (const [what, name] of [['header', header], ['cookie', cookie]] as const) {
     if (name !== undefined && (typeof name !== 'string' || !NAME_TOKEN.test(name))) {
       throw new TrellisError('TRELLIS_BAD_WEIGHTS', `sticky ${what} name ${JSON.stringify(name)} is not a valid ${what} name`);
     }
   }
-  return header !== undefined ? { header: (header as string).toLowerCase() } : { cookie: cookie as string };
+  if (canary !== undefined) {
+    try {
+      versionToken(canary as string);
+    } catch {
+      throw new TrellisError('TRELLIS_BAD_WEIGHTS', `sticky canary ${JSON.stringify(canary)} is not a semantic version`);
+    }
+  }
+  const out: Sticky = {};
+  if (header !== undefined) out.header = (header as string).toLowerCase();
+  if (cookie !== undefined) out.cookie = cookie as string;
+  if (canary !== undefined) out.canary = canary as string;
+  return out;
 }
 
 /** Validate weights; throws TRELLIS_BAD_WEIGHTS saying what is wrong. */

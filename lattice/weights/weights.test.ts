@@ -69,10 +69,11 @@ describe('weights documents', () => {
 });
 
 describe('weights - sticky', () => {
-  it('weights - sticky takes a header (kept lower-case) or a cookie, not both, not neither, valid names only', () => {
+  it('weights - sticky takes a header (kept lower-case) and/or a cookie, not neither, valid names only, a canary version', () => {
     expect(validateSticky({ header: 'X-User' })).toEqual({ header: 'x-user' });
     expect(validateSticky({ cookie: 'session' })).toEqual({ cookie: 'session' });
-    for (const bad of [{}, { header: 'a', cookie: 'b' }, { header: 'bad name' }, { cookie: '' }, 'x-user']) {
+    expect(validateSticky({ header: 'x-user', cookie: 'session', canary: '1.1.0' })).toEqual({ header: 'x-user', cookie: 'session', canary: '1.1.0' });
+    for (const bad of [{}, { header: 'bad name' }, { cookie: '' }, 'x-user', { header: 'x-user', canary: 'latest' }]) {
       expect(() => validateSticky(bad)).toThrow(expect.objectContaining({ code: 'TRELLIS_BAD_WEIGHTS' }));
     }
   });

@@ -15,6 +15,9 @@ describe('gateway sticky keys', () => {
     expect(stickyKeyOf({ 'x-user': '' }, { header: 'x-user' })).toBeUndefined();
     expect(stickyKeyOf({ cookie: 'uid=u2' }, { cookie: 'uid' })).toBe('u2');
     expect(stickyKeyOf({ 'x-user': 'u1' }, { cookie: 'uid' })).toBeUndefined();
+    // Both configured: the header first, the cookie when the header is absent.
+    expect(stickyKeyOf({ 'x-user': 'u1', cookie: 'uid=u2' }, { header: 'x-user', cookie: 'uid' })).toBe('u1');
+    expect(stickyKeyOf({ cookie: 'uid=u2' }, { header: 'x-user', cookie: 'uid' })).toBe('u2');
     expect(stickyKeyOf({ 'x-user': 'k'.repeat(1000) }, { header: 'x-user' })).toHaveLength(256);
   });
 });

@@ -12,9 +12,9 @@ export function stickyKeyOf(headers: IncomingHttpHeaders, sticky: Sticky): strin
   if (sticky.header !== undefined) {
     const value = headers[sticky.header];
     key = Array.isArray(value) ? value[0] : value;
-  } else if (sticky.cookie !== undefined) {
-    key = cookieValue(headers.cookie, sticky.cookie);
   }
+  // The cookie when there is no header setting, or the request lacks the header.
+  if (!key && sticky.cookie !== undefined) key = cookieValue(headers.cookie, sticky.cookie);
   if (!key) return undefined;
   return key.length > MAX_KEY ? key.slice(0, MAX_KEY) : key;
 }
