@@ -222,7 +222,8 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
     if (opts.version !== undefined && !rpcSubjects.get(actor)?.has(opts.version)) versionToken(opts.version);
     const deadlineMs = opts.deadlineMs ?? defaultDeadlineMs;
     const deadline = Date.now() + deadlineMs;
-    const absent = opts.version === undefined ? undefined : await pinnedAbsence(actor, opts.version);
+    // A pinned call to a live version (the common case) does not wait a turn for the check.
+    const absent = opts.version === undefined || view.liveVersions(actor).includes(opts.version) ? undefined : await pinnedAbsence(actor, opts.version);
     let versions = plan(actor, opts.version, opts.stickyKey);
     if (versions.length === 0) {
       // A fresh caller may not have heard from the lattice yet.
