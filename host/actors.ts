@@ -16,6 +16,8 @@ import type { Logger } from '../lattice/log/index.ts';
 import { digestOf, openArtifacts, openOnce } from '../lattice/state/index.ts';
 import type { Subjects } from '../lattice/subjects/index.ts';
 import { encode, type ActorInventory, type ActorRequest, type ActorResponse, type ControlRequest, type EventData, type InvokeReply, type Owner } from '../lattice/wire/index.ts';
+import { observe } from '../lattice/canary/histogram.ts';
+import type { VersionCounts } from '../lattice/metrics/index.ts';
 import type { HostMetrics } from './metrics.ts';
 import { compilePolicy, PROGRESS_REPLY, type ActorRuntime, type LatticeServing } from './runtime/index.ts';
 
@@ -230,26 +232,37 @@ export class ActorSupervisor {
     const key = `${actor}@${version}`;
     const counted = this.countersOf(actor, version);
     const started = performance.now();
+    const traffic = counted.traffic;
     try {
       const response = await this.runtime.invoke(key, request, { deadlineMs, invocationId });
       counted.ok.inc();
+      traffic.requests++;
+      if (response.status >= 500) traffic.failures++;
       return response;
     } catch (err) {
       const error = toTrellisError(err, 'TRELLIS_ACTOR_ERROR');
       this.metrics.invocations.inc({ actor, version, result: error.code });
+      // A refusal the caller retries on the lattice is not a served request.
+      if (error.code !== 'TRELLIS_OVERLOADED') traffic.requests++, traffic.failures++;
       throw error;
     } finally {
-      counted.seconds.observe((performance.now() - started) / 1000);
+      const ms = performance.now() - started;
+      counted.seconds.observe(ms / 1000);
+      observe(traffic.histogram, ms);
     }
   }
 
-  private readonly counters = new Map<string, { ok: { inc(n?: number): void }; seconds: { observe(v: number): void } }>();
+  private readonly counters = new Map<string, { ok: { inc(n?: number): void }; seconds: { observe(v: number): void }; traffic: VersionCounts }>();
   /** Metric children of actor@version's common case, so no call hashes a label set. */
   private countersOf(actor: string, version: string) {
     const key = `${actor}@${version}`;
     let c = this.counters.get(key);
     if (!c) {
-      c = { ok: this.metrics.invocations.labels({ actor, version, result: 'ok' }), seconds: this.metrics.invocationSeconds.labels({ actor, version }) };
+      c = {
+        ok: this.metrics.invocations.labels({ actor, version, result: 'ok' }),
+        seconds: this.metrics.invocationSeconds.labels({ actor, version }),
+        traffic: this.metrics.traffic.entry(actor, version),
+      };
       this.counters.set(key, c);
     }
     return c;
@@ -262,7 +275,7 @@ export class ActorSupervisor {
 
   /** How the workers of actor@version serve the lattice, and what this host does for them. */
   private serving(actor: string, version: string): LatticeServing {
-    const { ok, seconds } = this.countersOf(actor, version);
+    const { ok, seconds, traffic } = this.countersOf(actor, version);
     return {
       servers: this.servers,
       connectionName: `trellis-host-${this.hostName}/${actor}@${version}`,
@@ -280,6 +293,15 @@ export class ActorSupervisor {
         if (batch.ok > 0) ok.inc(batch.ok);
         for (const [result, n] of Object.entries(batch.errors)) this.metrics.invocations.inc({ actor, version, result }, n);
         for (const s of batch.seconds) seconds.observe(s);
+        // The canary window: 5xx responses and Trellis errors fail; calls the caller had given up
+        // on before they ran, and overload refusals it retries elsewhere, were not served (the
+        // caller counts or retries them). Timings include those (they are few and fast).
+        let requests = batch.ok - batch.unserved;
+        let failures = batch.serverErrors - batch.unserved;
+        for (const [code, n] of Object.entries(batch.errors)) if (code !== 'TRELLIS_OVERLOADED') (requests += n), (failures += n);
+        traffic.requests += requests;
+        traffic.failures += failures;
+        for (const s of batch.seconds) observe(traffic.histogram, s * 1000);
       },
     };
   }

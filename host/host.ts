@@ -33,6 +33,7 @@ import { createHostMetrics, type HostMetrics } from './metrics.ts';
 import { createRuntime, type ActorRuntime } from './runtime/index.ts';
 import { startController, type Controller } from '../lattice/reconciler/index.ts';
 import { createRpcClient } from '../lattice/rpc/index.ts';
+import { startMetricsReporter } from '../lattice/metrics/index.ts';
 import { openOnce } from '../lattice/state/index.ts';
 import { packagePath } from '../lattice/package-root/index.ts';
 import { compileHostOptions, validateLabel, type CompiledHostOptions, type HostOptions } from './options/index.ts';
@@ -91,6 +92,8 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
   const userLabels = { ...options.userLabels };
 
   const nc = await connectParticipant(options.servers, `trellis-host-${name}`);
+  // What this host serves, per actor version, shipped every second for canary analysis.
+  const traffic = startMetricsReporter(nc, subjects, id, { window: metrics.traffic });
 
   // Actor-to-actor calls and the in-process gateway go through one RPC client, created lazily:
   // it needs JetStream for routes, and a host without actors must not require it. It prefers
@@ -100,6 +103,7 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
     createRpcClient(nc, {
       lattice: options.lattice,
       caller: id,
+      traffic: metrics.traffic,
       local: { hostId: id, has: (a, v) => actors?.has(a, v) ?? false, invoke: (a, v, r, d, id) => actors!.invokeLocal(a, v, r, d, id) },
     }),
   );
@@ -116,6 +120,7 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
   const providers = new ProviderSupervisor(id, options.servers, options.lattice, logger, emit, options.logLevel);
   const host = new HostImpl(id, name, options, subjects, nc, logger, metrics, startedAt, userLabels, actors, providers, runtime, emit, async () => {
     caps.close();
+    await traffic.close();
     await rpc.opened()?.then(
       (client) => client.close(),
       () => {}, // never opened: nothing to close

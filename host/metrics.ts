@@ -1,5 +1,6 @@
 /** Host metrics, declared in one place with fixed label names, on a per-host registry. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { WindowAccumulator } from '../lattice/metrics/index.ts';
 
 /** Create the metric set of one host. A registry per host keeps in-process test hosts apart. */
 export function createHostMetrics(bindings: { hostId: string; lattice: string }) {
@@ -28,6 +29,8 @@ export function createHostMetrics(bindings: { hostId: string; lattice: string })
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
+    /** Per-version traffic windows shipped over NATS for canary analysis (lattice/metrics). */
+    traffic: new WindowAccumulator(),
     uptime: new Gauge({ name: 'trellis_host_uptime_seconds', help: 'Seconds since the host started', registers: [registry] }),
   };
 }

@@ -211,7 +211,8 @@ describe('lattice rpc on one nats-server', () => {
   it('rpc - bad input gets stable codes and disturbs nothing', async () => {
     await deployExample(client, 'echo-c', [host.id], { actor: 'steady', version: '1.0.0' });
     await expect(rpc.invoke('no-such-actor', bytesRequest('x'))).rejects.toMatchObject({ code: 'TRELLIS_NO_RESPONDERS' });
-    await expect(rpc.invoke('steady', bytesRequest('x'), { version: '9.9.9' })).rejects.toMatchObject({ code: 'TRELLIS_NO_RESPONDERS' });
+    // A pinned version that runs nowhere (issue 11: 404, not 503).
+    await expect(rpc.invoke('steady', bytesRequest('x'), { version: '9.9.9' })).rejects.toMatchObject({ code: 'TRELLIS_UNKNOWN_VERSION' });
     await expect(rpc.invoke('bad.name', bytesRequest('x'))).rejects.toMatchObject({ code: 'TRELLIS_BAD_REQUEST' });
     const malformed: Record<string, number>[] = [{ '1.0.0': 90 }, { '1.0.0': 110, '1.1.0': -10 }, { latest: 100 }, { '1.0.0': 50.5, '1.1.0': 49.5 }];
     for (const weights of malformed) {

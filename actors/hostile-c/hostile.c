@@ -26,5 +26,7 @@ static handle_result *actor_handle(const request *req) {
   if (bytes_eq(req->path, "/grow-memory")) return grow_memory();
   if (bytes_eq(req->path, "/trap")) __builtin_trap();
   if (bytes_eq(req->path, "/ok")) return ok_response(200, (const u8 *)"ok", 2);
-  return err_response("unknown behaviour; try /loop /grow-memory /trap /ok");
+  /* A response (not an error) with a server-error status: canary analysis must count it failed. */
+  if (bytes_eq(req->path, "/status-503")) return ok_response(503, (const u8 *)"unavailable", 11);
+  return err_response("unknown behaviour; try /loop /grow-memory /trap /ok /status-503");
 }

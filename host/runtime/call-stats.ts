@@ -13,6 +13,13 @@ import { ErrorCodes } from '../../lattice/errors/index.ts';
 export interface ServedBatch {
   /** Calls answered with a response. */
   ok: number;
+  /** Of `ok`: responses with an HTTP status of 500 or more (failures for canary analysis). */
+  serverErrors: number;
+  /**
+   * Of `errors`: calls whose caller had given up before they ran (the attempt or the deadline
+   * had passed); the caller retried or counted them, so the canary window leaves them out.
+   */
+  unserved: number;
   /** Calls answered with an error, by error code. */
   errors: Record<string, number>;
   /** Receive-to-reply seconds of the calls (all of them unless the ring overflowed). */
@@ -25,8 +32,9 @@ const CODES = Object.keys(ErrorCodes);
 const INTERNAL = CODES.indexOf('TRELLIS_INTERNAL');
 /** Timings a worker can hold undrained (the watchdog drains every few ms); power of two. */
 const RING = 4096;
-// Int32 header: 0 head (worker) | 1 tail (main) | 2 ok | 3 cold | 4 warm | 5.. one per error code.
-const HEADER = 5 + CODES.length;
+// Int32 header: 0 head (worker) | 1 tail (main) | 2 ok | 3 cold | 4 warm | 5 5xx | 6 unserved | 7.. one per error code.
+const FIRST_CODE = 7;
+const HEADER = FIRST_CODE + CODES.length;
 const HEADER_BYTES = Math.ceil((HEADER * 4) / 8) * 8;
 const SIZE = HEADER_BYTES + RING * 8;
 
@@ -45,15 +53,19 @@ export class CallStats {
   }
 
   /**
-   * Worker: count one answered call. `code` undefined = a response; `cold` undefined = the
-   * actor never ran (bad request, deadline already passed).
+   * Worker: count one answered call. `code` undefined = a response, with `serverError` when its
+   * status is 500 or more; `cold` undefined = the actor never ran (bad request, deadline already
+   * passed); `unserved` = an error for a call its caller had already given up on.
    */
-  record(code: string | undefined, seconds: number, cold: boolean | undefined): void {
+  record(code: string | undefined, seconds: number, cold: boolean | undefined, serverError = false, unserved = false): void {
     const i32 = this.#i32;
-    if (code === undefined) Atomics.add(i32, 2, 1);
-    else {
+    if (code === undefined) {
+      Atomics.add(i32, 2, 1);
+      if (serverError) Atomics.add(i32, 5, 1);
+    } else {
       const index = CODES.indexOf(code);
-      Atomics.add(i32, 5 + (index < 0 ? INTERNAL : index), 1);
+      Atomics.add(i32, FIRST_CODE + (index < 0 ? INTERNAL : index), 1);
+      if (unserved) Atomics.add(i32, 6, 1);
     }
     if (cold !== undefined) Atomics.add(i32, cold ? 3 : 4, 1);
     const head = Atomics.load(i32, 0);
@@ -79,10 +91,12 @@ export class CallStats {
     const ok = delta(2);
     const coldStarts = delta(3);
     const warmCalls = delta(4);
+    const serverErrors = delta(5);
+    const unserved = delta(6);
     const errors: Record<string, number> = {};
     let failed = 0;
     for (let c = 0; c < CODES.length; c++) {
-      const d = delta(5 + c);
+      const d = delta(FIRST_CODE + c);
       if (d > 0) {
         errors[CODES[c]!] = d;
         failed += d;
@@ -92,6 +106,6 @@ export class CallStats {
     const seconds: number[] = [];
     for (let i = tail; i !== head; i = (i + 1) | 0) seconds.push(this.#seconds[i & (RING - 1)]!);
     Atomics.store(i32, 1, head);
-    return { ok, errors, seconds, coldStarts, warmCalls };
+    return { ok, serverErrors, unserved, errors, seconds, coldStarts, warmCalls };
   }
 }

@@ -55,8 +55,10 @@ export async function serveLattice(
   const syncFlush = canFlushNow(nc);
   if (!syncFlush) log('warn', 'nats.js has no synchronous flush here (protocol.flushPending): each call now waits one event-loop turn for its taken reply to go out');
 
-  const answer = (msg: Msg, reply: InvokeReply, started: number, result?: CallResult) => {
-    stats.record(reply.ok ? undefined : reply.error.code, (performance.now() - started) / 1000, result?.cold);
+  const answer = (msg: Msg, reply: InvokeReply, started: number, result?: CallResult, unserved = false) => {
+    // The status compare is the only per-call cost of telling 5xx responses apart (canary analysis).
+    if (reply.ok) stats.record(undefined, (performance.now() - started) / 1000, result?.cold, reply.response.status >= 500);
+    else stats.record(reply.error.code, (performance.now() - started) / 1000, result?.cold, false, unserved);
     // No reply headers: who answered is in the body, and a header block on a reply costs the
     // caller a parse (and NATS an HMSG) on every call.
     if (msg.reply && !nc.isClosed()) msg.respond(encode(reply));
@@ -83,7 +85,7 @@ export async function serveLattice(
     const { msg, times } = a;
     if (!msg.reply) return true;
     if (times.attemptExpires !== undefined && times.attemptExpires - Date.now() < ATTEMPT_TAKE_MARGIN_MS) {
-      stats.record('TRELLIS_TIMEOUT', (performance.now() - a.started) / 1000, undefined);
+      stats.record('TRELLIS_TIMEOUT', (performance.now() - a.started) / 1000, undefined, false, true);
       return false;
     }
     // On its last attempt (it ends at the deadline) the caller sends nothing again, so nothing
@@ -134,7 +136,7 @@ export async function serveLattice(
       return answer(msg, failure(e.code ?? 'TRELLIS_BAD_REQUEST', e.message ?? String(err), host, version), started);
     }
     if (times.deadline !== undefined && !(times.deadline > Date.now())) {
-      return answer(msg, failure('TRELLIS_DEADLINE_EXCEEDED', 'deadline passed before the actor ran', host, version), started);
+      return answer(msg, failure('TRELLIS_DEADLINE_EXCEEDED', 'deadline passed before the actor ran', host, version), started, undefined, true);
     }
     const arrived: Arrived = { msg, request, times, started };
     if (!syncFlush) {

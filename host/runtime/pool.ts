@@ -501,7 +501,7 @@ export class ActorPool {
       // A lattice call: answer its caller here. An in-process call posted behind it never ran.
       this.#counters.failures++;
       if (call.reply) this.#spec.serve?.fail(call.reply, error.toJSON());
-      this.#spec.serve?.record({ ok: 0, errors: { [code]: 1 }, seconds: [(Date.now() - call.startedAt) / 1000], coldStarts: 0, warmCalls: 0 });
+      this.#spec.serve?.record({ ok: 0, serverErrors: 0, unserved: 0, errors: { [code]: 1 }, seconds: [(Date.now() - call.startedAt) / 1000], coldStarts: 0, warmCalls: 0 });
       // In-process calls posted behind it never ran: back to the front of the queue.
       for (const waiting of [slot.next, slot.job]) if (waiting) this.#queue.unshift(waiting);
       slot.job = slot.next = undefined;

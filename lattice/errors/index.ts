@@ -25,6 +25,7 @@ export const ErrorCodes = {
   TRELLIS_PAYLOAD_TOO_LARGE: { http: 413, retry: 'never', hint: 'send a smaller payload or raise the limit' },
   TRELLIS_NOT_FOUND: { http: 404, retry: 'never', hint: 'check the name or id with `trellis get ...`' },
   TRELLIS_NO_ROUTE: { http: 404, retry: 'never', hint: 'add a route: `trellis http route add <prefix> <actor>`' },
+  TRELLIS_UNKNOWN_VERSION: { http: 404, retry: 'never', hint: 'that version runs nowhere in the lattice; see `trellis get actors` for the versions that do' },
   TRELLIS_NO_RESPONDERS: { http: 503, retry: 'elsewhere', hint: 'start an instance (`trellis start actor`) or check that hosts are up' },
   TRELLIS_TIMEOUT: { http: 504, retry: 'unsure', hint: 'the peer did not answer in time; check that it is up and not overloaded' },
   TRELLIS_DEADLINE_EXCEEDED: { http: 504, retry: 'unsure', hint: 'raise the deadline or make the actor faster' },

@@ -13,7 +13,8 @@
 import { randomBytes } from 'node:crypto';
 import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from 'nats';
 import { TrellisError, fromNatsError, fromWire, toTrellisError } from '../errors/index.ts';
-import { openWeights, type ActorWeights, type WeightStore, type Weights } from '../weights/index.ts';
+import type { WindowAccumulator } from '../metrics/index.ts';
+import { openWeights, type ActorWeights, type Sticky, type WeightStore } from '../weights/index.ts';
 import { subjects as buildSubjects, token, versionToken, type Subjects } from '../subjects/index.ts';
 import { decode, encode, RpcHeaders, type ActorRequest, type ActorResponse, type InvocationRef, type InvokeReply } from '../wire/index.ts';
 import { invocationIdFor } from './ids.ts';
@@ -29,8 +30,17 @@ export type { LatticeView } from './view.ts';
 export interface InvokeOptions {
   /** Total time budget in ms, all attempts included. Default: the client's deadlineMs. */
   deadlineMs?: number;
-  /** Pin a version instead of following the weights. */
+  /**
+   * Pin a version instead of following the weights. A version that runs nowhere fails with
+   * TRELLIS_UNKNOWN_VERSION; one that is known (weighted, or seen running) but has no live
+   * instance fails with TRELLIS_NO_RESPONDERS.
+   */
   version?: string;
+  /**
+   * A sticky key (a user, a session): the version is chosen by the key's bucket against the
+   * weights instead of the round robin, so the key stays on one version while the split holds.
+   */
+  stickyKey?: string;
   /** W3C traceparent to continue; a new trace is started when absent. */
   traceparent?: string;
   /**
@@ -76,6 +86,11 @@ export interface RpcClientOptions {
   minAttemptTimeoutMs?: number;
   /** Instances in this process: used before the lattice when they run the chosen version. */
   local?: LocalInvoker;
+  /**
+   * Where this caller counts the invocations that failed without reaching any host (no
+   * responders, deadline), for canary analysis; hosts count everything they served.
+   */
+  traffic?: WindowAccumulator;
 }
 
 /** Actor instances in the caller's own process (a host running the gateway in-process). */
@@ -93,6 +108,8 @@ export interface RpcClient extends AsyncDisposable {
   invoke(actor: string, request: ActorRequest, options?: InvokeOptions): Promise<InvokeResult>;
   /** Current weights of an actor as callers apply them, with the versions that are live. */
   routeStatus(actor: string): { weights?: Record<string, number>; live: readonly string[]; effective: Record<string, number> };
+  /** Where the actor's sticky keys come from, per its weights document. */
+  stickyOf(actor: string): Sticky | undefined;
   readonly weights: WeightStore;
   readonly view: LatticeView;
   close(): Promise<void>;
@@ -158,18 +175,45 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
   const planBases = new Map<string, PlanBase>();
   const planBaseOf = (actor: string) => {
     const live = view.liveVersions(actor);
-    const weights = weightsByActor.get(actor)?.weights;
+    const doc = weightsByActor.get(actor);
+    const weights = doc?.weights;
     let base = planBases.get(actor);
-    if (!base || base.live !== live || base.weights !== weights) planBases.set(actor, (base = planBase(live, weights)));
+    // A new document always brings a new weights object, sticky canary included.
+    if (!base || base.live !== live || base.weights !== weights) planBases.set(actor, (base = planBase(live, weights, doc?.sticky?.canary)));
     return base;
   };
 
   /** Versions to try, in order (see planOrder); just the pinned one when a version is pinned. */
-  function plan(actor: string, pinned?: string): readonly string[] {
+  function plan(actor: string, pinned?: string, stickyKey?: string): readonly string[] {
     if (pinned) return [pinned];
     let picker = pickers.get(actor);
     if (!picker) pickers.set(actor, (picker = new WeightedPicker()));
-    return planOrder(planBaseOf(actor), picker);
+    return planOrder(planBaseOf(actor), picker, stickyKey);
+  }
+
+  /**
+   * The error for a pinned version the view does not show live, should NATS confirm that
+   * nobody serves it: TRELLIS_UNKNOWN_VERSION when it runs nowhere (neither weighted nor ever
+   * seen running), else TRELLIS_NO_RESPONDERS. Undefined when it is live. The call is still
+   * sent once, since instances started a moment ago may not have reached the view yet.
+   */
+  async function pinnedAbsence(actor: string, version: string): Promise<TrellisError | undefined> {
+    if (view.liveVersions(actor).includes(version)) return undefined;
+    // A fresh caller may not have heard from the lattice yet.
+    await view.ready();
+    const live = view.liveVersions(actor);
+    if (live.includes(version)) return undefined;
+    const weighted = weightsByActor.get(actor)?.weights;
+    if ((weighted && Object.hasOwn(weighted, version)) || view.knownVersions(actor).includes(version)) {
+      return new TrellisError('TRELLIS_NO_RESPONDERS', `actor "${actor}" version ${version} has no live instance in lattice ${options.lattice}`);
+    }
+    return new TrellisError('TRELLIS_UNKNOWN_VERSION', `actor "${actor}" version ${version} runs nowhere in lattice ${options.lattice} (running: ${live.join(', ') || 'none'})`);
+  }
+
+  /** Count a failure that never reached a host (hosts count what they served). */
+  function countCallerFailure(actor: string, version: string | undefined, started: number): void {
+    if (!options.traffic || version === undefined) return;
+    options.traffic.add(actor, version, 1, 1, [performance.now() - started]);
   }
 
   async function invoke(actor: string, request: ActorRequest, opts: InvokeOptions = {}): Promise<InvokeResult> {
@@ -178,11 +222,13 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
     if (opts.version !== undefined && !rpcSubjects.get(actor)?.has(opts.version)) versionToken(opts.version);
     const deadlineMs = callDeadlineMs(opts.deadlineMs, defaultDeadlineMs);
     const deadline = Date.now() + deadlineMs;
-    let versions = plan(actor, opts.version);
+    // A pinned call to a live version (the common case) does not wait a turn for the check.
+    const absent = opts.version === undefined || view.liveVersions(actor).includes(opts.version) ? undefined : await pinnedAbsence(actor, opts.version);
+    let versions = plan(actor, opts.version, opts.stickyKey);
     if (versions.length === 0) {
       // A fresh caller may not have heard from the lattice yet.
       await view.ready();
-      versions = plan(actor, opts.version);
+      versions = plan(actor, opts.version, opts.stickyKey);
       if (versions.length === 0) {
         throw new TrellisError('TRELLIS_NO_RESPONDERS', `no live instance of actor "${actor}" in lattice ${options.lattice} (unknown actor, or none started: \`trellis get actors\`)`);
       }
@@ -255,6 +301,8 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
         if (error.code !== 'TRELLIS_NO_RESPONDERS' && error.code !== 'TRELLIS_TIMEOUT' && error.code !== 'TRELLIS_OVERLOADED') throw error;
         lastError = error;
         if (error.code === 'TRELLIS_NO_RESPONDERS') {
+          // A pinned version the view does not show: NATS confirms it, no retry window.
+          if (absent) throw absent;
           // Nobody serves this version right now: move on at once, never wait for a timeout.
           tried.add(version);
           noRespondersSince ??= Date.now();
@@ -266,7 +314,7 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
           // milliseconds, so keep trying briefly; past that window the actor is simply not running.
           if (Date.now() - noRespondersSince > NO_RESPONDERS_WINDOW_MS) break;
           await new Promise((r) => setTimeout(r, Math.min(25, Math.max(0, deadline - Date.now()))));
-          const fresh = plan(actor, opts.version);
+          const fresh = plan(actor, opts.version, opts.stickyKey);
           if (fresh.length > 0) versions = fresh;
           tried.clear();
           index = 0;
@@ -283,6 +331,10 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
         }
       }
     }
+    // Every attempt went unanswered or unserved: no host counted it, so the caller does, for the
+    // version it meant to reach. (A call a host took and ran past the deadline is counted by the
+    // host too: it errs toward failure, never toward success.)
+    countCallerFailure(actor, versions[0], started);
     if (lastError?.code === 'TRELLIS_NO_RESPONDERS') {
       throw new TrellisError('TRELLIS_NO_RESPONDERS', `no instance of actor "${actor}" answered (${attempts} attempts, versions ${versions.join(', ')})`);
     }
@@ -303,6 +355,7 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
       const base = planBaseOf(actor);
       return { weights: base.weights, live: base.live, effective: effectiveShares(base) };
     },
+    stickyOf: (actor) => weightsByActor.get(actor)?.sticky,
     close,
     [Symbol.asyncDispose]: close,
   };

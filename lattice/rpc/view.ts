@@ -29,6 +29,8 @@ interface Placement {
 export interface LatticeView {
   /** Versions of `actor` with at least one live instance, ascending; the same array until it changes. */
   liveVersions(actor: string): readonly string[];
+  /** Versions of `actor` this view has seen running (live or not since), ascending. */
+  knownVersions(actor: string): string[];
   /** Hosts running `actor@version`. */
   hostsOf(actor: string, version: string): string[];
   /** Wait for the bootstrap ping (once). */
@@ -160,6 +162,9 @@ export function watchLattice(nc: NatsConnection, subjects: Subjects): LatticeVie
       const versions = live.sort(compareVersions);
       liveCache.set(actor, { versions, validUntil });
       return versions;
+    },
+    knownVersions(actor) {
+      return [...(placements.get(actor)?.keys() ?? [])].sort(compareVersions);
     },
     hostsOf(actor, version) {
       const now = Date.now();

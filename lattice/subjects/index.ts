@@ -89,6 +89,10 @@ export interface Subjects {
   beat(hostId: string): string;
   /** Wildcard for the beats of every host. */
   allBeats(): string;
+  /** Per-version traffic windows of one participant (host id, `gateway-<id>`...), see lattice/metrics. */
+  metrics(participant: string): string;
+  /** Wildcard for every participant's traffic windows. */
+  allMetrics(): string;
   /** Invocation subject of one actor version (a queue group subscribes here). */
   rpc(actor: string, version: string): string;
   /** Wildcard for every version of an actor. */
@@ -122,6 +126,8 @@ export function subjects(lattice: string): Subjects {
     allEvents: () => `${base}.evt.>`,
     beat: (hostId) => `${base}.beat.${PROTOCOL_VERSION}.${token(hostId, 'host id')}`,
     allBeats: () => `${base}.beat.${PROTOCOL_VERSION}.*`,
+    metrics: (participant) => `${base}.metrics.${PROTOCOL_VERSION}.${token(participant, 'participant')}`,
+    allMetrics: () => `${base}.metrics.${PROTOCOL_VERSION}.*`,
     rpc: (actor, version) => `${base}.rpc.${token(actor, 'actor name')}.${versionToken(version)}`,
     rpcAllVersions: (actor) => `${base}.rpc.${token(actor, 'actor name')}.*`,
     rpcQueue: (actor, version) => `rpc-${token(actor, 'actor name')}-${versionToken(version)}`,

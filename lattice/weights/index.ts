@@ -11,11 +11,52 @@ import { isRecord } from '../wire/index.ts';
 /** Version → percent; integers summing to 100. */
 export type Weights = Record<string, number>;
 
+/**
+ * Where callers find a request's sticky key (an HTTP header or cookie name). With a key, the
+ * version choice hashes it instead of taking the weighted round robin, so one user stays on one
+ * version while the split holds (lattice/rpc/plan.ts).
+ */
+export interface Sticky {
+  header?: string;
+  /** Read when the header is not configured or the request lacks it. */
+  cookie?: string;
+  /** The canary version: it owns the lowest buckets (default: the newest weighted version). */
+  canary?: string;
+}
+
 /** The stored weights document of one actor. */
 export interface ActorWeights {
   actor: string;
   weights: Weights;
+  sticky?: Sticky;
   updatedAt: string;
+}
+
+// RFC 9110 token characters: what a header or cookie name may hold.
+const NAME_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$/;
+
+/** Validate a sticky setting; header names are kept lower-case (Node gives them so). */
+export function validateSticky(value: unknown): Sticky {
+  if (!isRecord(value)) throw new TrellisError('TRELLIS_BAD_WEIGHTS', 'sticky must be { header?: string, cookie?: string, canary?: version }');
+  const { header, cookie, canary } = value;
+  if (header === undefined && cookie === undefined) throw new TrellisError('TRELLIS_BAD_WEIGHTS', 'sticky needs a header or a cookie name');
+  for (const [what, name] of [['header', header], ['cookie', cookie]] as const) {
+    if (name !== undefined && (typeof name !== 'string' || !NAME_TOKEN.test(name))) {
+      throw new TrellisError('TRELLIS_BAD_WEIGHTS', `sticky ${what} name ${JSON.stringify(name)} is not a valid ${what} name`);
+    }
+  }
+  if (canary !== undefined) {
+    try {
+      versionToken(canary as string);
+    } catch {
+      throw new TrellisError('TRELLIS_BAD_WEIGHTS', `sticky canary ${JSON.stringify(canary)} is not a semantic version`);
+    }
+  }
+  const out: Sticky = {};
+  if (header !== undefined) out.header = (header as string).toLowerCase();
+  if (cookie !== undefined) out.cookie = cookie as string;
+  if (canary !== undefined) out.canary = canary as string;
+  return out;
 }
 
 /** Validate weights; throws TRELLIS_BAD_WEIGHTS saying what is wrong. */
@@ -58,7 +99,8 @@ export function parseWeights(words: string[]): Weights {
 
 /** Read, write and follow the weights of actors. */
 export interface WeightStore {
-  set(actor: string, weights: Weights, knownVersions?: Iterable<string>): Promise<ActorWeights>;
+  /** Replace an actor's weights; `options.sticky` sets where sticky keys come from (absent: none). */
+  set(actor: string, weights: Weights, knownVersions?: Iterable<string>, options?: { sticky?: Sticky }): Promise<ActorWeights>;
   get(actor: string): Promise<ActorWeights | undefined>;
   /** Remove an actor's weights; false when it had none. */
   delete(actor: string): Promise<boolean>;
@@ -76,7 +118,9 @@ export const weightsKind: DocumentKind<ActorWeights> = {
     if (!isRecord(value) || typeof value.updatedAt !== 'string' || !isRecord(value.weights)) {
       throw new TrellisError('TRELLIS_BAD_WEIGHTS', 'weights document must hold actor, weights and updatedAt');
     }
-    return { actor: token(value.actor as string, 'actor name'), weights: validateWeights(value.weights as Weights), updatedAt: value.updatedAt };
+    const doc: ActorWeights = { actor: token(value.actor as string, 'actor name'), weights: validateWeights(value.weights as Weights), updatedAt: value.updatedAt };
+    if (value.sticky !== undefined) doc.sticky = validateSticky(value.sticky);
+    return doc;
   },
 };
 
@@ -84,9 +128,10 @@ export const weightsKind: DocumentKind<ActorWeights> = {
 export async function openWeights(nc: NatsConnection, subjects: Subjects): Promise<WeightStore> {
   const docs = await openDocuments(nc, subjects, weightsKind);
   return {
-    async set(actor, weights, knownVersions) {
+    async set(actor, weights, knownVersions, options) {
       token(actor, 'actor name');
       const doc: ActorWeights = { actor, weights: validateWeights(weights, knownVersions), updatedAt: new Date().toISOString() };
+      if (options?.sticky !== undefined) doc.sticky = validateSticky(options.sticky);
       return (await docs.put(doc)).value;
     },
     async get(actor) {

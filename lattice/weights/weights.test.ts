@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseWeights, validateWeights, weightsKind } from './index.ts';
+import { parseWeights, validateSticky, validateWeights, weightsKind } from './index.ts';
 
 const badWeights = expect.objectContaining({ code: 'TRELLIS_BAD_WEIGHTS' });
 
@@ -65,5 +65,22 @@ describe('weights documents', () => {
     expect(() => weightsKind.decode({ ...doc, weights: { '1.0.0': 99 } })).toThrowError(badWeights);
     expect(() => weightsKind.decode({ ...doc, actor: 'a.b' })).toThrowError(expect.objectContaining({ code: 'TRELLIS_BAD_REQUEST' }));
     expect(() => weightsKind.decode([doc])).toThrowError(badWeights);
+  });
+});
+
+describe('weights - sticky', () => {
+  it('weights - sticky takes a header (kept lower-case) and/or a cookie, not neither, valid names only, a canary version', () => {
+    expect(validateSticky({ header: 'X-User' })).toEqual({ header: 'x-user' });
+    expect(validateSticky({ cookie: 'session' })).toEqual({ cookie: 'session' });
+    expect(validateSticky({ header: 'x-user', cookie: 'session', canary: '1.1.0' })).toEqual({ header: 'x-user', cookie: 'session', canary: '1.1.0' });
+    for (const bad of [{}, { header: 'bad name' }, { cookie: '' }, 'x-user', { header: 'x-user', canary: 'latest' }]) {
+      expect(() => validateSticky(bad)).toThrow(expect.objectContaining({ code: 'TRELLIS_BAD_WEIGHTS' }));
+    }
+  });
+
+  it('weights - a stored document carries sticky through decode', () => {
+    const doc = weightsKind.decode({ actor: 'a', weights: { '1.0.0': 90, '1.1.0': 10 }, sticky: { cookie: 'uid' }, updatedAt: 'now' });
+    expect(doc.sticky).toEqual({ cookie: 'uid' });
+    expect(() => weightsKind.decode({ actor: 'a', weights: { '1.0.0': 100 }, sticky: { header: 'a b' }, updatedAt: 'now' })).toThrow(/sticky header/);
   });
 });

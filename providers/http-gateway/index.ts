@@ -3,6 +3,7 @@
  * lattice RPC client, so versions, weights and failover apply. One function maps error codes
  * to statuses; bodies over the limit are refused with 413 before anything is sent.
  */
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { NatsConnection } from 'nats';
@@ -10,10 +11,12 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client
 import { TrellisError, toTrellisError } from '../../lattice/errors/index.ts';
 import { readBody, toActorRequest, writeActorResponse, writeError } from '../../lattice/http/index.ts';
 import type { Logger } from '../../lattice/log/index.ts';
-import { createRpcClient, type RpcClient } from '../../lattice/rpc/index.ts';
+import { startMetricsReporter } from '../../lattice/metrics/index.ts';
+import { createRpcClient, type InvokeOptions, type RpcClient } from '../../lattice/rpc/index.ts';
 import { subjects as buildSubjects } from '../../lattice/subjects/index.ts';
 import { matchRoute, openHttpRoutes, type HttpRoute } from '../../lattice/http-routes/index.ts';
 import { compileGatewayOptions, type GatewaySettings } from './options.ts';
+import { stickyKeyOf } from './sticky.ts';
 
 export { openHttpRoutes, matchRoute, type HttpRoute, type HttpRouteStore } from '../../lattice/http-routes/index.ts';
 export { compileGatewayOptions, type CompiledGatewayOptions, type GatewaySettings } from './options.ts';
@@ -44,7 +47,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const maxBodyBytes = Math.min(compiled.maxBodyBytes, serverMax - ENVELOPE_BYTES);
   const { deadlineMs } = compiled;
   const ownRpc = !options.rpc;
-  const rpc = options.rpc ?? (await createRpcClient(nc, { lattice: options.lattice, caller: 'gateway' }));
+  // A gateway with its own RPC client reports the calls that failed before reaching any host;
+  // a shared client (a host's) counts into its host's windows already.
+  const traffic = ownRpc ? startMetricsReporter(nc, subjects, `gateway-${randomUUID().slice(0, 8)}`) : undefined;
+  const rpc = options.rpc ?? (await createRpcClient(nc, { lattice: options.lattice, caller: 'gateway', traffic: traffic!.window }));
   let routes: HttpRoute[] = [];
   const store = await openHttpRoutes(nc, subjects);
   // Resolves once the current routes have been delivered, then keeps them current.
@@ -108,7 +114,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     try {
       if (!route) throw new TrellisError('TRELLIS_NO_ROUTE', `no route for ${path}`);
       const request = toActorRequest(req, await readBody(req, maxBodyBytes), route.prefix);
-      const result = await rpc.invoke(route.actor, request, { deadlineMs, traceparent: req.headers.traceparent as string | undefined, requestId });
+      // Pinning (testers) and sticky keys (canaries): one header read and one map lookup per call.
+      const pinned = req.headers['x-trellis-version'];
+      const sticky = rpc.stickyOf(route.actor);
+      const invokeOptions: InvokeOptions = { deadlineMs, traceparent: req.headers.traceparent as string | undefined, requestId };
+      if (typeof pinned === 'string' && pinned !== '') invokeOptions.version = pinned;
+      if (sticky) invokeOptions.stickyKey = stickyKeyOf(req.headers, sticky);
+      const result = await rpc.invoke(route.actor, request, invokeOptions);
       version = result.version;
       writeActorResponse(res, result.response, ['x-trellis-actor', route.actor, 'x-trellis-version', result.version, 'x-trellis-host', result.hostId, 'x-request-id', requestId]);
       status = result.response.status;
@@ -141,6 +153,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       server.closeIdleConnections();
     });
     if (ownRpc) await rpc.close();
+    await traffic?.close();
   };
   return { url: `http://${shownHost}:${address.port}`, close, [Symbol.asyncDispose]: close };
 }
