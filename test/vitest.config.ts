@@ -11,5 +11,6 @@ export default defineConfig({
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     globalSetup: ['test/harness/global-setup.ts'],
+    setupFiles: ['test/harness/setup.ts'],
   },
 });

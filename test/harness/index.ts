@@ -17,9 +17,17 @@ export * from '../../lattice/nats-server/index.ts';
 export const TRELLIS_BIN = fileURLToPath(new URL('../../host/cli/trellis.js', import.meta.url));
 
 const children = new Set<ChildProcess>();
-process.once('exit', () => {
+/**
+ * SIGKILL every child process the harness started that still runs. The test setup file calls it
+ * after each test file, so a test that failed before disposing its hosts leaves none behind (a
+ * host whose nats-server is gone would otherwise try to reconnect forever); it also runs when
+ * the test process exits.
+ */
+export function killChildren(): void {
   for (const child of children) child.kill('SIGKILL');
-});
+  children.clear();
+}
+process.once('exit', killChildren);
 
 /** A host running as a child process. */
 export interface HostProcess extends AsyncDisposable {
