@@ -168,6 +168,8 @@ class HostImpl implements Host {
   private subs: Subscription[] = [];
   private closeOps?: () => Promise<void>;
   private readonly handlers: ControlHandlers;
+  /** The highest controller fence this host has obeyed (0: none yet). */
+  private highestFence = 0;
   /** This host's entry in the host registry. */
   private readonly registration: HostRegistration;
 
@@ -340,9 +342,18 @@ class HostImpl implements Host {
     }
   }
 
-  /** Validate a request against its operation's contract and run its handler. */
+  /** Validate a request against its operation's contract, check its fence, run its handler. */
   private dispatch<Op extends ControlOp>(op: Op, body: unknown): Promise<ControlReplies[Op]> | ControlReplies[Op] {
     const request = ControlRequests[op](body, op) as ControlRequest<Op>;
+    const fence = (request as { fence?: number }).fence;
+    if (fence !== undefined) {
+      // A controller's term fences its commands (see the contract): a lower fence than one
+      // already obeyed comes from a leader that has been replaced, and must not act.
+      if (fence < this.highestFence) {
+        throw new TrellisError('TRELLIS_CONFLICT', `command from a replaced controller (fence ${fence}; this host follows fence ${this.highestFence})`);
+      }
+      this.highestFence = fence;
+    }
     return this.handlers[op](request);
   }
 

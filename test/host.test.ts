@@ -153,6 +153,20 @@ describe('host on a real nats-server', () => {
     expect(host.inventory().actors).toEqual([]);
   });
 
+  it('host - a command fenced below the highest controller fence it obeyed is refused; hand commands are not fenced', async () => {
+    const lattice = uniqueLattice();
+    await using client = await connectControl({ nats: nats.url, lattice });
+    await using host = await startHost({ nats: nats.url, lattice, logLevel: 'silent', controller: false });
+    // The handler runs (nothing to stop here) and the host now follows fence 10.
+    await expect(client.stopProvider(host.id, { provider: 'keyvalue-nats', fence: 10 })).rejects.toMatchObject({ code: 'TRELLIS_NOT_FOUND' });
+    // A replaced leader's late command: refused before any handler runs.
+    await expect(client.stopProvider(host.id, { provider: 'keyvalue-nats', fence: 5 })).rejects.toMatchObject({ code: 'TRELLIS_CONFLICT', message: expect.stringContaining('replaced controller (fence 5; this host follows fence 10)') });
+    await expect(client.stopActor(host.id, { actor: 'a', fence: 9 })).rejects.toMatchObject({ code: 'TRELLIS_CONFLICT' });
+    // The same or a newer term, and an operator's own command, go through.
+    await expect(client.stopProvider(host.id, { provider: 'keyvalue-nats', fence: 10 })).rejects.toMatchObject({ code: 'TRELLIS_NOT_FOUND' });
+    await expect(client.stopActor(host.id, { actor: 'a' })).rejects.toMatchObject({ code: 'TRELLIS_NOT_FOUND' });
+  });
+
   it('host - stop host with a drain budget ends in-flight work at the budget instead of waiting for it', async () => {
     const lattice = uniqueLattice();
     await using client = await connectControl({ nats: nats.url, lattice });

@@ -42,6 +42,8 @@ export class ActionRunner {
     private readonly control: ControlClient,
     private readonly view: HostView,
     private readonly done: (outcome: Outcome) => void,
+    /** The term's fencing token, sent with every command. */
+    private readonly fence?: number,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -83,10 +85,10 @@ export class ActionRunner {
     const { hostId, actor, version, digest, count, owner } = a;
     const call =
       a.kind === 'stop'
-        ? this.control.stopActor(hostId, { actor, version, owner }).then(() => this.view.patchActor(hostId, { name: actor, version, stopped: true }))
+        ? this.control.stopActor(hostId, { actor, version, owner, fence: this.fence }).then(() => this.view.patchActor(hostId, { name: actor, version, stopped: true }))
         : a.kind === 'scale'
-          ? this.control.scaleActor(hostId, { actor, version, count, owner }).then((inv) => this.view.patchActor(hostId, inv))
-          : this.control.startActor(hostId, { actor, version, digest, count, owner, ...(a.policy ? { policy: a.policy } : {}) }).then((inv) => this.view.patchActor(hostId, inv));
+          ? this.control.scaleActor(hostId, { actor, version, count, owner, fence: this.fence }).then((inv) => this.view.patchActor(hostId, inv))
+          : this.control.startActor(hostId, { actor, version, digest, count, owner, fence: this.fence, ...(a.policy ? { policy: a.policy } : {}) }).then((inv) => this.view.patchActor(hostId, inv));
     this.settle(group, key, call, { app: owner.app, revision: owner.revision, hostId, actor, version, digest }, () => ({ ok: true, action: a }), (code) => {
       // Already gone is what a stop wanted.
       if (a.kind === 'stop' && code === 'TRELLIS_NOT_FOUND') {
@@ -106,11 +108,11 @@ export class ActionRunner {
     const key = ActionRunner.providerKey(p);
     if (!this.admit(group, key)) return;
     const { hostId, provider, app: owner } = p;
-    const handOver = keepByHand ? this.control.startProvider(hostId, { provider }).then(() => undefined) : Promise.resolve();
+    const handOver = keepByHand ? this.control.startProvider(hostId, { provider, fence: this.fence }).then(() => undefined) : Promise.resolve();
     const call =
       p.kind === 'take'
-        ? this.control.startProvider(hostId, { provider, owner }).then((inv) => this.view.patchProvider(hostId, inv))
-        : handOver.then(() => this.control.stopProvider(hostId, { provider, owner })).then(async (reply) => {
+        ? this.control.startProvider(hostId, { provider, owner, fence: this.fence }).then((inv) => this.view.patchProvider(hostId, inv))
+        : handOver.then(() => this.control.stopProvider(hostId, { provider, owner, fence: this.fence })).then(async (reply) => {
             if (!reply.running) this.view.patchProvider(hostId, { name: provider, stopped: true });
             else {
               // Others still hold it: what the view holds is its inventory entry as it is now.

@@ -94,8 +94,11 @@ export async function startController(options: ControllerOptions): Promise<Contr
     const held = await lease.tick();
     if (closed) return;
     if (held && !term && !starting) {
-      logger.info({ leaseTtlMs }, 'reconciler lease acquired');
-      const pending = startTerm({ nc, subjects, control, id, logger, intervalMs, holdDownMs, isLeader: () => !closed && lease!.held() });
+      // The lease's revision when the term begins fences every command of the term: a later
+      // leader's lease has a higher revision, and hosts refuse commands below the highest seen.
+      const fence = lease.revision()!;
+      logger.info({ leaseTtlMs, fence }, 'reconciler lease acquired');
+      const pending = startTerm({ nc, subjects, control, id, logger, intervalMs, holdDownMs, fence, isLeader: () => !closed && lease!.held() });
       // A term that cannot start (JetStream too slow, a watch that never settles) must not sit
       // on the lease: let go, so that another candidate may lead.
       let timer: NodeJS.Timeout | undefined;

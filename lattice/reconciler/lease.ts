@@ -52,6 +52,8 @@ export function leaseKind(ttlMs: number): DocumentKind<LeaderLease> {
 export interface Lease {
   /** True while this candidate surely holds the lease. */
   held(): boolean;
+  /** The lease document's revision while held: a term's fencing token (see the control contract). */
+  revision(): number | undefined;
   /** Try to take or renew the lease once; resolves to whether it is held after. */
   tick(): Promise<boolean>;
   /** Let go (delete the document if held), so a successor need not wait for the TTL. */
@@ -75,6 +77,7 @@ export async function openLease(nc: NatsConnection, subjects: Subjects, candidat
   let validUntil = 0;
   return {
     held: () => revision !== undefined && Date.now() < validUntil,
+    revision: () => revision,
     async tick() {
       const sentAt = Date.now();
       const now = new Date(sentAt).toISOString();

@@ -36,6 +36,8 @@ export interface TermOptions {
   holdDownMs: number;
   /** Still the leader? Checked before every pass and every write. */
   isLeader: () => boolean;
+  /** This term's fencing token, sent with every command (the lease revision when it began). */
+  fence: number;
 }
 
 /** A running term; `close` ends it (the lease was lost or the controller stops). */
@@ -103,7 +105,7 @@ export async function startTerm(options: TermOptions): Promise<Term> {
     } else if ('action' in o) placed(o.action);
     kick();
   };
-  const runner = new ActionRunner(control, view, outcome);
+  const runner = new ActionRunner(control, view, outcome, options.fence);
 
   const placed = (a: ActorAction) => {
     const { app, revision } = a.owner;

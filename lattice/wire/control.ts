@@ -80,6 +80,13 @@ function problem(check: () => unknown): string | undefined {
 /** Every request names the lattice it is meant for, so a misdirected command is refused. */
 const lattice = asToken('lattice name');
 const owner: Check<Owner> = object({ app: asToken('app name'), revision: integer(1, Number.MAX_SAFE_INTEGER) });
+/**
+ * The sending controller's fencing token: the revision of its leader lease when its term began
+ * (a later leader's is always higher). A host refuses a command whose fence is below the highest
+ * it has seen, so a deposed leader's late (buffered) commands cannot undo a newer leader's work.
+ * Commands without one (by hand) are not fenced.
+ */
+const fence = optional(integer(1, Number.MAX_SAFE_INTEGER));
 
 /** One validator per control operation. */
 export const ControlRequests = {
@@ -98,13 +105,14 @@ export const ControlRequests = {
     policy: optional(anyMap),
     /** Set by the reconciler: the instances belong to this app revision. */
     owner: optional(owner),
+    fence,
   }),
-  actorScale: object({ lattice, actor: asToken('actor name'), version: semver, count: integer(0, MAX_INSTANCES_PER_HOST), owner: optional(owner) }),
-  actorStop: object({ lattice, actor: asToken('actor name'), version: optional(semver), owner: optional(owner) }),
+  actorScale: object({ lattice, actor: asToken('actor name'), version: semver, count: integer(0, MAX_INSTANCES_PER_HOST), owner: optional(owner), fence }),
+  actorStop: object({ lattice, actor: asToken('actor name'), version: optional(semver), owner: optional(owner), fence }),
   /** With an owner, the app takes a reference; without, the provider is started by hand. */
-  providerStart: object({ lattice, provider: asToken('provider name'), owner: optional(asToken('app name')) }),
+  providerStart: object({ lattice, provider: asToken('provider name'), owner: optional(asToken('app name')), fence }),
   /** With an owner, the app lets go (the provider stops with its last reference); without, it stops. */
-  providerStop: object({ lattice, provider: asToken('provider name'), owner: optional(asToken('app name')) }),
+  providerStop: object({ lattice, provider: asToken('provider name'), owner: optional(asToken('app name')), fence }),
 } satisfies Record<ControlOp, Check<unknown>>;
 
 /** The validated request of an operation. */
