@@ -12,8 +12,6 @@ import { table } from './format.ts';
  * A component source as the user gives it: a file (pushed first), or a digest already in the
  * artifact store, written `sha256:<hex>` or as the 64 bare hex digits, when no such file exists.
  */
-export { pushFile };
-
 export async function resolveSource(client: ControlClient, source: string, progress: (line: string) => void): Promise<string> {
   if (!existsSync(source)) {
     if (/^sha256:[0-9a-f]{64}$/.test(source)) return source;

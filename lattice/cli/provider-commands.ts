@@ -1,5 +1,6 @@
 /** Providers on hosts, links from actors to providers, and the gateway's HTTP routes. */
 import { TrellisError } from '../errors/index.ts';
+import type { ControlClient } from '../control/index.ts';
 import { command } from './command.ts';
 import { resolveHost } from './control-commands.ts';
 import { table } from './format.ts';
@@ -8,7 +9,8 @@ const hostFlag = { type: 'string', help: 'host id, id prefix or name', placehold
 /** The HTTP Host a route matches; `--host` stays as an alias from before `--host` meant a Trellis host. */
 const hostnameFlag = { type: 'string', help: 'only requests for this HTTP Host header', placeholder: 'example.com', aliases: ['host'] } as const;
 
-const openHttpRouteStore = async (client: { nc: import('nats').NatsConnection; subjects: import('../subjects/index.ts').Subjects }) => {
+/** Stores load only when a command that needs them runs (the CLI starts fast). */
+const openHttpRouteStore = async (client: ControlClient) => {
   const { openHttpRoutes } = await import('../http-routes/index.ts');
   return openHttpRoutes(client.nc, client.subjects);
 };

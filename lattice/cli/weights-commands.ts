@@ -1,8 +1,10 @@
 /** Weights: the share of an actor's traffic each version gets (`route set|get|del` are aliases). */
+import type { ControlClient } from '../control/index.ts';
 import { command } from './command.ts';
 import { table } from './format.ts';
 
-const openWeightStore = async (client: { nc: import('nats').NatsConnection; subjects: import('../subjects/index.ts').Subjects }) => {
+/** Stores load only when a command that needs them runs (the CLI starts fast). */
+const openWeightStore = async (client: ControlClient) => {
   const { openWeights } = await import('../weights/index.ts');
   return openWeights(client.nc, client.subjects);
 };

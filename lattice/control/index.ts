@@ -21,7 +21,6 @@ import {
 import { openRegistry, registeredHosts } from './registry.ts';
 
 export { openRegistry, registerHost, REGISTRY_TTL_MS, type RegistryEntry } from './registry.ts';
-export { resolveServers } from '../options/index.ts';
 
 /** Options for connecting a control client. */
 export interface ControlClientOptions {
