@@ -38,6 +38,10 @@ if (wantToolchain) {
   if (!onPath('clang')) missing.push('clang');
   if (!onPath('wasm-ld')) missing.push('lld');
   if (!onPath('docker-compose')) missing.push('docker-compose');
+  // The dashboard's browser tests drive a real headless Chromium (playwright-core has no browser).
+  if (!onPath('chromium')) missing.push('chromium');
+  // The bench drives its HTTP rows with wrk when present; cheap enough to always have for tests.
+  if (!onPath('wrk')) missing.push('wrk');
 }
 if (missing.length === 0) process.exit(0);
 
@@ -46,7 +50,7 @@ if (!hasApt) {
   console.error(`trellis: missing ${missing.join(', ')} and this system has no apt-get.`);
   console.error('  nats-server: https://docs.nats.io/running-a-nats-service/introduction/installation (e.g. `brew install nats-server`),');
   console.error('               then put it on PATH or set NATS_SERVER_BIN=/path/to/nats-server');
-  if (wantToolchain) console.error('  tests:       clang and wasm-ld (LLVM) with a wasm32 target; docker-compose (1.29+) to validate compose.yaml');
+  if (wantToolchain) console.error('  tests:       clang and wasm-ld (LLVM) with a wasm32 target; docker-compose (1.29+) to validate compose.yaml; chromium for the dashboard tests; wrk for the bench');
   process.exit(1);
 }
 
