@@ -103,6 +103,13 @@ export interface Subjects {
   provider(provider: string): string;
   /** Queue group of a provider kind. */
   providerQueue(provider: string): string;
+  /**
+   * Reply-inbox prefix of one NATS user of this lattice (nats.js `inboxPrefix`). A user's
+   * permissions let it subscribe only under its own prefix, so the server vouches for it: the
+   * reply subject of a request names who asked (rate limits key on it). Headers cannot do this:
+   * any publisher can forge them.
+   */
+  inboxPrefix(user: string): string;
   /** Names of the JetStream buckets of this lattice. */
   readonly buckets: { weights: string; config: string; links: string; httpRoutes: string; artifacts: string; hosts: string; apps: string; appStatus: string; leader: string };
 }
@@ -133,6 +140,7 @@ export function subjects(lattice: string): Subjects {
     rpcQueue: (actor, version) => `rpc-${token(actor, 'actor name')}-${versionToken(version)}`,
     provider: (provider) => `${base}.prov.${token(provider, 'provider name')}`,
     providerQueue: (provider) => `prov-${token(provider, 'provider name')}`,
+    inboxPrefix: (user) => `_INBOX.${l}.${token(user, 'user')}`,
     buckets: {
       // Named "routes" before weights had their own name; kept so stored weights stay readable.
       weights: `trellis-${bucketSafe}-routes`,
