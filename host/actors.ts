@@ -13,6 +13,7 @@ import path from 'node:path';
 import type { NatsConnection } from 'nats';
 import { TrellisError, toTrellisError } from '../lattice/errors/index.ts';
 import type { Logger } from '../lattice/log/index.ts';
+import type { NatsConnect } from '../lattice/options/index.ts';
 import { digestOf, openArtifacts, openOnce } from '../lattice/state/index.ts';
 import type { Subjects } from '../lattice/subjects/index.ts';
 import { encode, type ActorInventory, type ActorRequest, type ActorResponse, type ControlRequest, type EventData, type InvokeReply, type Owner } from '../lattice/wire/index.ts';
@@ -63,8 +64,8 @@ export class ActorSupervisor {
     private readonly hostId: string,
     /** Host name, for naming the workers' NATS connections. */
     private readonly hostName: string,
-    /** NATS servers the workers connect to (the host's own list). */
-    private readonly servers: string[],
+    /** How the workers connect: the host's own servers, credential and TLS. */
+    private readonly connect: NatsConnect,
     private readonly nc: NatsConnection,
     private readonly subjects: Subjects,
     private readonly runtime: ActorRuntime,
@@ -277,7 +278,8 @@ export class ActorSupervisor {
   private serving(actor: string, version: string): LatticeServing {
     const { ok, seconds, traffic } = this.countersOf(actor, version);
     return {
-      servers: this.servers,
+      servers: this.connect.servers,
+      connect: this.connect,
       connectionName: `trellis-host-${this.hostName}/${actor}@${version}`,
       subject: this.subjects.rpc(actor, version),
       queue: this.subjects.rpcQueue(actor, version),

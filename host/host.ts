@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { nkeys, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from 'nats';
-import { connectParticipant } from '../lattice/control/index.ts';
+import { classifyConnectError, connectParticipant } from '../lattice/control/index.ts';
 import { TrellisError, toTrellisError, type ErrorCode } from '../lattice/errors/index.ts';
 import { createLogger, type Logger } from '../lattice/log/index.ts';
 import { subjects as buildSubjects, parseControlSubject, ControlOps, type ControlOp, type Subjects, type EventType } from '../lattice/subjects/index.ts';
@@ -64,6 +64,8 @@ export interface Host extends AsyncDisposable {
   readonly stopped: Promise<void>;
   /** The lattice controller candidate this host runs (absent with `controller: false`). */
   readonly controller?: Controller;
+  /** Why the NATS connection closed, when it closed with an error (e.g. TRELLIS_NATS_AUTH: credentials revoked). */
+  readonly connectionError?: TrellisError;
 }
 
 type Emit = <K extends EventType>(kind: K, data: EventData[K]) => void;
@@ -91,7 +93,7 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
   const startedAt = new Date();
   const userLabels = { ...options.userLabels };
 
-  const nc = await connectParticipant(options.servers, `trellis-host-${name}`);
+  const nc = await connectParticipant(options.connect, `trellis-host-${name}`);
   // What this host serves, per actor version, shipped every second for canary analysis.
   const traffic = startMetricsReporter(nc, subjects, id, { window: metrics.traffic });
 
@@ -116,8 +118,8 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
     nc.publish(subjects.event(kind), encodeEvent(makeEvent(kind, `/trellis/${options.lattice}/host/${id}`, data)));
     if (INVENTORY_EVENTS.has(kind)) inventoryChanged();
   };
-  actors = new ActorSupervisor(id, name, options.servers, nc, subjects, runtime, options.cacheDir, logger, metrics, emit);
-  const providers = new ProviderSupervisor(id, options.servers, options.lattice, logger, emit, options.logLevel);
+  actors = new ActorSupervisor(id, name, options.connect, nc, subjects, runtime, options.cacheDir, logger, metrics, emit);
+  const providers = new ProviderSupervisor(id, options.providerConnect, options.lattice, logger, emit, options.logLevel);
   const host = new HostImpl(id, name, options, subjects, nc, logger, metrics, startedAt, userLabels, actors, providers, runtime, emit, async () => {
     caps.close();
     await traffic.close();
@@ -134,7 +136,7 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
     await host.start();
     // The controller runs as its own participant (own connection, later its own credentials);
     // it waits for JetStream in the background rather than holding up the host.
-    if (options.controller) host.controller = await startController({ servers: options.servers, lattice: options.lattice, name, logger });
+    if (options.controller) host.controller = await startController({ servers: options.servers, connect: options.controllerConnect, lattice: options.lattice, name, logger });
   } catch (err) {
     // Nothing may outlive a failed start: the NATS connection alone keeps the process running.
     await host.stop('start failed').catch(() => {});
@@ -158,6 +160,7 @@ class HostImpl implements Host {
   opsUrl?: string;
   gateway?: Gateway;
   controller?: Controller;
+  connectionError?: TrellisError;
   private resolveStopped!: () => void;
   private stopping?: Promise<void>;
   private heartbeatTimer?: NodeJS.Timeout;
@@ -290,7 +293,10 @@ class HostImpl implements Host {
     this.beatTimer.unref();
     // A closed connection (server gone for good, or drained) ends the host.
     void this.nc.closed().then((err) => {
-      if (err) this.logger.error({ err }, 'NATS connection closed with an error');
+      if (err) {
+        this.connectionError = classifyConnectError(err, this.options.servers);
+        this.logger.error({ err, code: this.connectionError.code }, 'NATS connection closed with an error');
+      }
       this.resolveStopped();
     });
     this.logger.info({ name: this.name, labels: this.labels(), servers: this.options.servers, opsUrl: this.opsUrl }, 'host started');

@@ -4,7 +4,7 @@
  * providers; they log pino JSON on stdout and run until a signal.
  */
 import { stat } from 'node:fs/promises';
-import { command, runUntilStopped, untilSignal, type Flags } from '../../lattice/cli/index.ts';
+import { authFromFlags, command, controllerAuthFlags, natsAuthFlags, providerAuthFlags, roleAuthFromFlags, runUntilStopped, untilSignal, type Flags } from '../../lattice/cli/index.ts';
 import { TrellisError } from '../../lattice/errors/index.ts';
 import { LogLevels } from '../../lattice/options/index.ts';
 
@@ -13,6 +13,7 @@ export const participantFlags = {
   nats: { type: 'string', help: 'NATS URLs, comma separated (default nats://127.0.0.1:4222)', env: 'TRELLIS_NATS_URL', placeholder: 'url' },
   lattice: { type: 'string', help: 'lattice name (default "default")', env: 'TRELLIS_LATTICE', placeholder: 'name' },
   'log-level': { type: 'choice', choices: LogLevels, help: 'log level (default info)', env: 'TRELLIS_LOG_LEVEL' },
+  ...natsAuthFlags,
 } as const satisfies Flags;
 
 export const hostFlags = {
@@ -26,6 +27,8 @@ export const hostFlags = {
   'http-port': { type: 'int', help: 'serve /metrics, /health, /ready on this port (0: any free port)', max: 65535 },
   'http-host': { type: 'string', help: 'address for the HTTP port (default 127.0.0.1)', placeholder: 'address' },
   gateway: { type: 'string', help: 'also run the HTTP gateway on host:port (e.g. :8080); local instances answer without NATS', placeholder: 'host:port' },
+  ...controllerAuthFlags,
+  ...providerAuthFlags,
 } as const satisfies Flags;
 
 export const commands = [
@@ -50,6 +53,9 @@ export const commands = [
         httpHost: flags.httpHost,
         logLevel: flags.logLevel,
         gateway: flags.gateway,
+        auth: authFromFlags(flags),
+        controllerAuth: roleAuthFromFlags(flags, 'controller'),
+        providerAuth: roleAuthFromFlags(flags, 'provider'),
       });
       return runHostUntilStopped(host);
     },
@@ -67,15 +73,16 @@ export const commands = [
     async run({ flags }) {
       const { createLogger } = await import('../../lattice/log/index.ts');
       const { connectParticipant } = await import('../../lattice/control/index.ts');
-      const { latticeOption, serversOption } = await import('../../lattice/options/index.ts');
+      const { compileNatsConnect, latticeOption, serversOption } = await import('../../lattice/options/index.ts');
       const { startGateway } = await import('../../providers/index.ts');
       const lattice = latticeOption(flags.lattice);
+      const connect = compileNatsConnect({ servers: serversOption(flags.nats), lattice, role: 'gateway', auth: authFromFlags(flags) });
       const logger = createLogger({ component: 'gateway', level: (flags.logLevel) ?? 'info' }).child({ lattice });
-      const nc = await connectParticipant(serversOption(flags.nats), 'trellis-gateway');
+      const nc = await connectParticipant(connect, 'trellis-gateway');
       const gateway = await startGateway({ nc, lattice, listen: flags.listen, maxBodyBytes: flags.maxBodyBytes, deadlineMs: flags.deadlineMs, logger });
       logger.info({ url: gateway.url }, 'gateway ready');
       await runUntilStopped(nc, () => gateway.close());
-      return 0;
+      return failIfClosedWithError(nc, connect.servers);
     },
   }),
   command({
@@ -89,16 +96,18 @@ export const commands = [
       const { connectParticipant } = await import('../../lattice/control/index.ts');
       const { subjects: buildSubjects } = await import('../../lattice/subjects/index.ts');
       const { compileProviderOptions, followSupervisor, startProvider } = await import('../../providers/index.ts');
+      const { compileNatsConnect } = await import('../../lattice/options/index.ts');
       const { kind, servers, lattice, logLevel } = compileProviderOptions({ kind: args[0]!, nats: flags.nats, lattice: flags.lattice, logLevel: flags.logLevel });
+      const connect = compileNatsConnect({ servers, lattice, role: 'provider', auth: authFromFlags(flags) });
       const logger = createLogger({ component: 'provider', level: logLevel }).child({ provider: kind, lattice });
       const supervisor = followSupervisor(logger);
-      const nc = await connectParticipant(servers, `trellis-provider-${kind}`);
+      const nc = await connectParticipant(connect, `trellis-provider-${kind}`);
       const service = startProvider(kind, nc, buildSubjects(lattice), logger);
       await nc.flush();
       logger.info('provider ready');
       supervisor.ready();
       await runUntilStopped(nc, () => service.close(), (signal) => logger.info({ signal }, 'provider stopping'));
-      return 0;
+      return failIfClosedWithError(nc, servers);
     },
   }),
   command({
@@ -115,14 +124,17 @@ export const commands = [
     async run({ flags }) {
       const os = await import('node:os');
       const { createLogger } = await import('../../lattice/log/index.ts');
-      const { latticeOption, serversOption } = await import('../../lattice/options/index.ts');
+      const { compileNatsConnect, latticeOption, serversOption } = await import('../../lattice/options/index.ts');
       const { startController } = await import('../../lattice/reconciler/index.ts');
       const lattice = latticeOption(flags.lattice);
+      const servers = serversOption(flags.nats);
+      const connect = compileNatsConnect({ servers, lattice, role: 'controller', auth: authFromFlags(flags) });
       const logger = createLogger({ component: 'controller', level: flags.logLevel ?? 'info' }).child({ lattice });
-      const controller = await startController({ servers: serversOption(flags.nats), lattice, name: flags.name ?? `controller-${os.hostname()}`, logger, leaseTtlMs: flags.leaseTtlMs, holdDownMs: flags.holdDownMs });
+      const controller = await startController({ servers, connect, lattice, name: flags.name ?? `controller-${os.hostname()}`, logger, leaseTtlMs: flags.leaseTtlMs, holdDownMs: flags.holdDownMs });
       logger.info({ id: controller.id }, 'controller ready');
-      await untilSignal();
+      const ended = await Promise.race([untilSignal(), controller.connectionClosed]);
       await controller.close();
+      if (ended instanceof Error) throw ended;
       return 0;
     },
   }),
@@ -189,5 +201,16 @@ export async function runHostUntilStopped(host: import('../index.ts').Host, clea
   await cleanup();
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
+  // A revoked credential ends the host with its own code (the dispatcher prints it), not exit 0.
+  if (host.connectionError) throw host.connectionError;
   return 0;
+}
+
+/** After a participant stopped: exit 0, or throw why its connection closed (e.g. TRELLIS_NATS_AUTH). */
+async function failIfClosedWithError(nc: { isClosed(): boolean; closed(): Promise<void | Error> }, servers: string[]): Promise<number> {
+  if (!nc.isClosed()) return 0;
+  const err = await nc.closed();
+  if (!err) return 0;
+  const { classifyConnectError } = await import('../../lattice/control/index.ts');
+  throw classifyConnectError(err, servers);
 }

@@ -6,7 +6,7 @@
 import os from 'node:os';
 import { TrellisError } from '../../lattice/errors/index.ts';
 import { LogLevels, type LogLevel } from '../../lattice/log/index.ts';
-import { badOption as bad, intOption as intInRange, latticeOption, serversOption } from '../../lattice/options/index.ts';
+import { badOption as bad, compileNatsConnect, intOption as intInRange, latticeOption, natsAuthFromEnv, serversOption, type NatsAuthOptions, type NatsConnect } from '../../lattice/options/index.ts';
 
 /** Options a user may give; every field has a documented default. */
 export interface HostOptions {
@@ -43,6 +43,12 @@ export interface HostOptions {
   cacheDir?: string;
   /** Run the HTTP gateway in this host on host:port (local-first calls). Default: none. */
   gateway?: string;
+  /** NATS credential and TLS of the host (role host). Default: the `TRELLIS_NATS_…` variables. */
+  auth?: NatsAuthOptions;
+  /** The credential of the controller it runs (role controller); TLS is the host's. Default: the host's credential. */
+  controllerAuth?: NatsAuthOptions;
+  /** The credential of the providers it launches (role provider); TLS is the host's. Default: the host's credential. */
+  providerAuth?: NatsAuthOptions;
 }
 
 /** The complete, validated form the host runs on. */
@@ -63,6 +69,10 @@ export interface CompiledHostOptions {
   logLevel: LogLevel;
   cacheDir: string;
   gateway?: string;
+  /** How the host, its workers, its controller and its providers connect (secrets inside: never log). */
+  connect: NatsConnect;
+  controllerConnect: NatsConnect;
+  providerConnect: NatsConnect;
 }
 
 /** Labels the host sets itself; they describe the machine and cannot be changed. */
@@ -119,7 +129,18 @@ export function compileHostOptions(input: HostOptions = {}, env: NodeJS.ProcessE
   const logLevel = input.logLevel ?? (env.TRELLIS_LOG_LEVEL as LogLevel | undefined) ?? 'info';
   if (!(LogLevels as readonly string[]).includes(logLevel)) bad('--log-level', `must be one of ${LogLevels.join(', ')}`);
 
+  const auth = natsAuthFromEnv(input.auth ?? {}, env);
+  const tls = { tlsCa: auth.tlsCa, tlsCert: auth.tlsCert, tlsKey: auth.tlsKey };
+  // A role credential replaces the host's credential only; TLS stays the host's.
+  const roleAuth = (own: NatsAuthOptions | undefined): NatsAuthOptions => (own && Object.values(own).some((v) => v !== undefined) ? { ...tls, ...own } : { ...auth, natsInboxUser: undefined });
+  const connect = compileNatsConnect({ servers, lattice, role: 'host', auth });
+  const controllerConnect = compileNatsConnect({ servers, lattice, role: 'controller', auth: roleAuth(input.controllerAuth) });
+  const providerConnect = compileNatsConnect({ servers, lattice, role: 'provider', auth: roleAuth(input.providerAuth) });
+
   return {
+    connect,
+    controllerConnect,
+    providerConnect,
     servers,
     lattice,
     userLabels,

@@ -50,7 +50,7 @@ export async function serveLattice(
   log: (level: 'info' | 'warn' | 'error', message: string) => void,
 ): Promise<LatticeServer> {
   // Connects like every long-running participant; fails with TRELLIS_NATS_UNAVAILABLE.
-  const nc = await connectParticipant(spec.servers, spec.connectionName);
+  const nc = await connectParticipant(spec.connect ?? spec.servers, spec.connectionName);
   const { hostId: host, version } = spec;
   const syncFlush = canFlushNow(nc);
   if (!syncFlush) log('warn', 'nats.js has no synchronous flush here (protocol.flushPending): each call now waits one event-loop turn for its taken reply to go out');

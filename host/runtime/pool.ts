@@ -582,6 +582,7 @@ export class ActorPool {
       this.#serving && spec.serve
         ? {
             servers: spec.serve.servers,
+            connect: spec.serve.connect,
             connectionName: `${spec.serve.connectionName}#${n}`,
             subject: spec.serve.subject,
             queue: spec.serve.queue,

@@ -1,5 +1,6 @@
 /** Messages between the runtime (main thread) and an actor worker. Type-only module. */
 import type { WireError } from '../../lattice/errors/index.ts';
+import type { NatsConnect } from '../../lattice/options/index.ts';
 import type { ActorRequest, ActorResponse } from '../../lattice/wire/index.ts';
 import type { World } from './compile.ts';
 import type { SandboxConfig } from './wasi/index.ts';
@@ -29,6 +30,8 @@ export interface WorkerInit {
 /** How a worker joins the lattice to serve one actor version. */
 export interface ServeSpec {
   servers: string[];
+  /** The host's compiled connection (credential, TLS, inbox prefix); plain data, so it crosses to the worker. */
+  connect?: NatsConnect;
   /** NATS connection name (shows in the server's connz). */
   connectionName: string;
   subject: string;
