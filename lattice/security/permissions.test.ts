@@ -29,7 +29,8 @@ describe('security - role permissions', () => {
     expect(can(p.publish, `$JS.API.STREAM.INFO.KV_${s.buckets.weights}`)).toBe(true);
     expect(can(p.publish, `$KV.${s.buckets.weights}.hello`)).toBe(false);
     expect(can(p.publish, `$KV.${s.buckets.httpRoutes}.x`)).toBe(false);
-    expect(can(p.publish, `$JS.API.STREAM.CREATE.KV_${s.buckets.weights}`)).toBe(false);
+    expect(can(p.publish, `$JS.API.STREAM.UPDATE.KV_${s.buckets.weights}`)).toBe(false);
+    expect(can(p.publish, `$JS.API.STREAM.PURGE.KV_${s.buckets.weights}`)).toBe(false);
     expect(can(p.subscribe, '_INBOX.prod.gateway.abc.1')).toBe(true);
     expect(can(p.subscribe, '_INBOX.prod.operator.abc.1')).toBe(false);
     expect(can(p.subscribe, '_INBOX.abc')).toBe(false);
@@ -60,7 +61,8 @@ describe('security - role permissions', () => {
     expect(can(c.publish, s.control('hostPing'))).toBe(true);
     expect(can(c.publish, `$KV.${s.buckets.apps}.demo`)).toBe(true);
     expect(can(c.publish, `$KV.${s.buckets.leader}.leader`)).toBe(true);
-    expect(can(c.publish, `$KV.${s.buckets.links}.x`)).toBe(false);
+    expect(can(c.publish, `$KV.${s.buckets.links}.x`)).toBe(true);
+    expect(can(c.publish, `$O.${s.buckets.artifacts}.C.x`)).toBe(false);
     expect(can(c.publish, s.rpc('hello', '1.0.0'))).toBe(false);
     const p = rolePermissions('provider', { lattice: 'prod' });
     expect(can(p.subscribe, s.provider('keyvalue-nats'))).toBe(true);
@@ -98,7 +100,7 @@ describe('security - role permissions', () => {
 
   it('permissions - KV reads never include writes; conf text quotes every subject; bad roles are refused', () => {
     const read = storeSubjects({ kind: 'kv', name: 'b' }, 'read');
-    expect(read.some((x) => x.startsWith('$KV.') || x.includes('.CREATE.KV_b') && x.includes('STREAM'))).toBe(false);
+    expect(read.some((x) => x.startsWith('$KV.') || /STREAM\.(UPDATE|PURGE|MSG\.DELETE)/.test(x))).toBe(false);
     const conf = permissionsConf(rolePermissions('gateway', { lattice: 'prod' }));
     expect(conf).toContain('"$JS.API.INFO"');
     expect(conf).toMatch(/^\{\n  publish: \{\n    allow: \[/);

@@ -12,7 +12,7 @@
  *   replies leave on another connection than the request came in on, so nats-server's
  *   allow_responses cannot express it);
  * - KV buckets and object stores through the JetStream API, per stream, as nats.js 2.x calls it
- *   (kv.js, objectstore.js, jsm*.js): STREAM.INFO (open/bind), STREAM.CREATE (first open),
+ *   (kv.js, objectstore.js, jsm*.js): STREAM.INFO (open/bind), STREAM.CREATE (first open, readers too),
  *   STREAM.MSG.GET and DIRECT.GET (get), CONSUMER.CREATE/INFO/DELETE (watch, keys, object reads;
  *   ordered consumers), `$JS.FC.<stream>.>` (their flow control), `$KV.<bucket>.>` / `$O.<bucket>.>`
  *   (writes), STREAM.PURGE and STREAM.MSG.DELETE (object replace, KV purge).
@@ -73,11 +73,13 @@ export function storeSubjects(store: Store, access: Access): string[] {
     `${api}.CONSUMER.INFO.${stream}.*`,
     `${api}.CONSUMER.DELETE.${stream}.*`,
     `$JS.FC.${stream}.>`,
+    // Readers open buckets as writers do, creating a missing one (empty, with Trellis's settings)
+    // so that start-up order does not matter; they still cannot write a key or change a bucket.
+    `${api}.STREAM.CREATE.${stream}`,
   ];
   if (access === 'read') return read;
   return [
     ...read,
-    `${api}.STREAM.CREATE.${stream}`,
     `${api}.STREAM.UPDATE.${stream}`,
     `${api}.STREAM.PURGE.${stream}`,
     `${api}.STREAM.MSG.DELETE.${stream}`,
@@ -107,7 +109,8 @@ const STORE_ACCESS: Record<Role, Partial<Record<StoreName, Access>>> = {
   host: { hosts: 'write', artifacts: 'read', links: 'read', weights: 'read', httpRoutes: 'read', config: 'read' },
   gateway: { weights: 'read', httpRoutes: 'read' },
   provider: {},
-  controller: { apps: 'write', appStatus: 'write', leader: 'write', weights: 'write', links: 'read', httpRoutes: 'read', hosts: 'read', config: 'read' },
+  // The reconciler writes the links and HTTP routes an app declares (lattice/reconciler/declared.ts).
+  controller: { apps: 'write', appStatus: 'write', leader: 'write', weights: 'write', links: 'write', httpRoutes: 'write', hosts: 'read', config: 'read' },
   operator: { weights: 'write', config: 'write', links: 'write', httpRoutes: 'write', artifacts: 'write', hosts: 'write', apps: 'write', appStatus: 'write', leader: 'write' },
 };
 
