@@ -10,7 +10,8 @@ export const commands = [
     summary: 'print the NATS permissions of a role, for a nats-server authorization block or a user JWT',
     details: [
       'conf: a `permissions: {...}` entry to paste into a user of the server\'s `authorization { users = [...] }`.',
-      'json: the `pub`/`sub` lists of a user JWT\'s claims (e.g. `nsc edit user --allow-pub ...`, @nats-io/jwt).',
+      'json: the `pub`/`sub` lists of a user JWT\'s claims (e.g. `nsc edit user --allow-pub ...`, @nats-io/jwt);',
+      '  such a JWT outgrows the default 4 KiB CONNECT line: give the servers `max_control_line: 16KB`.',
       'Give --role twice (or host,controller) for a user holding two roles, e.g. a host that runs the controller.',
       '--user must be the user the participant connects as (its reply-inbox prefix is _INBOX.<lattice>.<user>):',
       'the --nats-user name, the public key of its nkey or creds, or --nats-inbox-user; default the role name.',
