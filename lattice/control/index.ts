@@ -97,8 +97,8 @@ export function connectParticipant(target: string[] | NatsConnect, name: string)
 }
 
 /** Connect to NATS and return a control client that owns the connection. */
-export async function connectControl(options: ControlClientOptions = {}): Promise<ControlClient> {
-  const compiled = compileControlOptions(options);
+export async function connectControl(options: ControlClientOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<ControlClient> {
+  const compiled = compileControlOptions(options, env);
   const nc = await connectNats(compiled.connect, 'trellis-control', { maxReconnectAttempts: 2 });
   return createControlClient(nc, { ...compiled, ownsConnection: true });
 }
