@@ -145,6 +145,10 @@ spec:
     expect(status.code, status.stderr).toBe(0);
     const labelled = await operator('label', 'put', hostId, 'zone=a');
     expect(labelled.code, labelled.stderr).toBe(0);
+    for (const args of [['get', 'actors'], ['get', 'inventory', hostId], ['link', 'get', 'counter'], ['http', 'route', 'list'], ['weights', 'set', 'hello', '1.0.0=100'], ['weights', 'get', 'hello'], ['get', 'apps']]) {
+      const r = await operator(...args, '--json');
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+    }
   });
 
   it('roles - a gateway credential cannot send control commands or write KV', async () => {
