@@ -134,8 +134,17 @@ export function compileHostOptions(input: HostOptions = {}, env: NodeJS.ProcessE
   // A role credential replaces the host's credential only; TLS stays the host's.
   const roleAuth = (own: NatsAuthOptions | undefined): NatsAuthOptions => (own && Object.values(own).some((v) => v !== undefined) ? { ...tls, ...own } : { ...auth, natsInboxUser: undefined });
   const connect = compileNatsConnect({ servers, lattice, role: 'host', auth });
-  const controllerConnect = compileNatsConnect({ servers, lattice, role: 'controller', auth: roleAuth(input.controllerAuth) });
-  const providerConnect = compileNatsConnect({ servers, lattice, role: 'provider', auth: roleAuth(input.providerAuth) });
+  // A bad role credential names its own flag (--controller-user), not the host's (--nats-user).
+  const roleConnect = (role: 'controller' | 'provider', own: NatsAuthOptions | undefined) => {
+    try {
+      return compileNatsConnect({ servers, lattice, role, auth: roleAuth(own) });
+    } catch (err) {
+      if (!(err instanceof TrellisError) || !own || !Object.values(own).some((v) => v !== undefined)) throw err;
+      throw new TrellisError(err.code, err.message.replaceAll('--nats-', `--${role}-`), { cause: err });
+    }
+  };
+  const controllerConnect = roleConnect('controller', input.controllerAuth);
+  const providerConnect = roleConnect('provider', input.providerAuth);
 
   return {
     connect,

@@ -6,7 +6,7 @@
  * their own codes.
  */
 import { connect, createInbox, type NatsConnection } from 'nats';
-import { TrellisError, fromNatsError, fromWire } from '../errors/index.ts';
+import { fromNatsError, fromWire } from '../errors/index.ts';
 import { compileNatsConnect, intOption, latticeOption, natsAuthFromEnv, serversOption, type NatsAuthOptions, type NatsConnect } from '../options/index.ts';
 import { connectNats } from './connect.ts';
 import { subjects as buildSubjects, type ControlOp, type Subjects } from '../subjects/index.ts';
