@@ -93,7 +93,8 @@ export interface ControlClient extends AsyncDisposable {
  * alone mean no credential; a refused or failed login throws TRELLIS_NATS_AUTH.
  */
 export function connectParticipant(target: string[] | NatsConnect, name: string): Promise<NatsConnection> {
-  return connectNats(target, name, { pingInterval: 2000, maxPingOut: 2, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+  // ignoreAuthErrorAbort false (nats.js's default, stated because it matters): a refused credential ends the reconnects.
+  return connectNats(target, name, { pingInterval: 2000, maxPingOut: 2, maxReconnectAttempts: -1, reconnectTimeWait: 500, ignoreAuthErrorAbort: false });
 }
 
 /** Connect to NATS and return a control client that owns the connection. */
