@@ -9,7 +9,7 @@
  * is the form that may be shown.
  */
 import { readFileSync } from 'node:fs';
-import { fromSeed } from 'nkeys.js';
+import { createRequire } from 'node:module';
 import { TrellisError } from '../errors/index.ts';
 import { subjects, token as subjectToken } from '../subjects/index.ts';
 import { badOption } from './index.ts';
@@ -125,6 +125,9 @@ function jwtSubject(jwt: string): string | undefined {
 function userSeedPublicKey(seed: string): string | undefined {
   if (!/^SU[A-Z2-7]{56}$/.test(seed)) return undefined;
   try {
+    // Loaded only here, when an nkey is given: every CLI command imports this module for its
+    // flags, and `trellis --help` must load no dependency (test/dist.test.ts).
+    const { fromSeed } = createRequire(import.meta.url)('nkeys.js') as typeof import('nkeys.js');
     return fromSeed(new TextEncoder().encode(seed)).getPublicKey();
   } catch {
     return undefined;
