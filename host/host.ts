@@ -9,6 +9,7 @@ import { nkeys, headers as natsHeaders, type Msg, type NatsConnection, type Subs
 import { classifyConnectError, connectParticipant } from '../lattice/control/index.ts';
 import { TrellisError, toTrellisError, type ErrorCode } from '../lattice/errors/index.ts';
 import { createLogger, type Logger } from '../lattice/log/index.ts';
+import { describeConnect } from '../lattice/options/index.ts';
 import { subjects as buildSubjects, parseControlSubject, ControlOps, type ControlOp, type Subjects, type EventType } from '../lattice/subjects/index.ts';
 import {
   ControlRequests,
@@ -293,13 +294,11 @@ class HostImpl implements Host {
     this.beatTimer.unref();
     // A closed connection (server gone for good, or drained) ends the host.
     void this.nc.closed().then((err) => {
-      if (err) {
-        this.connectionError = classifyConnectError(err, this.options.servers);
-        this.logger.error({ err, code: this.connectionError.code }, 'NATS connection closed with an error');
-      }
+      if (err) this.logger.error({ err, code: (this.connectionError = classifyConnectError(err, this.options.servers)).code }, 'NATS connection closed with an error');
       this.resolveStopped();
     });
-    this.logger.info({ name: this.name, labels: this.labels(), servers: this.options.servers, opsUrl: this.opsUrl }, 'host started');
+    // `nats`: what it connects with, never a secret (kinds, users, public keys, file names).
+    this.logger.info({ name: this.name, labels: this.labels(), servers: this.options.servers, nats: describeConnect(this.options.connect), opsUrl: this.opsUrl }, 'host started');
   }
 
   private heartbeat(): void {
