@@ -31,7 +31,7 @@ export async function writeSeedFile(file: string, key: KeyPair, force = false): 
     handle = await open(file, flags, 0o600);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') throw new TrellisError('TRELLIS_CONFLICT', `${file} exists; pass --force to overwrite it (its key is then lost)`);
+    if (code === 'EEXIST') throw new TrellisError('TRELLIS_BAD_OPTION', `${file} exists; pass --force to overwrite it (its key is then lost)`);
     throw new TrellisError('TRELLIS_FILE_UNREADABLE', `cannot write ${file}: ${code ?? (err as Error).message}`, { cause: err });
   }
   try {
