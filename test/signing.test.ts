@@ -17,9 +17,9 @@ const run = promisify(execFile);
 const DAY = 86_400_000;
 
 /** Run the trellis CLI; resolves with its exit code and output (never throws on a non-zero exit). */
-async function trellis(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function trellis(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [TRELLIS_BIN, ...args], { timeout: 60_000 });
+    const { stdout, stderr } = await run(process.execPath, [TRELLIS_BIN, ...args], { timeout: 60_000, env: { ...process.env, ...env } });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -107,6 +107,16 @@ describe('signed components on real hosts', () => {
     expect(tampered.code).toBe(1);
     expect(JSON.parse(tampered.stdout)).toMatchObject({ verifies: false, hashValid: false, host: { ok: false, code: 'TRELLIS_BAD_SIGNATURE' } });
     expect((await trellis(['inspect', exampleActor('echo-c'), '--json'])).code).toBe(1);
+  });
+
+  it('signing - a host refuses a malformed --allowed-issuer (flag or env) at start', async () => {
+    const flag = await trellis(['host', '--allowed-issuer', 'SAnotapublickey', '--nats', nats.url, '--lattice', lattice]);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toContain('--allowed-issuer');
+    expect(flag.stderr).toContain('TRELLIS_BAD_OPTION');
+    const fromEnv = await trellis(['host', '--nats', nats.url, '--lattice', lattice], { TRELLIS_ALLOWED_ISSUERS: `${issuer.getPublicKey()},bogus` });
+    expect(fromEnv.code).toBe(2);
+    expect(fromEnv.stderr).toContain('"bogus" is not an issuer public key');
   });
 
   it('signing - a host with an allowed issuer runs what that issuer signed, and it answers', async () => {

@@ -108,7 +108,7 @@ export const commands = [
         ['hash', `${c.trellis.hash} ${report.hashValid ? '(matches)' : '(DOES NOT MATCH: changed after signing)'}`],
         ['signature', report.signatureValid ? 'valid' : 'INVALID'],
         ...(report.sectionsAfterClaims > 0 ? [['warning', `${report.sectionsAfterClaims} section(s) added after the claims`]] : []),
-        ['host would', verdict.ok ? 'run it' : `refuse it: ${verdict.code}: ${verdict.message}`],
+        [flags.allowedIssuer.length > 0 ? 'a host with these issuers' : 'a host trusting its issuer', verdict.ok ? 'runs it' : `refuses it: ${verdict.code}: ${verdict.message}`],
       ];
       return {
         data: { file: args[0], digest, signed: true, verifies, signatureValid: report.signatureValid, hashValid: report.hashValid, sectionsAfterClaims: report.sectionsAfterClaims, claims, host },
