@@ -33,14 +33,15 @@ export interface ComponentTrust {
 /** Follow the lattice's allowed issuers and check components against them and the host's own. */
 export function createComponentTrust(options: { nc: NatsConnection; subjects: Subjects; hostIssuers: readonly string[]; logger: Logger }): ComponentTrust {
   const hostIssuers = new Set(options.hostIssuers);
-  let latticeIssuers: ReadonlySet<string> = new Set();
+  let latticeIssuers: ReadonlySet<string> | 'unreadable' = new Set();
   // Followed from the first start on, and awaited by it: a start must never slip through before
   // the lattice's list is known. Unreachable KV fails the start (closed, not open).
   const following = openOnce(async () => {
     const store = await openIssuers(options.nc, options.subjects);
     return store.follow((issuers) => {
       latticeIssuers = issuers;
-      options.logger.info({ issuers: [...issuers] }, 'lattice allowed issuers');
+      if (issuers === 'unreadable') options.logger.error("the lattice's allowed issuers document does not decode; refusing every component until it is fixed (trellis issuers add)");
+      else options.logger.info({ issuers: [...issuers] }, 'lattice allowed issuers');
     });
   });
   const allowed = async (): Promise<ReadonlySet<string>> => {
@@ -48,6 +49,9 @@ export function createComponentTrust(options: { nc: NatsConnection; subjects: Su
       await following.get();
     } catch (err) {
       throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot read the lattice's allowed issuers: ${(err as Error).message}`, { cause: err });
+    }
+    if (latticeIssuers === 'unreadable') {
+      throw new TrellisError('TRELLIS_UNTRUSTED_ISSUER', "the lattice's allowed issuers document does not decode, so no issuer can be trusted; an operator must fix it (trellis issuers add)");
     }
     return hostIssuers.size === 0 ? latticeIssuers : latticeIssuers.size === 0 ? hostIssuers : new Set([...hostIssuers, ...latticeIssuers]);
   };

@@ -202,5 +202,11 @@ describe('signed components on real hosts', () => {
     expect(JSON.parse(list.stdout)).toEqual([latticeIssuer.getPublicKey()]);
     expect((await trellis(['issuers', 'remove', latticeIssuer.getPublicKey(), '--nats', nats.url, '--lattice', `${lattice}x`])).code).toBe(0);
     await waitFor(async () => (await tryStart(echo, `0.4.${++versions}`)) === 'started', { what: 'unsigned runs again after the last issuer is removed' });
+    // A document that does not decode closes the lattice rather than opening it.
+    await (await other.nc.jetstream().views.kv(other.subjects.buckets.config)).put('security.issuers', new TextEncoder().encode('{"issuers": 42}'));
+    await waitFor(async () => (await tryStart(sign(echo, { issuer: latticeIssuer }), `0.5.${++versions}`)) === 'TRELLIS_UNTRUSTED_ISSUER', { what: 'refused while the issuers document is unreadable' });
+    // `issuers add` repairs it.
+    expect((await trellis(['issuers', 'add', latticeIssuer.getPublicKey(), '--nats', nats.url, '--lattice', `${lattice}x`])).code).toBe(0);
+    await waitFor(async () => (await tryStart(sign(echo, { issuer: latticeIssuer }), `0.6.${++versions}`)) === 'started', { what: 'runs again once repaired' });
   });
 });

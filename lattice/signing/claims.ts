@@ -54,6 +54,7 @@ const HEADER = { typ: 'JWT', alg: 'ed25519-nkey' } as const;
 const b64url = (bytes: Uint8Array | string) => Buffer.from(bytes).toString('base64url');
 const unb64url = (text: string) => Buffer.from(text, 'base64url');
 const B64URL = /^[A-Za-z0-9_-]*$/;
+const MAX_JWT_CHARS = 64 * 1024;
 
 /** Check a capability list; throws TRELLIS_BAD_OPTION naming the unknown one. */
 export function capabilityList(caps: readonly string[]): Capability[] {
@@ -121,6 +122,8 @@ const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSaf
  * `signatureValid: false` (so `trellis inspect` can still show what it claims).
  */
 export function decodeClaims(jwt: string): DecodedClaims {
+  // Real claims are well under 2 KiB; a huge one is an attempt to make every host parse it.
+  if (jwt.length > MAX_JWT_CHARS) bad(`longer than ${MAX_JWT_CHARS} characters`);
   const parts = jwt.split('.');
   if (parts.length !== 3 || !parts.every((p) => B64URL.test(p))) bad('expected three base64url parts');
   const [h, p, s] = parts as [string, string, string];

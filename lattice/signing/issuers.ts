@@ -7,8 +7,9 @@
 import type { NatsConnection } from 'nats';
 import { openDocuments, type DocumentKind, type DocumentStore } from '../documents/index.ts';
 import { TrellisError } from '../errors/index.ts';
+import { followKv, openKv } from '../state/index.ts';
 import type { Subjects } from '../subjects/index.ts';
-import { isRecord } from '../wire/index.ts';
+import { decodeJson, isRecord } from '../wire/index.ts';
 import { isIssuerKey } from './claims.ts';
 
 /** The allowed-issuers document. */
@@ -44,8 +45,12 @@ export interface IssuerStore {
   add(keys: string[]): Promise<string[]>;
   /** Remove keys; TRELLIS_NOT_FOUND for a key not in the list. Returns the list after. */
   remove(keys: string[]): Promise<string[]>;
-  /** Call `onChange` with the current list, then with every change; resolves with a stop function. */
-  follow(onChange: (issuers: ReadonlySet<string>) => void): Promise<() => void>;
+  /**
+   * Call `onChange` with the current list, then with every change; resolves with a stop function.
+   * A document that does not decode is reported as `unreadable`, not as an empty list: a
+   * corrupt document must close the lattice, not open it to unsigned code.
+   */
+  follow(onChange: (issuers: ReadonlySet<string> | 'unreadable') => void): Promise<() => void>;
 }
 
 /** Open the allowed-issuers document of a lattice. */
@@ -56,8 +61,11 @@ export async function openIssuers(nc: NatsConnection, subjects: Subjects): Promi
     for (let attempt = 0; ; attempt++) {
       const stored = await docs.get(KEY);
       const next = edit(stored?.value.issuers ?? []);
+      // Absent, or present but unreadable (a create then conflicts): on a second pass over an
+      // unreadable document, replace it; that is how an operator repairs one.
+      const expectRevision = stored?.revision ?? (attempt === 0 ? 0 : undefined);
       try {
-        return (await docs.put({ issuers: next, updatedAt: new Date().toISOString() }, { expectRevision: stored?.revision ?? 0 })).value.issuers;
+        return (await docs.put({ issuers: next, updatedAt: new Date().toISOString() }, { expectRevision })).value.issuers;
       } catch (err) {
         if (!(err instanceof TrellisError && err.code === 'TRELLIS_CONFLICT') || attempt >= 10) throw err;
       }
@@ -74,6 +82,16 @@ export async function openIssuers(nc: NatsConnection, subjects: Subjects): Promi
         for (const key of keys) if (!current.includes(key)) throw new TrellisError('TRELLIS_NOT_FOUND', `${key} is not an allowed issuer of lattice ${subjects.lattice}`);
         return current.filter((k) => !keys.includes(k));
       }),
-    follow: (onChange) => docs.follow(({ value }) => onChange(new Set(value?.issuers ?? [])), KEY),
+    async follow(onChange) {
+      const kv = await openKv(nc, subjects.buckets.config);
+      return followKv(kv, ({ value }) => {
+        if (value === undefined) return onChange(new Set());
+        try {
+          onChange(new Set(issuerListKind.decode(decodeJson(value, 'allowed issuers')).issuers));
+        } catch {
+          onChange('unreadable');
+        }
+      }, { key: KEY });
+    },
   };
 }

@@ -79,6 +79,8 @@ describe('signing - claims and verification', () => {
     expect(refusal(bytes)).toBe('TRELLIS_BAD_SIGNATURE');
     expect(decodeClaims(forged).signatureValid).toBe(false);
     expect(refusal(concat(COMPONENT, customSection(CLAIMS_SECTION, new TextEncoder().encode('not.a.jwt'))))).toBe('TRELLIS_BAD_SIGNATURE');
+    const huge = verifyComponent(concat(COMPONENT, customSection(CLAIMS_SECTION, new TextEncoder().encode('a'.repeat(100_000)))), allowed, NOW);
+    expect(huge.ok ? '' : huge.message).toMatch(/longer than/);
   });
 
   it('signing - an issuer not allowed is TRELLIS_UNTRUSTED_ISSUER', () => {
