@@ -51,14 +51,14 @@ export const commands = [
     async run({ args, flags }) {
       if (!flags.out) throw new TrellisError('TRELLIS_BAD_OPTION', '-o/--out <signed.wasm> is required');
       if (!flags.issuer) throw new TrellisError('TRELLIS_BAD_OPTION', '--issuer <seed file> is required');
-      const { createKey, readSeedFile, signComponent, readClaims, isIssuerKey } = await signing();
+      const { createKey, readSeedFile, signComponent, previousSubject, isIssuerKey } = await signing();
       const { readUserFile, looksLikeWasm } = await import('../state/index.ts');
       const bytes = await readUserFile(args[0]!, 'component');
       if (!looksLikeWasm(bytes)) throw new TrellisError('TRELLIS_BAD_REQUEST', `${args[0]} is not a WebAssembly file`);
       const issuer = await readSeedFile(flags.issuer, ['account', 'user'], 'issuer seed');
       if (flags.subject !== undefined && !isIssuerKey(flags.subject)) throw new TrellisError('TRELLIS_BAD_OPTION', `--subject must be a public nkey (A..., U... or O...), got "${flags.subject}"`);
       const nowMs = Date.now();
-      const subject = flags.subject ?? readClaims(bytes)?.claims.sub ?? createKey('user').getPublicKey();
+      const subject = flags.subject ?? previousSubject(bytes) ?? createKey('user').getPublicKey();
       const signed = signComponent(bytes, {
         issuer,
         subject,

@@ -8,11 +8,6 @@ import { TrellisError } from '../errors/index.ts';
 import type { ActorPolicy } from '../policy/index.ts';
 import type { Capability } from './claims.ts';
 
-/** The capability a link's interface (or an actor call) needs. */
-export function capabilityOf(iface: 'keyvalue' | 'http-client' | 'actor-call'): Capability {
-  return iface;
-}
-
 /** Policy grants and the capability each needs. */
 const POLICY_GRANTS: { field: 'allowedHosts' | 'allowedEnvVars' | 'allowedDirs'; cap: Capability }[] = [
   { field: 'allowedHosts', cap: 'http-client' },

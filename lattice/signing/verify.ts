@@ -68,8 +68,7 @@ export interface SignOptions {
 /** Sign a component: its bytes with a (new or replaced) claims section, and the claims. */
 export function signComponent(bytes: Uint8Array, options: SignOptions): { bytes: Uint8Array; claims: ComponentClaims; jwt: string } {
   const unsigned = withoutCustom(bytes, CLAIMS_SECTION);
-  const previous = readClaims(bytes);
-  const subject = options.subject ?? previous?.claims.sub;
+  const subject = options.subject ?? previousSubject(bytes);
   if (!subject) throw new TrellisError('TRELLIS_BAD_OPTION', 'a subject key is required for a component signed for the first time');
   const seconds = (ms: number) => Math.floor(ms / 1000);
   const nowMs = options.nowMs ?? Date.now();
@@ -89,6 +88,15 @@ export function signComponent(bytes: Uint8Array, options: SignOptions): { bytes:
   return { bytes: signed, claims: decodeClaims(jwt).claims, jwt };
 }
 
+/** The subject of the claims a component already carries (kept when signing again), if readable. */
+export function previousSubject(bytes: Uint8Array): string | undefined {
+  try {
+    return readClaims(bytes)?.claims.sub;
+  } catch {
+    return undefined; // unreadable claims are replaced, not continued
+  }
+}
+
 /** Everything `trellis inspect` shows: the claims as they claim to be, and every check's result. */
 export interface ClaimsReport {
   claims: ComponentClaims;
@@ -102,14 +110,15 @@ export interface ClaimsReport {
 
 /** Read the claims of a component without trusting them; undefined when it has none. */
 export function readClaims(bytes: Uint8Array): ClaimsReport | undefined {
-  const { claims } = layoutOf(bytes);
+  const layout = layoutOf(bytes);
+  const { claims } = layout;
   if (claims.length === 0) return undefined;
   if (claims.length > 1) throw new TrellisError('TRELLIS_BAD_SIGNATURE', `the component has ${claims.length} ${CLAIMS_SECTION} sections; signing leaves exactly one`);
   const section = claims[0]!;
   const jwt = new TextDecoder().decode(customPayload(bytes, section));
   const decoded = decodeClaims(jwt);
   const { unsignedHash } = componentHashes(bytes);
-  const after = layoutOf(bytes).sections.filter((s) => s.start >= section.end).length;
+  const after = layout.sections.filter((s) => s.start >= section.end).length;
   return { claims: decoded.claims, jwt, signatureValid: decoded.signatureValid, hashValid: unsignedHash === decoded.claims.trellis.hash, sectionsAfterClaims: after };
 }
 
