@@ -91,6 +91,10 @@ describe('sealed link secrets on real processes', () => {
   });
 
   it('secrets - link put seals the value: the KV bucket holds no plaintext and link get shows ***', async () => {
+    // A malformed secret flag is refused without echoing it (the output check below covers this too).
+    const malformed = await cli(['link', 'put', 'fetcher', 'http-client', '--secret', PLAIN, ...connection()]);
+    expect(malformed.code).toBe(2);
+    expect(malformed.stderr).toContain('--secret number 1 is not name=value');
     const put = await cli(['link', 'put', 'fetcher', 'http-client', '--secret', `header.authorization=Bearer ${PLAIN}`, 'mode=test', ...connection(), '--json']);
     expect(put.code, put.stderr).toBe(0);
     expect(JSON.parse(put.stdout)).toMatchObject({ actor: 'fetcher', config: { mode: 'test' }, secrets: { 'header.authorization': '***' } });

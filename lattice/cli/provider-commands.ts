@@ -61,8 +61,9 @@ export const commands = [
     details: 'Secrets (--secret, --secret-file) are sealed to the lattice key (`trellis secrets key set`):\nonly a provider with its seed (--secrets-key) opens them; everything else shows ***.',
     lattice: true,
     flags: {
-      secret: { type: 'pairs', help: 'a secret name=value, sealed before it leaves this process' },
-      'secret-file': { type: 'pairs', help: 'a secret name=<file> read from the file (keeps it out of ps and shell history)' },
+      // Lists, not pairs: a malformed one must not be echoed in the error (parsed in secret-flags.ts).
+      secret: { type: 'list', help: 'a secret name=value, sealed before it leaves this process (repeatable)' },
+      'secret-file': { type: 'list', help: 'a secret name=<file> read from the file, out of ps and shell history (repeatable)' },
     },
     async run({ client, args, flags }) {
       const [actor, provider, ...pairs] = args as [string, string, ...string[]];
