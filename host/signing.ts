@@ -25,8 +25,6 @@ export interface ComponentTrust {
    * the digest). Undefined when no issuer is configured; throws the refusal's TrellisError.
    */
   check(bytes: Uint8Array, unsignedHash: string | undefined, policy: ActorPolicy): Promise<Vouched | undefined>;
-  /** Is any issuer configured (host or lattice), i.e. does `check` verify? */
-  enforcing(): Promise<boolean>;
   close(): void;
 }
 
@@ -64,7 +62,6 @@ export function createComponentTrust(options: { nc: NatsConnection; subjects: Su
       if (beyond) throw new TrellisError('TRELLIS_CAPABILITY_DENIED', beyond);
       return vouched;
     },
-    enforcing: async () => (await allowed()).size > 0,
     close() {
       void following.opened()?.then(
         (stop) => stop(),
