@@ -52,6 +52,9 @@ export const commands = [
           cacheDir: `${dataDir}/cache`,
           gateway: flags.gateway,
           logLevel: flags.logLevel,
+          // Accepted through hostFlags: a security flag accepted must never be ignored.
+          ...(flags.allowedIssuer.length > 0 ? { allowedIssuers: flags.allowedIssuer } : {}),
+          secretsKeyFile: flags.secretsKey,
         });
       } catch (err) {
         await nats.stop();
