@@ -1,0 +1,82 @@
+/**
+ * `trellis up` serves the dashboard too and prints its URL: a real `up` process (its own
+ * nats-server and host), the page and its state over real HTTP; a bad --dashboard address fails
+ * before anything starts, and a port in use costs the page, not the lattice.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { describe, expect, it } from 'vitest';
+import { TRELLIS_BIN } from './harness/index.ts';
+
+/** Run `trellis up --bare ...` until it prints its "Ctrl-C stops" line; returns what it printed, then stops it. */
+async function upOnce(extra: string[], check: (out: string, stderr: string) => Promise<void>): Promise<void> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'up-dash-'));
+  const child = spawn(process.execPath, [TRELLIS_BIN, 'up', '--bare', '--port', '0', '--data-dir', dataDir, '--gateway', '127.0.0.1:0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const out: string[] = [];
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`up not ready in 60 s:\n${out.join('\n')}\n${stderr}`)), 60_000);
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        out.push(line);
+        if (line.startsWith('Ctrl-C stops')) (clearTimeout(timer), resolve());
+      });
+      void exited.then((code) => (clearTimeout(timer), reject(new Error(`up exited with ${code}:\n${out.join('\n')}\n${stderr}`))));
+    });
+    await check(out.join('\n'), stderr);
+  } finally {
+    child.kill('SIGINT');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+describe('trellis up with the dashboard', () => {
+  it('up - serves the dashboard, prints its URL, and the page state holds the embedded host', async () => {
+    await upOnce(['--dashboard', '127.0.0.1:0'], async (out) => {
+      const url = /^dashboard\s+(http:\/\/\S+)/m.exec(out)?.[1];
+      expect(url, out).toBeDefined();
+      expect(out).toContain(`open ${url} in a browser`);
+      const page = await fetch(url!);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('<title>Trellis lattice</title>');
+      const host = /^host\s+(\S+)\s+(\S+)/m.exec(out)!;
+      const state = (await (await fetch(new URL('api/state', url))).json()) as { view: { lattice: string; hosts: { id: string; health: string }[] } };
+      expect(state.view.lattice).toBe('default');
+      expect(state.view.hosts.map((h) => [h.id, h.health])).toEqual([[host[2], 'ok']]);
+    });
+  }, 120_000);
+
+  it('up - a dashboard port in use is reported and the lattice still comes up; --dashboard off serves none', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      await upOnce(['--dashboard', `127.0.0.1:${port}`], async (out, stderr) => {
+        expect(stderr).toContain(`dashboard not started on 127.0.0.1:${port}`);
+        expect(out).not.toMatch(/^dashboard\s/m);
+        expect(out).toMatch(/^gateway\s+http:/m);
+      });
+    } finally {
+      taken.close();
+    }
+    await upOnce(['--dashboard', 'off'], async (out) => expect(out).not.toMatch(/^dashboard\s|dashboard on/m));
+  }, 180_000);
+
+  it('up - a bad --dashboard address fails at once, naming the flag', async () => {
+    const child = spawn(process.execPath, [TRELLIS_BIN, 'up', '--bare', '--port', '0', '--dashboard', 'nowhere'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).toBe(2);
+    expect(stderr).toContain('--dashboard "nowhere" is not host:port');
+    expect(stderr).toContain('TRELLIS_BAD_OPTION');
+  }, 60_000);
+});
