@@ -177,7 +177,7 @@ describe('dashboard in headless Chromium against a real lattice', () => {
     await shot('traffic');
   });
 
-  it('dashboard - a canary state in KV shows its step and decision history', async () => {
+  it('dashboard - a canary state in KV shows its step and decision history', { timeout: 180_000 }, async () => {
     // Canary state documents come from the canary controller; until lattice/subjects names the
     // bucket (`buckets.canaries`), this dashboard reads one named here, written as the controller does.
     const bucket = `trellis-${lattice}-canaries`;
@@ -209,8 +209,19 @@ describe('dashboard in headless Chromium against a real lattice', () => {
       expect(await card.getAttribute('data-phase')).toBe('Progressing');
       await shot('canary', p);
       if (process.env.TRELLIS_DOCS_SCREENSHOT === '1') {
-        await mkdir(path.dirname(DOCS_SCREENSHOT), { recursive: true });
+        // The README's picture: a minute of varying traffic and a few events on this page.
+        for (const concurrency of [2, 6, 3]) {
+          const load = httpLoad(`${gatewayUrl}/echo`, concurrency);
+          await new Promise((r) => setTimeout(r, 20_000));
+          await load.stop();
+        }
+        const load = httpLoad(`${gatewayUrl}/echo`, 4);
+        await client.putLabel(aws.id, 'tier', 'core');
+        await client.scaleActor(extraHosts[0]!.id, { actor: 'echo', version: '1.2.0', count: 2 });
+        await new Promise((r) => setTimeout(r, 3000));
         await p.screenshot({ path: path.join(ARTIFACTS, 'dashboard-docs.png'), fullPage: false });
+        await load.stop();
+        await mkdir(path.dirname(DOCS_SCREENSHOT), { recursive: true });
         await copyFile(path.join(ARTIFACTS, 'dashboard-docs.png'), DOCS_SCREENSHOT);
       }
     } finally {
