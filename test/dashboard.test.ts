@@ -9,6 +9,7 @@
  * Bounds are generous (a busy 2-core machine): the page updates within about 100 ms of a NATS
  * message, but a host process may take seconds to answer on such a machine.
  */
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,7 +28,13 @@ import { deployExample, spawnHost, spawnTrellis, startNats, uniqueLattice, waitF
 
 const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url));
 const DOCS_SCREENSHOT = fileURLToPath(new URL('../docs/dashboard.png', import.meta.url));
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+/** Debian's chromium (what ensure-tools installs), or another Chromium on PATH, or CHROMIUM_PATH. */
+const CHROMIUM =
+  process.env.CHROMIUM_PATH ??
+  ['chromium', 'chromium-browser', 'google-chrome']
+    .flatMap((name) => (process.env.PATH ?? '').split(path.delimiter).map((dir) => path.join(dir, name)))
+    .find((file) => existsSync(file)) ??
+  '/usr/bin/chromium';
 /** What "appears" may take on a busy machine; the page itself updates within ~100 ms of NATS. */
 const SHOWS_MS = 15_000;
 
@@ -117,13 +124,18 @@ describe('dashboard in headless Chromium against a real lattice', () => {
     await page.selectOption('#group-by', 'cloud');
     await page.locator(`[data-group="aws"] [data-host-id="${aws.id}"]`).waitFor({ timeout: SHOWS_MS });
     await shot('hosts');
+    await page.emulateMedia({ colorScheme: 'light' });
+    await shot('hosts-light');
+    await page.emulateMedia({ colorScheme: 'dark' });
   });
 
   it('dashboard - a newly started host and a new actor version show up', async () => {
     const third = await spawnHost({ nats: nats.url, lattice, env, name: 'aws-use1-b', labels: { cloud: 'aws', region: 'us-east-1' }, heartbeatMs: 1000 });
     extraHosts.push(third);
+    const started = Date.now();
     const card = page.locator(`[data-group="aws"] [data-host-id="${third.id}"]`);
     await card.waitFor({ timeout: SHOWS_MS });
+    console.log(`dashboard: new host shown ${Date.now() - started} ms after it logged "host started"`);
     await deployExample(client, 'echo-c', [third], { actor: 'echo', version: '1.2.0' });
     await card.locator('[data-actor="echo"][data-version="1.2.0"]').waitFor({ timeout: SHOWS_MS });
     expect(await page.locator('[data-group="aws"] [data-host-id]').count()).toBe(2);
@@ -148,13 +160,14 @@ describe('dashboard in headless Chromium against a real lattice', () => {
     await page.locator(`[data-host-id="${gcp.id}"] .chip`, { hasText: 'tier=edge' }).waitFor({ timeout: SHOWS_MS });
   });
 
-  it('dashboard - an app shows desired against running', async () => {
+  it('dashboard - an app shows desired against running', { timeout: 150_000 }, async () => {
     const docs = await openAppDocs(client.nc, client.subjects);
-    const hello = await deployExample(client, 'hello', [], {});
-    await putRevision(docs, { name: 'shop', actors: [actorSpec('greeter', '1.0.0', hello, 2)], providers: [] });
+    // The echo component (small, C): the controller's placement is what this waits for, not a compile.
+    await putRevision(docs, { name: 'shop', actors: [actorSpec('greeter', '1.0.0', digest, 2)], providers: [] });
     const app = page.locator('[data-app="shop"]');
     await app.waitFor({ timeout: SHOWS_MS });
-    await expect.poll(() => app.getAttribute('data-phase'), { timeout: 60_000 }).toBe('Deployed');
+    // Placing takes the controller a few seconds, and on a busy machine much longer.
+    await expect.poll(() => app.getAttribute('data-phase'), { timeout: 120_000 }).toBe('Deployed');
     expect(await app.locator('[data-app-actor="greeter@1.0.0"] .c').innerText()).toBe('2/2');
   });
 
@@ -227,5 +240,24 @@ describe('dashboard in headless Chromium against a real lattice', () => {
     } finally {
       await p.close();
     }
+  });
+
+  it('dashboard - a stopped host shows stopped and a killed one dead, greyed out', async () => {
+    const [leaving, killed] = await Promise.all([
+      spawnHost({ nats: nats.url, lattice, env, name: 'gcp-euw1-b', labels: { cloud: 'gcp' }, heartbeatMs: 1000 }),
+      spawnHost({ nats: nats.url, lattice, env, name: 'gcp-euw1-c', labels: { cloud: 'gcp' }, heartbeatMs: 1000 }),
+    ]);
+    extraHosts.push(leaving, killed);
+    const cardOf = (h: HostProcess) => page.locator(`[data-group="gcp"] [data-host-id="${h.id}"]`);
+    await expect.poll(() => cardOf(leaving).getAttribute('data-health'), { timeout: SHOWS_MS }).toBe('ok');
+    await expect.poll(() => cardOf(killed).getAttribute('data-health'), { timeout: SHOWS_MS }).toBe('ok');
+    await leaving[Symbol.asyncDispose]();
+    killed.kill('SIGKILL');
+    await expect.poll(() => cardOf(leaving).getAttribute('data-health'), { timeout: SHOWS_MS }).toBe('stopped');
+    // Dead after 3 missed beats (3 s), however busy the machine is: the dashboard's own clock counts them.
+    await expect.poll(() => cardOf(killed).getAttribute('data-health'), { timeout: SHOWS_MS }).toBe('dead');
+    expect(await cardOf(killed).locator('.reason').innerText()).toMatch(/^no beat for \d+ s$/);
+    expect(await page.locator('[data-event-kind="host_stopped"]').count()).toBeGreaterThan(0);
+    await shot('gone');
   });
 });

@@ -161,6 +161,11 @@ export class DashboardModel {
     }
   }
 
+  /** Whether any canary is shown (its live window changes every second). */
+  hasCanaries(): boolean {
+    return this.#canaries.size > 0;
+  }
+
   /** The health of every host now, as a string: the server sends a new view when it changes. */
   healthKey(now: number): string {
     return [...this.#hosts.values()].map((t) => `${t.inventory.id}:${health(t, now).health}`).join(',');

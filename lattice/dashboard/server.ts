@@ -42,6 +42,9 @@ export interface Dashboard extends AsyncDisposable {
   close(): Promise<void>;
 }
 
+/** What one slow page may have waiting in the server before it is cut off. */
+const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+
 /** The page's files: name → content type. */
 const ASSETS: Record<string, string> = {
   'index.html': 'text/html; charset=utf-8',
@@ -74,7 +77,12 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
   const broadcast = (event: string, data: unknown) => {
     if (clients.size === 0) return;
     const frame = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
-    for (const res of clients) res.write(frame);
+    for (const res of clients) {
+      // A page that stopped reading (a sleeping laptop) must not hold the server's memory: it
+      // is cut off, and its browser reconnects to a fresh snapshot when it wakes.
+      if (res.writableLength > MAX_BUFFERED_BYTES) res.destroy();
+      else res.write(frame);
+    }
   };
   // Changes come in bursts (an app placed on ten hosts): one view per burst, 50 ms after its start.
   let pending: NodeJS.Timeout | undefined;
@@ -92,7 +100,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     broadcast('traffic', traffic.tick(now));
     const key = model.healthKey(now);
     // Health moves with time alone (a missed beat); canaries show their live window.
-    if (key !== healthKey || model.view(now).canaries.length > 0) changed();
+    if (key !== healthKey || model.hasCanaries()) changed();
     healthKey = key;
   }, 1000);
 

@@ -100,7 +100,7 @@ function hostCard(h) {
     <div class="host-head"><div><div class="host-name">${esc(h.name)}</div><div class="host-id">${esc(h.id.slice(0, 12))}… · v${esc(h.version)}</div></div><span class="badge ${esc(h.health)}">${esc(h.health)}</span></div>
     ${h.reason ? `<div class="reason">${esc(h.reason)}</div>` : ''}
     <div class="stats">
-      <div><b data-uptime="${esc(h.startedAt)}">${fmtUptime(h.startedAt)}</b><span>uptime</span></div>
+      ${h.health === 'ok' || h.health === 'late' ? `<div><b data-uptime="${esc(h.startedAt)}">${fmtUptime(h.startedAt)}</b><span>uptime</span></div>` : `<div><b>–</b><span>uptime</span></div>`}
       <div><b class="load">${fmtRate(rps)}</b><span>req/s served</span></div>
       <div><b>${h.instances}</b><span>instances</span></div>
     </div>

@@ -1,7 +1,8 @@
 /**
- * `trellis up` serves the dashboard too and prints its URL: a real `up` process (its own
- * nats-server and host), the page and its state over real HTTP; a bad --dashboard address fails
- * before anything starts, and a port in use costs the page, not the lattice.
+ * The dashboard's flags: `trellis up` serves the dashboard too and prints its URL (a real `up`
+ * process with its own nats-server and host; the page and its state over real HTTP); a bad
+ * address fails before anything starts, and a port in use costs `up` the page, not the lattice.
+ * `trellis dashboard` refuses a bad --listen and an unreachable NATS with their codes.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
@@ -78,5 +79,26 @@ describe('trellis up with the dashboard', () => {
     expect(code).toBe(2);
     expect(stderr).toContain('--dashboard "nowhere" is not host:port');
     expect(stderr).toContain('TRELLIS_BAD_OPTION');
+  }, 60_000);
+
+  it('dashboard - `trellis dashboard` refuses a bad --listen and a NATS it cannot reach, with their codes', async () => {
+    const run = async (args: string[]) => {
+      const child = spawn(process.execPath, [TRELLIS_BIN, 'dashboard', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      return { code, stderr };
+    };
+    const bad = await run(['--listen', 'here:there']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--listen "here:there" is not host:port [TRELLIS_BAD_OPTION]');
+    // A port nobody listens on: taken and released again.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise((r) => probe.close(r));
+    const down = await run(['--nats', `nats://127.0.0.1:${port}`, '--listen', '127.0.0.1:0']);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain('TRELLIS_NATS_UNAVAILABLE');
   }, 60_000);
 });
