@@ -2,7 +2,8 @@
  * The dashboard's flags: `trellis up` serves the dashboard too and prints its URL (a real `up`
  * process with its own nats-server and host; the page and its state over real HTTP); a bad
  * address fails before anything starts, and a port in use costs `up` the page, not the lattice.
- * `trellis dashboard` refuses a bad --listen and an unreachable NATS with their codes.
+ * `trellis dashboard` refuses a bad --listen and an unreachable NATS with their codes. A
+ * dashboard cut off from NATS says so instead of showing its hosts die, and recovers.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
@@ -11,7 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
-import { TRELLIS_BIN } from './harness/index.ts';
+import { startDashboard } from '../lattice/dashboard/index.ts';
+import type { DashboardView } from '../lattice/dashboard/index.ts';
+import { spawnHost, startNats, TRELLIS_BIN, uniqueLattice, waitFor } from './harness/index.ts';
 
 /** Run `trellis up --bare ...` until it prints its "Ctrl-C stops" line; returns what it printed, then stops it. */
 async function upOnce(extra: string[], check: (out: string, stderr: string) => Promise<void>): Promise<void> {
@@ -101,4 +104,27 @@ describe('trellis up with the dashboard', () => {
     expect(down.code).toBe(1);
     expect(down.stderr).toContain('TRELLIS_NATS_UNAVAILABLE');
   }, 60_000);
+
+  it('dashboard - cut off from NATS it says so and keeps its hosts as they were; after the server is back it follows again', async () => {
+    const storeDir = await mkdtemp(path.join(os.tmpdir(), 'dash-nats-'));
+    const lattice = uniqueLattice('dashnats');
+    let nats = await startNats({ storeDir });
+    const host = await spawnHost({ nats: nats.url, lattice, heartbeatMs: 1000, env: { XDG_STATE_HOME: storeDir } });
+    await using dashboard = await startDashboard({ nats: nats.url, lattice, listen: '127.0.0.1:0' });
+    const view = async () => ((await (await fetch(new URL('api/state', dashboard.url))).json()) as { view: DashboardView }).view;
+    try {
+      await waitFor(async () => (await view()).hosts.some((h) => h.id === host.id && h.health === 'ok'), { timeoutMs: 15_000, what: 'the host on the dashboard' });
+      await nats.stop();
+      await waitFor(async () => (await view()).nats.connected === false, { timeoutMs: 15_000, what: 'the dashboard to notice' });
+      // Longer than 3 beat periods: a dashboard judging by missed beats alone would call the host dead.
+      await new Promise((r) => setTimeout(r, 4500));
+      expect((await view()).hosts.map((h) => [h.id, h.health])).toEqual([[host.id, 'ok']]);
+      nats = await startNats({ storeDir, port: nats.port });
+      await waitFor(async () => (await view()).nats.connected, { timeoutMs: 30_000, what: 'the dashboard to reconnect' });
+      await waitFor(async () => (await view()).hosts.some((h) => h.id === host.id && h.health === 'ok' && h.lastBeatMsAgo < 2500), { timeoutMs: 30_000, what: 'beats again' });
+    } finally {
+      await host[Symbol.asyncDispose]();
+      await nats.stop();
+    }
+  }, 120_000);
 });

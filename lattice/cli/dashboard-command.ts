@@ -6,7 +6,7 @@ export const commands = [
   command({
     words: ['dashboard'],
     summary: 'serve the live lattice dashboard: hosts by cloud, actors, traffic, weights, canaries, apps, events',
-    details: 'Open the printed URL in a browser; the page updates live over server-sent events.\nIt only reads the lattice. Logs are JSON lines on stdout; Ctrl-C stops it.',
+    details: 'Open the URL it prints in a browser; the page updates live over server-sent events.\nIt only reads the lattice. Logs are JSON lines on stdout; Ctrl-C stops it.',
     participant: true,
     flags: {
       nats: { type: 'string', help: 'NATS URLs, comma separated (default nats://127.0.0.1:4222)', env: 'TRELLIS_NATS_URL', placeholder: 'url' },
@@ -27,6 +27,8 @@ export const commands = [
       let dashboard;
       try {
         dashboard = await startDashboard({ nc, lattice, listen: flags.listen, logger });
+        // For people: the JSON log line on stdout holds the URL too.
+        process.stderr.write(`trellis dashboard: open ${dashboard.url} (lattice ${lattice})\n`);
       } catch (err) {
         await nc.close();
         throw err;

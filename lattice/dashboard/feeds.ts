@@ -141,9 +141,25 @@ export async function feedDashboard(
   follow(subjects.buckets.appStatus, (key, v) => model.status(key, decoded((x) => appStatusKind.decode(x), v)));
   follow(options.canaryBucket ?? canaryBucket(subjects), (key, v) => model.canary(key, decoded(checkCanaryState, v)));
 
+  const pingAll = async () => {
+    for (const inv of await control.pingHosts({ waitMs: 1000 }).catch(() => [])) model.inventory(inv, Date.now());
+    changed();
+  };
+  // While the dashboard's own NATS connection is down, hosts miss no beats: the page says the
+  // dashboard is cut off instead of showing the lattice dying, and asks every host again after.
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') model.connection(false, Date.now());
+      else if (s.type === 'reconnect') {
+        model.connection(true, Date.now());
+        await pingAll();
+      } else continue;
+      changed();
+    }
+  })().catch(() => undefined);
+
   await nc.flush();
-  for (const inv of await control.pingHosts({ waitMs: 1000 }).catch(() => [])) model.inventory(inv, Date.now());
-  changed();
+  await pingAll();
 
   return {
     close() {

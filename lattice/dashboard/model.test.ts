@@ -85,6 +85,17 @@ describe('dashboard model', () => {
     expect(m.view(4800 + GONE_KEPT_MS + 1).hosts).toHaveLength(0);
   });
 
+  it('model - while the dashboard itself is cut off from NATS, hosts are judged as of that moment, and count again from the reconnect', () => {
+    const m = new DashboardModel('l');
+    m.inventory(inventory('h1'), 0);
+    m.connection(false, 500);
+    m.sweep(60_000);
+    expect(m.view(60_000)).toMatchObject({ nats: { connected: false, since: new Date(500).toISOString() }, hosts: [{ id: 'h1', health: 'ok' }] });
+    m.connection(true, 60_000);
+    expect(m.view(61_000)).toMatchObject({ nats: { connected: true }, hosts: [{ health: 'ok' }] });
+    expect(m.view(63_100).hosts[0]!.health).toBe('dead');
+  });
+
   it('model - a beat asks for the inventory of an unknown host or one whose sequence moved; older inventories are ignored', () => {
     const m = new DashboardModel('l');
     expect(m.beat({ id: 'h1', periodMs: 1000, seq: 1 }, 0)).toBe(true);

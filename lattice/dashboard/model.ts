@@ -48,6 +48,8 @@ export interface AppCard {
 export interface DashboardView {
   lattice: string;
   at: number;
+  /** The dashboard's own NATS connection: while down, what the page shows is frozen, not dying. */
+  nats: { connected: boolean; since?: string };
   hosts: HostCard[];
   weights: ActorWeights[];
   canaries: CanaryStatusView[];
@@ -75,6 +77,9 @@ export class DashboardModel {
   readonly #revisions = new Map<string, AppRevision>();
   readonly #statuses = new Map<string, AppStatus>();
   #events: EventRow[] = [];
+  #connected = true;
+  /** Since when the dashboard's NATS connection has been down (its own view of the lattice is frozen). */
+  #disconnectedAt: number | undefined;
 
   constructor(lattice: string) {
     this.lattice = lattice;
@@ -153,12 +158,21 @@ export class DashboardModel {
 
   /** Note hosts that died, and drop those gone (dead or stopped) for longer than GONE_KEPT_MS. */
   sweep(now: number): void {
+    if (!this.#connected) return;
     for (const [id, t] of this.#hosts) {
       const dead = now - t.lastBeatAt > deadAfterMs(t.periodMs);
       if (dead && t.deadAt === undefined) t.deadAt = now;
       const goneAt = t.stoppedAt ?? t.deadAt;
       if (goneAt !== undefined && now - goneAt > GONE_KEPT_MS) this.#hosts.delete(id);
     }
+  }
+
+  /** The dashboard's own NATS connection went down or came back. */
+  connection(up: boolean, now: number): void {
+    this.#connected = up;
+    this.#disconnectedAt = up ? undefined : (this.#disconnectedAt ?? now);
+    // Beats missed while the dashboard could not hear them say nothing about the hosts.
+    if (up) for (const t of this.#hosts.values()) if (t.stoppedAt === undefined) (t.lastBeatAt = now), (t.deadAt = undefined);
   }
 
   /** Whether any canary is shown (its live window changes every second). */
@@ -168,12 +182,15 @@ export class DashboardModel {
 
   /** The health of every host now, as a string: the server sends a new view when it changes. */
   healthKey(now: number): string {
-    return [...this.#hosts.values()].map((t) => `${t.inventory.id}:${health(t, now).health}`).join(',');
+    const judged = this.#disconnectedAt ?? now;
+    return [...this.#hosts.values()].map((t) => `${t.inventory.id}:${health(t, judged).health}`).join(',');
   }
 
   /** The view the page renders; `traffic` supplies each canary's live window. */
   view(now: number, traffic?: Traffic): DashboardView {
-    const hosts = [...this.#hosts.values()].map((t) => card(t, now));
+    // While the dashboard hears nothing, hosts are judged as of the moment it went deaf.
+    const judged = this.#disconnectedAt ?? now;
+    const hosts = [...this.#hosts.values()].map((t) => card(t, judged));
     hosts.sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
     const apps: AppCard[] = [...this.#revisions.values()].map((rev) => {
       const s = effectiveStatus(rev, this.#statuses.get(rev.name));
@@ -189,6 +206,7 @@ export class DashboardModel {
     return {
       lattice: this.lattice,
       at: now,
+      nats: this.#connected ? { connected: true } : { connected: false, since: new Date(this.#disconnectedAt!).toISOString() },
       hosts,
       weights: [...this.#weights.values()].sort((a, b) => a.actor.localeCompare(b.actor)),
       canaries,

@@ -297,7 +297,9 @@ function connect() {
   const conn = $('conn');
   const status = (s, text) => ((conn.dataset.state = s), (conn.querySelector('span').textContent = text));
   const es = new EventSource('events');
-  es.addEventListener('open', () => status('live', 'live'));
+  // Live means both links hold: this page to its server, and the server to NATS.
+  const natsStatus = () => (state.view?.nats?.connected === false ? status('lost', `server lost NATS at ${clock(state.view.nats.since)}`) : status('live', 'live'));
+  es.addEventListener('open', natsStatus);
   es.addEventListener('error', () => status('lost', 'reconnecting…'));
   es.addEventListener('snapshot', (e) => {
     const { view, series } = JSON.parse(e.data);
@@ -305,11 +307,13 @@ function connect() {
     state.series = new Map(series.map((s) => [`${s.actor}@${s.version}`, s]));
     state.latest = new Map();
     renderAll();
+    natsStatus();
     document.body.dataset.ready = 'true';
   });
   es.addEventListener('view', (e) => {
     state.view = JSON.parse(e.data);
     renderAll();
+    natsStatus();
   });
   es.addEventListener('traffic', (e) => onTraffic(JSON.parse(e.data)));
 }
