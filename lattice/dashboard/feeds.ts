@@ -149,6 +149,7 @@ export async function feedDashboard(
   // dashboard is cut off instead of showing the lattice dying, and asks every host again after.
   void (async () => {
     for await (const s of nc.status()) {
+      if (closed) break;
       if (s.type === 'disconnect') model.connection(false, Date.now());
       else if (s.type === 'reconnect') {
         model.connection(true, Date.now());

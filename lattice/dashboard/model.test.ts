@@ -102,6 +102,9 @@ describe('dashboard model', () => {
     m.inventory(inventory('h1', { seq: 3 }), 0);
     expect(m.beat({ id: 'h1', periodMs: 1000, seq: 4 }, 10)).toBe(true);
     m.inventory(inventory('h1', { seq: 2, actors: [] }), 20);
+    // A malformed inventory (a foreign publisher) is no host and changes none.
+    m.inventory({ id: 'h1', name: 'x' } as unknown as HostInventory, 25);
+    m.inventory({ ...inventory('h2'), actors: [{ name: 'a' }] } as unknown as HostInventory, 25);
     expect(m.view(30).hosts[0]!.actors).toHaveLength(1);
     // A restart (new startedAt) counts from 0 again and replaces what was held.
     m.inventory(inventory('h1', { seq: 0, actors: [], startedAt: '2026-01-02T00:00:00.000Z' }), 40);

@@ -90,6 +90,8 @@ export class DashboardModel {
    * held for the same run of the host (replies and events cross).
    */
   inventory(inv: HostInventory, now: number): void {
+    // Heartbeats are not validated on the way in: one malformed (foreign) inventory must not break the view.
+    if (!isInventory(inv)) return;
     const known = this.#hosts.get(inv.id);
     const sameRun = known !== undefined && known.inventory.startedAt === inv.startedAt;
     if (known && sameRun && inv.seq !== undefined && known.inventory.seq !== undefined && inv.seq < known.inventory.seq) return;
@@ -214,6 +216,13 @@ export class DashboardModel {
       events: this.#events,
     };
   }
+}
+
+/** The fields of an inventory the view reads, checked. */
+function isInventory(inv: unknown): inv is HostInventory {
+  if (!isRecord(inv) || typeof inv.id !== 'string' || typeof inv.name !== 'string' || typeof inv.startedAt !== 'string' || !isRecord(inv.labels)) return false;
+  if (!Array.isArray(inv.actors) || !inv.actors.every((a) => isRecord(a) && typeof a.name === 'string' && typeof a.version === 'string' && Number.isSafeInteger(a.instances))) return false;
+  return Array.isArray(inv.providers) && inv.providers.every((p) => isRecord(p) && typeof p.name === 'string');
 }
 
 function health(t: TrackedHost, now: number): { health: Health; reason?: string } {

@@ -84,17 +84,28 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
       else res.write(frame);
     }
   };
+  // A timer's failure (a bug, or a document this code misreads) is logged, never the end of the server.
+  const safely = (what: string, fn: () => void) => () => {
+    try {
+      fn();
+    } catch (err) {
+      options.logger?.warn({ err }, `dashboard: ${what} failed`);
+    }
+  };
   // Changes come in bursts (an app placed on ten hosts): one view per burst, 50 ms after its start.
   let pending: NodeJS.Timeout | undefined;
   const changed = () => {
-    pending ??= setTimeout(() => {
-      pending = undefined;
-      broadcast('view', model.view(Date.now(), traffic));
-    }, 50);
+    pending ??= setTimeout(
+      safely('view', () => {
+        pending = undefined;
+        broadcast('view', model.view(Date.now(), traffic));
+      }),
+      50,
+    );
   };
 
   let healthKey = '';
-  const tick = setInterval(() => {
+  const tick = setInterval(safely('tick', () => {
     const now = Date.now();
     model.sweep(now);
     broadcast('traffic', traffic.tick(now));
@@ -102,7 +113,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     // Health moves with time alone (a missed beat); canaries show their live window.
     if (key !== healthKey || model.hasCanaries()) changed();
     healthKey = key;
-  }, 1000);
+  }), 1000);
 
   const snapshot = () => ({ view: model.view(Date.now(), traffic), series: traffic.history() });
 
@@ -118,7 +129,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
       res.write('retry: 1000\n\n');
       send(res, 'snapshot', snapshot());
       clients.add(res);
-      req.on('close', () => clients.delete(res));
+      res.on('close', () => clients.delete(res));
       return;
     }
     if (path === '/api/state') {
@@ -170,7 +181,10 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
       feeds?.close();
       for (const res of clients) res.end();
       clients.clear();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Browsers hold keep-alive connections open; nothing in flight here is worth waiting for.
+      server.closeAllConnections();
+      await closed;
       if (!options.nc && !nc.isClosed()) await nc.close();
     })());
   return { url, lattice, close, [Symbol.asyncDispose]: close };
