@@ -170,7 +170,8 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     throw err;
   }
   const address = server.address() as AddressInfo;
-  const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address === '0.0.0.0' ? '127.0.0.1' : address.address;
+  // Listening on every interface: the URL to print is the loopback one.
+  const shownHost = address.address === '0.0.0.0' ? '127.0.0.1' : address.address === '::' ? '[::1]' : address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${shownHost}:${address.port}/`;
   options.logger?.info({ url, lattice }, 'dashboard ready');
 
