@@ -188,6 +188,10 @@ describe('dashboard in headless Chromium against a real lattice', () => {
     }
     expect(load.ok).toBeGreaterThan(0);
     await shot('traffic');
+    // One column on a narrow window (a laptop split screen, a tablet).
+    await page.setViewportSize({ width: 820, height: 1000 });
+    await shot('narrow');
+    await page.setViewportSize({ width: 1440, height: 900 });
   });
 
   it('dashboard - a canary state in KV shows its step and decision history', { timeout: 180_000 }, async () => {
