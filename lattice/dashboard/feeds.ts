@@ -28,6 +28,7 @@ export function canaryBucket(subjects: Subjects): string | undefined {
   return buckets.canaries;
 }
 
+/** The dashboard's subscriptions and watches; close() ends them all. */
 export interface Feeds {
   close(): void;
 }

@@ -128,21 +128,25 @@ export class DashboardModel {
     return this.#hosts.get(hostId)?.inventory.name ?? hostId;
   }
 
+  /** An actor's weights document (undefined: deleted). */
   weights(actor: string, doc: ActorWeights | undefined): void {
     if (doc) this.#weights.set(actor, doc);
     else this.#weights.delete(actor);
   }
 
+  /** An actor's canary state document (undefined: deleted). */
   canary(actor: string, state: CanaryState | undefined): void {
     if (state) this.#canaries.set(actor, state);
     else this.#canaries.delete(actor);
   }
 
+  /** An app's current revision (undefined: deleted). */
   revision(app: string, rev: AppRevision | undefined): void {
     if (rev) this.#revisions.set(app, rev);
     else this.#revisions.delete(app);
   }
 
+  /** The status the controller last wrote for an app (undefined: deleted). */
   status(app: string, status: AppStatus | undefined): void {
     if (status) this.#statuses.set(app, status);
     else this.#statuses.delete(app);

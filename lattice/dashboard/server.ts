@@ -124,7 +124,8 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
       return;
     }
     if (path === '/events') {
-      res.writeHead(200, { ...SECURITY, 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      // x-accel-buffering: a proxy in front (nginx) must pass events on as they come.
+      res.writeHead(200, { ...SECURITY, 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
       // A lost connection is retried by the browser after a second; the snapshot makes it whole again.
       res.write('retry: 1000\n\n');
       send(res, 'snapshot', snapshot());
