@@ -247,6 +247,7 @@ function renderTotals() {
   const v = state.view;
   if (!v) return;
   $('lattice').textContent = `lattice ${v.lattice}`;
+  document.title = `Trellis · ${v.lattice}`;
   const healthy = v.hosts.filter((h) => h.health === 'ok').length;
   const versions = new Set(v.hosts.flatMap((h) => h.actors.map((a) => `${a.name}@${a.version}`)));
   let rps = 0;
