@@ -14,12 +14,14 @@ import type { NatsConnection } from 'nats';
 import { TrellisError, toTrellisError } from '../lattice/errors/index.ts';
 import type { Logger } from '../lattice/log/index.ts';
 import type { NatsConnect } from '../lattice/options/index.ts';
-import { digestOf, openArtifacts, openOnce } from '../lattice/state/index.ts';
+import { openArtifacts, openOnce } from '../lattice/state/index.ts';
+import { componentHashes, policyBeyondCaps, type Capability } from '../lattice/signing/index.ts';
 import type { Subjects } from '../lattice/subjects/index.ts';
 import { encode, type ActorInventory, type ActorRequest, type ActorResponse, type ControlRequest, type EventData, type InvokeReply, type Owner } from '../lattice/wire/index.ts';
 import { observe } from '../lattice/canary/histogram.ts';
 import type { VersionCounts } from '../lattice/metrics/index.ts';
 import type { HostMetrics } from './metrics.ts';
+import type { ComponentTrust } from './signing.ts';
 import { compilePolicy, PROGRESS_REPLY, type ActorRuntime, type LatticeServing } from './runtime/index.ts';
 
 interface Running {
@@ -33,6 +35,8 @@ interface Running {
   runtimeName: string;
   /** The app revision that placed these instances; absent when started by hand. */
   owner?: Owner;
+  /** What its signature lets it use; absent when the host checks no signatures. */
+  caps?: ReadonlySet<Capability>;
 }
 
 /**
@@ -73,6 +77,8 @@ export class ActorSupervisor {
     private readonly logger: Logger,
     private readonly metrics: HostMetrics,
     private readonly emit: Emit,
+    /** Which components may run (signatures); absent: all. */
+    private readonly trust?: ComponentTrust,
   ) {}
 
   /** What runs here, for inventory and heartbeats. */
@@ -80,19 +86,28 @@ export class ActorSupervisor {
     return [...this.running.values()].map((r) => this.inventoryOf(r));
   }
 
-  /** Fetch bytes by digest: local disk cache first, then the lattice object store (verified). */
-  private async fetchArtifact(digest: string): Promise<Uint8Array> {
+  /**
+   * Fetch bytes by digest: local disk cache first, then the lattice object store (verified).
+   * From the cache, the digest check also yields the hash signed claims cover (one pass).
+   */
+  private async fetchArtifact(digest: string): Promise<{ bytes: Uint8Array; unsignedHash?: string }> {
     const file = path.join(this.cacheDir, 'artifacts', `${digest.replace(':', '-')}.wasm`);
     try {
       const bytes = new Uint8Array(await readFile(file));
-      if (digestOf(bytes) === digest) return bytes;
+      const hashes = componentHashes(bytes);
+      if (hashes.digest === digest) return { bytes, unsignedHash: hashes.unsignedHash };
     } catch {
       // Not cached yet.
     }
     const bytes = await (await this.artifacts.get()).fetch(digest);
     await mkdir(path.dirname(file), { recursive: true });
     await writeFile(file, bytes);
-    return bytes;
+    return { bytes };
+  }
+
+  /** What actor@version's signature lets it use (undefined: not bounded, no signatures checked). */
+  capsOf(actor: string, version: string): ReadonlySet<Capability> | undefined {
+    return this.running.get(`${actor}@${version}`)?.caps;
   }
 
   /**
@@ -146,6 +161,8 @@ export class ActorSupervisor {
           `${count} instances of ${key} may use up to ${Math.ceil(worstCaseBytes / 2 ** 20)} MiB (maxMemoryPages ${policy.maxMemoryPages} each), more than this host's ${Math.floor(os.totalmem() / 2 ** 20)} MiB: lower maxMemoryPages in the policy or the count`,
         );
       }
+      const beyond = existing?.caps && policyBeyondCaps(policy, existing.caps);
+      if (beyond) throw new TrellisError('TRELLIS_CAPABILITY_DENIED', beyond);
       // Only the count changed: resize in place, keeping the warm instances (and not reading
       // the artifact again).
       if (existing && (await this.runtime.rescale(key, policy))) {
@@ -156,7 +173,9 @@ export class ActorSupervisor {
         this.logger.info({ actor, version, digest, count }, 'actor scaled');
         return this.inventoryOf(existing);
       }
-      const bytes = await this.fetchArtifact(digest);
+      const { bytes, unsignedHash } = await this.fetchArtifact(digest);
+      // Before anything of it runs: unsigned, tampered, expired or untrusted never loads.
+      const vouched = await this.trust?.check(bytes, unsignedHash, policy);
       // Resolves once every worker is subscribed: the server knows our interest before we say
       // we are started. A reload (scale, policy) subscribes the new workers before the old
       // ones drain, so the version never stops answering.
@@ -165,8 +184,9 @@ export class ActorSupervisor {
         existing.count = count;
         existing.policy = rawPolicy;
         existing.owner = owner;
+        existing.caps = vouched?.caps;
       } else {
-        this.running.set(key, { actor, version, digest, world: loaded.world, count, policy: rawPolicy, startedAt: new Date().toISOString(), runtimeName: key, ...(owner ? { owner } : {}) });
+        this.running.set(key, { actor, version, digest, world: loaded.world, count, policy: rawPolicy, startedAt: new Date().toISOString(), runtimeName: key, ...(owner ? { owner } : {}), ...(vouched ? { caps: vouched.caps } : {}) });
       }
       this.emit('actor_started', { hostId: this.hostId, actor, version, digest, instances: count });
       this.logger.info({ actor, version, digest, count }, 'actor started');

@@ -9,14 +9,20 @@ import type { NatsConnection } from 'nats';
 import { TrellisError, fromNatsError, fromWire } from '../lattice/errors/index.ts';
 import { linkKey, openLinks, type CapabilityInterface, type Link } from '../lattice/links/index.ts';
 import type { RpcClient } from '../lattice/rpc/index.ts';
+import { requireCapability, type Capability } from '../lattice/signing/index.ts';
 import { openOnce } from '../lattice/state/index.ts';
 import type { Subjects } from '../lattice/subjects/index.ts';
 import { decode, encode, type ActorResponse, type KeyValueOp, type ProviderReply, type ProviderRequest } from '../lattice/wire/index.ts';
 import type { CapabilityCall, HostCapabilities, KeyValueCapability } from './runtime/index.ts';
 
-/** Build the capabilities a host offers its actors. Links are followed lazily on first use. */
-export function createCapabilities(options: { nc: NatsConnection; subjects: Subjects; rpc: () => Promise<RpcClient> }): { capabilities: HostCapabilities; close(): void } {
+/**
+ * Build the capabilities a host offers its actors. Links are followed lazily on first use.
+ * `grantedCaps` gives what a signed actor version may use (undefined: unbounded); a link it was
+ * not signed for is refused on every call, so a link written later cannot widen it either.
+ */
+export function createCapabilities(options: { nc: NatsConnection; subjects: Subjects; rpc: () => Promise<RpcClient>; grantedCaps?: (actor: string, version: string) => ReadonlySet<Capability> | undefined }): { capabilities: HostCapabilities; close(): void } {
   const { nc, subjects } = options;
+  const bound = (who: CapabilityCall, cap: Capability) => requireCapability(`${who.actor}@${who.version}`, options.grantedCaps?.(who.actor, who.version), cap);
   const links = new Map<string, Link>();
   const following = openOnce(() => openLinks(nc, subjects).then((store) => store.follow(links)));
 
@@ -31,12 +37,15 @@ export function createCapabilities(options: { nc: NatsConnection; subjects: Subj
   }
 
   async function call(who: CapabilityCall, iface: CapabilityInterface, op: string, args: unknown[]): Promise<unknown> {
+    bound(who, iface);
     const link = await linkFor(who.actor, iface);
     const request: ProviderRequest = {
       actor: who.actor,
       version: who.version,
       op,
       config: link.config,
+      // Sealed: passed through unopened; only the provider holds the key.
+      ...(link.secrets ? { secrets: link.secrets } : {}),
       args,
       // Only outbound HTTP needs the policy's hosts.
       allowedHosts: iface === 'http-client' ? [...who.allowedHosts] : undefined,
@@ -72,7 +81,10 @@ export function createCapabilities(options: { nc: NatsConnection; subjects: Subj
     httpSend: async (who, request) => (await call(who, 'http-client', 'send', [request])) as ActorResponse,
     // The callee's invocation id follows from this call's (see lattice/rpc/ids.ts): a retry of
     // the calling invocation repeats it, so the callee's writes are applied once as well.
-    callActor: async (who, target, request, deadlineMs) => (await (await options.rpc()).invoke(target, request, { deadlineMs, parent: { id: who.invocationId, seq: who.seq } })).response,
+    callActor: async (who, target, request, deadlineMs) => {
+      bound(who, 'actor-call');
+      return (await (await options.rpc()).invoke(target, request, { deadlineMs, parent: { id: who.invocationId, seq: who.seq } })).response;
+    },
   };
   return {
     capabilities,

@@ -28,6 +28,7 @@ import { startOpsServer } from './http.ts';
 import { HostRegistration } from './registration.ts';
 import { ActorSupervisor } from './actors.ts';
 import { createCapabilities } from './capabilities.ts';
+import { createComponentTrust } from './signing.ts';
 import { ProviderSupervisor } from './providers.ts';
 import { startGateway, type Gateway } from '../providers/index.ts';
 import { createHostMetrics, type HostMetrics } from './metrics.ts';
@@ -111,7 +112,8 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
     }),
   );
   const rpcClient = rpc.get;
-  const caps = createCapabilities({ nc, subjects, rpc: rpcClient });
+  const caps = createCapabilities({ nc, subjects, rpc: rpcClient, grantedCaps: (a, v) => actors?.capsOf(a, v) });
+  const trust = createComponentTrust({ nc, subjects, hostIssuers: options.allowedIssuers, logger });
   const runtime = await createRuntime({ cacheDir: `${options.cacheDir}/components`, logger, capabilities: caps.capabilities });
   let inventoryChanged = () => {};
   const emit: Emit = (kind, data) => {
@@ -119,10 +121,11 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
     nc.publish(subjects.event(kind), encodeEvent(makeEvent(kind, `/trellis/${options.lattice}/host/${id}`, data)));
     if (INVENTORY_EVENTS.has(kind)) inventoryChanged();
   };
-  actors = new ActorSupervisor(id, name, options.connect, nc, subjects, runtime, options.cacheDir, logger, metrics, emit);
-  const providers = new ProviderSupervisor(id, options.providerConnect, options.lattice, logger, emit, options.logLevel);
+  actors = new ActorSupervisor(id, name, options.connect, nc, subjects, runtime, options.cacheDir, logger, metrics, emit, trust);
+  const providers = new ProviderSupervisor(id, options.providerConnect, options.lattice, logger, emit, options.logLevel, options.secretsKeyFile ? ['--secrets-key', options.secretsKeyFile] : []);
   const host = new HostImpl(id, name, options, subjects, nc, logger, metrics, startedAt, userLabels, actors, providers, runtime, emit, async () => {
     caps.close();
+    trust.close();
     await traffic.close();
     await rpc.opened()?.then(
       (client) => client.close(),
@@ -298,7 +301,7 @@ class HostImpl implements Host {
       this.resolveStopped();
     });
     // `nats`: what it connects with, never a secret (kinds, users, public keys, file names).
-    this.logger.info({ name: this.name, labels: this.labels(), servers: this.options.servers, nats: describeConnect(this.options.connect), opsUrl: this.opsUrl }, 'host started');
+    this.logger.info({ name: this.name, labels: this.labels(), servers: this.options.servers, nats: describeConnect(this.options.connect), opsUrl: this.opsUrl, allowedIssuers: this.options.allowedIssuers }, 'host started');
   }
 
   private heartbeat(): void {

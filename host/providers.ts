@@ -52,6 +52,8 @@ export class ProviderSupervisor {
     private readonly logger: Logger,
     private readonly emit: Emit,
     private readonly logLevel: string,
+    /** More arguments of every provider process (the secrets key file: a path, never the seed). */
+    private readonly extraArgs: readonly string[] = [],
   ) {}
 
   inventory(): ProviderInventory[] {
@@ -98,7 +100,7 @@ export class ProviderSupervisor {
   private launch(p: Supervised): Promise<void> {
     // The IPC channel carries the provider's ready message, and its end tells the provider that
     // this host is gone (providers/service.ts followSupervisor), even when nothing else could.
-    const child = spawn(process.execPath, [CLI, 'provider', p.kind, '--lattice', this.lattice, '--log-level', this.logLevel], {
+    const child = spawn(process.execPath, [CLI, 'provider', p.kind, '--lattice', this.lattice, '--log-level', this.logLevel, ...this.extraArgs], {
       stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
       env: childConnectEnv(this.connect),
     });

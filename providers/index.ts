@@ -1,5 +1,6 @@
 /** Capability providers: the single entry others import. */
 import type { NatsConnection } from 'nats';
+import type { KeyPair } from 'nkeys.js';
 import type { Logger } from '../lattice/log/index.ts';
 import { providerKind, type ProviderKind } from '../lattice/links/index.ts';
 import { badOption, latticeOption, LogLevels, serversOption, type LogLevel } from '../lattice/options/index.ts';
@@ -12,13 +13,13 @@ export type { ProviderService, SupervisorLink } from './service.ts';
 export { followSupervisor } from './service.ts';
 export { startGateway, openHttpRoutes, type Gateway, type GatewayOptions, type HttpRoute, type HttpRouteStore } from './http-gateway/index.ts';
 
-/** Start a provider of `kind` on a connection (in this process). */
-export function startProvider(kind: string, nc: NatsConnection, subjects: Subjects, logger: Logger): ProviderService {
+/** Start a provider of `kind` on a connection (in this process); `secretsKey` opens sealed link secrets. */
+export function startProvider(kind: string, nc: NatsConnection, subjects: Subjects, logger: Logger, secretsKey?: KeyPair): ProviderService {
   switch (providerKind(kind)) {
     case 'keyvalue-nats':
-      return startKeyValueProvider(nc, subjects, logger);
+      return startKeyValueProvider(nc, subjects, logger, secretsKey);
     case 'http-client':
-      return startHttpClientProvider(nc, subjects, logger);
+      return startHttpClientProvider(nc, subjects, logger, { secretsKey });
   }
 }
 

@@ -4,7 +4,9 @@
  * processes share the load and fail over like actors do.
  */
 import type { NatsConnection, Subscription } from 'nats';
+import type { KeyPair } from 'nkeys.js';
 import { TrellisError, toTrellisError } from '../lattice/errors/index.ts';
+import { SECRET_MASK, unsealInto } from '../lattice/secrets/index.ts';
 import type { Logger } from '../lattice/log/index.ts';
 import type { ProviderKind } from '../lattice/links/index.ts';
 import type { Subjects } from '../lattice/subjects/index.ts';
@@ -19,13 +21,18 @@ export interface ProviderService extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** Serve `ops` for `kind` on the lattice until closed. Bad requests get error replies, never crashes. */
-export function serveProvider(nc: NatsConnection, subjects: Subjects, kind: ProviderKind, ops: ProviderOps, logger: Logger): ProviderService {
+/**
+ * Serve `ops` for `kind` on the lattice until closed. Bad requests get error replies, never crashes.
+ * With `secretsKey` (the lattice's curve key) a link's sealed secrets are opened into the config
+ * the op sees, and never leave this process: an error that quotes one says `***` instead.
+ */
+export function serveProvider(nc: NatsConnection, subjects: Subjects, kind: ProviderKind, ops: ProviderOps, logger: Logger, secretsKey?: KeyPair): ProviderService {
   const sub: Subscription = nc.subscribe(subjects.provider(kind), {
     queue: subjects.providerQueue(kind),
     callback: (_err, msg) => {
       void (async () => {
         let reply: ProviderReply;
+        let opened: string[] = [];
         try {
           const request = decode<ProviderRequest>(msg.data, `${kind} request`);
           if (!isRecord(request) || typeof request.op !== 'string' || !Array.isArray(request.args) || !isRecord(request.config)) {
@@ -33,10 +40,20 @@ export function serveProvider(nc: NatsConnection, subjects: Subjects, kind: Prov
           }
           const op = Object.hasOwn(ops, request.op) ? ops[request.op] : undefined;
           if (!op) throw new TrellisError('TRELLIS_UNKNOWN_COMMAND', `${kind} has no operation "${request.op}"`);
+          if (request.secrets !== undefined) {
+            if (!isRecord(request.secrets)) throw new TrellisError('TRELLIS_BAD_REQUEST', `${kind} request secrets must be a map`);
+            const config = unsealInto(request.config, request.secrets as Record<string, string>, { actor: String(request.actor), provider: kind }, secretsKey);
+            opened = Object.keys(request.secrets).map((name) => config[name]!).filter((v) => v !== '');
+            request.config = config;
+            delete request.secrets;
+          }
           reply = { ok: true, value: await op(request) };
         } catch (err) {
-          const error = toTrellisError(err);
-          if (error.code === 'TRELLIS_INTERNAL') logger.error({ err }, 'provider operation failed');
+          let error = toTrellisError(err);
+          const redacted = opened.reduce((text, secret) => text.split(secret).join(SECRET_MASK), error.message);
+          if (redacted !== error.message) error = new TrellisError(error.code, redacted);
+          // The redacted error only, once a secret was opened: the original may quote it (message, stack).
+          if (error.code === 'TRELLIS_INTERNAL') logger.error({ err: opened.length > 0 ? error : err }, 'provider operation failed');
           reply = { ok: false, error: error.toJSON() };
         }
         if (msg.reply) msg.respond(encode(reply));

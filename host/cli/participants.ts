@@ -16,6 +16,9 @@ export const participantFlags = {
   ...natsAuthFlags,
 } as const satisfies Flags;
 
+/** The lattice's curve seed file: opens sealed link secrets (a host hands it to its providers). */
+const secretsKeyFlag = { type: 'string', help: 'file with the lattice curve seed that opens sealed link secrets', env: 'TRELLIS_SECRETS_KEY_FILE', placeholder: 'file' } as const;
+
 export const hostFlags = {
   ...participantFlags,
   label: { type: 'pairs', short: 'l', help: 'a label key=value, e.g. --label cloud=aws' },
@@ -27,6 +30,8 @@ export const hostFlags = {
   'http-port': { type: 'int', help: 'serve /metrics, /health, /ready on this port (0: any free port)', max: 65535 },
   'http-host': { type: 'string', help: 'address for the HTTP port (default 127.0.0.1)', placeholder: 'address' },
   gateway: { type: 'string', help: 'also run the HTTP gateway on host:port (e.g. :8080); local instances answer without NATS', placeholder: 'host:port' },
+  'allowed-issuer': { type: 'list', help: 'run only components signed by this issuer public key (and the lattice list: trellis issuers); env TRELLIS_ALLOWED_ISSUERS, comma separated' },
+  'secrets-key': secretsKeyFlag,
   ...controllerAuthFlags,
   ...providerAuthFlags,
 } as const satisfies Flags;
@@ -53,6 +58,8 @@ export const commands = [
         httpHost: flags.httpHost,
         logLevel: flags.logLevel,
         gateway: flags.gateway,
+        ...(flags.allowedIssuer.length > 0 ? { allowedIssuers: flags.allowedIssuer } : {}),
+        secretsKeyFile: flags.secretsKey,
         auth: authFromFlags(flags),
         controllerAuth: roleAuthFromFlags(flags, 'controller'),
         providerAuth: roleAuthFromFlags(flags, 'provider'),
@@ -90,9 +97,11 @@ export const commands = [
     args: ['keyvalue-nats|http-client'],
     summary: 'run a capability provider as a standalone lattice participant',
     participant: true,
-    flags: participantFlags,
+    flags: { ...participantFlags, 'secrets-key': secretsKeyFlag },
     async run({ args, flags }) {
       const { createLogger } = await import('../../lattice/log/index.ts');
+      // Read first: a provider that cannot open the secrets it is given fails at start, not per call.
+      const secretsKey = flags.secretsKey ? await (await import('../../lattice/signing/index.ts')).readSeedFile(flags.secretsKey, ['curve'], 'secrets key') : undefined;
       const { connectParticipant } = await import('../../lattice/control/index.ts');
       const { subjects: buildSubjects } = await import('../../lattice/subjects/index.ts');
       const { compileProviderOptions, followSupervisor, startProvider } = await import('../../providers/index.ts');
@@ -102,7 +111,7 @@ export const commands = [
       const logger = createLogger({ component: 'provider', level: logLevel }).child({ provider: kind, lattice });
       const supervisor = followSupervisor(logger);
       const nc = await connectParticipant(connect, `trellis-provider-${kind}`);
-      const service = startProvider(kind, nc, buildSubjects(lattice), logger);
+      const service = startProvider(kind, nc, buildSubjects(lattice), logger, secretsKey);
       await nc.flush();
       logger.info('provider ready');
       supervisor.ready();

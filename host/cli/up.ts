@@ -36,10 +36,13 @@ export const commands = [
       port: { type: 'int', help: 'NATS client port (0: any free port, printed at start)', default: 4222, min: 0, max: 65535 },
       'data-dir': { type: 'string', help: 'state directory (default ~/.local/state/trellis)', placeholder: 'dir' },
       bare: { type: 'boolean', help: 'no demo actors' },
+      dashboard: { type: 'string', help: 'serve the live lattice dashboard on host:port ("off": none)', default: '127.0.0.1:8090', placeholder: 'host:port' },
     },
     async run({ flags }) {
       if (flags.nats) throw new TrellisError('TRELLIS_BAD_OPTION', '--nats does not apply to `up`, which runs its own nats-server; use `trellis host --nats ...` to join an existing one');
       const { startHost, stateDir } = await import('../index.ts');
+      // Checked before anything starts: a typo must not leave a lattice half up.
+      if (flags.dashboard !== 'off') (await import('../../lattice/http/index.ts')).parseListen(flags.dashboard, '--dashboard');
       const { startNats } = await import('../../lattice/nats-server/index.ts');
       const dataDir = flags.dataDir ?? stateDir();
       const port = flags.port;
@@ -77,6 +80,9 @@ export const commands = [
           cacheDir: `${dataDir}/cache`,
           gateway: flags.gateway,
           logLevel: flags.logLevel,
+          // Accepted through hostFlags: a security flag accepted must never be ignored.
+          ...(flags.allowedIssuer.length > 0 ? { allowedIssuers: flags.allowedIssuer } : {}),
+          secretsKeyFile: flags.secretsKey,
           ...(secure ? { auth: secure.auth.host, controllerAuth: secure.auth.controller, providerAuth: secure.auth.provider } : {}),
         }, env);
       } catch (err) {
@@ -86,6 +92,8 @@ export const commands = [
       const lattice = host.lattice === 'default' ? '' : ` --lattice ${host.lattice}`;
       const natsFlag = nats.port === 4222 ? '' : ` --nats ${nats.url}`;
       const gatewayUrl = host.gateway!.url;
+      // Started before the demo is deployed, so the page shows it being placed.
+      const dashboard = await startUpDashboard(flags.dashboard, nats.url, host.lattice);
       if (!flags.bare) {
         try {
           await deployDemo(nats.url, host, (line) => console.log(`  ${line}`), secure?.auth.operator ?? {}, env);
@@ -99,10 +107,12 @@ export const commands = [
         ['lattice', host.lattice],
         ['host', `${host.name} ${host.id}`],
         ['gateway', gatewayUrl],
+        ...(dashboard ? [['dashboard', dashboard.url]] : []),
         ['data', dataDir],
         ...(secure ? [['credentials', `${dataDir}/creds/<role>.nk (host, controller, provider, gateway, operator)`]] : []),
       ]));
       console.log('');
+      if (dashboard) console.log(`Watch the lattice live: open ${dashboard.url} in a browser.`);
       console.log('Try, from another terminal:');
       if (secure) console.log(`  export TRELLIS_NATS_NKEY=${secure.files.operator}   # the operator's key: the server admits nobody without one`);
       if (!flags.bare) {
@@ -116,12 +126,32 @@ export const commands = [
       console.log(`  npx trellis invoke hello --data world${natsFlag}${lattice}`);
       console.log('');
       console.log('Ctrl-C stops the host, the gateway and nats-server.');
-      const code = await runHostUntilStopped(host, () => nats.stop());
+      const code = await runHostUntilStopped(host, async () => {
+        await dashboard?.close();
+        await nats.stop();
+      });
       console.log('stopped.');
       return code;
     },
   }),
 ];
+
+/**
+ * The dashboard of `up` (lattice/dashboard), unless `--dashboard off`. A port in use costs the
+ * page, not the lattice: `up` says so and runs on.
+ */
+async function startUpDashboard(listen: string, natsUrl: string, lattice: string): Promise<import('../../lattice/dashboard/index.ts').Dashboard | undefined> {
+  if (listen === 'off') return undefined;
+  const { startDashboard } = await import('../../lattice/dashboard/index.ts');
+  try {
+    const dashboard = await startDashboard({ nats: natsUrl, lattice, listen });
+    console.log(`dashboard on ${dashboard.url}`);
+    return dashboard;
+  } catch (err) {
+    console.error(`dashboard not started on ${listen} (${(err as Error).message}); try --dashboard 127.0.0.1:0`);
+    return undefined;
+  }
+}
 
 /** The embedded host keeps one identity across `up` runs: its seed lives in the data dir. */
 async function persistentSeed(dataDir: string): Promise<string> {

@@ -6,6 +6,7 @@
 import os from 'node:os';
 import { TrellisError } from '../../lattice/errors/index.ts';
 import { LogLevels, type LogLevel } from '../../lattice/log/index.ts';
+import { isIssuerKey } from '../../lattice/signing/index.ts';
 import { badOption as bad, compileNatsConnect, intOption as intInRange, latticeOption, natsAuthFromEnv, serversOption, type NatsAuthOptions, type NatsConnect } from '../../lattice/options/index.ts';
 
 /** Options a user may give; every field has a documented default. */
@@ -43,6 +44,13 @@ export interface HostOptions {
   cacheDir?: string;
   /** Run the HTTP gateway in this host on host:port (local-first calls). Default: none. */
   gateway?: string;
+  /**
+   * Issuer public keys whose signed components this host runs (with the lattice's list in KV).
+   * Default: $TRELLIS_ALLOWED_ISSUERS (comma separated) or none; none anywhere: unsigned run too.
+   */
+  allowedIssuers?: string[];
+  /** The lattice's curve seed file, handed to the providers this host starts. Default: $TRELLIS_SECRETS_KEY_FILE. */
+  secretsKeyFile?: string;
   /** NATS credential and TLS of the host (role host). Default: the `TRELLIS_NATS_…` variables. */
   auth?: NatsAuthOptions;
   /** The credential of the controller it runs (role controller); TLS is the host's. Default: the host's credential. */
@@ -69,6 +77,8 @@ export interface CompiledHostOptions {
   logLevel: LogLevel;
   cacheDir: string;
   gateway?: string;
+  allowedIssuers: string[];
+  secretsKeyFile?: string;
   /** How the host, its workers, its controller and its providers connect (secrets inside: never log). */
   connect: NatsConnect;
   controllerConnect: NatsConnect;
@@ -97,6 +107,13 @@ export function validateLabel(key: string, value: string): void {
 export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
   const base = env.XDG_STATE_HOME || `${os.homedir()}/.local/state`;
   return `${base}/trellis`;
+}
+
+/** The host's own allowed issuers: the option, else $TRELLIS_ALLOWED_ISSUERS; each must be an issuer key. */
+function allowedIssuersOption(input: string[] | undefined, env: NodeJS.ProcessEnv): string[] {
+  const keys = input ?? (env.TRELLIS_ALLOWED_ISSUERS ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+  for (const key of keys) if (!isIssuerKey(key)) bad('--allowed-issuer', `"${key}" is not an issuer public key (an account, operator or user nkey: A..., O... or U...)`);
+  return [...new Set(keys)];
 }
 
 /** Validate options (plus environment defaults) into the complete internal form. */
@@ -166,5 +183,7 @@ export function compileHostOptions(input: HostOptions = {}, env: NodeJS.ProcessE
     logLevel,
     cacheDir: input.cacheDir ?? `${stateDir(env)}/cache`,
     gateway: input.gateway,
+    allowedIssuers: allowedIssuersOption(input.allowedIssuers, env),
+    secretsKeyFile: input.secretsKeyFile ?? (env.TRELLIS_SECRETS_KEY_FILE || undefined),
   };
 }

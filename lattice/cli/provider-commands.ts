@@ -58,13 +58,24 @@ export const commands = [
     words: ['link', 'put'],
     args: ['actor', 'provider', 'key=value...?'],
     summary: 'link an actor to a provider with config, e.g. link put counter keyvalue-nats bucket=counters',
+    details: 'Secrets (--secret, --secret-file) are sealed to the lattice key (`trellis secrets key set`):\nonly a provider with its seed (--secrets-key) opens them; everything else shows ***.',
     lattice: true,
-    async run({ client, args }) {
+    flags: {
+      // Lists, not pairs: a malformed one must not be echoed in the error (parsed in secret-flags.ts).
+      secret: { type: 'list', help: 'a secret name=value, sealed before it leaves this process (repeatable)' },
+      'secret-file': { type: 'list', help: 'a secret name=<file> read from the file, out of ps and shell history (repeatable)' },
+    },
+    async run({ client, args, flags }) {
       const [actor, provider, ...pairs] = args as [string, string, ...string[]];
       const { parsePairs } = await import('./command.ts');
       const { openLinks } = await import('../links/index.ts');
-      const link = await (await openLinks(client.nc, client.subjects)).put(actor, provider, parsePairs(pairs, 'config'));
-      return { data: link, text: `linked ${actor} → ${link.provider} (${link.interface}) ${pairs.join(' ')}`.trim() };
+      const { sealLinkSecrets } = await import('./secret-flags.ts');
+      const secrets = await sealLinkSecrets(client, actor, provider, flags.secret, flags.secretFile);
+      const link = await (await openLinks(client.nc, client.subjects)).put(actor, provider, parsePairs(pairs, 'config'), secrets);
+      const { maskSecrets } = await import('../secrets/index.ts');
+      const shown = { ...link, ...(link.secrets ? { secrets: maskSecrets(link.secrets) } : {}) };
+      const sealed = Object.keys(link.secrets ?? {}).map((k) => `${k}=***`);
+      return { data: shown, text: `linked ${actor} → ${link.provider} (${link.interface}) ${[...pairs, ...sealed].join(' ')}`.trim() };
     },
   }),
   command({
@@ -74,8 +85,10 @@ export const commands = [
     lattice: true,
     async run({ client, args }) {
       const { openLinks } = await import('../links/index.ts');
-      const links = await (await openLinks(client.nc, client.subjects)).list(args[0]);
-      const text = links.length === 0 ? 'no links' : table(['ACTOR', 'INTERFACE', 'PROVIDER', 'CONFIG'], links.map((l) => [l.actor, l.interface, l.provider, Object.entries(l.config).map(([k, v]) => `${k}=${v}`).join(',')]));
+      const { maskSecrets } = await import('../secrets/index.ts');
+      // Secrets never leave sealed, and not even sealed here: `***` is all anyone reading links sees.
+      const links = (await (await openLinks(client.nc, client.subjects)).list(args[0])).map((l) => (l.secrets ? { ...l, secrets: maskSecrets(l.secrets)! } : l));
+      const text = links.length === 0 ? 'no links' : table(['ACTOR', 'INTERFACE', 'PROVIDER', 'CONFIG'], links.map((l) => [l.actor, l.interface, l.provider, Object.entries({ ...l.config, ...l.secrets }).map(([k, v]) => `${k}=${v}`).join(',')]));
       return { data: links, text };
     },
   }),

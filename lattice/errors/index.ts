@@ -49,6 +49,14 @@ export const ErrorCodes = {
   TRELLIS_NATS_AUTH: { http: 503, retry: 'never', hint: 'check the NATS credentials (--nats-creds, --nats-nkey, --nats-user/--nats-password, --nats-token) and the TLS files' },
   TRELLIS_PERMISSION_DENIED: { http: 403, retry: 'never', hint: 'the NATS credential lacks permission for this subject; use a credential of the right role' },
   TRELLIS_CONFLICT: { http: 409, retry: 'never', hint: 'the document changed (or exists) since it was read: read it again and retry' },
+  // Signed components and sealed secrets.
+  TRELLIS_UNSIGNED: { http: 403, retry: 'never', hint: 'sign the component: `trellis sign <file.wasm> --issuer <seed file> -o <signed.wasm>`, with an allowed issuer' },
+  TRELLIS_BAD_SIGNATURE: { http: 403, retry: 'never', hint: 'the component or its claims changed after signing: sign the original again and push that' },
+  TRELLIS_EXPIRED: { http: 403, retry: 'never', hint: 'the claims expired: sign the component again with a later --expires' },
+  TRELLIS_NOT_YET_VALID: { http: 403, retry: 'never', hint: 'the claims are not valid yet (--not-before): wait, or sign again' },
+  TRELLIS_UNTRUSTED_ISSUER: { http: 403, retry: 'never', hint: 'sign with an allowed issuer, or allow this one: `trellis issuers add <public key>` or `--allowed-issuer`' },
+  TRELLIS_CAPABILITY_DENIED: { http: 403, retry: 'never', hint: 'the component was signed without this capability: sign it again with --caps including it' },
+  TRELLIS_SECRET_UNSEALABLE: { http: 502, retry: 'never', hint: 'give the provider the lattice secrets key (--secrets-key) that the secret was sealed to, or put the secret again' },
 } as const satisfies Record<string, { http: number; retry: RetryClass; hint: string }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

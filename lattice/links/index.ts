@@ -9,6 +9,7 @@ import { TrellisError } from '../errors/index.ts';
 import { checkBucketName } from '../state/index.ts';
 import { token, type Subjects } from '../subjects/index.ts';
 import { isRecord } from '../wire/index.ts';
+import { isSealed } from '../secrets/index.ts';
 
 /** Capability interfaces an actor can import, and the provider kinds that implement them. */
 export const ProviderKinds = {
@@ -32,6 +33,11 @@ export interface Link {
   provider: ProviderKind;
   interface: CapabilityInterface;
   config: Record<string, string>;
+  /**
+   * Secret values sealed to the lattice's curve key (lattice/secrets); only the provider opens
+   * them, and every display shows them as `***`. Absent when the link has none.
+   */
+  secrets?: Record<string, string>;
   updatedAt: string;
   /** The app that declared it (its reconciler removes it with the app); absent when made by hand. */
   app?: string;
@@ -39,7 +45,8 @@ export interface Link {
 
 /** Read, write and watch links. */
 export interface LinkStore {
-  put(actor: string, provider: string, config: Record<string, string>): Promise<Link>;
+  /** Write a link; `secrets` are already sealed (lattice/secrets sealSecret). */
+  put(actor: string, provider: string, config: Record<string, string>, secrets?: Record<string, string>): Promise<Link>;
   get(actor: string, iface: CapabilityInterface): Promise<Link | undefined>;
   list(actor?: string): Promise<Link[]>;
   delete(actor: string, provider: string): Promise<void>;
@@ -69,6 +76,15 @@ export const linkKind: DocumentKind<Link> = {
     }
     if (provider === 'keyvalue-nats' && config.bucket !== undefined) checkBucketName(config.bucket);
     const link: Link = { actor: token(value.actor as string, 'actor name'), provider, interface: ProviderKinds[provider].interface, config, updatedAt: value.updatedAt };
+    if (value.secrets !== undefined) {
+      if (!isRecord(value.secrets)) throw new TrellisError('TRELLIS_BAD_REQUEST', 'link secrets must be a map of sealed values');
+      // Plaintext must never reach the bucket: only sealed values are stored.
+      for (const [k, v] of Object.entries(value.secrets)) {
+        if (!isSealed(v)) throw new TrellisError('TRELLIS_BAD_REQUEST', `link secret ${k} is not a sealed value (seal it with \`trellis link put --secret\`)`);
+        if (Object.hasOwn(config, k)) throw new TrellisError('TRELLIS_BAD_REQUEST', `link ${k} is both a config value and a secret; give it once`);
+      }
+      if (Object.keys(value.secrets).length > 0) link.secrets = { ...(value.secrets as Record<string, string>) };
+    }
     return typeof value.app === 'string' ? { ...link, app: token(value.app, 'app name') } : link;
   },
 };
@@ -77,9 +93,9 @@ export const linkKind: DocumentKind<Link> = {
 export async function openLinks(nc: NatsConnection, subjects: Subjects): Promise<LinkStore> {
   const docs = await openDocuments(nc, subjects, linkKind);
   return {
-    async put(actor, provider, config) {
+    async put(actor, provider, config, secrets) {
       const kind = providerKind(provider);
-      return (await docs.put({ actor, provider: kind, interface: ProviderKinds[kind].interface, config, updatedAt: new Date().toISOString() })).value;
+      return (await docs.put({ actor, provider: kind, interface: ProviderKinds[kind].interface, config, ...(secrets ? { secrets } : {}), updatedAt: new Date().toISOString() })).value;
     },
     async get(actor, iface) {
       return (await docs.get(linkKey(token(actor, 'actor name'), iface)))?.value;

@@ -27,6 +27,8 @@ export interface ProviderRequest {
   version?: string;
   op: string;
   config: Record<string, string>;
+  /** The link's secrets, still sealed: the host cannot read them, the provider opens them. */
+  secrets?: Record<string, string>;
   args: unknown[];
   /** The actor's allowed outbound hosts, for providers that reach the network. */
   allowedHosts?: string[];

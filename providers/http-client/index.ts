@@ -3,6 +3,7 @@
  * host before the call, and again here, so a provider never trusts a caller to have checked).
  */
 import type { NatsConnection } from 'nats';
+import type { KeyPair } from 'nkeys.js';
 import { TrellisError } from '../../lattice/errors/index.ts';
 import { hostAllowed } from '../../lattice/http/index.ts';
 import type { Logger } from '../../lattice/log/index.ts';
@@ -10,8 +11,15 @@ import type { Subjects } from '../../lattice/subjects/index.ts';
 import type { ActorResponse, Header } from '../../lattice/wire/index.ts';
 import { serveProvider, type ProviderService } from '../service.ts';
 
-/** Start serving outbound HTTP for actors. */
-export function startHttpClientProvider(nc: NatsConnection, subjects: Subjects, logger: Logger, options: { timeoutMs?: number } = {}): ProviderService {
+/** Link config (or sealed secret) keys `header.<name>` are sent as that header on every request. */
+const HEADER_PREFIX = 'header.';
+
+/**
+ * Start serving outbound HTTP for actors. A link's `header.<name>` values (typically a sealed
+ * `--secret header.authorization=...`) go out with every request of that actor, so the actor
+ * uses an API credential it never sees.
+ */
+export function startHttpClientProvider(nc: NatsConnection, subjects: Subjects, logger: Logger, options: { timeoutMs?: number; secretsKey?: KeyPair } = {}): ProviderService {
   return serveProvider(nc, subjects, 'http-client', {
     async send(r) {
       const req = r.args[0] as { method: string; url: string; headers: Header[]; body: Uint8Array };
@@ -22,17 +30,19 @@ export function startHttpClientProvider(nc: NatsConnection, subjects: Subjects, 
         throw new TrellisError('TRELLIS_BAD_REQUEST', `not an absolute URL: ${req.url}`);
       }
       if (!hostAllowed(r.allowedHosts ?? [], url)) throw new TrellisError('TRELLIS_SANDBOX_VIOLATION', `host not allowed: ${url.host}`);
+      const headers = new Headers(req.headers);
+      for (const [k, v] of Object.entries(r.config)) if (k.startsWith(HEADER_PREFIX)) headers.set(k.slice(HEADER_PREFIX.length), v);
       const response = await fetch(url, {
         method: req.method,
-        headers: req.headers,
+        headers,
         body: req.body.length > 0 && req.method !== 'GET' && req.method !== 'HEAD' ? req.body : undefined,
         signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
         redirect: 'manual',
       });
-      const headers: Header[] = [];
-      response.headers.forEach((value, name) => headers.push([name, value]));
-      const result: ActorResponse = { status: response.status, headers, body: new Uint8Array(await response.arrayBuffer()) };
+      const responseHeaders: Header[] = [];
+      response.headers.forEach((value, name) => responseHeaders.push([name, value]));
+      const result: ActorResponse = { status: response.status, headers: responseHeaders, body: new Uint8Array(await response.arrayBuffer()) };
       return result;
     },
-  }, logger.child({ provider: 'http-client' }));
+  }, logger.child({ provider: 'http-client' }), options.secretsKey);
 }

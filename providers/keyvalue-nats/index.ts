@@ -5,6 +5,7 @@
  * compare-and-set per batch) and applied once per invocation (see increments.ts).
  */
 import type { JetStreamManager, KV, NatsConnection, StoredMsg } from 'nats';
+import type { KeyPair } from 'nkeys.js';
 import { TrellisError } from '../../lattice/errors/index.ts';
 import type { Logger } from '../../lattice/log/index.ts';
 import { checkBucketName, openKv } from '../../lattice/state/index.ts';
@@ -23,7 +24,7 @@ function key(value: unknown): string {
 }
 
 /** Start serving key-value operations; buckets are opened (created) on first use. */
-export function startKeyValueProvider(nc: NatsConnection, subjects: Subjects, logger: Logger): ProviderService {
+export function startKeyValueProvider(nc: NatsConnection, subjects: Subjects, logger: Logger, secretsKey?: KeyPair): ProviderService {
   const buckets = new Map<string, Promise<KV>>();
   const batchers = new Map<string, Promise<IncrementBatcher>>();
   const bucketName = (request: ProviderRequest): string => {
@@ -103,5 +104,5 @@ export function startKeyValueProvider(nc: NatsConnection, subjects: Subjects, lo
       }
       return (await batcherOf(r)).increment(k, delta, r.invocation);
     },
-  } satisfies Record<KeyValueOp, ProviderOps[string]>, logger.child({ provider: 'keyvalue-nats' }));
+  } satisfies Record<KeyValueOp, ProviderOps[string]>, logger.child({ provider: 'keyvalue-nats' }), secretsKey);
 }

@@ -19,14 +19,21 @@
  *   d' http+direct         the same server calling the transpiled component on its own main
  *                          thread (no worker hop, no sandbox time limit): the absolute ceiling
  *
- * HTTP load: autocannon (programmatic) in this process, POST of a 64 B body; latency is taken
- * from autocannon's per-response times (float ms; its own histogram rounds to whole ms). CPU per
- * request (user+system, all threads, from /proc) is reported per taking-part process: on this
- * 2-core machine the load generator itself competes for the cores, so CPU/req is the stable
- * number and req/s is a lower bound of what the server could do alone.
+ * HTTP load: wrk when it is on PATH (one thread, a Lua script POSTing a 64 B body; it costs a
+ * fraction of autocannon's CPU per request, which matters when the load generator shares two
+ * cores with the server), else autocannon in this process (latency from its per-response
+ * times: float ms, its own histogram rounds to whole ms). CPU per request (user+system, all
+ * threads, from /proc) is reported per taking-part process; with wrk the load generator's own
+ * CPU is not counted. req/s is a lower bound of what the server could do alone.
  *
- * Knobs (environment): BENCH_GATEWAY_DURATION_MS (measured time per run, default 5000),
- * BENCH_GATEWAY_WARMUP_MS (1000), BENCH_INSTANCES (echo-c instances per host, default 2),
+ * Rounds: every scenario runs once per round, the order rotating from round to round, and the
+ * report gives the median of the rounds with its spread (min–max) and the ratios of each round's
+ * pair (their median and spread). One window per scenario gave ratios of 0.54 and 0.29 in two
+ * runs on one afternoon: a single window says more about the machine than about the gateway.
+ *
+ * Knobs (environment): BENCH_GATEWAY_DURATION_MS (measured time per run, default 3000),
+ * BENCH_GATEWAY_WARMUP_MS (500), BENCH_GATEWAY_ROUNDS (3), BENCH_GATEWAY_DRIVER (wrk|autocannon;
+ * default wrk when installed), BENCH_INSTANCES (echo-c instances per host, default 2),
  * BENCH_GATEWAY_SCENARIOS (comma list of a,a0,b,c,d,d-direct), BENCH_GATEWAY_CONNECTIONS
  * (comma list, default 32,64), BENCH_PROFILE_DIR (run the gateway and hosts with --cpu-prof
  * into that folder and print their top self-time functions during the measured windows; V8
@@ -37,9 +44,9 @@
  * Child roles (used by run()): node --import tsx test/bench/gateway.ts serve-wasm <runtime|direct> <instances>
  *                              node --import tsx test/bench/gateway.ts serve-proxy <nats-url> <subject>
  */
-import { randomBytes } from 'node:crypto';
+import { execFile, execFileSync } from 'node:child_process';
 import type { EventEmitter } from 'node:events';
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os, { tmpdir } from 'node:os';
@@ -79,6 +86,8 @@ const PAYLOAD_BYTES = 64;
 
 interface Row {
   scenario: Scenario;
+  /** 1-based round this window belongs to. */
+  round: number;
   connections: number;
   requests: number;
   errors: number;
@@ -101,7 +110,7 @@ function percentileUs(sorted: Float64Array, p: number): number {
 }
 
 /** Drive an HTTP URL with autocannon: an unmeasured warm-up, then the measured run. */
-async function httpLoad(url: string, body: Buffer, connections: number, durationMs: number, warmupMs: number, cpu: Record<string, () => number>): Promise<Omit<Row, 'scenario'>> {
+async function httpLoad(url: string, body: Buffer, connections: number, durationMs: number, warmupMs: number, cpu: Record<string, () => number>): Promise<Omit<Row, 'scenario' | 'round'>> {
   const opts = { url, connections, method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } };
   if (warmupMs > 0) await autocannon({ ...opts, duration: Math.max(1, Math.round(warmupMs / 1000)) });
   let samples = new Float64Array(1 << 18);
@@ -142,6 +151,79 @@ async function httpLoad(url: string, body: Buffer, connections: number, duration
   };
 }
 
+/** wrk's human durations ("812.00us", "1.20ms", "2.01s") in µs. */
+export function wrkDurationUs(text: string): number {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(text.trim());
+  if (!m) return NaN;
+  const scale = { us: 1, ms: 1000, s: 1e6, m: 6e7 }[m[2] as 'us' | 'ms' | 's' | 'm'];
+  return Number(m[1]) * scale;
+}
+
+let wrkScriptPath: string | undefined;
+/** The Lua script wrk runs: POST this body with the gateway's content type. */
+async function wrkScript(body: Buffer): Promise<string> {
+  if (wrkScriptPath) return wrkScriptPath;
+  const dir = await mkdtemp(join(tmpdir(), 'trellis-bench-wrk-'));
+  wrkScriptPath = join(dir, 'post.lua');
+  // Lua long brackets take the body verbatim; the body is printable ASCII (see run()).
+  await writeFile(wrkScriptPath, `wrk.method = "POST"\nwrk.body = [==[${body.toString('latin1')}]==]\nwrk.headers["Content-Type"] = "application/octet-stream"\n`);
+  return wrkScriptPath;
+}
+
+/** Drive an HTTP URL with wrk (one thread): an unmeasured warm-up run, then the measured run. */
+async function wrkLoad(url: string, body: Buffer, connections: number, durationMs: number, warmupMs: number, cpu: Record<string, () => number>): Promise<Omit<Row, 'scenario' | 'round'>> {
+  const script = await wrkScript(body);
+  const runWrk = (ms: number) =>
+    new Promise<string>((resolve, reject) => {
+      execFile('wrk', ['-t1', `-c${connections}`, `-d${Math.max(1, Math.round(ms / 1000))}s`, '--latency', '-s', script, url], { timeout: ms + 30_000 }, (err, stdout, stderr) =>
+        err ? reject(new Error(`wrk failed: ${stderr || err.message}`)) : resolve(stdout),
+      );
+    });
+  if (warmupMs > 0) await runWrk(warmupMs);
+  const measured = Object.fromEntries(Object.entries(cpu).filter(([k]) => k !== 'loadgen'));
+  const cpuBefore = Object.fromEntries(Object.entries(measured).map(([k, read]) => [k, read()]));
+  const t0 = nowUs();
+  const out = await runWrk(durationMs);
+  const t1 = nowUs();
+  const r = parseWrk(out, (t1 - t0) / 1e6);
+  const total = Math.max(1, r.requests + r.errors);
+  const cpuUs = Object.fromEntries(Object.entries(measured).map(([k, read]) => [k, ((read() - cpuBefore[k]!) * 1000) / total]));
+  return { connections, ...r, cpu: cpuUs, windowUs: [t0, t1] };
+}
+
+/** The numbers of one wrk --latency report. */
+export function parseWrk(out: string, seconds: number): Pick<Row, 'requests' | 'errors' | 'rps' | 'p50Us' | 'p90Us' | 'p99Us' | 'maxUs'> {
+  const total = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const socketErrors = sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0;
+  const pct = (p: string) => wrkDurationUs(new RegExp(`^\\s+${p}%\\s+(\\S+)`, 'm').exec(out)?.[1] ?? '');
+  // "    Latency   812.00us  120.00us   5.00ms   90.00%": avg, stdev, max, +/- stdev.
+  const latency = /^\s+Latency\s+(\S+)\s+(\S+)\s+(\S+)/m.exec(out);
+  const ok = total - non2xx;
+  return { requests: ok, errors: non2xx + socketErrors, rps: ok / seconds, p50Us: pct('50'), p90Us: pct('90'), p99Us: pct('99'), maxUs: latency ? wrkDurationUs(latency[3]!) : NaN };
+}
+
+function hasWrk(): boolean {
+  try {
+    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch (err) {
+    // wrk --version exits 1 after printing its version; only a missing binary is ENOENT.
+    return (err as NodeJS.ErrnoException).code !== 'ENOENT';
+  }
+}
+
+/** Median and spread of a list (NaN when empty). */
+function spread(values: number[]): { median: number; min: number; max: number } {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return { median: NaN, min: NaN, max: NaN };
+  const mid = v.length >> 1;
+  return { median: v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2, min: v[0]!, max: v.at(-1)! };
+}
+const showSpread = (s: { median: number; min: number; max: number }, digits = 2) =>
+  `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`;
+
 /**
  * A `trellis` command as a child process (so node flags like --cpu-prof can be passed). `listening`
  * is the address from a "gateway listening" line before the ready line, if any (port 0 binds a
@@ -181,8 +263,12 @@ async function waitEcho(url: string): Promise<Response> {
 
 /** Run the gateway benchmark; returns every row, the ratios and (when profiling) the profile summaries. */
 export async function run(): Promise<Record<string, unknown>> {
-  const durationMs = envNumber('BENCH_GATEWAY_DURATION_MS', 5000);
-  const warmupMs = envNumber('BENCH_GATEWAY_WARMUP_MS', 1000);
+  const durationMs = envNumber('BENCH_GATEWAY_DURATION_MS', 3000);
+  const warmupMs = envNumber('BENCH_GATEWAY_WARMUP_MS', 500);
+  const rounds = Math.max(1, envNumber('BENCH_GATEWAY_ROUNDS', 3));
+  const driver = process.env.BENCH_GATEWAY_DRIVER ?? (hasWrk() ? 'wrk' : 'autocannon');
+  if (driver !== 'wrk' && driver !== 'autocannon') throw new Error(`BENCH_GATEWAY_DRIVER: ${driver} (known: wrk, autocannon)`);
+  const load = driver === 'wrk' ? wrkLoad : httpLoad;
   const instances = envNumber('BENCH_INSTANCES', 2);
   const connectionsList = (process.env.BENCH_GATEWAY_CONNECTIONS ?? '32,64').split(',').map(Number);
   const scenarios = (process.env.BENCH_GATEWAY_SCENARIOS?.split(',') ?? [...SCENARIOS]) as Scenario[];
@@ -198,7 +284,8 @@ export async function run(): Promise<Record<string, unknown>> {
     return [...extraNodeArgs, '--cpu-prof', `--cpu-prof-dir=${dir}`];
   };
   const want = (s: Scenario) => scenarios.includes(s);
-  const payload = randomBytes(PAYLOAD_BYTES);
+  // Printable ASCII so that wrk's Lua script carries it verbatim; random so no cache can help.
+  const payload = Buffer.from(Array.from({ length: PAYLOAD_BYTES }, () => 0x41 + Math.floor(Math.random() * 26)));
 
   await using nats = await startNats();
   const natsCpu = () => processCpuMs(nats.process.pid!);
@@ -279,57 +366,98 @@ export async function run(): Promise<Record<string, unknown>> {
     // One longer warm-up of every path first: the first measured run must not pay for the JIT.
     for (const scenario of scenarios) {
       if (scenario === 'c') await measure(() => nc.request(subject, payload, { timeout: 5000 }), { concurrency: 32, durationMs: 0, warmupMs: 2 * warmupMs });
-      else await autocannon({ url: urls[scenario]!, connections: 32, method: 'POST', body: payload, duration: Math.max(1, Math.round((2 * warmupMs) / 1000)) });
+      else await load(urls[scenario]!, payload, 32, 2 * warmupMs, 0, {});
     }
     const rows: Row[] = [];
-    for (const connections of connectionsList) {
-      // Interleaved, so drift (other work on the machine) hits every scenario alike.
-      for (const scenario of scenarios) {
-        let r: Omit<Row, 'scenario'>;
-        if (scenario === 'c') {
-          const t0 = nowUs();
-          const s = await measure(() => nc.request(subject, payload, { timeout: 5000 }), { concurrency: connections, durationMs, warmupMs, cpu: cpus.c });
-          r = { connections, requests: s.requests, errors: s.errors, rps: s.rps, p50Us: s.p50Us, p90Us: s.p90Us, p99Us: s.p99Us, maxUs: s.maxUs, cpu: s.cpuUsPerRequest ?? {}, windowUs: [t0 + warmupMs * 1000, nowUs()] };
-        } else {
-          r = await httpLoad(urls[scenario]!, payload, connections, durationMs, warmupMs, cpus[scenario]!);
+    for (let round = 1; round <= rounds; round++) {
+      for (const connections of connectionsList) {
+        // Interleaved, the order rotating each round, so drift (other work on the machine) and
+        // position hit every scenario alike.
+        const shift = (round - 1) % scenarios.length;
+        for (const scenario of [...scenarios.slice(shift), ...scenarios.slice(0, shift)]) {
+          let r: Omit<Row, 'scenario' | 'round'>;
+          if (scenario === 'c') {
+            const t0 = nowUs();
+            const s = await measure(() => nc.request(subject, payload, { timeout: 5000 }), { concurrency: connections, durationMs, warmupMs, cpu: cpus.c });
+            r = { connections, requests: s.requests, errors: s.errors, rps: s.rps, p50Us: s.p50Us, p90Us: s.p90Us, p99Us: s.p99Us, maxUs: s.maxUs, cpu: s.cpuUsPerRequest ?? {}, windowUs: [t0 + warmupMs * 1000, nowUs()] };
+          } else {
+            r = await load(urls[scenario]!, payload, connections, durationMs, warmupMs, cpus[scenario]!);
+          }
+          rows.push({ scenario, round, ...r });
+          process.stderr.write(`  gateway r${round} ${DESCRIPTION[scenario].padEnd(40)} x${connections}  ${Math.round(r.rps)} req/s  p50 ${Math.round(r.p50Us)} µs  p99 ${Math.round(r.p99Us)} µs${r.errors ? `  errors ${r.errors}` : ''}\n`);
         }
-        rows.push({ scenario, ...r });
-        process.stderr.write(`  gateway ${DESCRIPTION[scenario].padEnd(40)} x${connections}  ${Math.round(r.rps)} req/s  p50 ${Math.round(r.p50Us)} µs  p99 ${Math.round(r.p99Us)} µs${r.errors ? `  errors ${r.errors}` : ''}\n`);
       }
     }
 
-    const find = (s: Scenario, c: number) => rows.find((r) => r.scenario === s && r.connections === c);
+    const of = (sc: Scenario, c: number) => rows.filter((r) => r.scenario === sc && r.connections === c);
+    const summary = scenarios.flatMap((sc) =>
+      connectionsList.map((c) => {
+        const rs = of(sc, c);
+        const cpuKeys = [...new Set(rs.flatMap((r) => Object.keys(r.cpu)))];
+        return {
+          scenario: sc,
+          connections: c,
+          rps: spread(rs.map((r) => r.rps)),
+          p50Us: spread(rs.map((r) => r.p50Us)).median,
+          p99Us: spread(rs.map((r) => r.p99Us)).median,
+          maxUs: Math.max(...rs.map((r) => r.maxUs)),
+          errors: rs.reduce((n, r) => n + r.errors, 0),
+          cpu: Object.fromEntries(cpuKeys.map((k) => [k, spread(rs.map((r) => r.cpu[k] ?? NaN)).median])),
+        };
+      }),
+    );
+    // A ratio is taken within each round (both windows saw the same machine), then summarized.
+    const ratioOf = (x: Scenario, y: Scenario, c: number) => {
+      const per = [];
+      for (let round = 1; round <= rounds; round++) {
+        const a = rows.find((r) => r.scenario === x && r.connections === c && r.round === round);
+        const b = rows.find((r) => r.scenario === y && r.connections === c && r.round === round);
+        if (a && b) per.push(a.rps / b.rps);
+      }
+      return per.length ? spread(per) : undefined;
+    };
     const ratios: Record<string, string | number>[] = [];
+    const ratioValues: Record<string, number>[] = [];
+    const pairs: [string, Scenario, Scenario][] = [
+      ['(a)/(c) target ≥ 0.6', 'a', 'c'],
+      ['(a0)/(c)', 'a0', 'c'],
+      ['(a)/(a0)', 'a', 'a0'],
+      ['(b)/(d) target ≥ 0.4', 'b', 'd'],
+      ["(b)/(d')", 'b', 'd-direct'],
+      ['(a)/(b)', 'a', 'b'],
+    ];
     for (const c of connectionsList) {
-      const [a, a0, b, rc, d, dd] = [find('a', c), find('a0', c), find('b', c), find('c', c), find('d', c), find('d-direct', c)];
       const row: Record<string, string | number> = { connections: c };
-      if (a && rc) row['(a)/(c) target ≥ 0.6'] = a.rps / rc.rps;
-      if (a0 && rc) row['(a0)/(c)'] = a0.rps / rc.rps;
-      if (a && a0) row['(a)/(a0)'] = a.rps / a0.rps;
-      if (b && d) row['(b)/(d) target ≥ 0.4'] = b.rps / d.rps;
-      if (b && dd) row["(b)/(d')"] = b.rps / dd.rps;
-      if (a && b) row['(a)/(b)'] = a.rps / b.rps;
-      if (a) row['(a) p99 ms (< 10 at 32)'] = a.p99Us / 1000;
-      if (b) row['(b) p99 ms (< 10 at 32)'] = b.p99Us / 1000;
+      const values: Record<string, number> = { connections: c };
+      for (const [name, x, y] of pairs) {
+        const r = ratioOf(x, y, c);
+        if (!r) continue;
+        row[name] = showSpread(r);
+        values[name] = r.median;
+      }
+      for (const sc of ['a', 'b'] as const) {
+        const p99 = summary.find((r) => r.scenario === sc && r.connections === c)?.p99Us;
+        if (p99 !== undefined) row[`(${sc}) p99 ms (< 10 at 32)`] = values[`(${sc}) p99 ms`] = p99 / 1000;
+      }
       ratios.push(row);
+      ratioValues.push(values);
     }
 
     const loadAvg = os.loadavg()[0]!;
-    console.log(`\nHTTP gateway: echo-c (${PAYLOAD_BYTES} B POST) through each path; ${instances} instances; ${durationMs / 1000} s per run after ${warmupMs / 1000} s warm-up`);
+    console.log(`\nHTTP gateway: echo-c (${PAYLOAD_BYTES} B POST) through each path; ${instances} instances; ${rounds} interleaved rounds of ${durationMs / 1000} s per run after ${warmupMs / 1000} s warm-up; HTTP driven by ${driver}`);
     console.log(`(${os.availableParallelism()} CPUs; 1-minute load average at the end ${loadAvg.toFixed(1)}: above the CPU count, other work shares the cores and req/s drops for all rows)`);
-    console.log(table(rows.map((r) => ({
+    console.log(table(summary.map((r) => ({
       scenario: DESCRIPTION[r.scenario],
       conns: r.connections,
-      'req/s': r.rps,
+      'req/s median (min–max)': showSpread(r.rps, 0),
       'p50 ms': r.p50Us / 1000,
-      'p90 ms': r.p90Us / 1000,
       'p99 ms': r.p99Us / 1000,
       'max ms': r.maxUs / 1000,
       errors: r.errors,
-      'CPU µs/req by process': Object.entries(r.cpu).map(([k, v]) => `${k} ${fmt(v)}`).join(', '),
+      'CPU µs/req by process (median)': Object.entries(r.cpu).map(([k, v]) => `${k} ${fmt(v)}`).join(', '),
     }))));
-    console.log('(c) is driven by lib.measure over nc.request, the HTTP rows by autocannon; loadgen = this process.');
-    console.log('\nRatios');
+    console.log(`(c) is driven by lib.measure over nc.request, the HTTP rows by ${driver}; loadgen = this process${driver === 'wrk' ? ' (wrk\'s own CPU is not counted)' : ''}.`);
+    console.log('\nRatios: median of the per-round ratios (min–max)');
     console.log(table(ratios));
 
     // Every child must exit (SIGINT) before its --cpu-prof file exists.
@@ -359,7 +487,7 @@ export async function run(): Promise<Record<string, unknown>> {
         }
       }
     }
-    return { config: { durationMs, warmupMs, instances, payloadBytes: PAYLOAD_BYTES, connections: connectionsList, scenarios, profiled: Boolean(profileDir), loadAvg }, rows, ratios, profiles };
+    return { config: { durationMs, warmupMs, rounds, driver, instances, payloadBytes: PAYLOAD_BYTES, connections: connectionsList, scenarios, profiled: Boolean(profileDir), loadAvg }, rows, summary, ratios: ratioValues, profiles };
   } finally {
     await stack.disposeAsync();
   }

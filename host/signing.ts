@@ -1,0 +1,72 @@
+/**
+ * Which components this host runs: with allowed issuers (its own `--allowed-issuer` keys plus the
+ * lattice's list in KV, followed live), only components signed by one of them, unchanged since
+ * and within their validity window; the claims' capabilities then bound what policy and links
+ * grant. With no allowed issuer anywhere, every component runs as before (a development lattice).
+ */
+import type { NatsConnection } from 'nats';
+import { TrellisError } from '../lattice/errors/index.ts';
+import type { Logger } from '../lattice/log/index.ts';
+import type { ActorPolicy } from '../lattice/policy/index.ts';
+import { openIssuers, policyBeyondCaps, requireSigned, type Capability, type ComponentClaims } from '../lattice/signing/index.ts';
+import { openOnce } from '../lattice/state/index.ts';
+import type { Subjects } from '../lattice/subjects/index.ts';
+
+/** What a start learns from a verified component. */
+export interface Vouched {
+  claims: ComponentClaims;
+  caps: ReadonlySet<Capability>;
+}
+
+/** The host's signing policy. */
+export interface ComponentTrust {
+  /**
+   * Check a component about to start (its claims hash from componentHashes, when computed with
+   * the digest). Undefined when no issuer is configured; throws the refusal's TrellisError.
+   */
+  check(bytes: Uint8Array, unsignedHash: string | undefined, policy: ActorPolicy): Promise<Vouched | undefined>;
+  close(): void;
+}
+
+/** Follow the lattice's allowed issuers and check components against them and the host's own. */
+export function createComponentTrust(options: { nc: NatsConnection; subjects: Subjects; hostIssuers: readonly string[]; logger: Logger }): ComponentTrust {
+  const hostIssuers = new Set(options.hostIssuers);
+  let latticeIssuers: ReadonlySet<string> | 'unreadable' = new Set();
+  // Followed from the first start on, and awaited by it: a start must never slip through before
+  // the lattice's list is known. Unreachable KV fails the start (closed, not open).
+  const following = openOnce(async () => {
+    const store = await openIssuers(options.nc, options.subjects);
+    return store.follow((issuers) => {
+      latticeIssuers = issuers;
+      if (issuers === 'unreadable') options.logger.error("the lattice's allowed issuers document does not decode; refusing every component until it is fixed (trellis issuers add)");
+      else options.logger.info({ issuers: [...issuers] }, 'lattice allowed issuers');
+    });
+  });
+  const allowed = async (): Promise<ReadonlySet<string>> => {
+    try {
+      await following.get();
+    } catch (err) {
+      throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot read the lattice's allowed issuers: ${(err as Error).message}`, { cause: err });
+    }
+    if (latticeIssuers === 'unreadable') {
+      throw new TrellisError('TRELLIS_UNTRUSTED_ISSUER', "the lattice's allowed issuers document does not decode, so no issuer can be trusted; an operator must fix it (trellis issuers add)");
+    }
+    return hostIssuers.size === 0 ? latticeIssuers : latticeIssuers.size === 0 ? hostIssuers : new Set([...hostIssuers, ...latticeIssuers]);
+  };
+  return {
+    async check(bytes, unsignedHash, policy) {
+      const issuers = await allowed();
+      if (issuers.size === 0) return undefined;
+      const vouched = requireSigned(bytes, issuers, Date.now(), unsignedHash);
+      const beyond = policyBeyondCaps(policy, vouched.caps);
+      if (beyond) throw new TrellisError('TRELLIS_CAPABILITY_DENIED', beyond);
+      return vouched;
+    },
+    close() {
+      void following.opened()?.then(
+        (stop) => stop(),
+        () => {}, // never followed: nothing to stop
+      );
+    },
+  };
+}

@@ -1,0 +1,38 @@
+/** `link put --secret name=value` / `--secret-file name=<file>`: sealed here, before anything is sent. */
+import { readFile } from 'node:fs/promises';
+import type { ControlClient } from '../control/index.ts';
+import { TrellisError } from '../errors/index.ts';
+import { openSecretsKey, sealSecret } from '../secrets/index.ts';
+
+/** `name=value` words into a record; a malformed one is named by its position, never quoted. */
+function secretPairs(words: string[], flag: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  words.forEach((word, i) => {
+    const eq = word.indexOf('=');
+    if (eq <= 0) throw new TrellisError('TRELLIS_BAD_OPTION', `${flag} number ${i + 1} is not name=value (its text is not shown: it may be the secret)`);
+    const name = word.slice(0, eq);
+    if (Object.hasOwn(out, name)) throw new TrellisError('TRELLIS_BAD_OPTION', `${flag} ${name} is given twice`);
+    out[name] = word.slice(eq + 1);
+  });
+  return out;
+}
+
+/** Seal the secrets of a `link put` to the lattice key; undefined when there are none. */
+export async function sealLinkSecrets(client: ControlClient, actor: string, provider: string, valueWords: string[], fileWords: string[]): Promise<Record<string, string> | undefined> {
+  const plain = secretPairs(valueWords, '--secret');
+  for (const [name, file] of Object.entries(secretPairs(fileWords, '--secret-file'))) {
+    if (Object.hasOwn(plain, name)) throw new TrellisError('TRELLIS_BAD_OPTION', `secret ${name} is given twice (--secret and --secret-file)`);
+    try {
+      // One trailing newline is the file's, not the secret's (echo, editors).
+      plain[name] = (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new TrellisError('TRELLIS_FILE_UNREADABLE', `cannot read secret ${name} from ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  if (Object.keys(plain).length === 0) return undefined;
+  const recipient = await (await openSecretsKey(client.nc, client.subjects)).get();
+  if (!recipient) {
+    throw new TrellisError('TRELLIS_BAD_REQUEST', 'the lattice has no secrets key to seal to; make one: trellis keys gen --kind curve -o lattice.xk, then trellis secrets key set <public key>');
+  }
+  return Object.fromEntries(Object.entries(plain).map(([name, value]) => [name, sealSecret(value, { actor, provider, name }, recipient)]));
+}

@@ -1,0 +1,46 @@
+import { createCurve } from 'nkeys.js';
+import { describe, expect, it } from 'vitest';
+import { linkKind } from '../links/index.ts';
+import { isSealed, maskSecrets, openSecret, sealSecret, unsealInto } from './index.ts';
+
+const lattice = createCurve();
+const context = { actor: 'fetcher', provider: 'http-client', name: 'password' };
+
+describe('secrets - sealing', () => {
+  it('secrets - a sealed value holds no plaintext and opens only with the lattice key, for its own link', () => {
+    const sealed = sealSecret('hunter2-correct-horse', context, lattice.getPublicKey());
+    expect(isSealed(sealed)).toBe(true);
+    expect(sealed).not.toContain('hunter2');
+    expect(Buffer.from(sealed.split('.').at(-1)!, 'base64url').toString('latin1')).not.toContain('hunter2');
+    // Two seals of the same value differ (fresh sender key and nonce): equal secrets do not show.
+    expect(sealSecret('hunter2-correct-horse', context, lattice.getPublicKey())).not.toBe(sealed);
+    expect(openSecret(sealed, context, lattice)).toBe('hunter2-correct-horse');
+    expect(() => openSecret(sealed, context, createCurve())).toThrow(expect.objectContaining({ code: 'TRELLIS_SECRET_UNSEALABLE' }));
+    // Copied into another actor's link, or renamed, it does not open.
+    expect(() => openSecret(sealed, { ...context, actor: 'thief' }, lattice)).toThrow(/sealed for secret password of the fetcher → http-client link/);
+    expect(() => openSecret(sealed, { ...context, name: 'token' }, lattice)).toThrow(/put it again/);
+    // A changed byte of the box: refused, and the message never holds the value.
+    const box = sealed.split('.');
+    const raw = Buffer.from(box.at(-1)!, 'base64url');
+    raw[raw.length - 1] ^= 1;
+    const forged = [...box.slice(0, -1), raw.toString('base64url')].join('.');
+    expect(() => openSecret(forged, context, lattice)).toThrow(/corrupt or forged/);
+    expect(() => sealSecret('x', context, 'not-a-key')).toThrow(/not a public curve key/);
+  });
+
+  it('secrets - unsealing lays secrets over the config; with secrets but no key, the call fails clearly', () => {
+    const secrets = { password: sealSecret('pw', context, lattice.getPublicKey()) };
+    expect(unsealInto({ user: 'app' }, secrets, context, lattice)).toEqual({ user: 'app', password: 'pw' });
+    expect(unsealInto({ user: 'app' }, undefined, context, undefined)).toEqual({ user: 'app' });
+    expect(() => unsealInto({}, secrets, context, undefined)).toThrow(/no secrets key; start it with --secrets-key/);
+    expect(maskSecrets(secrets)).toEqual({ password: '***' });
+  });
+
+  it('secrets - a link stores only sealed values, each name once', () => {
+    const base = { actor: 'fetcher', provider: 'http-client', config: {}, updatedAt: new Date().toISOString() };
+    const sealed = sealSecret('pw', context, lattice.getPublicKey());
+    expect(linkKind.decode({ ...base, secrets: { password: sealed } }).secrets).toEqual({ password: sealed });
+    expect(() => linkKind.decode({ ...base, secrets: { password: 'plain' } })).toThrow(/not a sealed value/);
+    expect(() => linkKind.decode({ ...base, config: { password: 'x' }, secrets: { password: sealed } })).toThrow(/both a config value and a secret/);
+  });
+});

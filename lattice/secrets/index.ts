@@ -1,0 +1,129 @@
+/**
+ * Sealed secrets: link values (a password, an API token) stored in KV sealed to the lattice's
+ * curve key (an nkeys xkey: X25519 + XSalsa20-Poly1305), so whoever reads the links bucket, a
+ * host included, sees only ciphertext. The CLI seals with a fresh sender key per value; only a
+ * provider given the lattice's curve seed (`--secrets-key <file>`) opens them, at the moment it
+ * uses them. Each plaintext is bound to its actor, provider and name: a sealed value copied into
+ * another actor's link does not open there.
+ *
+ * Everywhere a link is shown (link get, logs, events) its secrets read `***`.
+ */
+import type { NatsConnection } from 'nats';
+import { createCurve, fromPublic, type KeyPair } from 'nkeys.js';
+import { openDocuments, type DocumentKind } from '../documents/index.ts';
+import { TrellisError } from '../errors/index.ts';
+import type { Subjects } from '../subjects/index.ts';
+import { isRecord } from '../wire/index.ts';
+
+/** What every secret value shows as. */
+export const SECRET_MASK = '***';
+
+/** `sealed.v1.<recipient xkey>.<sender xkey>.<base64url box>`: the recipient names the key needed. */
+const SEALED = /^sealed\.v1\.(X[A-Z2-7]{55})\.(X[A-Z2-7]{55})\.([A-Za-z0-9_-]+)$/;
+
+/** Which link a secret belongs to: sealed into the plaintext and checked on opening. */
+export interface SecretContext {
+  actor: string;
+  provider: string;
+  name: string;
+}
+
+/** Is `value` a sealed secret (by its form; whether it opens is another matter)? */
+export function isSealed(value: unknown): value is string {
+  return typeof value === 'string' && SEALED.test(value);
+}
+
+/** Is `key` a public curve key (X...)? */
+export function isCurveKey(key: unknown): key is string {
+  if (typeof key !== 'string' || !key.startsWith('X')) return false;
+  try {
+    fromPublic(key);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Seal `value` for `context` to the lattice's public curve key. */
+export function sealSecret(value: string, context: SecretContext, recipient: string): string {
+  if (!isCurveKey(recipient)) throw new TrellisError('TRELLIS_BAD_OPTION', `"${recipient}" is not a public curve key (X..., from \`trellis keys gen --kind curve\`)`);
+  const sender = createCurve();
+  try {
+    const plain = new TextEncoder().encode(JSON.stringify({ actor: context.actor, provider: context.provider, name: context.name, value }));
+    const box = sender.seal(plain, recipient);
+    return `sealed.v1.${recipient}.${sender.getPublicKey()}.${Buffer.from(box).toString('base64url')}`;
+  } finally {
+    // The sender key is needed by nobody: the box opens with the recipient's seed alone.
+    sender.clear();
+  }
+}
+
+/** Open a sealed secret with the lattice's curve key; TRELLIS_SECRET_UNSEALABLE naming why (never the value). */
+export function openSecret(sealed: string, context: SecretContext, key: KeyPair): string {
+  const what = `secret ${context.name} of the ${context.actor} → ${context.provider} link`;
+  const match = SEALED.exec(sealed);
+  if (!match) throw new TrellisError('TRELLIS_SECRET_UNSEALABLE', `${what} is not a sealed value`);
+  const [, recipient, sender, box] = match as unknown as [string, string, string, string];
+  if (recipient !== key.getPublicKey()) throw new TrellisError('TRELLIS_SECRET_UNSEALABLE', `${what} is sealed to ${recipient}, not to this provider's key ${key.getPublicKey()}`);
+  const plain = key.open(Buffer.from(box, 'base64url'), sender);
+  if (!plain) throw new TrellisError('TRELLIS_SECRET_UNSEALABLE', `${what} does not open with this provider's key (corrupt or forged)`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(plain));
+  } catch {
+    throw new TrellisError('TRELLIS_SECRET_UNSEALABLE', `${what} opened to something that is not a Trellis secret`);
+  }
+  if (!isRecord(parsed) || typeof parsed.value !== 'string') throw new TrellisError('TRELLIS_SECRET_UNSEALABLE', `${what} opened to something that is not a Trellis secret`);
+  if (parsed.actor !== context.actor || parsed.provider !== context.provider || parsed.name !== context.name) {
+    throw new TrellisError('TRELLIS_SECRET_UNSEALABLE', `${what} was sealed for secret ${String(parsed.name)} of the ${String(parsed.actor)} → ${String(parsed.provider)} link; put it again for this link`);
+  }
+  return parsed.value;
+}
+
+/** Every sealed value of a record shown as `***` (for link get, logs and events). */
+export function maskSecrets(secrets: Record<string, string> | undefined): Record<string, string> | undefined {
+  return secrets && Object.fromEntries(Object.keys(secrets).map((k) => [k, SECRET_MASK]));
+}
+
+/**
+ * Open every secret of a provider request and lay them over its config (secrets win: a name
+ * may be in only one of them anyway, `link put` refuses both). Without a key, a request that
+ * carries secrets fails: running with a config missing its password would fail later and worse.
+ */
+export function unsealInto(config: Record<string, string>, secrets: Record<string, string> | undefined, context: Omit<SecretContext, 'name'>, key: KeyPair | undefined): Record<string, string> {
+  if (!secrets || Object.keys(secrets).length === 0) return config;
+  if (!key) throw new TrellisError('TRELLIS_SECRET_UNSEALABLE', `the ${context.actor} → ${context.provider} link has sealed secrets (${Object.keys(secrets).join(', ')}) but this provider has no secrets key; start it with --secrets-key <curve seed file>`);
+  const out = { ...config };
+  for (const [name, sealed] of Object.entries(secrets)) out[name] = openSecret(sealed, { ...context, name }, key);
+  return out;
+}
+
+/** The lattice's public curve key, kept in the config bucket where `link put --secret` finds it. */
+export interface SecretsKeyDoc {
+  publicKey: string;
+  updatedAt: string;
+}
+
+export const secretsKeyKind: DocumentKind<SecretsKeyDoc> = {
+  name: 'secrets key',
+  bucket: (subjects) => subjects.buckets.config,
+  key: () => 'security.secrets-key',
+  decode(value) {
+    if (!isRecord(value) || !isCurveKey(value.publicKey) || typeof value.updatedAt !== 'string') {
+      throw new TrellisError('TRELLIS_BAD_REQUEST', 'the secrets key must hold publicKey (a public curve key, X...) and updatedAt');
+    }
+    return { publicKey: value.publicKey, updatedAt: value.updatedAt };
+  },
+};
+
+/** Read or set the lattice's public secrets key. */
+export async function openSecretsKey(nc: NatsConnection, subjects: Subjects): Promise<{ get(): Promise<string | undefined>; set(publicKey: string): Promise<string> }> {
+  const docs = await openDocuments(nc, subjects, secretsKeyKind);
+  return {
+    get: async () => (await docs.get(secretsKeyKind.key(undefined as never)))?.value.publicKey,
+    set: async (publicKey) => {
+      if (!isCurveKey(publicKey)) throw new TrellisError('TRELLIS_BAD_REQUEST', `"${publicKey}" is not a public curve key (X..., from \`trellis keys gen --kind curve\`)`);
+      return (await docs.put({ publicKey, updatedAt: new Date().toISOString() })).value.publicKey;
+    },
+  };
+}
