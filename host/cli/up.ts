@@ -93,7 +93,7 @@ export const commands = [
       const natsFlag = nats.port === 4222 ? '' : ` --nats ${nats.url}`;
       const gatewayUrl = host.gateway!.url;
       // Started before the demo is deployed, so the page shows it being placed.
-      const dashboard = await startUpDashboard(flags.dashboard, nats.url, host.lattice);
+      const dashboard = await startUpDashboard(flags.dashboard, nats.url, host.lattice, secure?.auth.operator);
       if (!flags.bare) {
         try {
           await deployDemo(nats.url, host, (line) => console.log(`  ${line}`), secure?.auth.operator ?? {}, env);
@@ -140,11 +140,13 @@ export const commands = [
  * The dashboard of `up` (lattice/dashboard), unless `--dashboard off`. A port in use costs the
  * page, not the lattice: `up` says so and runs on.
  */
-async function startUpDashboard(listen: string, natsUrl: string, lattice: string): Promise<import('../../lattice/dashboard/index.ts').Dashboard | undefined> {
+async function startUpDashboard(listen: string, natsUrl: string, lattice: string, auth: import('../../lattice/options/index.ts').NatsAuthOptions = {}): Promise<import('../../lattice/dashboard/index.ts').Dashboard | undefined> {
   if (listen === 'off') return undefined;
   const { startDashboard } = await import('../../lattice/dashboard/index.ts');
+  const { compileNatsConnect } = await import('../../lattice/options/index.ts');
   try {
-    const dashboard = await startDashboard({ nats: natsUrl, lattice, listen });
+    // With --secure it reads the lattice with the operator's key.
+    const dashboard = await startDashboard({ connect: compileNatsConnect({ servers: [natsUrl], lattice, role: 'operator', auth }), lattice, listen });
     console.log(`dashboard on ${dashboard.url}`);
     return dashboard;
   } catch (err) {
