@@ -11,12 +11,13 @@ import type { CanaryStatusView } from '../wire/index.ts';
 
 export interface CanaryFlags {
   steps?: string;
-  intervalMs?: number;
+  /** ms, as the CLI's duration flags give them. */
+  interval?: number;
   minRequests?: number;
   successRate?: string;
   p99Ms?: number;
   failureLimit?: number;
-  progressDeadlineMs?: number;
+  progressDeadline?: number;
   stickyHeader?: string;
   stickyCookie?: string;
   keepCanaryOnRollback?: boolean;
@@ -34,8 +35,8 @@ export function canarySpecFromFlags(f: CanaryFlags): CanarySpec {
     if (words.some((w) => !/^\d+$/.test(w))) problems.push(`--steps: must be comma-separated percentages like 10,30,50,100, got "${f.steps}"`);
     else block.steps = steps;
   }
-  if (f.intervalMs !== undefined) block.interval = f.intervalMs;
-  if (f.progressDeadlineMs !== undefined) block.progressDeadline = f.progressDeadlineMs;
+  if (f.interval !== undefined) block.interval = f.interval;
+  if (f.progressDeadline !== undefined) block.progressDeadline = f.progressDeadline;
   if (f.minRequests !== undefined) block.minRequests = f.minRequests;
   if (f.failureLimit !== undefined) block.failureLimit = f.failureLimit;
   if (f.p99Ms !== undefined) block.p99Ms = f.p99Ms;
