@@ -175,4 +175,156 @@ describe('canary controller through real hosts, controllers, gateway and CLI', (
       await load.stop();
     }
   }, 180_000);
+  /** SIGKILL the leading controller and start another, so two stay; resolves once a new one leads. */
+  const killLeader = async () => {
+    const name = (await leaderName())!;
+    controllers.get(name)!.process.kill('SIGKILL');
+    await controllers.get(name)!.exited;
+    controllers.delete(name);
+    await spawnController();
+    await waitFor(async () => {
+      const now = await leaderName();
+      return now !== undefined && now !== name;
+    }, { timeoutMs: 30_000, what: 'a new leader' });
+    return name;
+  };
+  const waitRecord = (actor: string, what: string, test: (r: NonNullable<Awaited<ReturnType<typeof canaries.get>>>) => boolean, timeoutMs = 90_000) =>
+    waitFor(async () => {
+      const r = await canaries.get(actor);
+      return r && test(r) && r;
+    }, { timeoutMs, what });
+
+  it('canary - killing the controller leader mid-rollout continues from the same step', async () => {
+    await stableActor('fo');
+    const load = versionLoad(`${base}/fo/x`, { concurrency: 4 });
+    try {
+      const started = await run('canary', 'start', 'fo', '--to', '1.1.0', '--source', exampleActor('echo-c'), '--steps', '10,20,30,40,60,100', '--interval', '2s', '--min-requests', '10', '--p99-ms', '3000', '--success-rate', '0.95');
+      expect(started.code, started.stderr).toBe(0);
+      const before = await waitRecord('fo', 'step 2', (r) => r.step >= 2);
+      await killLeader();
+      // Every state seen from now on is at or past the step the old leader reached, in the same run.
+      const seen: number[] = [];
+      const done = await waitFor(async () => {
+        const r = await canaries.get('fo');
+        if (r) seen.push(r.step), expect(r.generation).toBe(before.generation);
+        return r && r.phase === 'Promoted' && r;
+      }, { timeoutMs: 150_000, what: 'promotion after failover' });
+      expect(Math.min(...seen)).toBeGreaterThanOrEqual(before.step);
+      expect(done.history.filter((h) => h.decision === 'started' || h.decision === 'restarted')).toHaveLength(1);
+      expect(done.history.filter((h) => h.decision === 'step').map((h) => h.step)).toEqual([1, 2, 3, 4, 5, 6]);
+      await waitFor(async () => !(await versionsRunning('fo')).includes('1.0.0'), { timeoutMs: 30_000, what: 'old stable retired by the new leader' });
+    } finally {
+      await load.stop();
+    }
+    expect(load.bad()).toHaveLength(0);
+  }, 300_000);
+
+  it('canary - pause, leader failover, resume: the pause holds through the failover and the run goes on from its step', async () => {
+    await stableActor('pz');
+    const started = await run('canary', 'start', 'pz', '--to', '1.1.0', '--source', exampleActor('echo-c'), '--steps', '20,50,100', '--interval', '1s', '--min-requests', '10', '--p99-ms', '3000', '--success-rate', '0.95');
+    expect(started.code, started.stderr).toBe(0);
+    const load = versionLoad(`${base}/pz/x`, { concurrency: 4 });
+    try {
+      await waitRecord('pz', 'step 1', (r) => r.step >= 1);
+      const paused = await run('canary', 'pause', 'pz', '--json');
+      expect(paused.code, paused.stderr).toBe(0);
+      const at = JSON.parse(paused.stdout) as CanaryStatusView;
+      expect(at.phase).toBe('Paused');
+      await killLeader();
+      // Healthy traffic for several intervals: a paused run does not advance under the new leader.
+      await new Promise((r) => setTimeout(r, 5000));
+      const still = (await canaries.get('pz'))!;
+      expect(still.phase).toBe('Paused');
+      expect(still.step).toBe(at.step);
+      expect((await weights.get('pz'))?.weights['1.1.0']).toBe(still.weight.set);
+      const resumed = await run('canary', 'resume', 'pz');
+      expect(resumed.code, resumed.stderr).toBe(0);
+      const done = await waitRecord('pz', 'promotion after resume', (r) => r.phase === 'Promoted', 150_000);
+      const decisions = done.history.map((h) => h.decision);
+      expect(decisions.indexOf('resumed')).toBeGreaterThan(decisions.indexOf('paused'));
+      expect(done.history.filter((h) => h.decision === 'step').map((h) => h.step)).toEqual([1, 2, 3]);
+    } finally {
+      await load.stop();
+    }
+    // Resume of a finished run is refused, with its code.
+    const again = await run('canary', 'resume', 'pz');
+    expect(again.stderr).toContain('TRELLIS_CONFLICT');
+  }, 300_000);
+
+  it('canary - a new start while one runs restarts the analysis for the new version (new run, old canary stopped)', async () => {
+    await stableActor('ns');
+    const load = versionLoad(`${base}/ns/x`, { concurrency: 2, pauseMs: 20 });
+    try {
+      const first = await run('canary', 'start', 'ns', '--to', '1.1.0', '--source', exampleActor('echo-c'), '--steps', '10,100', '--interval', '60s', '--min-requests', '5');
+      expect(first.code, first.stderr).toBe(0);
+      const one = await waitRecord('ns', 'first run at step 1', (r) => r.step === 1);
+      const second = await run('canary', 'start', 'ns', '--to', '1.2.0', '--source', exampleActor('echo-c'), '--steps', '10,100', '--interval', '60s', '--min-requests', '5', '--json');
+      expect(second.code, second.stderr).toBe(0);
+      const two = await waitRecord('ns', 'second run at step 1', (r) => r.canary === '1.2.0' && r.step === 1);
+      expect(two.generation).toBe(one.generation + 1);
+      expect(two.stable).toBe('1.0.0');
+      expect(two.failedChecks).toBe(0);
+      expect(two.history[0]).toMatchObject({ decision: 'restarted' });
+      expect(two.history[0]!.reason).toContain('replaces the run of 1.1.0');
+      await waitFor(async () => !(await versionsRunning('ns')).includes('1.1.0'), { timeoutMs: 30_000, what: 'replaced canary stopped' });
+      expect((await weights.get('ns'))?.weights).toEqual({ '1.0.0': 90, '1.2.0': 10 });
+      expect((await run('canary', 'abort', 'ns')).code).toBe(0);
+      await waitFor(async () => !(await versionsRunning('ns')).includes('1.2.0'), { timeoutMs: 30_000, what: 'aborted canary stopped' });
+    } finally {
+      await load.stop();
+    }
+    expect(load.bad()).toHaveLength(0);
+    expect((await weights.get('ns'))?.weights).toEqual({ '1.0.0': 100 });
+  }, 240_000);
+
+  it('canary - abort during a full promote: a pending full promotion is aborted; racing the two, exactly one wins and the lattice matches it', async () => {
+    await stableActor('afp');
+    // A canary whose component is nowhere to be found never serves: its full promotion stays pending.
+    const missing = `sha256:${'e'.repeat(64)}`;
+    const started = await run('canary', 'start', 'afp', '--to', '1.1.0', '--source', missing, '--interval', '60s');
+    expect(started.code, started.stderr).toBe(0);
+    const full = await run('canary', 'promote', 'afp', '--full');
+    expect(full.code, full.stderr).toBe(0);
+    expect((await canaries.get('afp'))?.promoteFull).toBe(true);
+    const aborted = await run('canary', 'abort', 'afp', '--json');
+    expect(aborted.code, aborted.stderr).toBe(0);
+    expect(JSON.parse(aborted.stdout)).toMatchObject({ phase: 'Aborted', stable: '1.0.0' });
+    expect((await weights.get('afp'))?.weights).toEqual({ '1.0.0': 100 });
+    expect((await canaries.get('afp'))?.history.at(-1)?.reason).toContain('cancelling a pending full promotion');
+
+    // Now the race itself, on a serving canary at step 1.
+    const again = await run('canary', 'start', 'afp', '--to', '1.2.0', '--source', exampleActor('echo-c'), '--steps', '10,100', '--interval', '60s');
+    expect(again.code, again.stderr).toBe(0);
+    await waitRecord('afp', 'step 1', (r) => r.canary === '1.2.0' && r.step === 1);
+    const [promote, abort] = await Promise.all([run('canary', 'promote', 'afp', '--full'), run('canary', 'abort', 'afp')]);
+    expect([promote.code === 0, abort.code === 0].filter(Boolean)).toHaveLength(1);
+    const final = (await canaries.get('afp'))!;
+    if (promote.code === 0) {
+      expect(final.phase).toBe('Promoted');
+      expect(abort.stderr).toContain('TRELLIS_NOT_FOUND');
+      await waitFor(async () => JSON.stringify((await weights.get('afp'))?.weights) === JSON.stringify({ '1.2.0': 100 }), { what: 'weights of the promotion' });
+      await waitFor(async () => !(await versionsRunning('afp')).includes('1.0.0'), { timeoutMs: 30_000, what: 'stable retired' });
+    } else {
+      expect(final.phase).toBe('Aborted');
+      expect(promote.stderr).toContain('TRELLIS_CONFLICT');
+      expect((await weights.get('afp'))?.weights).toEqual({ '1.0.0': 100 });
+      await waitFor(async () => !(await versionsRunning('afp')).includes('1.2.0'), { timeoutMs: 30_000, what: 'canary stopped' });
+      expect(await versionsRunning('afp')).toContain('1.0.0');
+    }
+  }, 240_000);
+
+  it('canary - abort with no canary running touches nothing: no document, no weights write, stable keeps running', async () => {
+    await stableActor('quiet');
+    const before = await weights.get('quiet');
+    const aborted = await run('canary', 'abort', 'quiet');
+    expect(aborted.code).not.toBe(0);
+    expect(aborted.stderr).toContain('TRELLIS_NOT_FOUND');
+    expect(aborted.stderr).toContain('no canary is running for quiet');
+    expect(await canaries.get('quiet')).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await weights.get('quiet')).toEqual(before);
+    expect((await versionsRunning('quiet')).sort()).toEqual(['1.0.0', '1.0.0']);
+    const statusOf = await run('canary', 'status', 'quiet');
+    expect(statusOf.stderr).toContain('TRELLIS_NOT_FOUND');
+  }, 120_000);
 });

@@ -89,7 +89,7 @@ export async function startCanaryController(o: CanaryControllerOptions): Promise
     if (!o.isLeader()) return;
     const out = await transition(writer, stored.key, op, { current: stored });
     for (const e of out.transition.events) logger.info({ actor: stored.key, event: e.kind, step: e.data.step, weight: e.data.weight, reason: e.data.reason }, 'canary decision');
-    return out;
+    return out.transition.changed ? out : undefined;
   };
 
   /** A bookkeeping write (effects done, window); a lost race is simply retried next tick. */

@@ -104,10 +104,13 @@ export const commands = [
         if (!digest) throw new TrellisError('TRELLIS_BAD_OPTION', `${actor} belongs to app ${app}: give --source, so the app's desired state can move to the canary on promotion`);
         const { openApps } = await import('../apps/index.ts');
         const rev = await (await openApps(client.nc, client.subjects)).current(app);
-        const stableSpec = rev?.value.spec.actors.find((a) => a.name === actor);
-        if (!stableSpec) throw new TrellisError('TRELLIS_NOT_FOUND', `app ${app} has no actor ${actor}`);
-        const { canary: _c, ...plain } = stableSpec;
-        extra = { startInstances: false, stableSpec: plain, canarySpec: { ...plain, version: flags.to, digest } };
+        const inApp = rev?.value.spec.actors.find((a) => a.name === actor);
+        if (!inApp) throw new TrellisError('TRELLIS_NOT_FOUND', `app ${app} has no actor ${actor}`);
+        const { canary: _c, ...plain } = inApp;
+        // The app may ask for another version than serves (a rolled-back canary): stable is what serves.
+        const served = groups.find((g) => g.version === (stable ?? current?.value.stable));
+        const stableSpec = served && served.version !== plain.version ? { ...plain, version: served.version, digest: served.digest } : plain;
+        extra = { startInstances: false, stableSpec, canarySpec: { ...plain, version: flags.to, digest } };
       }
       if (!digest && !groups.some((g) => g.version === flags.to)) throw new TrellisError('TRELLIS_NOT_FOUND', `${actor} ${flags.to} runs nowhere: start it first, or give --source`);
       const out = await transition(w, actor, (st, now) => ({
