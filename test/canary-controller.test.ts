@@ -82,7 +82,15 @@ describe('canary controller through real hosts, controllers, gateway and CLI', (
       const started = await run('canary', 'start', 'good', '--to', '1.1.0', '--source', exampleActor('echo-c'), '--steps', '20,50,100', '--interval', '1s', '--min-requests', '10', '--success-rate', '0.95', '--p99-ms', '3000', '--json');
       expect(started.code, started.stderr).toBe(0);
       expect(JSON.parse(started.stdout)).toMatchObject({ actor: 'good', stable: '1.0.0', canary: '1.1.0', phase: 'Progressing', steps: [20, 50, 100] });
+      const watching = run('canary', 'status', 'good', '--watch', '--wait', '--timeout', '120s', '--json');
       const waited = await run('canary', 'status', 'good', '--wait', '--timeout', '120s', '--json');
+      // --watch prints one JSON object per change, ending with the promotion.
+      const watched = await watching;
+      expect(watched.code, watched.stderr).toBe(0);
+      const lines = watched.stdout.trim().split('\n').map((l) => JSON.parse(l) as CanaryStatusView);
+      expect(lines.length).toBeGreaterThanOrEqual(3);
+      expect(lines.at(-1)!.phase).toBe('Promoted');
+      expect(new Set(lines.map((l) => l.step)).size).toBeGreaterThanOrEqual(3);
       expect(waited.code, waited.stdout + waited.stderr).toBe(0);
       const view = JSON.parse(waited.stdout) as CanaryStatusView;
       expect(view.phase).toBe('Promoted');
@@ -258,7 +266,7 @@ describe('canary controller through real hosts, controllers, gateway and CLI', (
       const first = await run('canary', 'start', 'ns', '--to', '1.1.0', '--source', exampleActor('echo-c'), '--steps', '10,100', '--interval', '60s', '--min-requests', '5');
       expect(first.code, first.stderr).toBe(0);
       const one = await waitRecord('ns', 'first run at step 1', (r) => r.step === 1);
-      const second = await run('canary', 'start', 'ns', '--to', '1.2.0', '--source', exampleActor('echo-c'), '--steps', '10,100', '--interval', '60s', '--min-requests', '5', '--json');
+      const second = await run('canary', 'start', 'ns', '--to', '1.2.0', '--source', exampleActor('echo-c'), '--steps', '10,100', '--interval', '60s', '--min-requests', '5', '--sticky-header', 'X-User', '--json');
       expect(second.code, second.stderr).toBe(0);
       const two = await waitRecord('ns', 'second run at step 1', (r) => r.canary === '1.2.0' && r.step === 1);
       expect(two.generation).toBe(one.generation + 1);
@@ -267,7 +275,7 @@ describe('canary controller through real hosts, controllers, gateway and CLI', (
       expect(two.history[0]).toMatchObject({ decision: 'restarted' });
       expect(two.history[0]!.reason).toContain('replaces the run of 1.1.0');
       await waitFor(async () => !(await versionsRunning('ns')).includes('1.1.0'), { timeoutMs: 30_000, what: 'replaced canary stopped' });
-      expect((await weights.get('ns'))?.weights).toEqual({ '1.0.0': 90, '1.2.0': 10 });
+      expect(await weights.get('ns')).toMatchObject({ weights: { '1.0.0': 90, '1.2.0': 10 }, sticky: { header: 'x-user', canary: '1.2.0' } });
       expect((await run('canary', 'abort', 'ns')).code).toBe(0);
       await waitFor(async () => !(await versionsRunning('ns')).includes('1.2.0'), { timeoutMs: 30_000, what: 'aborted canary stopped' });
     } finally {

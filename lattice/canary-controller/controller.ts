@@ -113,6 +113,10 @@ export async function startCanaryController(o: CanaryControllerOptions): Promise
       if (canaryServes(r, hosts)) return apply(stored, (st) => ({ transition: st && st.generation === r.generation ? begin(st, Date.now()) : { state: st, changed: false, events: [], effects: [] } }));
     }
     const now = Date.now();
+    // Nothing can be decided before the interval (or an earlier deadline) is over: no window to
+    // merge then, except now and then for `canary status`.
+    const refreshDue = !r.lastWindow || now - Date.parse(r.lastWindow.at) >= WINDOW_REFRESH_MS;
+    if (r.step > 0 && now - Date.parse(r.windowStartedAt) < Math.min(r.spec.intervalMs, r.spec.progressDeadlineMs) && !refreshDue) return undefined;
     const window = windowOf(r, now);
     const decision = analyze(window, r.spec, r, now);
     if (decision.kind !== 'wait') {
@@ -121,7 +125,7 @@ export async function startCanaryController(o: CanaryControllerOptions): Promise
       // stale step or generation but keeps a rollback of this run (evidence stays evidence).
       return apply(stored, (st) => ({ transition: st ? tick(st, decision, Date.now()) : { state: st, changed: false, events: [], effects: [] }, extra: { lastWindow } }));
     }
-    if (!r.lastWindow || now - Date.parse(r.lastWindow.at) >= WINDOW_REFRESH_MS) {
+    if (refreshDue) {
       const actual = actualWeight(window);
       await update(stored, { lastWindow: { at: new Date(now).toISOString(), ...(actual !== undefined ? { actual } : {}), stable: summarize(window.stable), canary: summarize(window.canary) } });
     }
