@@ -335,4 +335,18 @@ describe('canary controller through real hosts, controllers, gateway and CLI', (
     const statusOf = await run('canary', 'status', 'quiet');
     expect(statusOf.stderr).toContain('TRELLIS_NOT_FOUND');
   }, 120_000);
+  it('canary - a step without enough traffic waits up to the progress deadline, then rolls back with reason "no data"', async () => {
+    await stableActor('idle');
+    const started = await run('canary', 'start', 'idle', '--to', '1.1.0', '--source', exampleActor('echo-c'), '--interval', '1s', '--min-requests', '50', '--progress-deadline', '4s');
+    expect(started.code, started.stderr).toBe(0);
+    const stepped = await waitRecord('idle', 'step 1', (r) => r.step === 1);
+    // A trickle: a few requests, far from 50 canary requests.
+    for (let i = 0; i < 5; i++) expect((await fetch(`${base}/idle/x`)).status).toBe(200);
+    const rolled = await waitRecord('idle', 'rollback for no data', (r) => r.phase === 'RolledBack', 60_000);
+    const last = rolled.history.at(-1)!;
+    expect(last.reason).toMatch(/^no data: /);
+    expect(last.numbers?.minRequests).toBe(50);
+    expect(Date.parse(rolled.endedAt!) - Date.parse(stepped.stepStartedAt)).toBeGreaterThanOrEqual(4000);
+    expect((await weights.get('idle'))?.weights).toEqual({ '1.0.0': 100 });
+  }, 120_000);
 });

@@ -9,7 +9,7 @@
  * after a failover finishes what the old one started and goes on from the same step.
  */
 import type { NatsConnection } from 'nats';
-import { analyze, begin, emptyTotals, start, summarize, tick, actualWeight, type AnalysisWindow } from '../canary/index.ts';
+import { actualWeight, analyze, begin, emptyTotals, isActive, start, summarize, tick, type AnalysisWindow } from '../canary/index.ts';
 import type { CanarySpec } from '../apps/canary.ts';
 import { openApps, type AppStore } from '../apps/index.ts';
 import type { ControlClient } from '../control/index.ts';
@@ -19,10 +19,9 @@ import { collectMetrics, type MetricsCollector } from '../metrics/index.ts';
 import type { HostView } from '../reconciler/hosts.ts';
 import type { Subjects } from '../subjects/index.ts';
 import type { ActorWeights } from '../weights/index.ts';
-import { isActive } from '../canary/index.ts';
 import type { AppRevision, CanaryState } from '../wire/index.ts';
 import { appSpecAtVersion, canaryServes, desiredWeights, instancesOf, missingCanaryStarts, pendingManifestCanary, weightsMatch, type CanaryRecord } from './record.ts';
-import { openWriter, publish, transition, type Operation, type Writer } from './store.ts';
+import { openWriter, transition, type Operation, type Writer } from './store.ts';
 
 /** How often the controller looks at every canary (a decision still waits for its interval). */
 export const CANARY_TICK_MS = 250;
@@ -191,7 +190,7 @@ export async function startCanaryController(o: CanaryControllerOptions): Promise
         if (!spec.canary) continue;
         const stored = docs.get(spec.name);
         const due = pendingManifestCanary(app, spec, stored?.value, hosts);
-        if (!due) continue;
+        if (!due || !o.isLeader()) continue;
         const op: Operation = (st, now) => ({
           transition: start(st, { actor: spec.name, app: app.name, stable: due.stable, canary: spec.version, canaryDigest: spec.digest, spec: spec.canary as unknown as CanarySpec }, now),
           extra: { stableSpec: due.stableSpec, canarySpec: due.canarySpec, startInstances: false },
@@ -242,4 +241,3 @@ export async function startCanaryController(o: CanaryControllerOptions): Promise
   };
 }
 
-export { publish };

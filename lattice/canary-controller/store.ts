@@ -29,7 +29,7 @@ import { openDocuments, type DocumentKind, type DocumentStore, type Stored } fro
 import { TrellisError } from '../errors/index.ts';
 import { token, type Subjects } from '../subjects/index.ts';
 import { openWeights, type WeightStore } from '../weights/index.ts';
-import { encodeEvent, isRecord, makeEvent, type CanaryState } from '../wire/index.ts';
+import { encodeEvent, makeEvent, type CanaryState } from '../wire/index.ts';
 import { checkRecordExtras, nextRecord, type CanaryRecord } from './record.ts';
 
 /** Canary documents: one per actor, keyed by its name; a few revisions kept for inspection. */
@@ -80,11 +80,10 @@ export async function openWriter(nc: NatsConnection, subjects: Subjects, by: str
  */
 export async function transition(w: Writer, actor: string, op: Operation, options: { current?: Stored<CanaryRecord> } = {}): Promise<Transitioned> {
   token(actor, 'actor name');
+  // The first attempt may use the revision the caller just read (the leader's followed copy).
   let current = options.current;
-  let first = true;
   for (let attempt = 0; attempt < 20; attempt++) {
-    if (!first || !current) current = await w.docs.get(actor);
-    first = false;
+    if (attempt > 0 || !current) current = await w.docs.get(actor);
     const { transition: t, extra } = op(current?.value, Date.now());
     if (t.refused) throw new TrellisError(t.refused.code, t.refused.reason);
     if (!t.changed || !t.state) return { record: current?.value, transition: t, ...(current ? { revision: current.revision } : {}) };
@@ -108,9 +107,4 @@ export async function publish(w: Writer, t: CanaryTransition<CanaryState | undef
     if (!w.nc.isClosed()) w.nc.publish(w.subjects.event(e.kind), encodeEvent(makeEvent(e.kind, w.source, { ...e.data, by: w.by })));
   }
   if (t.weights && t.state) await w.weights.set(t.state.actor, t.weights.weights, undefined, t.weights.sticky ? { sticky: t.weights.sticky } : {});
-}
-
-/** Is this a canary record (for tests reading the bucket)? */
-export function isCanaryRecord(value: unknown): value is CanaryRecord {
-  return isRecord(value) && typeof value.actor === 'string' && Array.isArray(value.pending);
 }

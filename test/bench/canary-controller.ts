@@ -106,8 +106,8 @@ export async function run(): Promise<Record<string, unknown>> {
     const windows = runs * ((measureS * 1000) / CANARY_TICK_MS);
     const cpuPerWindowMs = (busyCpuMs - idleCpuMs) / windows;
 
-    const good = await begin('good', { steps: [25, 50, 100], intervalMs: 1000, minRequests: 100, p99Ms: 500, successRate: 0.99 });
-    const bad = await begin('bad', { steps: [25, 50, 100], intervalMs: 1000, minRequests: 100, failureLimit: 1, keepCanaryOnRollback: true });
+    await begin('good', { steps: [25, 50, 100], intervalMs: 1000, minRequests: 100, p99Ms: 500, successRate: 0.99 });
+    await begin('bad', { steps: [25, 50, 100], intervalMs: 1000, minRequests: 100, failureLimit: 1, keepCanaryOnRollback: true });
     const ended = async (actor: string) => {
       for (;;) {
         const r = (await writer.docs.get(actor))?.value as CanaryRecord | undefined;
@@ -116,7 +116,6 @@ export async function run(): Promise<Record<string, unknown>> {
       }
     };
     const [g, b] = await Promise.all([ended('good'), ended('bad')]);
-    void good, void bad;
     // Each step: from the step's start (its history entry) to the next decision.
     const at = (r: CanaryRecord) => r.history.map((h) => ({ t: Date.parse(h.at), d: h.decision }));
     const gh = at(g);
