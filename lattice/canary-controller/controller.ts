@@ -27,6 +27,8 @@ import { openWriter, transition, type Operation, type Writer } from './store.ts'
 export const CANARY_TICK_MS = 250;
 /** Callers apply a weights change within a second; the old stable stops only after this. */
 export const RETIRE_GRACE_MS = 2000;
+/** How much longer an old stable that still gets requests after the grace is waited for. */
+export const RETIRE_WAIT_MS = 10_000;
 /** `canary status` sees the window refreshed this often while nothing is decided. */
 const WINDOW_REFRESH_MS = 2000;
 
@@ -153,8 +155,13 @@ export async function startCanaryController(o: CanaryControllerOptions): Promise
         for (const hostId of left.keys()) run(`stop:${hostId}:${r.actor}:${e.version}`, () => o.control.stopActor(hostId, { actor: r.actor, version: e.version, fence: o.fence }));
       } else if (e.kind === 'retire-version') {
         if (r.phase !== 'Promoted') { done.push(i); continue; }
-        // Weights first, and applied: every caller follows the weights within a second.
-        if (Date.now() - Date.parse(current!.updatedAt) < retireGraceMs) continue;
+        // Weights first, and applied: every caller follows the weights within a second, and the
+        // windows show it (no unpinned traffic reaches the old version any more). Pinned testers
+        // may keep calling it: after RETIRE_WAIT_MS more it is retired all the same.
+        const since = Date.now() - Date.parse(current!.updatedAt);
+        if (since < retireGraceMs) continue;
+        const stillServed = collector.window(r.actor, Date.parse(current!.updatedAt) + retireGraceMs, Date.now())[e.version]?.requests ?? 0;
+        if (stillServed > 0 && since < retireGraceMs + RETIRE_WAIT_MS) continue;
         const left = r.app ? new Map() : instancesOf(hosts, r.actor, e.version, {});
         if (left.size === 0) {
           done.push(i);

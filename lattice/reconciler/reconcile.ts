@@ -93,10 +93,22 @@ export async function startTerm(options: TermOptions): Promise<Term> {
     }
     kick();
   };
-  const view: HostView = await watchHosts(nc, subjects, control, { holdDownMs: options.holdDownMs, onChange: onHost });
   // Canaries start and stop with the term; their documents change what the plan runs (stable
-  // and canary side by side), so a change kicks a pass.
-  const canaries = await startCanaryController({ nc, subjects, control, view, id: options.id, logger, fence: options.fence, isLeader: options.isLeader, apps: () => [...apps.followed.docs.values()], onChange: kick });
+  // and canary side by side), so a change kicks a pass. Started beside the host watch (the
+  // first pass needs both); the controller reads the view only once it ticks.
+  let view!: HostView;
+  const lateView: HostView = { live: () => view.live(), heldOut: () => view.heldOut(), patchActor: (h, a) => view.patchActor(h, a), patchProvider: (h, p) => view.patchProvider(h, p), close: () => view.close() };
+  const [watched, started] = await Promise.allSettled([
+    watchHosts(nc, subjects, control, { holdDownMs: options.holdDownMs, onChange: onHost }),
+    startCanaryController({ nc, subjects, control, view: lateView, id: options.id, logger, fence: options.fence, isLeader: () => view !== undefined && options.isLeader(), apps: () => [...apps.followed.docs.values()], onChange: kick }),
+  ]);
+  if (watched.status === 'rejected' || started.status === 'rejected') {
+    if (started.status === 'fulfilled') await started.value.close();
+    if (watched.status === 'fulfilled') watched.value.close();
+    throw watched.status === 'rejected' ? watched.reason : (started as PromiseRejectedResult).reason;
+  }
+  view = watched.value;
+  const canaries = started.value;
   const lastWritten = new Map<string, { json: string; at: number }>();
   /** Apps this term deleted: what they still own on hosts that come back is stopped. */
   const deleted = new Set<string>();
