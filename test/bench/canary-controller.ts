@@ -132,7 +132,7 @@ export async function run(): Promise<Record<string, unknown>> {
       { measure: 'healthy canary: ms from each step start to its decision (interval 1000)', value: stepMs.join(', ') },
       { measure: 'healthy canary: phase', value: g.phase },
       { measure: 'failing canary (10 %): ms from first step to rollback (interval 1000)', value: rollbackMs },
-      { measure: 'failing canary: reason', value: b.history.at(-1)!.reason.slice(0, 70) },
+      { measure: 'failing canary: reason', value: b.history.at(-1)!.reason.split(';')[0]!.slice(0, 40) },
     ];
     console.log(`\nCanary controller: ${hosts} hosts reporting once a second\n${table(rows)}`);
     return { hosts, runs, idleCpuMsPerS: idleCpuMs / measureS, busyCpuMsPerS: busyCpuMs / measureS, cpuPerWindowMs, stepDecisionMs: stepMs, promoted: g.phase === 'Promoted', rollbackMs, rolledBack: b.phase === 'RolledBack' };
