@@ -276,6 +276,9 @@ describe('canary controller through real hosts, controllers, gateway and CLI', (
       expect(two.history[0]!.reason).toContain('replaces the run of 1.1.0');
       await waitFor(async () => !(await versionsRunning('ns')).includes('1.1.0'), { timeoutMs: 30_000, what: 'replaced canary stopped' });
       expect(await weights.get('ns')).toMatchObject({ weights: { '1.0.0': 90, '1.2.0': 10 }, sticky: { header: 'x-user', canary: '1.2.0' } });
+      // Weights that do not match the state (a hand edit) are put back by the leader.
+      await weights.set('ns', { '1.0.0': 100 });
+      await waitFor(async () => (await weights.get('ns'))?.weights['1.2.0'] === 10, { timeoutMs: 15_000, what: 'weights restored from the state' });
       expect((await run('canary', 'abort', 'ns')).code).toBe(0);
       await waitFor(async () => !(await versionsRunning('ns')).includes('1.2.0'), { timeoutMs: 30_000, what: 'aborted canary stopped' });
     } finally {
@@ -349,4 +352,26 @@ describe('canary controller through real hosts, controllers, gateway and CLI', (
     expect(Date.parse(rolled.endedAt!) - Date.parse(stepped.stepStartedAt)).toBeGreaterThanOrEqual(4000);
     expect((await weights.get('idle'))?.weights).toEqual({ '1.0.0': 100 });
   }, 120_000);
+  it('canary - with no leader, abort still takes effect (stable 100 %) and the next leader stops the canary it finds still running', async () => {
+    await stableActor('orphan');
+    const started = await run('canary', 'start', 'orphan', '--to', '1.1.0', '--source', exampleActor('echo-c'), '--interval', '60s');
+    expect(started.code, started.stderr).toBe(0);
+    await waitRecord('orphan', 'step 1', (r) => r.step === 1);
+    // Every controller gone: no leader at all.
+    for (const [name, c] of [...controllers]) {
+      c.process.kill('SIGKILL');
+      await c.exited;
+      controllers.delete(name);
+    }
+    const aborted = await run('canary', 'abort', 'orphan');
+    expect(aborted.code, aborted.stderr).toBe(0);
+    expect((await weights.get('orphan'))?.weights).toEqual({ '1.0.0': 100 });
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(await versionsRunning('orphan')).toContain('1.1.0');
+    expect((await canaries.get('orphan'))?.pending).toEqual([expect.objectContaining({ kind: 'stop-version', version: '1.1.0' })]);
+    await spawnController();
+    await waitFor(async () => !(await versionsRunning('orphan')).includes('1.1.0'), { timeoutMs: 60_000, what: 'the new leader stops the aborted canary' });
+    await waitRecord('orphan', 'settled', (r) => r.pending.length === 0 && r.settled === true, 30_000);
+    expect((await versionsRunning('orphan')).sort()).toEqual(['1.0.0', '1.0.0']);
+  }, 180_000);
 });
