@@ -96,6 +96,14 @@ describe('canary controller through real hosts, controllers, gateway and CLI', (
       expect(view.phase).toBe('Promoted');
       expect(view.weight.set).toBe(100);
       expect(view.history.filter((h) => h.decision === 'step').length).toBe(3);
+      // The JSON shape: the last judged window of both versions, the measured share.
+      expect(view).toMatchObject({ actor: 'good', stable: '1.0.0', canary: '1.1.0', step: 3, steps: [20, 50, 100], failedChecks: 0, failureLimit: 2 });
+      expect(view.window.canary.requests).toBeGreaterThanOrEqual(10);
+      expect(view.window.canary.successRate).toBe(1);
+      expect(typeof view.window.canary.p99Ms).toBe('number');
+      expect(view.weight.actual).toBeGreaterThan(0);
+      expect(view.window.stable).toHaveProperty('requests');
+      expect(view.history[0]).toMatchObject({ decision: 'started', at: expect.any(String), reason: expect.any(String) });
       // Drained and stopped: only the new version runs, and it takes every request.
       await waitFor(async () => (await versionsRunning('good')).every((v) => v === '1.1.0') && (await versionsRunning('good')).length === 2, { timeoutMs: 30_000, what: 'old stable stopped' });
       const after = Date.now();
