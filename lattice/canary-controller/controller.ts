@@ -29,6 +29,8 @@ export const CANARY_TICK_MS = 250;
 export const RETIRE_GRACE_MS = 2000;
 /** How much longer an old stable that still gets requests after the grace is waited for. */
 export const RETIRE_WAIT_MS = 10_000;
+/** A failed start or stop of the controller's is sent again after this. */
+const COMMAND_RETRY_MS = 3000;
 /** `canary status` sees the window refreshed this often while nothing is decided. */
 const WINDOW_REFRESH_MS = 2000;
 
@@ -77,11 +79,17 @@ export async function startCanaryController(o: CanaryControllerOptions): Promise
   const inFlight = new Set<string>();
   const retireGraceMs = o.retireGraceMs ?? RETIRE_GRACE_MS;
 
+  /** When a command last failed: it is tried again only after COMMAND_RETRY_MS (a missing artifact stays missing a while). */
+  const failedAt = new Map<string, number>();
   const run = (key: string, what: () => Promise<unknown>) => {
-    if (inFlight.has(key)) return;
+    if (inFlight.has(key) || Date.now() - (failedAt.get(key) ?? 0) < COMMAND_RETRY_MS) return;
     inFlight.add(key);
     what()
-      .catch((err: unknown) => logger.warn({ key, err: (err as Error).message }, 'canary command failed; retried next tick'))
+      .then(() => failedAt.delete(key))
+      .catch((err: unknown) => {
+        failedAt.set(key, Date.now());
+        logger.warn({ key, err: (err as Error).message }, `canary command failed; tried again in ${COMMAND_RETRY_MS} ms`);
+      })
       .finally(() => inFlight.delete(key));
   };
 
