@@ -248,6 +248,13 @@ export class ActorSupervisor {
     return this.running.has(`${actor}@${version}`);
   }
 
+  /** The versions of an actor this host runs (a local-first caller's fallback before the lattice view lists them). */
+  versionsOf(actor: string): string[] {
+    const out: string[] = [];
+    for (const r of this.running.values()) if (r.actor === actor) out.push(r.version);
+    return out;
+  }
+
   /** Run an invocation on this host's own instances, without NATS (local-first gateway). */
   async invokeLocal(actor: string, version: string, request: ActorRequest, deadlineMs: number, invocationId: string): Promise<ActorResponse> {
     const key = `${actor}@${version}`;

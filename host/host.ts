@@ -108,7 +108,7 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
       lattice: options.lattice,
       caller: id,
       traffic: metrics.traffic,
-      local: { hostId: id, has: (a, v) => actors?.has(a, v) ?? false, invoke: (a, v, r, d, id) => actors!.invokeLocal(a, v, r, d, id) },
+      local: { hostId: id, has: (a, v) => actors?.has(a, v) ?? false, versions: (a) => actors?.versionsOf(a) ?? [], invoke: (a, v, r, d, id) => actors!.invokeLocal(a, v, r, d, id) },
     }),
   );
   const rpcClient = rpc.get;

@@ -160,7 +160,8 @@ async function render(result: Output | Stream | number | void, json: boolean): P
   if (typeof result === 'number') return result;
   if ('stream' in result) {
     for await (const item of result.stream) console.log(json ? JSON.stringify(item.data) : item.text);
-    return 0;
+    // A stream that ends in failure (`canary status --watch --wait`) says so in process.exitCode.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   }
   if (json) console.log(JSON.stringify(result.data, null, 2));
   else if (result.text !== undefined) {

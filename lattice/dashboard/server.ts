@@ -32,8 +32,6 @@ export interface DashboardOptions {
   lattice?: string;
   /** host:port, `:port` (all interfaces) or a port; port 0 takes any free one. Default 127.0.0.1:8090. */
   listen?: string;
-  /** The canary bucket to read (default: lattice/subjects' `canaries`, when it names one). */
-  canaryBucket?: string;
   logger?: Logger;
 }
 
@@ -165,7 +163,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
       server.once('error', reject);
       server.listen(port, host, () => (server.off('error', reject), resolve()));
     });
-    feeds = await feedDashboard(nc, subjects, model, traffic, { changed, canaryBucket: options.canaryBucket });
+    feeds = await feedDashboard(nc, subjects, model, traffic, { changed });
   } catch (err) {
     stopTimers();
     server.close();

@@ -97,6 +97,8 @@ export interface RpcClientOptions {
 export interface LocalInvoker {
   readonly hostId: string;
   has(actor: string, version: string): boolean;
+  /** The versions of an actor running here. */
+  versions(actor: string): readonly string[];
   invoke(actor: string, version: string, request: ActorRequest, deadlineMs: number, invocationId: string): Promise<ActorResponse>;
 }
 
@@ -229,6 +231,9 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
       // A fresh caller may not have heard from the lattice yet.
       await view.ready();
       versions = plan(actor, opts.version, opts.stickyKey);
+      // Instances this process started a moment ago serve before the lattice's beats list
+      // them (a deploy that just finished must not answer 503 from its own host).
+      if (versions.length === 0 && options.local) versions = options.local.versions(actor);
       if (versions.length === 0) {
         throw new TrellisError('TRELLIS_NO_RESPONDERS', `no live instance of actor "${actor}" in lattice ${options.lattice} (unknown actor, or none started: \`trellis get actors\`)`);
       }

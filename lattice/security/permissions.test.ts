@@ -61,6 +61,9 @@ describe('security - role permissions', () => {
     expect(can(c.publish, s.control('hostPing'))).toBe(true);
     expect(can(c.publish, `$KV.${s.buckets.apps}.demo`)).toBe(true);
     expect(can(c.publish, `$KV.${s.buckets.leader}.leader`)).toBe(true);
+    expect(can(c.publish, `$KV.${s.buckets.canaries}.demo`)).toBe(true);
+    expect(can(c.publish, s.event('canary_step'))).toBe(true);
+    expect(can(rolePermissions('host', { lattice: 'prod' }).publish, s.event('canary_step'))).toBe(false);
     expect(can(c.publish, `$KV.${s.buckets.links}.x`)).toBe(true);
     expect(can(c.publish, `$O.${s.buckets.artifacts}.C.x`)).toBe(false);
     expect(can(c.publish, s.rpc('hello', '1.0.0'))).toBe(false);

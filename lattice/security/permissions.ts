@@ -19,6 +19,7 @@
  */
 import { EventTypes, subjects as buildSubjects, token, type EventType } from '../subjects/index.ts';
 import { TrellisError } from '../errors/index.ts';
+import { CanaryEventKinds } from '../wire/canary.ts';
 import { Roles, type Role } from '../options/index.ts';
 
 export { Roles, type Role } from '../options/index.ts';
@@ -48,8 +49,8 @@ export interface PermissionScope {
   buckets?: string[];
 }
 
-/** Events the control plane publishes (the reconciler); hosts publish the rest. */
-const CONTROLLER_EVENTS: readonly EventType[] = ['app_deployed', 'app_updated', 'app_deleted', 'actor_placed', 'actor_replaced', 'reconcile_failed'];
+/** Events the control plane publishes (the reconciler and its canary controller); hosts publish the rest. */
+const CONTROLLER_EVENTS: readonly EventType[] = ['app_deployed', 'app_updated', 'app_deleted', 'actor_placed', 'actor_replaced', 'reconcile_failed', ...CanaryEventKinds];
 const HOST_EVENTS: readonly EventType[] = EventTypes.filter((t) => !CONTROLLER_EVENTS.includes(t));
 
 type Access = 'read' | 'write';
@@ -101,6 +102,7 @@ function latticeStores(lattice: string): Record<keyof ReturnType<typeof buildSub
     apps: kv(b.apps),
     appStatus: kv(b.appStatus),
     leader: kv(b.leader),
+    canaries: kv(b.canaries),
   };
 }
 
@@ -110,8 +112,8 @@ const STORE_ACCESS: Record<Role, Partial<Record<StoreName, Access>>> = {
   gateway: { weights: 'read', httpRoutes: 'read' },
   provider: {},
   // The reconciler writes the links and HTTP routes an app declares (lattice/reconciler/declared.ts).
-  controller: { apps: 'write', appStatus: 'write', leader: 'write', weights: 'write', links: 'write', httpRoutes: 'write', hosts: 'read', config: 'read' },
-  operator: { weights: 'write', config: 'write', links: 'write', httpRoutes: 'write', artifacts: 'write', hosts: 'write', apps: 'write', appStatus: 'write', leader: 'write' },
+  controller: { apps: 'write', appStatus: 'write', leader: 'write', weights: 'write', links: 'write', httpRoutes: 'write', canaries: 'write', hosts: 'read', config: 'read' },
+  operator: { weights: 'write', config: 'write', links: 'write', httpRoutes: 'write', artifacts: 'write', hosts: 'write', apps: 'write', appStatus: 'write', leader: 'write', canaries: 'write' },
 };
 
 /** Validate a role name (`trellis nats permissions --role`); TRELLIS_BAD_OPTION. */

@@ -69,6 +69,12 @@ export const EventTypes = [
   'actor_placed',
   'actor_replaced',
   'reconcile_failed',
+  'canary_started',
+  'canary_step',
+  'canary_paused',
+  'canary_promoted',
+  'canary_rolled_back',
+  'canary_aborted',
 ] as const;
 export type EventType = (typeof EventTypes)[number];
 
@@ -111,7 +117,7 @@ export interface Subjects {
    */
   inboxPrefix(user: string): string;
   /** Names of the JetStream buckets of this lattice. */
-  readonly buckets: { weights: string; config: string; links: string; httpRoutes: string; artifacts: string; hosts: string; apps: string; appStatus: string; leader: string };
+  readonly buckets: { weights: string; config: string; links: string; httpRoutes: string; artifacts: string; hosts: string; apps: string; appStatus: string; leader: string; canaries: string };
 }
 
 /** Build the subject space of a lattice. The name is validated once here. */
@@ -152,6 +158,7 @@ export function subjects(lattice: string): Subjects {
       apps: `trellis-${bucketSafe}-apps`,
       appStatus: `trellis-${bucketSafe}-app-status`,
       leader: `trellis-${bucketSafe}-leader`,
+      canaries: `trellis-${bucketSafe}-canaries`,
     },
   };
 }

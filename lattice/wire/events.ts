@@ -6,7 +6,11 @@ import { randomUUID } from 'node:crypto';
 import { TrellisError } from '../errors/index.ts';
 import { EventTypes, type EventType } from '../subjects/index.ts';
 import { decodeJson, encodeJson, isRecord } from './codec.ts';
+import type { CanaryEventPayload } from './canary.ts';
 import type { HostInventory } from './control.ts';
+
+/** A canary event's data: the run as it is after the decision, and who decided (leader or `cli`). */
+export type CanaryEventData = CanaryEventPayload & { by: string };
 
 /** CloudEvents type prefix: `dev.trellis.<event>`. */
 export const EVENT_TYPE_PREFIX = 'dev.trellis.';
@@ -32,6 +36,13 @@ export interface EventData {
   /** Instances lost with a dead (or held-out) host, or of an old version, placed again. */
   actor_replaced: { app: string; revision: number; actor: string; version: string; hostId: string; instances: number; reason: string; leader: string };
   reconcile_failed: { app: string; revision?: number; reason: string; code?: string; hostId?: string; actor?: string; retryInMs?: number; leader: string };
+  /** Canary decisions (lattice/canary-controller); the rollback's reason carries the numbers. */
+  canary_started: CanaryEventData;
+  canary_step: CanaryEventData;
+  canary_paused: CanaryEventData;
+  canary_promoted: CanaryEventData;
+  canary_rolled_back: CanaryEventData;
+  canary_aborted: CanaryEventData;
 }
 
 /** One lattice event, CloudEvents 1.0 attributes plus typed data. */
