@@ -58,6 +58,7 @@ describe('security - each role under exactly its permissions', { timeout: 240_00
   }
 
   beforeAll(async () => {
+    const stateDir = await mkdtemp(path.join(os.tmpdir(), 'security-roles-state-'));
     // The server's users, each with the permissions the CLI prints for its role.
     const users: string[] = [];
     for (const role of ['host', 'gateway', 'provider', 'controller', 'operator'] as const) {
@@ -75,7 +76,8 @@ describe('security - each role under exactly its permissions', { timeout: 240_00
       lattice,
       name: 'secure-host',
       extraArgs: ['--seed', hostSeed, '--nats-user', 'host', '--controller-user', 'controller', '--provider-user', 'provider', '--beat-ms', '500'],
-      env: { TRELLIS_NATS_PASSWORD: passwords.host, TRELLIS_CONTROLLER_PASSWORD: passwords.controller, TRELLIS_PROVIDER_PASSWORD: passwords.provider },
+      // A state dir of its own: an empty compile cache, so the host really fetches the artifacts.
+      env: { TRELLIS_NATS_PASSWORD: passwords.host, TRELLIS_CONTROLLER_PASSWORD: passwords.controller, TRELLIS_PROVIDER_PASSWORD: passwords.provider, XDG_STATE_HOME: stateDir },
     });
     gateway = await spawnTrellis(['gateway', '--nats', nats.url, '--lattice', lattice, '--listen', '127.0.0.1:0', '--nats-user', 'gateway'], 'gateway ready', { TRELLIS_NATS_PASSWORD: passwords.gateway });
     gatewayUrl = gateway.ready.url as string;

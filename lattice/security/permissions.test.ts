@@ -49,6 +49,9 @@ describe('security - role permissions', () => {
     expect(can(p.publish, s.event('app_deployed'))).toBe(false);
     expect(can(p.publish, `$KV.${s.buckets.hosts}.NME`)).toBe(true);
     expect(can(p.publish, `$KV.${s.buckets.apps}.demo`)).toBe(false);
+    // Reading an artifact: nats.js looks its stream up by subject.
+    expect(can(p.publish, '$JS.API.STREAM.NAMES')).toBe(true);
+    expect(can(p.publish, `$O.${s.buckets.artifacts}.C.x`)).toBe(false);
     for (const subject of [other.rpc('hello', '1.0.0'), other.control('hostPing'), other.beat('NME'), `$KV.${other.buckets.hosts}.NME`, `$JS.API.STREAM.INFO.KV_${other.buckets.links}`, '_INBOX.dev.x.y']) {
       expect(can(p.publish, subject), subject).toBe(false);
       expect(can(p.subscribe, subject), subject).toBe(false);

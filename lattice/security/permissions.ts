@@ -77,6 +77,9 @@ export function storeSubjects(store: Store, access: Access): string[] {
     // Readers open buckets as writers do, creating a missing one (empty, with Trellis's settings)
     // so that start-up order does not matter; they still cannot write a key or change a bucket.
     `${api}.STREAM.CREATE.${stream}`,
+    // nats.js reads an object's chunks through js.subscribe without binding the stream, which
+    // looks the stream up by subject (objectstore.js get → findStream): stream names only.
+    ...(store.kind === 'os' ? [`${api}.STREAM.NAMES`] : []),
   ];
   if (access === 'read') return read;
   return [
