@@ -228,13 +228,13 @@ export class ActorSupervisor {
   }
 
   /** Run an invocation on this host's own instances, without NATS (local-first gateway). */
-  async invokeLocal(actor: string, version: string, request: ActorRequest, deadlineMs: number, invocationId: string): Promise<ActorResponse> {
+  async invokeLocal(actor: string, version: string, request: ActorRequest, deadlineMs: number, invocationId: string, traceparent?: string): Promise<ActorResponse> {
     const key = `${actor}@${version}`;
     const counted = this.countersOf(actor, version);
     const started = performance.now();
     const traffic = counted.traffic;
     try {
-      const response = await this.runtime.invoke(key, request, { deadlineMs, invocationId });
+      const response = await this.runtime.invoke(key, request, { deadlineMs, invocationId, traceparent });
       counted.ok.inc();
       traffic.requests++;
       if (response.status >= 500) traffic.failures++;

@@ -32,6 +32,7 @@ export function createHostMetrics(bindings: { hostId: string; lattice: string })
     /** Per-version traffic windows shipped over NATS for canary analysis (lattice/metrics). */
     traffic: new WindowAccumulator(),
     uptime: new Gauge({ name: 'trellis_host_uptime_seconds', help: 'Seconds since the host started', registers: [registry] }),
+    natsReconnects: new Counter({ name: 'trellis_nats_reconnects_total', help: 'Times this participant reconnected to NATS', registers: [registry] }),
   };
 }
 

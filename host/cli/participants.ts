@@ -15,6 +15,11 @@ export const participantFlags = {
   'log-level': { type: 'choice', choices: LogLevels, help: 'log level (default info)', env: 'TRELLIS_LOG_LEVEL' },
 } as const satisfies Flags;
 
+/** Tracing flag of the participants that trace (host, gateway); the OTEL_* variables apply too. */
+export const tracingFlags = {
+  'otlp-endpoint': { type: 'string', help: 'export traces to this OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (default: off)', env: 'OTEL_EXPORTER_OTLP_ENDPOINT', placeholder: 'url' },
+} as const satisfies Flags;
+
 export const hostFlags = {
   ...participantFlags,
   label: { type: 'pairs', short: 'l', help: 'a label key=value, e.g. --label cloud=aws' },
@@ -26,6 +31,7 @@ export const hostFlags = {
   'http-port': { type: 'int', help: 'serve /metrics, /health, /ready on this port (0: any free port)', max: 65535 },
   'http-host': { type: 'string', help: 'address for the HTTP port (default 127.0.0.1)', placeholder: 'address' },
   gateway: { type: 'string', help: 'also run the HTTP gateway on host:port (e.g. :8080); local instances answer without NATS', placeholder: 'host:port' },
+  ...tracingFlags,
 } as const satisfies Flags;
 
 export const commands = [
@@ -50,6 +56,7 @@ export const commands = [
         httpHost: flags.httpHost,
         logLevel: flags.logLevel,
         gateway: flags.gateway,
+        otlpEndpoint: flags.otlpEndpoint,
       });
       return runHostUntilStopped(host);
     },
@@ -63,6 +70,7 @@ export const commands = [
       listen: { type: 'string', help: 'host:port', default: '127.0.0.1:8080', placeholder: 'host:port' },
       'max-body-bytes': { type: 'int', help: 'largest request body (default 1 MiB, capped by NATS max_payload)', min: 1 },
       'deadline-ms': { type: 'int', help: 'deadline per request (default 10000)', min: 1 },
+      ...tracingFlags,
     },
     async run({ flags }) {
       const { createLogger } = await import('../../lattice/log/index.ts');
@@ -71,10 +79,15 @@ export const commands = [
       const { startGateway } = await import('../../providers/index.ts');
       const lattice = latticeOption(flags.lattice);
       const logger = createLogger({ component: 'gateway', level: (flags.logLevel) ?? 'info' }).child({ lattice });
+      const { startTracing } = await import('../../lattice/telemetry/index.ts');
+      const tracing = await startTracing({ service: 'trellis-gateway', lattice, endpoint: flags.otlpEndpoint });
       const nc = await connectParticipant(serversOption(flags.nats), 'trellis-gateway');
-      const gateway = await startGateway({ nc, lattice, listen: flags.listen, maxBodyBytes: flags.maxBodyBytes, deadlineMs: flags.deadlineMs, logger });
-      logger.info({ url: gateway.url }, 'gateway ready');
-      await runUntilStopped(nc, () => gateway.close());
+      const gateway = await startGateway({ nc, lattice, listen: flags.listen, maxBodyBytes: flags.maxBodyBytes, deadlineMs: flags.deadlineMs, logger, tracing });
+      logger.info({ url: gateway.url, tracing: tracing !== undefined }, 'gateway ready');
+      await runUntilStopped(nc, async () => {
+        await gateway.close();
+        await tracing?.shutdown();
+      });
       return 0;
     },
   }),

@@ -43,6 +43,8 @@ export interface HostOptions {
   cacheDir?: string;
   /** Run the HTTP gateway in this host on host:port (local-first calls). Default: none. */
   gateway?: string;
+  /** Export traces to this OTLP/HTTP collector (base URL). Default: $OTEL_EXPORTER_OTLP_ENDPOINT, else off. */
+  otlpEndpoint?: string;
 }
 
 /** The complete, validated form the host runs on. */
@@ -63,6 +65,7 @@ export interface CompiledHostOptions {
   logLevel: LogLevel;
   cacheDir: string;
   gateway?: string;
+  otlpEndpoint?: string;
 }
 
 /** Labels the host sets itself; they describe the machine and cannot be changed. */
@@ -136,5 +139,6 @@ export function compileHostOptions(input: HostOptions = {}, env: NodeJS.ProcessE
     logLevel,
     cacheDir: input.cacheDir ?? `${stateDir(env)}/cache`,
     gateway: input.gateway,
+    otlpEndpoint: input.otlpEndpoint,
   };
 }

@@ -5,5 +5,6 @@ import type { Command } from './command.ts';
 import { commands as controlCommands } from './control-commands.ts';
 import { commands as providerCommands } from './provider-commands.ts';
 import { commands as weightsCommands } from './weights-commands.ts';
+import { commands as observeCommands } from './observe-commands.ts';
 
-export const commands: Command[] = [...controlCommands, ...actorCommands, ...weightsCommands, ...providerCommands, ...appsCommands];
+export const commands: Command[] = [...controlCommands, ...actorCommands, ...weightsCommands, ...providerCommands, ...appsCommands, ...observeCommands];
