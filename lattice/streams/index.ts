@@ -81,11 +81,13 @@ export async function* readStream(nc: NatsConnection, options: ReadOptions): Asy
     return;
   }
   let consumer;
+  let lastSeq = 0;
   try {
-    const js = nc.jetstream();
-    consumer = await js.consumers.get(options.stream, { filterSubjects: [options.filter], deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(options.sinceMs).toISOString() });
-    const info = await consumer.info();
-    if (info.num_pending === 0 && !options.follow) return;
+    const jsm = await nc.jetstreamManager();
+    const state = (await jsm.streams.info(options.stream)).state;
+    lastSeq = state.last_seq;
+    if (state.messages === 0 && !options.follow) return;
+    consumer = await nc.jetstream().consumers.get(options.stream, { filterSubjects: options.filter, deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(options.sinceMs).toISOString() });
   } catch (err) {
     const error = fromNatsError(err, `stream ${options.stream}`);
     if (/stream not found|no responders|jetstream not enabled/i.test(`${(err as Error).message} ${error.code}`)) {
@@ -93,14 +95,27 @@ export async function* readStream(nc: NatsConnection, options: ReadOptions): Asy
     }
     throw error;
   }
+  if (!options.follow) {
+    // Read what was kept when the command started, in batches; an empty batch means no more.
+    while (!signal?.aborted) {
+      const batch = await consumer.fetch({ max_messages: 256, expires: 1000 });
+      let got = 0;
+      let done = false;
+      for await (const m of batch) {
+        got += 1;
+        yield { subject: m.subject, data: m.data };
+        if (m.info.pending === 0 || m.seq >= lastSeq) done = true;
+      }
+      if (done || got === 0) break;
+    }
+    await consumer.delete().catch(() => {});
+    return;
+  }
   const messages = await consumer.consume();
   const stop = () => void messages.close();
   signal?.addEventListener('abort', stop, { once: true });
   try {
-    for await (const m of messages) {
-      yield { subject: m.subject, data: m.data };
-      if (!options.follow && m.info.pending === 0) break;
-    }
+    for await (const m of messages) yield { subject: m.subject, data: m.data };
   } finally {
     signal?.removeEventListener('abort', stop);
     await messages.close();
