@@ -19,7 +19,7 @@ import { encode, type ActorInventory, type ActorRequest, type ActorResponse, typ
 import { observe } from '../lattice/canary/histogram.ts';
 import type { VersionCounts } from '../lattice/metrics/index.ts';
 import type { HostMetrics } from './metrics.ts';
-import { compilePolicy, PROGRESS_REPLY, type ActorRuntime, type LatticeServing } from './runtime/index.ts';
+import { compilePolicy, PROGRESS_REPLY, type ActorRuntime, type ActorStats, type LatticeServing } from './runtime/index.ts';
 
 interface Running {
   actor: string;
@@ -220,6 +220,19 @@ export class ActorSupervisor {
       this.logger.info({ actor: r.actor, version: r.version, reason }, 'actor stopped');
     }
     return { stopped: targets.map((r) => `${r.actor}@${r.version}`) };
+  }
+
+  /** Each running version's pool counters, for metrics at scrape time. */
+  pools(): { actor: string; version: string; stats: ActorStats }[] {
+    const out: { actor: string; version: string; stats: ActorStats }[] = [];
+    for (const r of this.running.values()) {
+      try {
+        out.push({ actor: r.actor, version: r.version, stats: this.runtime.stats(r.runtimeName) });
+      } catch {
+        // Unloading right now: gone from the next scrape.
+      }
+    }
+    return out;
   }
 
   /** Does this host run actor@version (for local-first calls)? */

@@ -126,7 +126,9 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
   );
   const rpcClient = rpc.get;
   const caps = createCapabilities({ nc, subjects, rpc: rpcClient, tracing });
-  const runtime = await createRuntime({ cacheDir: `${options.cacheDir}/components`, logger, capabilities: caps.capabilities, spans: tracing && ((spans) => tracing.record(spans)) });
+  const runtime = await createRuntime({ cacheDir: `${options.cacheDir}/components`, logger, capabilities: caps.capabilities, spans: tracing && ((spans) => tracing.record(spans)),
+    queueWait: (actor, version, seconds) => metrics.queueWaitSeconds.observe({ actor, version }, seconds),
+  });
   let inventoryChanged = () => {};
   const emit: Emit = (kind, data) => {
     if (nc.isClosed()) return;
@@ -134,6 +136,7 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
     if (INVENTORY_EVENTS.has(kind)) inventoryChanged();
   };
   actors = new ActorSupervisor(id, name, options.servers, nc, subjects, runtime, options.cacheDir, logger, metrics, emit);
+  metrics.observePools(() => actors!.pools());
   const providers = new ProviderSupervisor(id, options.servers, options.lattice, logger, emit, options.logLevel);
   let gatewayTracing: Tracing | undefined;
   const host = new HostImpl(id, name, options, subjects, nc, logger, metrics, startedAt, userLabels, actors, providers, runtime, emit, logSink, async () => {

@@ -86,6 +86,8 @@ export interface RuntimeOptions {
   logger?: Logger;
   /** Tracing on: guest runs are timed in the workers and their spans handed here. */
   spans?: (spans: FinishedSpan[]) => void;
+  /** How long each in-process invocation waited for a free instance (metrics). */
+  queueWait?: (actor: string, version: string, seconds: number) => void;
 }
 
 function sandboxOf(name: string, policy: ActorPolicy): SandboxConfig {
@@ -146,6 +148,7 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Actor
         workerUrl: await workerScript(),
         serve: spec.serve,
         spans: options.spans,
+        queueWait: options.queueWait && ((seconds) => options.queueWait!(spec.actor ?? spec.name, spec.version ?? '', seconds)),
       });
       await pool.start();
       const info: LoadedActor = { name: spec.name, digest: component.digest, world: component.world, policy, source, transpileMs: component.transpileMs };

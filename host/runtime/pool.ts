@@ -106,6 +106,8 @@ interface Job {
   /** Epoch ms (shared with the worker's clock). */
   deadlineAt: number | undefined;
   traceparent: string | undefined;
+  /** performance.now() when it was queued (queue wait metric). */
+  queuedAt: number;
   resolve(r: ActorResponse): void;
   reject(e: TrellisError): void;
 }
@@ -160,6 +162,8 @@ export interface PoolSpec {
   serve?: LatticeServing;
   /** Tracing on: the workers time guest runs and hand the spans here (see guest-trace.ts). */
   spans?: (spans: FinishedSpan[]) => void;
+  /** How long each in-process call waited for a worker, seconds (metrics). */
+  queueWait?: (seconds: number) => void;
 }
 
 /** How a pool serves the lattice: the workers' NATS subscription and who answers for them. */
@@ -268,7 +272,7 @@ export class ActorPool {
     }
     return new Promise((resolve, reject) => {
       const deadlineAt = deadlineMs === undefined ? undefined : Date.now() + deadlineMs;
-      this.#queue.push({ id: this.#nextId++, request, invocationId, deadlineAt, traceparent, resolve, reject });
+      this.#queue.push({ id: this.#nextId++, request, invocationId, deadlineAt, traceparent, queuedAt: performance.now(), resolve, reject });
       this.#pump();
     });
   }
@@ -439,6 +443,7 @@ export class ActorPool {
     slot.ready.then(
       () => {
         if (slot.dead || (slot.job !== job && slot.next !== job)) return;
+        this.#spec.queueWait?.((performance.now() - job.queuedAt) / 1000);
         slot.worker.postMessage({ type: 'invoke', id: job.id, request: job.request, invocationId: job.invocationId, deadlineAt: job.deadlineAt, traceparent: job.traceparent } satisfies ToWorker);
       },
       () => {}, // a worker that fails to start settles its calls in #retire
