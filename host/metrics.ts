@@ -34,8 +34,9 @@ export function createHostMetrics(bindings: { hostId: string; lattice: string })
       // A reloaded pool starts from zero again: then all of it is new.
       const cold = p.stats.coldStarts >= before.coldStarts ? p.stats.coldStarts - before.coldStarts : p.stats.coldStarts;
       const replaced = p.stats.workersReplaced >= before.workersReplaced ? p.stats.workersReplaced - before.workersReplaced : p.stats.workersReplaced;
-      if (cold > 0) coldStarts.inc({ actor: p.actor, version: p.version }, cold);
-      if (replaced > 0) workersReplaced.inc({ actor: p.actor, version: p.version }, replaced);
+      // Incremented by 0 too: a series exists from the first scrape, so rate() has a start.
+      coldStarts.inc({ actor: p.actor, version: p.version }, cold);
+      workersReplaced.inc({ actor: p.actor, version: p.version }, replaced);
       seen.set(key, { coldStarts: p.stats.coldStarts, workersReplaced: p.stats.workersReplaced });
     }
   };
