@@ -8,9 +8,8 @@ import os from 'node:os';
 import { nkeys, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from 'nats';
 import { connectParticipant } from '../lattice/control/index.ts';
 import { TrellisError, toTrellisError, type ErrorCode } from '../lattice/errors/index.ts';
-import { createLogger, ensureLogStream, LatticeLogSink, type Logger } from '../lattice/log/index.ts';
-import { ensureEventStream } from '../lattice/events/index.ts';
-import { startTracing, type Tracing } from '../lattice/telemetry/index.ts';
+import type { Logger } from '../lattice/log/index.ts';
+import { startHostObservability, type HostObservability } from './observability.ts';
 import { subjects as buildSubjects, parseControlSubject, ControlOps, type ControlOp, type Subjects, type EventType } from '../lattice/subjects/index.ts';
 import {
   ControlRequests,
@@ -88,11 +87,8 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
   const id = keyPair.getPublicKey();
   const name = options.name ?? `${os.hostname()}-${id.slice(-6).toLowerCase()}`;
   const subjects = buildSubjects(options.lattice);
-  // Every line also goes to the lattice (once connected), where `trellis logs` reads it.
-  const logSink = new LatticeLogSink();
-  const logger = createLogger({ component: 'host', level: options.logLevel, lattice: logSink }).child({ hostId: id, lattice: options.lattice });
-  // Off (nothing loaded) unless an OTLP endpoint is configured.
-  const tracing = await startTracing({ service: 'trellis-host', lattice: options.lattice, instanceId: id, endpoint: options.otlpEndpoint, version: TRELLIS_VERSION }, env);
+  const observe = await startHostObservability({ id, lattice: options.lattice, logLevel: options.logLevel, otlpEndpoint: options.otlpEndpoint, version: TRELLIS_VERSION }, env);
+  const { logger, tracing } = observe;
   const metrics = createHostMetrics({ hostId: id, lattice: options.lattice });
   const startedAt = new Date();
   const userLabels = { ...options.userLabels };
@@ -101,13 +97,10 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
   try {
     nc = await connectParticipant(options.servers, `trellis-host-${name}`);
   } catch (err) {
-    await tracing?.shutdown();
+    await observe.closeTracing();
     throw err;
   }
-  logSink.attach(nc, subjects, id);
-  void (async () => {
-    for await (const s of nc.status()) if (s.type === 'reconnect') metrics.natsReconnects.inc();
-  })().catch(() => {});
+  observe.attach(nc, subjects, metrics);
   // What this host serves, per actor version, shipped every second for canary analysis.
   const traffic = startMetricsReporter(nc, subjects, id, { window: metrics.traffic });
 
@@ -138,10 +131,7 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
   actors = new ActorSupervisor(id, name, options.servers, nc, subjects, runtime, options.cacheDir, logger, metrics, emit);
   metrics.observePools(() => actors!.pools());
   const providers = new ProviderSupervisor(id, options.servers, options.lattice, logger, emit, options.logLevel);
-  let gatewayTracing: Tracing | undefined;
-  const host = new HostImpl(id, name, options, subjects, nc, logger, metrics, startedAt, userLabels, actors, providers, runtime, emit, logSink, async () => {
-    await Promise.all([tracing?.shutdown(), gatewayTracing?.shutdown()]);
-  }, async () => {
+  const host = new HostImpl(id, name, options, subjects, nc, logger, metrics, startedAt, userLabels, actors, providers, runtime, emit, observe, async () => {
     caps.close();
     await traffic.close();
     await rpc.opened()?.then(
@@ -152,8 +142,7 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
   inventoryChanged = () => host.inventoryChanged();
   try {
     if (options.gateway) {
-      if (tracing) gatewayTracing = await startTracing({ service: 'trellis-gateway', lattice: options.lattice, instanceId: id, endpoint: options.otlpEndpoint, version: TRELLIS_VERSION }, env);
-      host.gateway = await startGateway({ nc, lattice: options.lattice, listen: options.gateway, rpc: await rpcClient(), logger: logger.child({ component: 'gateway' }), tracing: gatewayTracing });
+      host.gateway = await startGateway({ nc, lattice: options.lattice, listen: options.gateway, rpc: await rpcClient(), logger: logger.child({ component: 'gateway' }), tracing: await observe.gatewayTracing() });
     }
     await host.start();
     // The controller runs as its own participant (own connection, later its own credentials);
@@ -211,8 +200,7 @@ class HostImpl implements Host {
     private readonly providers: ProviderSupervisor,
     private readonly runtime: ActorRuntime,
     private readonly emit: Emit,
-    private readonly logSink: LatticeLogSink,
-    private readonly closeTracing: () => Promise<void>,
+    private readonly observe: HostObservability,
     private readonly closeRpc: () => Promise<void>,
   ) {
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
@@ -308,12 +296,7 @@ class HostImpl implements Host {
     // for this host's ping answer. Bounded, since a lattice may run without JetStream.
     await withinMs(this.registration.register(), 3000);
     // The streams `trellis logs/events --since` read; bounded, since a lattice may run without JetStream.
-    await withinMs(
-      Promise.all([ensureLogStream(this.nc, this.subjects), ensureEventStream(this.nc, this.subjects)]).catch((err: unknown) =>
-        this.logger.warn({ err: (err as Error).message }, 'no log and event history (JetStream unavailable?): `trellis logs --since` and `trellis events --since` will not find it'),
-      ),
-      3000,
-    );
+    await withinMs(this.observe.ensureStreams(this.nc, this.subjects), 3000);
     this.emit('host_started', { hostId: this.id, name: this.name, labels: this.labels(), version: TRELLIS_VERSION });
     this.heartbeat();
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.heartbeatMs);
@@ -414,9 +397,9 @@ class HostImpl implements Host {
       await this.closeRpc();
       await this.runtime.close();
       this.emit('host_stopped', { hostId: this.id, reason });
-      await this.closeTracing();
+      await this.observe.closeTracing();
       // Lines from here on go to stdout only: the connection drains now.
-      this.logSink.detach();
+      this.observe.detachLogs();
       try {
         // drain flushes the host_stopped event and lets in-flight replies go out before closing.
         await withinMs(this.nc.drain(), Math.max(250, deadline - Date.now()));

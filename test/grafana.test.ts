@@ -31,8 +31,9 @@ async function exported(registries: Registry[]): Promise<Map<string, Set<string>
     const defaults = new Set<string>();
     for (const m of text.matchAll(/^[a-zA-Z_:][\w:]*\{([^}]*)\}/gm)) for (const l of m[1]!.matchAll(/(\w+)="/g)) defaults.add(l[1]!);
     for (const metric of registry.getMetricsAsArray()) {
-      const { name, labelNames = [] } = metric as unknown as { name: string; labelNames?: string[] };
-      const type = (await metric.get()).type;
+      const real = metric as unknown as { name: string; labelNames?: string[]; get(): Promise<{ type: string }> };
+      const { name, labelNames = [] } = real;
+      const type = (await real.get()).type;
       const series = type === 'histogram' ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : type === 'summary' ? [name, `${name}_sum`, `${name}_count`] : [name];
       for (const s of series) {
         const labels = names.get(s) ?? new Set<string>();
