@@ -506,7 +506,7 @@ export class ActorPool {
   #overrun(slot: Slot, call: CallSnapshot): void {
     const code: ErrorCode = call.kind === LimitKind.Deadline ? 'TRELLIS_DEADLINE_EXCEEDED' : 'TRELLIS_TIME_LIMIT';
     const error = new TrellisError(code, code === 'TRELLIS_TIME_LIMIT' ? 'time limit exceeded' : 'deadline exceeded');
-    this.#spec.logger.warn({ limitMs: this.#spec.policy.executionTimeoutMs, lattice: call.jobId === 0 }, `invocation overran: terminating its worker`);
+    this.#spec.logger.warn({ limitMs: this.#spec.policy.executionTimeoutMs, latticeCall: call.jobId === 0 }, `invocation overran: terminating its worker`);
     this.#counters.workersReplaced++;
     if (call.jobId === 0) {
       // A lattice call: answer its caller here. An in-process call posted behind it never ran.
