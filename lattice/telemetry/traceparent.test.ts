@@ -44,3 +44,19 @@ describe('traceparent', () => {
     expect(traceIdOf('nope')).toBe('');
   });
 });
+
+describe('tracing endpoint', () => {
+  it('tracing - the flag wins, /v1/traces is added once; the standard variables turn it on and off', async () => {
+    const { tracingEndpoint, startTracing } = await import('./index.ts');
+    expect(tracingEndpoint(undefined, {})).toBeUndefined();
+    expect(tracingEndpoint('http://c:4318', {})).toEqual({ url: 'http://c:4318/v1/traces' });
+    expect(tracingEndpoint('http://c:4318/v1/traces/', {})).toEqual({ url: 'http://c:4318/v1/traces' });
+    expect(tracingEndpoint(undefined, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' })).toEqual({});
+    expect(tracingEndpoint(undefined, { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/v1/traces' })).toEqual({});
+    expect(tracingEndpoint('http://c:4318', { OTEL_SDK_DISABLED: 'true' })).toBeUndefined();
+    expect(tracingEndpoint('http://c:4318', { OTEL_TRACES_EXPORTER: 'none' })).toBeUndefined();
+    expect(() => tracingEndpoint('ftp://c', {})).toThrow(/--otlp-endpoint/);
+    // Off: nothing started.
+    expect(await startTracing({ service: 'trellis-host', lattice: 'l' }, {})).toBeUndefined();
+  });
+});
