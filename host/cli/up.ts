@@ -52,6 +52,7 @@ export const commands = [
           cacheDir: `${dataDir}/cache`,
           gateway: flags.gateway,
           logLevel: flags.logLevel,
+          otlpEndpoint: flags.otlpEndpoint,
         });
       } catch (err) {
         await nats.stop();
