@@ -66,6 +66,15 @@ describe('trellis events: the lattice\'s CloudEvents, live and from the kept his
     const text = await cli('events', '--since', '10m', '--type', 'actor_stopped');
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/actor_stopped\s+hostId=\S{8} actor=hello version=1\.0\.\d+ reason=/);
+    // Bounded by age and count (no max_bytes: JetStream would reserve it from the server's storage).
+    const jsm = await client.nc.jetstreamManager();
+    for (const name of [client.subjects.streams.events, client.subjects.streams.logs]) {
+      const { config } = await jsm.streams.info(name);
+      expect(config.max_age, name).toBeGreaterThan(0);
+      expect(config.max_msgs, name).toBeGreaterThan(0);
+      expect(config.max_msg_size, name).toBeGreaterThan(0);
+      expect(config.max_bytes, name).toBe(-1);
+    }
     // A bad type is refused with the list of types.
     const bad = await cli('events', '--type', 'nope');
     expect(bad.code).toBe(2);

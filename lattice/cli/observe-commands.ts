@@ -38,7 +38,7 @@ export const commands = [
     details: [
       'Every line carries hostId, actor, version and, for lines of an invocation, invocationId and traceId.',
       'Without --follow: the lines of the last 10 minutes (or --since). With --follow: new lines as they come,',
-      'after the kept ones since --since when given. Lines are kept in a bounded JetStream stream (a day, 256 MiB).',
+      'after the kept ones since --since when given. Lines are kept in a bounded JetStream stream (a day, 200,000 lines).',
     ].join('\n'),
     lattice: true,
     flags: {

@@ -9,8 +9,8 @@ import { EventTypes, type EventType, type Subjects } from '../subjects/index.ts'
 import { ensureStream, type Retention } from '../streams/index.ts';
 import type { LatticeEvent } from '../wire/index.ts';
 
-/** Default retention of the event stream: a week, at most 64 MiB. */
-export const EVENT_RETENTION: Retention = { maxAgeMs: 7 * 86_400_000, maxBytes: 64 * 1024 * 1024 };
+/** Default retention of the event stream: a week, at most 20,000 events of at most 64 KiB. */
+export const EVENT_RETENTION: Retention = { maxAgeMs: 7 * 86_400_000, maxMessages: 20_000, maxMessageBytes: 64 * 1024 };
 
 /** Event types the stream keeps. */
 export const KEPT_EVENT_TYPES: readonly EventType[] = EventTypes.filter((t) => t !== 'host_heartbeat');

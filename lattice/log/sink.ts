@@ -8,8 +8,8 @@ import type { NatsConnection } from 'nats';
 import type { Subjects } from '../subjects/index.ts';
 import { ensureStream, type Retention } from '../streams/index.ts';
 
-/** Default retention of the log stream: a day, at most 256 MiB. */
-export const LOG_RETENTION: Retention = { maxAgeMs: 24 * 3_600_000, maxBytes: 256 * 1024 * 1024 };
+/** Default retention of the log stream: a day, at most 200,000 lines of at most 16 KiB (typically 50-100 MiB). */
+export const LOG_RETENTION: Retention = { maxAgeMs: 24 * 3_600_000, maxMessages: 200_000, maxMessageBytes: 16 * 1024 };
 
 // The actor binding of a line, as pino writes it (child bindings come before the line's own
 // fields, so the first match is the actor's). A token: anything else cannot be a subject part.

@@ -1,15 +1,22 @@
 /**
  * Bounded JetStream streams that keep what the lattice said recently (log lines, events), and
  * one reader for them: read back from a point in time, then optionally follow. Retention is
- * bounded by age and bytes (oldest dropped first), so a busy lattice never fills the disk.
+ * bounded by age and size (oldest dropped first), so a busy lattice never fills the disk.
  */
 import { DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, nanos, type NatsConnection } from 'nats';
 import { TrellisError, fromNatsError } from '../errors/index.ts';
 
-/** How much a stream keeps. */
+/**
+ * How much a stream keeps: by age, and by bytes as a count of messages of a bounded size.
+ * Not max_bytes: JetStream reserves a stream's max_bytes against the server's (or account's)
+ * storage limit up front, so two streams per lattice would take storage that KV buckets and
+ * artifacts of every lattice on the server need.
+ */
 export interface Retention {
   maxAgeMs: number;
-  maxBytes: number;
+  maxMessages: number;
+  /** Larger messages are not kept (they were still delivered live). */
+  maxMessageBytes: number;
 }
 
 /**
@@ -32,7 +39,8 @@ export async function ensureStream(nc: NatsConnection, name: string, subjects: s
       storage: StorageType.File,
       discard: DiscardPolicy.Old,
       max_age: nanos(retention.maxAgeMs),
-      max_bytes: retention.maxBytes,
+      max_msgs: retention.maxMessages,
+      max_msg_size: retention.maxMessageBytes,
       num_replicas: 1,
     });
   } catch (err) {
