@@ -86,6 +86,34 @@ describe('tracing: one request through the gateway, two hosts and a key-value ca
     expect(kv.attributes).toMatchObject({ 'trellis.capability': 'keyvalue', 'trellis.op': 'increment' });
   });
 
+  it('tracing - a failover shows on the RPC span: the retry with its code, then the version it moved to', async () => {
+    // flip@2.0.0 runs on a third host only, flip@1.0.0 on host B; calls go to the highest first.
+    const env = { XDG_STATE_HOME: await mkdtemp(path.join(os.tmpdir(), 'trellis-state-')), OTEL_BSP_SCHEDULE_DELAY: '100' };
+    const doomed = await spawnHost({ nats: nats.url, lattice, env, name: 'trace-c' });
+    await deployExample(client, 'echo-c', [hosts[1]!], { actor: 'flip', version: '1.0.0' });
+    await deployExample(client, 'echo-c', [doomed], { actor: 'flip', version: '2.0.0' });
+    await (await openHttpRoutes(client.nc, client.subjects)).add('/flip', 'flip');
+    await waitFor(async () => (await fetch(`${base}/flip/`, { method: 'POST', body: 'x' })).headers.get('x-trellis-version') === '2.0.0', { timeoutMs: 20_000, what: 'flip@2.0.0 answering' });
+    // SIGKILL closes its socket: NATS drops its interest at once, while the gateway's lattice
+    // view still lists 2.0.0 until the dead host's beats expire. The call fails over.
+    doomed.kill('SIGKILL');
+    await doomed.exited;
+    const traceId = '5bf92f3577b34da6a3ce929d0e0e4736';
+    const res = await fetch(`${base}/flip/`, { method: 'POST', body: 'x', headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-trellis-version')).toBe('1.0.0');
+    const span = await waitFor(() => otlp.spans.find((s) => s.traceId === traceId && s.name === 'invoke flip'), { timeoutMs: 20_000, what: 'the span of the failed-over call' });
+    const events = span.events.map((e) => ({ name: e.name, ...e.attributes }));
+    expect(events).toContainEqual(expect.objectContaining({ name: 'attempt', version: '2.0.0' }));
+    expect(events).toContainEqual(expect.objectContaining({ name: 'retry', version: '2.0.0', code: 'TRELLIS_NO_RESPONDERS' }));
+    expect(events).toContainEqual(expect.objectContaining({ name: 'failover', from: '2.0.0', to: '1.0.0' }));
+    expect(events.at(-1)).toMatchObject({ name: 'attempt', version: '1.0.0' });
+    expect(span.attributes).toMatchObject({ 'trellis.version': '1.0.0', 'trellis.host_id': hosts[1]!.id });
+    // The host that answered is the child of the RPC span.
+    const run = await waitFor(() => otlp.spans.find((s) => s.traceId === traceId && s.name === 'run flip@1.0.0'), { timeoutMs: 20_000, what: 'the guest span on host B' });
+    expect(run.parentSpanId).toBe(span.spanId);
+  });
+
   it('tracing - a failing call marks its spans failed, and a request without traceparent starts its own trace', async () => {
     const res = await fetch(`${base}/hello/?via=ghost`);
     expect(res.status).toBe(502);
