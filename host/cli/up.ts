@@ -58,6 +58,7 @@ export const commands = [
           // Accepted through hostFlags: a security flag accepted must never be ignored.
           ...(flags.allowedIssuer.length > 0 ? { allowedIssuers: flags.allowedIssuer } : {}),
           secretsKeyFile: flags.secretsKey,
+          otlpEndpoint: flags.otlpEndpoint,
         });
       } catch (err) {
         await nats.stop();

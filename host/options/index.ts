@@ -51,6 +51,8 @@ export interface HostOptions {
   allowedIssuers?: string[];
   /** The lattice's curve seed file, handed to the providers this host starts. Default: $TRELLIS_SECRETS_KEY_FILE. */
   secretsKeyFile?: string;
+  /** Export traces to this OTLP/HTTP collector (base URL). Default: $OTEL_EXPORTER_OTLP_ENDPOINT, else off. */
+  otlpEndpoint?: string;
 }
 
 /** The complete, validated form the host runs on. */
@@ -73,6 +75,7 @@ export interface CompiledHostOptions {
   gateway?: string;
   allowedIssuers: string[];
   secretsKeyFile?: string;
+  otlpEndpoint?: string;
 }
 
 /** Labels the host sets itself; they describe the machine and cannot be changed. */
@@ -155,5 +158,6 @@ export function compileHostOptions(input: HostOptions = {}, env: NodeJS.ProcessE
     gateway: input.gateway,
     allowedIssuers: allowedIssuersOption(input.allowedIssuers, env),
     secretsKeyFile: input.secretsKeyFile ?? (env.TRELLIS_SECRETS_KEY_FILE || undefined),
+    otlpEndpoint: input.otlpEndpoint,
   };
 }
