@@ -22,7 +22,7 @@ import { observe } from '../lattice/canary/histogram.ts';
 import type { VersionCounts } from '../lattice/metrics/index.ts';
 import type { HostMetrics } from './metrics.ts';
 import type { ComponentTrust } from './signing.ts';
-import { compilePolicy, PROGRESS_REPLY, type ActorRuntime, type LatticeServing } from './runtime/index.ts';
+import { compilePolicy, PROGRESS_REPLY, type ActorRuntime, type ActorStats, type LatticeServing } from './runtime/index.ts';
 
 interface Running {
   actor: string;
@@ -243,6 +243,19 @@ export class ActorSupervisor {
     return { stopped: targets.map((r) => `${r.actor}@${r.version}`) };
   }
 
+  /** Each running version's pool counters, for metrics at scrape time. */
+  pools(): { actor: string; version: string; stats: ActorStats }[] {
+    const out: { actor: string; version: string; stats: ActorStats }[] = [];
+    for (const r of this.running.values()) {
+      try {
+        out.push({ actor: r.actor, version: r.version, stats: this.runtime.stats(r.runtimeName) });
+      } catch {
+        // Unloading right now: gone from the next scrape.
+      }
+    }
+    return out;
+  }
+
   /** Does this host run actor@version (for local-first calls)? */
   has(actor: string, version: string): boolean {
     return this.running.has(`${actor}@${version}`);
@@ -256,13 +269,13 @@ export class ActorSupervisor {
   }
 
   /** Run an invocation on this host's own instances, without NATS (local-first gateway). */
-  async invokeLocal(actor: string, version: string, request: ActorRequest, deadlineMs: number, invocationId: string): Promise<ActorResponse> {
+  async invokeLocal(actor: string, version: string, request: ActorRequest, deadlineMs: number, invocationId: string, traceparent?: string): Promise<ActorResponse> {
     const key = `${actor}@${version}`;
     const counted = this.countersOf(actor, version);
     const started = performance.now();
     const traffic = counted.traffic;
     try {
-      const response = await this.runtime.invoke(key, request, { deadlineMs, invocationId });
+      const response = await this.runtime.invoke(key, request, { deadlineMs, invocationId, traceparent });
       counted.ok.inc();
       traffic.requests++;
       if (response.status >= 500) traffic.failures++;

@@ -8,8 +8,9 @@ import os from 'node:os';
 import { nkeys, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from 'nats';
 import { classifyConnectError, connectParticipant } from '../lattice/control/index.ts';
 import { TrellisError, toTrellisError, type ErrorCode } from '../lattice/errors/index.ts';
-import { createLogger, type Logger } from '../lattice/log/index.ts';
+import type { Logger } from '../lattice/log/index.ts';
 import { describeConnect } from '../lattice/options/index.ts';
+import { startHostObservability, type HostObservability } from './observability.ts';
 import { subjects as buildSubjects, parseControlSubject, ControlOps, type ControlOp, type Subjects, type EventType } from '../lattice/subjects/index.ts';
 import {
   ControlRequests,
@@ -90,12 +91,20 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
   const id = keyPair.getPublicKey();
   const name = options.name ?? `${os.hostname()}-${id.slice(-6).toLowerCase()}`;
   const subjects = buildSubjects(options.lattice);
-  const logger = createLogger({ component: 'host', level: options.logLevel }).child({ hostId: id, lattice: options.lattice });
+  const observe = await startHostObservability({ id, lattice: options.lattice, logLevel: options.logLevel, otlpEndpoint: options.otlpEndpoint, version: TRELLIS_VERSION }, env);
+  const { logger, tracing } = observe;
   const metrics = createHostMetrics({ hostId: id, lattice: options.lattice });
   const startedAt = new Date();
   const userLabels = { ...options.userLabels };
 
-  const nc = await connectParticipant(options.connect, `trellis-host-${name}`);
+  let nc: NatsConnection;
+  try {
+    nc = await connectParticipant(options.connect, `trellis-host-${name}`);
+  } catch (err) {
+    await observe.closeTracing();
+    throw err;
+  }
+  observe.attach(nc, subjects, metrics);
   // What this host serves, per actor version, shipped every second for canary analysis.
   const traffic = startMetricsReporter(nc, subjects, id, { window: metrics.traffic });
 
@@ -108,13 +117,16 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
       lattice: options.lattice,
       caller: id,
       traffic: metrics.traffic,
-      local: { hostId: id, has: (a, v) => actors?.has(a, v) ?? false, versions: (a) => actors?.versionsOf(a) ?? [], invoke: (a, v, r, d, id) => actors!.invokeLocal(a, v, r, d, id) },
+      tracing,
+      local: { hostId: id, has: (a, v) => actors?.has(a, v) ?? false, versions: (a) => actors?.versionsOf(a) ?? [], invoke: (a, v, r, d, id, tp) => actors!.invokeLocal(a, v, r, d, id, tp) },
     }),
   );
   const rpcClient = rpc.get;
-  const caps = createCapabilities({ nc, subjects, rpc: rpcClient, grantedCaps: (a, v) => actors?.capsOf(a, v) });
+  const caps = createCapabilities({ nc, subjects, rpc: rpcClient, grantedCaps: (a, v) => actors?.capsOf(a, v), tracing });
   const trust = createComponentTrust({ nc, subjects, hostIssuers: options.allowedIssuers, logger });
-  const runtime = await createRuntime({ cacheDir: `${options.cacheDir}/components`, logger, capabilities: caps.capabilities });
+  const runtime = await createRuntime({ cacheDir: `${options.cacheDir}/components`, logger, capabilities: caps.capabilities, spans: tracing && ((spans) => tracing.record(spans)),
+    queueWait: (actor, version, seconds) => metrics.queueWaitSeconds.observe({ actor, version }, seconds),
+  });
   let inventoryChanged = () => {};
   const emit: Emit = (kind, data) => {
     if (nc.isClosed()) return;
@@ -122,8 +134,9 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
     if (INVENTORY_EVENTS.has(kind)) inventoryChanged();
   };
   actors = new ActorSupervisor(id, name, options.connect, nc, subjects, runtime, options.cacheDir, logger, metrics, emit, trust);
+  metrics.observePools(() => actors!.pools());
   const providers = new ProviderSupervisor(id, options.providerConnect, options.lattice, logger, emit, options.logLevel, options.secretsKeyFile ? ['--secrets-key', options.secretsKeyFile] : []);
-  const host = new HostImpl(id, name, options, subjects, nc, logger, metrics, startedAt, userLabels, actors, providers, runtime, emit, async () => {
+  const host = new HostImpl(id, name, options, subjects, nc, logger, metrics, startedAt, userLabels, actors, providers, runtime, emit, observe, async () => {
     caps.close();
     trust.close();
     await traffic.close();
@@ -135,7 +148,7 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
   inventoryChanged = () => host.inventoryChanged();
   try {
     if (options.gateway) {
-      host.gateway = await startGateway({ nc, lattice: options.lattice, listen: options.gateway, rpc: await rpcClient(), logger: logger.child({ component: 'gateway' }) });
+      host.gateway = await startGateway({ nc, lattice: options.lattice, listen: options.gateway, rpc: await rpcClient(), logger: logger.child({ component: 'gateway' }), tracing: await observe.gatewayTracing() });
     }
     await host.start();
     // The controller runs as its own participant (own connection, later its own credentials);
@@ -194,6 +207,7 @@ class HostImpl implements Host {
     private readonly providers: ProviderSupervisor,
     private readonly runtime: ActorRuntime,
     private readonly emit: Emit,
+    private readonly observe: HostObservability,
     private readonly closeRpc: () => Promise<void>,
   ) {
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
@@ -288,6 +302,8 @@ class HostImpl implements Host {
     // Registered before it is announced: a client that lists the registry then knows to wait
     // for this host's ping answer. Bounded, since a lattice may run without JetStream.
     await withinMs(this.registration.register(), 3000);
+    // The streams `trellis logs/events --since` read; bounded, since a lattice may run without JetStream.
+    await withinMs(this.observe.ensureStreams(this.nc, this.subjects), 3000);
     this.emit('host_started', { hostId: this.id, name: this.name, labels: this.labels(), version: TRELLIS_VERSION });
     this.heartbeat();
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.heartbeatMs);
@@ -389,6 +405,9 @@ class HostImpl implements Host {
       await this.closeRpc();
       await this.runtime.close();
       this.emit('host_stopped', { hostId: this.id, reason });
+      await this.observe.closeTracing();
+      // Lines from here on go to stdout only: the connection drains now.
+      this.observe.detachLogs();
       try {
         // drain flushes the host_stopped event and lets in-flight replies go out before closing.
         await withinMs(this.nc.drain(), Math.max(250, deadline - Date.now()));

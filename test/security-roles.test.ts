@@ -115,7 +115,7 @@ spec:
   afterAll(async () => {
     if (process.env.DEBUG_SECURITY) {
       console.log(nats.log().split('\n').filter((l) => /Violation|ERR/.test(l)).join('\n'));
-      console.log(host.logs.filter((l) => Number(l.level) >= 40).map((l) => JSON.stringify(l)).join('\n'));
+      console.log(host.logs.filter((l) => Number(l.level) >= 40 || /controller|reconcil|actor/.test(String(l.msg))).map((l) => JSON.stringify(l).slice(0, 300)).join('\n'));
     }
     await gateway?.[Symbol.asyncDispose]();
     await host?.[Symbol.asyncDispose]();
@@ -123,7 +123,7 @@ spec:
   });
 
   it('roles - the operator applies an app, the host\'s controller places it, the gateway serves it through the host, the provider counts', async () => {
-    const applied = await operator('apply', '-f', path.join(dir, 'app.yaml'), '--wait', '--timeout', process.env.DEBUG_SECURITY ? '20s' : '120s');
+    const applied = await operator('apply', '-f', path.join(dir, 'app.yaml'), '--wait', '--timeout', '120s');
     expect(applied.code, applied.stderr).toBe(0);
     expect(applied.stdout).toMatch(/Deployed/);
 
@@ -147,7 +147,7 @@ spec:
     expect(status.code, status.stderr).toBe(0);
     const labelled = await operator('label', 'put', hostId, 'zone=a');
     expect(labelled.code, labelled.stderr).toBe(0);
-    for (const args of [['get', 'actors'], ['get', 'inventory', hostId], ['link', 'get', 'counter'], ['http', 'route', 'list'], ['weights', 'set', 'hello', '1.0.0=100'], ['weights', 'get', 'hello'], ['get', 'apps']]) {
+    for (const args of [['get', 'actors'], ['get', 'inventory', hostId], ['link', 'get', 'counter'], ['http', 'route', 'list'], ['weights', 'set', 'hello', '1.0.0=100'], ['weights', 'get', 'hello'], ['get', 'apps'], ['logs', '--since', '5m'], ['events', '--since', '5m']]) {
       const r = await operator(...args, '--json');
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
     }

@@ -18,6 +18,10 @@ export const participantFlags = {
 
 /** The lattice's curve seed file: opens sealed link secrets (a host hands it to its providers). */
 const secretsKeyFlag = { type: 'string', help: 'file with the lattice curve seed that opens sealed link secrets', env: 'TRELLIS_SECRETS_KEY_FILE', placeholder: 'file' } as const;
+/** Tracing flag of the participants that trace (host, gateway); the OTEL_* variables apply too. */
+export const tracingFlags = {
+  'otlp-endpoint': { type: 'string', help: 'export traces to this OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (default: off)', env: 'OTEL_EXPORTER_OTLP_ENDPOINT', placeholder: 'url' },
+} as const satisfies Flags;
 
 export const hostFlags = {
   ...participantFlags,
@@ -32,6 +36,7 @@ export const hostFlags = {
   gateway: { type: 'string', help: 'also run the HTTP gateway on host:port (e.g. :8080); local instances answer without NATS', placeholder: 'host:port' },
   'allowed-issuer': { type: 'list', help: 'run only components signed by this issuer public key (and the lattice list: trellis issuers); env TRELLIS_ALLOWED_ISSUERS, comma separated' },
   'secrets-key': secretsKeyFlag,
+  ...tracingFlags,
   ...controllerAuthFlags,
   ...providerAuthFlags,
 } as const satisfies Flags;
@@ -60,6 +65,7 @@ export const commands = [
         gateway: flags.gateway,
         ...(flags.allowedIssuer.length > 0 ? { allowedIssuers: flags.allowedIssuer } : {}),
         secretsKeyFile: flags.secretsKey,
+        otlpEndpoint: flags.otlpEndpoint,
         auth: authFromFlags(flags),
         controllerAuth: roleAuthFromFlags(flags, 'controller'),
         providerAuth: roleAuthFromFlags(flags, 'provider'),
@@ -76,6 +82,7 @@ export const commands = [
       listen: { type: 'string', help: 'host:port', default: '127.0.0.1:8080', placeholder: 'host:port' },
       'max-body-bytes': { type: 'int', help: 'largest request body (default 1 MiB, capped by NATS max_payload)', min: 1 },
       'deadline-ms': { type: 'int', help: 'deadline per request (default 10000)', min: 1 },
+      ...tracingFlags,
     },
     async run({ flags }) {
       const { createLogger } = await import('../../lattice/log/index.ts');
@@ -85,10 +92,15 @@ export const commands = [
       const lattice = latticeOption(flags.lattice);
       const connect = compileNatsConnect({ servers: serversOption(flags.nats), lattice, role: 'gateway', auth: authFromFlags(flags) });
       const logger = createLogger({ component: 'gateway', level: (flags.logLevel) ?? 'info' }).child({ lattice });
+      const { startTracing } = await import('../../lattice/telemetry/index.ts');
+      const tracing = await startTracing({ service: 'trellis-gateway', lattice, endpoint: flags.otlpEndpoint });
       const nc = await connectParticipant(connect, 'trellis-gateway');
-      const gateway = await startGateway({ nc, lattice, listen: flags.listen, maxBodyBytes: flags.maxBodyBytes, deadlineMs: flags.deadlineMs, logger });
-      logger.info({ url: gateway.url }, 'gateway ready');
-      await runUntilStopped(nc, () => gateway.close());
+      const gateway = await startGateway({ nc, lattice, listen: flags.listen, maxBodyBytes: flags.maxBodyBytes, deadlineMs: flags.deadlineMs, logger, tracing });
+      logger.info({ url: gateway.url, tracing: tracing !== undefined }, 'gateway ready');
+      await runUntilStopped(nc, async () => {
+        await gateway.close();
+        await tracing?.shutdown();
+      });
       return failIfClosedWithError(nc, connect.servers);
     },
   }),

@@ -83,6 +83,7 @@ export const commands = [
           // Accepted through hostFlags: a security flag accepted must never be ignored.
           ...(flags.allowedIssuer.length > 0 ? { allowedIssuers: flags.allowedIssuer } : {}),
           secretsKeyFile: flags.secretsKey,
+          otlpEndpoint: flags.otlpEndpoint,
           ...(secure ? { auth: secure.auth.host, controllerAuth: secure.auth.controller, providerAuth: secure.auth.provider } : {}),
         }, env);
       } catch (err) {

@@ -51,6 +51,8 @@ export interface HostOptions {
   allowedIssuers?: string[];
   /** The lattice's curve seed file, handed to the providers this host starts. Default: $TRELLIS_SECRETS_KEY_FILE. */
   secretsKeyFile?: string;
+  /** Export traces to this OTLP/HTTP collector (base URL). Default: $OTEL_EXPORTER_OTLP_ENDPOINT, else off. */
+  otlpEndpoint?: string;
   /** NATS credential and TLS of the host (role host). Default: the `TRELLIS_NATS_…` variables. */
   auth?: NatsAuthOptions;
   /** The credential of the controller it runs (role controller); TLS is the host's. Default: the host's credential. */
@@ -79,6 +81,7 @@ export interface CompiledHostOptions {
   gateway?: string;
   allowedIssuers: string[];
   secretsKeyFile?: string;
+  otlpEndpoint?: string;
   /** How the host, its workers, its controller and its providers connect (secrets inside: never log). */
   connect: NatsConnect;
   controllerConnect: NatsConnect;
@@ -185,5 +188,6 @@ export function compileHostOptions(input: HostOptions = {}, env: NodeJS.ProcessE
     gateway: input.gateway,
     allowedIssuers: allowedIssuersOption(input.allowedIssuers, env),
     secretsKeyFile: input.secretsKeyFile ?? (env.TRELLIS_SECRETS_KEY_FILE || undefined),
+    otlpEndpoint: input.otlpEndpoint,
   };
 }

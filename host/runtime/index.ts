@@ -16,6 +16,7 @@ import { ActorPool, completeCapabilities, type ActorStats, type HostCapabilities
 import { compilePolicy, type ActorPolicy } from '../../lattice/policy/index.ts';
 import type { SandboxConfig } from './wasi/index.ts';
 import { workerScript } from './worker-script.ts';
+import type { FinishedSpan } from '../../lattice/telemetry/index.ts';
 
 export { compilePolicy, loadPolicyFile, DEFAULT_POLICY, type ActorPolicy, type DirGrant } from '../../lattice/policy/index.ts';
 export type { ActorStats, CapabilityCall, HostCapabilities, KeyValueCapability, HttpRequest, LatticeServing } from './pool.ts';
@@ -54,6 +55,8 @@ export interface InvokeOptions {
   deadlineMs?: number;
   /** The invocation's id (capability writes are idempotent by it); a new one when absent. */
   invocationId?: string;
+  /** The caller's W3C trace context, carried into the guest's host calls and log lines. */
+  traceparent?: string;
 }
 
 export interface ActorRuntime extends AsyncDisposable {
@@ -81,6 +84,10 @@ export interface RuntimeOptions {
   cacheDir?: string;
   capabilities?: Partial<HostCapabilities>;
   logger?: Logger;
+  /** Tracing on: guest runs are timed in the workers and their spans handed here. */
+  spans?: (spans: FinishedSpan[]) => void;
+  /** How long each in-process invocation waited for a free instance (metrics). */
+  queueWait?: (actor: string, version: string, seconds: number) => void;
 }
 
 function sandboxOf(name: string, policy: ActorPolicy): SandboxConfig {
@@ -136,9 +143,12 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Actor
         policy,
         sandbox: sandboxOf(spec.name, policy),
         capabilities,
-        logger: logger.child({ actor: spec.name }),
+        // Every line of the actor's names it and its version apart (log filters need no parsing).
+        logger: logger.child(spec.version ? { actor: spec.actor ?? spec.name, version: spec.version } : { actor: spec.name }),
         workerUrl: await workerScript(),
         serve: spec.serve,
+        spans: options.spans,
+        queueWait: options.queueWait && ((seconds) => options.queueWait!(spec.actor ?? spec.name, spec.version ?? '', seconds)),
       });
       await pool.start();
       const info: LoadedActor = { name: spec.name, digest: component.digest, world: component.world, policy, source, transpileMs: component.transpileMs };
@@ -150,7 +160,7 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Actor
     },
     invoke(name, request, opts) {
       try {
-        return get(name).pool.invoke(normalizeRequest(request), opts?.deadlineMs, opts?.invocationId);
+        return get(name).pool.invoke(normalizeRequest(request), opts?.deadlineMs, opts?.invocationId, opts?.traceparent);
       } catch (err) {
         return Promise.reject(err);
       }

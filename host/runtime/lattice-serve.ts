@@ -32,6 +32,8 @@ export interface LatticeCall {
   deadlineAt: number | undefined;
   /** Where the watchdog sends progress replies ('' when the caller wants no reply). */
   reply: string;
+  /** The caller's W3C trace context. */
+  traceparent: string | undefined;
 }
 
 export interface LatticeServer {
@@ -97,7 +99,7 @@ export async function serveLattice(
   };
 
   const run = (a: Arrived) => {
-    const result = call(a.request, { invocationId: a.times.invocationId ?? randomUUID(), deadlineAt: a.times.deadline, reply: a.msg.reply ?? '' });
+    const result = call(a.request, { invocationId: a.times.invocationId ?? randomUUID(), deadlineAt: a.times.deadline, reply: a.msg.reply ?? '', traceparent: a.times.traceparent });
     if (!result) return; // the watchdog answered and this worker is going away
     answer(a.msg, result.error ? { ok: false, error: result.error, host, version } : { ok: true, response: result.response!, host, version }, a.started, result);
   };
@@ -229,9 +231,10 @@ export function canFlushNow(nc: NatsConnection): boolean {
 
 const utf8 = new TextDecoder();
 
-/** What a worker reads from a call's headers: its invocation id and two times (epoch ms). */
+/** What a worker reads from a call's headers: its invocation id, trace context and two times (epoch ms). */
 export interface CallHeaders {
   invocationId?: string;
+  traceparent?: string;
   deadline?: number;
   attemptExpires?: number;
   /** Read from the raw header bytes (true) or through nats.js's parser (the fallback). */
@@ -255,7 +258,7 @@ export function readHeaders(msg: Msg): CallHeaders {
   const length = raw._msg?.hdr;
   if (!(raw._rdata instanceof Uint8Array) || typeof length !== 'number') {
     const h = msg.headers;
-    return { invocationId: h?.get(RpcHeaders.invocationId) || undefined, deadline: asTime(h?.get(RpcHeaders.deadline)), attemptExpires: asTime(h?.get(RpcHeaders.attemptExpires)), fast: false };
+    return { invocationId: h?.get(RpcHeaders.invocationId) || undefined, traceparent: h?.get(RpcHeaders.traceparent) || undefined, deadline: asTime(h?.get(RpcHeaders.deadline)), attemptExpires: asTime(h?.get(RpcHeaders.attemptExpires)), fast: false };
   }
   const times: CallHeaders = { fast: true };
   if (length < 0) return times;
@@ -268,6 +271,7 @@ export function readHeaders(msg: Msg): CallHeaders {
     if (name === RpcHeaders.deadline) times.deadline = asTime(line.slice(colon + 1).trim());
     else if (name === RpcHeaders.attemptExpires) times.attemptExpires = asTime(line.slice(colon + 1).trim());
     else if (name === RpcHeaders.invocationId) times.invocationId = line.slice(colon + 1).trim() || undefined;
+    else if (name === RpcHeaders.traceparent) times.traceparent = line.slice(colon + 1).trim() || undefined;
   }
   return times;
 }

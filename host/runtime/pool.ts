@@ -20,6 +20,7 @@ import { CallStats, type ServedBatch } from './call-stats.ts';
 import type { FromWorker, HostCall, HostReply, ServeSpec, ToWorker, WorkerInit } from './protocol.ts';
 import type { SandboxConfig } from './wasi/index.ts';
 import type { WasmModule } from './wasm-api.ts';
+import type { FinishedSpan } from '../../lattice/telemetry/index.ts';
 
 /**
  * Who makes a capability call and for which invocation: every capability receives it, so a
@@ -35,6 +36,8 @@ export interface CapabilityCall {
   seq: number;
   /** The actor policy's allowed outbound hosts. */
   allowedHosts: readonly string[];
+  /** The W3C trace context the call continues (the guest run's span when tracing is on). */
+  traceparent?: string;
 }
 
 /** Backing services of the trellis:actor capability imports. */
@@ -102,6 +105,9 @@ interface Job {
   invocationId: string;
   /** Epoch ms (shared with the worker's clock). */
   deadlineAt: number | undefined;
+  traceparent: string | undefined;
+  /** performance.now() when it was queued (queue wait metric). */
+  queuedAt: number;
   resolve(r: ActorResponse): void;
   reject(e: TrellisError): void;
 }
@@ -154,6 +160,10 @@ export interface PoolSpec {
   workerUrl: URL;
   /** Serve this actor to the lattice from the workers themselves. */
   serve?: LatticeServing;
+  /** Tracing on: the workers time guest runs and hand the spans here (see guest-trace.ts). */
+  spans?: (spans: FinishedSpan[]) => void;
+  /** How long each in-process call waited for a worker, seconds (metrics). */
+  queueWait?: (seconds: number) => void;
 }
 
 /** How a pool serves the lattice: the workers' NATS subscription and who answers for them. */
@@ -253,7 +263,7 @@ export class ActorPool {
     if (this.#floor() === 0) await this.#retire(first);
   }
 
-  invoke(request: ActorRequest, deadlineMs?: number, invocationId: string = randomUUID()): Promise<ActorResponse> {
+  invoke(request: ActorRequest, deadlineMs?: number, invocationId: string = randomUUID(), traceparent?: string): Promise<ActorResponse> {
     if (this.#closed) return Promise.reject(new TrellisError('TRELLIS_NOT_FOUND', `actor ${this.#spec.name} is unloaded`));
     const { maxConcurrency } = this.#spec.policy;
     const waiting = this.#waiting();
@@ -262,7 +272,7 @@ export class ActorPool {
     }
     return new Promise((resolve, reject) => {
       const deadlineAt = deadlineMs === undefined ? undefined : Date.now() + deadlineMs;
-      this.#queue.push({ id: this.#nextId++, request, invocationId, deadlineAt, resolve, reject });
+      this.#queue.push({ id: this.#nextId++, request, invocationId, deadlineAt, traceparent, queuedAt: performance.now(), resolve, reject });
       this.#pump();
     });
   }
@@ -433,7 +443,8 @@ export class ActorPool {
     slot.ready.then(
       () => {
         if (slot.dead || (slot.job !== job && slot.next !== job)) return;
-        slot.worker.postMessage({ type: 'invoke', id: job.id, request: job.request, invocationId: job.invocationId, deadlineAt: job.deadlineAt } satisfies ToWorker);
+        this.#spec.queueWait?.((performance.now() - job.queuedAt) / 1000);
+        slot.worker.postMessage({ type: 'invoke', id: job.id, request: job.request, invocationId: job.invocationId, deadlineAt: job.deadlineAt, traceparent: job.traceparent } satisfies ToWorker);
       },
       () => {}, // a worker that fails to start settles its calls in #retire
     );
@@ -495,7 +506,7 @@ export class ActorPool {
   #overrun(slot: Slot, call: CallSnapshot): void {
     const code: ErrorCode = call.kind === LimitKind.Deadline ? 'TRELLIS_DEADLINE_EXCEEDED' : 'TRELLIS_TIME_LIMIT';
     const error = new TrellisError(code, code === 'TRELLIS_TIME_LIMIT' ? 'time limit exceeded' : 'deadline exceeded');
-    this.#spec.logger.warn({ limitMs: this.#spec.policy.executionTimeoutMs, lattice: call.jobId === 0 }, `invocation overran: terminating its worker`);
+    this.#spec.logger.warn({ limitMs: this.#spec.policy.executionTimeoutMs, latticeCall: call.jobId === 0 }, `invocation overran: terminating its worker`);
     this.#counters.workersReplaced++;
     if (call.jobId === 0) {
       // A lattice call: answer its caller here. An in-process call posted behind it never ran.
@@ -603,6 +614,7 @@ export class ActorPool {
       stats: served.buffer,
       executionTimeoutMs: spec.policy.executionTimeoutMs,
       serve,
+      tracing: spec.spans ? { actor: spec.actor, version: spec.version } : undefined,
     };
     // An empty env: nothing inside the worker (guest bindings included) can read the host's.
     const worker = new Worker(spec.workerUrl, { workerData: init, transferList: [port2], env: {}, stdout: false, stderr: false });
@@ -664,7 +676,10 @@ export class ActorPool {
         return;
       }
       case 'log':
-        this.#log(msg.level, msg.message, msg.guest);
+        this.#log(msg);
+        return;
+      case 'spans':
+        this.#spec.spans?.(msg.spans);
         return;
       case 'serving-stopped':
         slot.servingStopped?.();
@@ -692,10 +707,11 @@ export class ActorPool {
     }
   }
 
-  #log(level: string, message: string, guest: boolean): void {
+  #log({ level, message, guest, invocationId, traceId, code }: Extract<FromWorker, { type: 'log' }>): void {
     const l = this.#spec.logger;
     const fn = level === 'trace' || level === 'debug' || level === 'warn' || level === 'error' ? level : 'info';
-    l[fn]({ guest }, message);
+    // Undefined ids are left out of the line (pino drops undefined values).
+    l[fn]({ guest, invocationId, traceId, code }, message);
   }
 
   async #hostCall(slot: Slot, call: HostCall): Promise<void> {
@@ -703,7 +719,7 @@ export class ActorPool {
     let reply: HostReply;
     try {
       let value: unknown;
-      const who: CapabilityCall = { actor, version, invocationId: call.invocationId, seq: call.seq, allowedHosts: policy.allowedHosts };
+      const who: CapabilityCall = { actor, version, invocationId: call.invocationId, seq: call.seq, allowedHosts: policy.allowedHosts, traceparent: call.traceparent };
       if (call.op === 'keyvalue') {
         if (!isKeyValueOp(call.method)) throw new TrellisError('TRELLIS_BAD_REQUEST', `unknown keyvalue op ${String(call.method)}`);
         const op = caps.keyvalue[call.method as KeyValueOp] as (who: CapabilityCall, ...args: unknown[]) => Promise<unknown>;

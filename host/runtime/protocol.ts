@@ -6,6 +6,8 @@ import type { World } from './compile.ts';
 import type { SandboxConfig } from './wasi/index.ts';
 import type { WasmModule } from './wasm-api.ts';
 import type { MessagePort } from 'node:worker_threads';
+import type { FinishedSpan } from '../../lattice/telemetry/index.ts';
+import type { GuestIdentity } from './guest-trace.ts';
 
 export interface WorkerInit {
   world: World;
@@ -25,6 +27,8 @@ export interface WorkerInit {
   executionTimeoutMs: number;
   /** When set, the worker serves lattice calls from its own NATS connection (see lattice-serve.ts). */
   serve?: ServeSpec;
+  /** When set, tracing is on: the worker times each guest run as a span (see guest-trace.ts). */
+  tracing?: GuestIdentity;
 }
 
 /** How a worker joins the lattice to serve one actor version. */
@@ -42,7 +46,7 @@ export interface ServeSpec {
 }
 
 export type ToWorker =
-  | { type: 'invoke'; id: number; request: ActorRequest; invocationId: string; /** epoch ms */ deadlineAt?: number }
+  | { type: 'invoke'; id: number; request: ActorRequest; invocationId: string; /** epoch ms */ deadlineAt?: number; traceparent?: string }
   /** Stop taking lattice calls: finish what NATS has delivered, then close the connection. */
   | { type: 'stop-serving' }
   | { type: 'bench'; id: number; request: ActorRequest; iterations: number; cold: boolean };
@@ -52,7 +56,10 @@ export type FromWorker =
   | { type: 'init-failed'; error: WireError }
   | { type: 'result'; id: number; response?: ActorResponse; error?: WireError; cold: boolean }
   | { type: 'bench'; id: number; samplesMs: number[]; error?: WireError }
-  | { type: 'log'; level: string; message: string; guest: boolean }
+  /** A log line; `invocationId` and `traceId` of the call that wrote it, when one ran. */
+  | { type: 'log'; level: string; message: string; guest: boolean; invocationId?: string; traceId?: string; code?: string }
+  /** Guest runs timed in the worker, for the host's tracer (tracing on only). */
+  | { type: 'spans'; spans: FinishedSpan[] }
   | { type: 'serving-stopped' };
 
 export type HostCallName = 'keyvalue' | 'httpSend' | 'callActor';
@@ -66,6 +73,8 @@ export interface HostCall {
   seq: number;
   /** For callActor: what is left of the calling invocation's time (ms). */
   remainingMs?: number;
+  /** The trace context the call continues (the guest run's span when tracing is on). */
+  traceparent?: string;
 }
 
 export type HostReply = { ok: true; value: unknown } | { ok: false; error: string };

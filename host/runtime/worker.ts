@@ -8,6 +8,7 @@ import { KeyValueOps, type ActorRequest, type ActorResponse } from '../../lattic
 import { CallStats } from './call-stats.ts';
 import { CallWatch, LimitKind } from './call-watch.ts';
 import { serveLattice, type LatticeServer } from './lattice-serve.ts';
+import { GuestTrace, isGuestFault } from './guest-trace.ts';
 import type { WireError } from '../../lattice/errors/index.ts';
 import type { FromWorker, HostCall, HostReply, ToWorker, WorkerInit } from './protocol.ts';
 import { hostAllowed } from '../../lattice/http/index.ts';
@@ -32,11 +33,16 @@ let violation: string | undefined;
  */
 let invocationId = '';
 let hostCalls = 0;
+/** The running invocation's trace context (and, with tracing on, its guest span). */
+const trace = new GuestTrace(init.tracing, (spans) => post({ type: 'spans', spans }));
+/** A log line of the running invocation, with its ids. */
+const logLine = (level: string, message: string, guest: boolean, code?: string) =>
+  post({ type: 'log', level, message, guest, invocationId: invocationId || undefined, traceId: trace.traceId || undefined, code });
 
 /** A synchronous call to the main thread: component imports cannot wait for a promise. */
 function hostCall(call: Omit<HostCall, 'invocationId' | 'seq'>): unknown {
   Atomics.store(signal, 0, 0);
-  init.hostPort.postMessage({ ...call, invocationId, seq: ++hostCalls } satisfies HostCall);
+  init.hostPort.postMessage({ ...call, invocationId, seq: ++hostCalls, traceparent: trace.current || undefined } satisfies HostCall);
   watch.waitingOnHost(true);
   Atomics.wait(signal, 0, 0);
   watch.waitingOnHost(false);
@@ -51,7 +57,7 @@ const host: SandboxHost = {
     if (violation === undefined || (message.startsWith('permission denied') && !violation.startsWith('permission denied'))) violation = message;
   },
   output(stream, line) {
-    post({ type: 'log', level: stream === 'stderr' ? 'warn' : 'info', message: line, guest: true });
+    logLine(stream === 'stderr' ? 'warn' : 'info', line, true);
   },
   httpSend(req: OutgoingHttp) {
     return hostCall({ op: 'httpSend', args: [req] }) as ActorResponse;
@@ -61,7 +67,7 @@ const host: SandboxHost = {
 const { sandbox } = init;
 const trellisImports: Record<string, Record<string, unknown>> = {
   'trellis:actor/logging': {
-    log: (level: string, message: string) => post({ type: 'log', level, message, guest: true }),
+    log: (level: string, message: string) => logLine(level, message, true),
   },
   'trellis:actor/keyvalue': Object.fromEntries(
     KeyValueOps.map((m) => [m, (...args: unknown[]) => hostCall({ op: 'keyvalue', method: m, args })]),
@@ -201,7 +207,7 @@ function invoke(request: ActorRequest): Extract<FromWorker, { type: 'result' }> 
   const first = invokeOnce(request);
   if (first.error?.message !== NO_RESPONSE || !reused || instancePerRequest) return first;
   instancePerRequest = true;
-  post({ type: 'log', level: 'info', message: 'component cannot answer twice on one instance: using an instance per request', guest: false });
+  logLine('info', 'component cannot answer twice on one instance: using an instance per request', false);
   current = undefined;
   const second = invokeOnce(request);
   second.cold = true;
@@ -252,9 +258,10 @@ function bench(request: ActorRequest, iterations: number, cold: boolean): number
  * Run one call under the watchdog's eye: it ends by the caller's deadline or the time limit,
  * whichever comes first. Undefined when the watchdog took the call over.
  */
-function watched(jobId: number, request: ActorRequest, invocation: string, deadlineAt: number | undefined, reply?: string): ReturnType<typeof invoke> | undefined {
+function watched(jobId: number, request: ActorRequest, invocation: string, deadlineAt: number | undefined, reply?: string, traceparent?: string): ReturnType<typeof invoke> | undefined {
   invocationId = invocation;
   hostCalls = 0;
+  trace.begin(traceparent, invocation);
   const limitAt = Date.now() + init.executionTimeoutMs;
   const byDeadline = deadlineAt !== undefined && deadlineAt < limitAt;
   callEndBy = byDeadline ? deadlineAt : limitAt;
@@ -262,8 +269,13 @@ function watched(jobId: number, request: ActorRequest, invocation: string, deadl
   const result = invoke(request);
   if (!watch.end()) {
     retired = true;
+    trace.flush();
     return undefined;
   }
+  // A guest's own failure is worth a line with its reason, its invocation and its trace.
+  if (isGuestFault(result.error)) logLine('warn', `invocation failed: ${result.error!.message}`, false, result.error!.code);
+  trace.end({ error: result.error, cold: result.cold, status: result.response?.status });
+  invocationId = '';
   if (!current) setImmediate(prewarm);
   return result;
 }
@@ -277,7 +289,7 @@ port.on('message', (msg: ToWorker) => {
       post({ type: 'result', id: msg.id, cold: false, error: { code: 'TRELLIS_DEADLINE_EXCEEDED', message: 'deadline exceeded while waiting for a free instance' } });
       return;
     }
-    const result = watched(msg.id, msg.request, msg.invocationId, msg.deadlineAt);
+    const result = watched(msg.id, msg.request, msg.invocationId, msg.deadlineAt, undefined, msg.traceparent);
     if (!result) return;
     result.id = msg.id;
     post(result);
@@ -307,7 +319,7 @@ async function start(): Promise<void> {
     try {
       lattice = await serveLattice(
         init.serve,
-        (request, call) => (retired ? undefined : watched(0, request, call.invocationId, call.deadlineAt, call.reply)),
+        (request, call) => (retired ? undefined : watched(0, request, call.invocationId, call.deadlineAt, call.reply, call.traceparent)),
         new CallStats(init.stats),
         (level, message) => post({ type: 'log', level, message, guest: false }),
       );

@@ -8,6 +8,7 @@ import { commands as dashboardCommands } from './dashboard-command.ts';
 import { commands as providerCommands } from './provider-commands.ts';
 import { commands as signingCommands } from './signing-commands.ts';
 import { commands as weightsCommands } from './weights-commands.ts';
+import { commands as observeCommands } from './observe-commands.ts';
 import { commands as natsCommands } from './nats-commands.ts';
 
-export const commands: Command[] = [...controlCommands, ...actorCommands, ...weightsCommands, ...providerCommands, ...appsCommands, ...canaryCommands, ...signingCommands, ...dashboardCommands, ...natsCommands];
+export const commands: Command[] = [...controlCommands, ...actorCommands, ...weightsCommands, ...providerCommands, ...appsCommands, ...canaryCommands, ...signingCommands, ...observeCommands, ...dashboardCommands, ...natsCommands];

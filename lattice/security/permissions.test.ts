@@ -45,6 +45,10 @@ describe('security - role permissions', () => {
     expect(can(p.publish, s.control('hostStop'))).toBe(false);
     expect(can(p.publish, s.beat('NME'))).toBe(true);
     expect(can(p.publish, s.beat('NOTHER'))).toBe(false);
+    expect(can(p.publish, s.log('NME', 'hello'))).toBe(true);
+    expect(can(p.publish, s.log('NOTHER', 'hello'))).toBe(false);
+    expect(can(p.publish, `$JS.API.STREAM.CREATE.${s.streams.logs}`)).toBe(true);
+    expect(can(p.publish, `$JS.API.STREAM.PURGE.${s.streams.events}`)).toBe(false);
     expect(can(p.publish, s.event('host_started'))).toBe(true);
     expect(can(p.publish, s.event('app_deployed'))).toBe(false);
     expect(can(p.publish, `$KV.${s.buckets.hosts}.NME`)).toBe(true);

@@ -54,15 +54,19 @@ const CONTROLLER_EVENTS: readonly EventType[] = ['app_deployed', 'app_updated', 
 const HOST_EVENTS: readonly EventType[] = EventTypes.filter((t) => !CONTROLLER_EVENTS.includes(t));
 
 type Access = 'read' | 'write';
-/** A JetStream store: a KV bucket (`KV_<name>`, `$KV.<name>.>`) or an object store (`OBJ_<name>`, `$O.<name>.>`). */
+/**
+ * A JetStream store: a KV bucket (`KV_<name>`, `$KV.<name>.>`), an object store (`OBJ_<name>`,
+ * `$O.<name>.>`) or a plain stream (the bounded log and event history; its messages are the
+ * lattice's own log and event subjects, captured by the server).
+ */
 interface Store {
-  kind: 'kv' | 'os';
+  kind: 'kv' | 'os' | 'stream';
   name: string;
 }
 
 /** The JetStream subjects a client publishes to read or write one store (name `*`: every store of the kind, and streams of any name). */
 export function storeSubjects(store: Store, access: Access): string[] {
-  const stream = store.name === '*' ? '*' : store.kind === 'kv' ? `KV_${store.name}` : `OBJ_${store.name}`;
+  const stream = store.name === '*' ? '*' : store.kind === 'kv' ? `KV_${store.name}` : store.kind === 'os' ? `OBJ_${store.name}` : store.name;
   const api = '$JS.API';
   const read = [
     `${api}.STREAM.INFO.${stream}`,
@@ -80,6 +84,8 @@ export function storeSubjects(store: Store, access: Access): string[] {
     // nats.js reads an object's chunks through js.subscribe without binding the stream, which
     // looks the stream up by subject (objectstore.js get → findStream): stream names only.
     ...(store.kind === 'os' ? [`${api}.STREAM.NAMES`] : []),
+    // The log and event history is read back with pull batches (lattice/streams readStream).
+    ...(store.kind === 'stream' ? [`${api}.CONSUMER.MSG.NEXT.${stream}.*`] : []),
   ];
   if (access === 'read') return read;
   return [
@@ -87,13 +93,13 @@ export function storeSubjects(store: Store, access: Access): string[] {
     `${api}.STREAM.UPDATE.${stream}`,
     `${api}.STREAM.PURGE.${stream}`,
     `${api}.STREAM.MSG.DELETE.${stream}`,
-    store.kind === 'kv' ? `$KV.${store.name}.>` : `$O.${store.name}.>`,
+    ...(store.kind === 'kv' ? [`$KV.${store.name}.>`] : store.kind === 'os' ? [`$O.${store.name}.>`] : []),
   ];
 }
 
 /** The lattice's own stores and what each role may do with them. */
-function latticeStores(lattice: string): Record<keyof ReturnType<typeof buildSubjects>['buckets'], Store> {
-  const b = buildSubjects(lattice).buckets;
+function latticeStores(lattice: string): Record<keyof ReturnType<typeof buildSubjects>['buckets'] | 'logStream' | 'eventStream', Store> {
+  const { buckets: b, streams: st } = buildSubjects(lattice);
   const kv = (name: string): Store => ({ kind: 'kv', name });
   return {
     weights: kv(b.weights),
@@ -106,17 +112,20 @@ function latticeStores(lattice: string): Record<keyof ReturnType<typeof buildSub
     appStatus: kv(b.appStatus),
     leader: kv(b.leader),
     canaries: kv(b.canaries),
+    logStream: { kind: 'stream', name: st.logs },
+    eventStream: { kind: 'stream', name: st.events },
   };
 }
 
 type StoreName = keyof ReturnType<typeof latticeStores>;
 const STORE_ACCESS: Record<Role, Partial<Record<StoreName, Access>>> = {
-  host: { hosts: 'write', artifacts: 'read', links: 'read', weights: 'read', httpRoutes: 'read', config: 'read' },
+  // A host creates the bounded log and event history streams when missing (host/observability.ts).
+  host: { hosts: 'write', artifacts: 'read', links: 'read', weights: 'read', httpRoutes: 'read', config: 'read', logStream: 'read', eventStream: 'read' },
   gateway: { weights: 'read', httpRoutes: 'read' },
   provider: {},
   // The reconciler writes the links and HTTP routes an app declares (lattice/reconciler/declared.ts).
   controller: { apps: 'write', appStatus: 'write', leader: 'write', weights: 'write', links: 'write', httpRoutes: 'write', canaries: 'write', hosts: 'read', config: 'read' },
-  operator: { weights: 'write', config: 'write', links: 'write', httpRoutes: 'write', artifacts: 'write', hosts: 'write', apps: 'write', appStatus: 'write', leader: 'write', canaries: 'write' },
+  operator: { weights: 'write', config: 'write', links: 'write', httpRoutes: 'write', artifacts: 'write', hosts: 'write', apps: 'write', appStatus: 'write', leader: 'write', canaries: 'write', logStream: 'write', eventStream: 'write' },
 };
 
 /** Validate a role name (`trellis nats permissions --role`); TRELLIS_BAD_OPTION. */
@@ -142,7 +151,7 @@ export function rolePermissions(role: Role, scope: PermissionScope): Permissions
   const deny: string[] = [];
   switch (role) {
     case 'host':
-      pub.push(...HOST_EVENTS.map((t) => s.event(t)), `${base}.beat.v1.${hostId}`, `${base}.metrics.v1.${hostId}`, `${base}.rpc.>`, `${base}.prov.>`, s.control('hostPing'), replies);
+      pub.push(...HOST_EVENTS.map((t) => s.event(t)), ...(scope.hostId === undefined ? [s.logs(), s.allBeats(), s.allMetrics()] : [s.logs({ participant: hostId }), s.beat(hostId), s.metrics(hostId)]), `${base}.rpc.>`, `${base}.prov.>`, s.control('hostPing'), replies);
       sub.push(s.controlForAll(), `${ctl}.*.*.${hostId}`, `${base}.rpc.>`, s.allEvents(), s.allBeats());
       break;
     case 'gateway':
