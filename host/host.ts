@@ -109,7 +109,7 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
   );
   const rpcClient = rpc.get;
   const caps = createCapabilities({ nc, subjects, rpc: rpcClient });
-  const runtime = await createRuntime({ cacheDir: `${options.cacheDir}/components`, logger, capabilities: caps.capabilities });
+  const runtime = await createRuntime({ cacheDir: `${options.cacheDir}/components`, logger, capabilities: caps.capabilities, workers: options.workers });
   let inventoryChanged = () => {};
   const emit: Emit = (kind, data) => {
     if (nc.isClosed()) return;

@@ -43,6 +43,8 @@ export interface HostOptions {
   cacheDir?: string;
   /** Run the HTTP gateway in this host on host:port (local-first calls). Default: none. */
   gateway?: string;
+  /** Worker threads shared by all actors (each holds one NATS connection). Default: CPU cores, allowed 1..256. */
+  workers?: number;
 }
 
 /** The complete, validated form the host runs on. */
@@ -63,6 +65,8 @@ export interface CompiledHostOptions {
   logLevel: LogLevel;
   cacheDir: string;
   gateway?: string;
+  /** Undefined: one per CPU core. */
+  workers?: number;
 }
 
 /** Labels the host sets itself; they describe the machine and cannot be changed. */
@@ -114,6 +118,7 @@ export function compileHostOptions(input: HostOptions = {}, env: NodeJS.ProcessE
   const beatMs = intInRange('--beat-ms', input.beatMs ?? 1000, 100, 5000);
   const httpPort = input.httpPort === undefined ? undefined : intInRange('--http-port', input.httpPort, 0, 65535);
   const maxControlPayloadBytes = intInRange('maxControlPayloadBytes', input.maxControlPayloadBytes ?? 64 * 1024, 1024, 8 * 1024 * 1024);
+  const workers = input.workers === undefined ? undefined : intInRange('--workers', input.workers, 1, 256);
   const stopTimeoutMs = intInRange('stopTimeoutMs', input.stopTimeoutMs ?? 10_000, 0, 600_000);
 
   const logLevel = input.logLevel ?? (env.TRELLIS_LOG_LEVEL as LogLevel | undefined) ?? 'info';
@@ -136,5 +141,6 @@ export function compileHostOptions(input: HostOptions = {}, env: NodeJS.ProcessE
     logLevel,
     cacheDir: input.cacheDir ?? `${stateDir(env)}/cache`,
     gateway: input.gateway,
+    workers,
   };
 }
