@@ -86,6 +86,12 @@ describe('shared workers serving the lattice', () => {
     await nats?.stop();
   });
 
+  /** How many of the host's worker connections subscribe to every one of `actors`. */
+  const workersServing = async (actors: string[]) => {
+    const connz = (await (await fetch(`${nats.monitorUrl}/connz?subs=1&limit=1000`)).json()) as { connections: { name?: string; subscriptions_list?: string[] }[] };
+    return connz.connections.filter((c) => c.name?.startsWith(`trellis-host-${host.name}/worker-`) && actors.every((a) => c.subscriptions_list?.includes(client.subjects.rpc(a, '1.0.0')))).length;
+  };
+
   it('density - one NATS connection per worker, whatever the instance and actor counts', async () => {
     await deployExample(client, 'echo-c', [host.id], { actor: 'a1', count: 20 });
     await deployExample(client, 'echo-c', [host.id], { actor: 'a2', count: 5 });
@@ -102,13 +108,15 @@ describe('shared workers serving the lattice', () => {
     await deployExample(client, 'echo-c', [host.id], { actor: 'quick', count: 1 });
     // The first long call teaches the host that this actor's calls can be long (the watchdog ends it).
     await expect(rpc.invoke('mixed', path('/loop'), { deadlineMs: 10_000 })).rejects.toMatchObject({ code: 'TRELLIS_TIME_LIMIT' });
+    // Its worker was replaced; the replacement takes calls once it has loaded every actor again.
+    await waitFor(async () => (await workersServing(['mixed', 'quick'])) === 2, { what: 'both workers in the queue groups' });
     const loop = rpc.invoke('mixed', path('/loop'), { deadlineMs: 10_000 }).catch((e: { code?: string }) => e.code);
     await new Promise((r) => setTimeout(r, 200));
     // Its worker left the queue groups before the guest ran: every call goes to the free worker
     // and is answered on its first attempt (a call stuck behind the loop would need a second).
     for (let i = 0; i < 40; i++) {
       const r = await rpc.invoke(i % 4 === 0 ? 'mixed' : 'quick', i % 4 === 0 ? path('/ok') : bytesRequest(`q${i}`));
-      expect(r.attempts).toBe(1);
+      expect(r.attempts, `call ${i}`).toBe(1);
     }
     expect(await loop).toBe('TRELLIS_TIME_LIMIT');
     expect((await rpc.invoke('quick', bytesRequest('after'))).attempts).toBe(1);
