@@ -7,7 +7,6 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { transpile } from '@bytecodealliance/jco';
 import { TrellisError } from '../../lattice/errors/index.ts';
 import { capMemory } from './memlimit.ts';
 import { Wasm, type WasmModule } from './wasm-api.ts';
@@ -139,6 +138,8 @@ export class ComponentCache {
 
   async #transpile(digest: string, bytes: Uint8Array): Promise<Transpiled> {
     const started = performance.now();
+    // jco's transpiler holds about 40 MB once imported: a host loads it only on a cache miss.
+    const { transpile } = await import('@bytecodealliance/jco');
     let out: Awaited<ReturnType<typeof transpile>>;
     try {
       // instantiation 'async' makes the generated code take every import from us: nothing falls

@@ -156,6 +156,7 @@ export class ActorPool implements ActorClient {
       instancePerRequest: spec.policy.instancePerRequest,
       executionTimeoutMs: spec.policy.executionTimeoutMs,
       place: this.#placement(slot.index),
+      validate: slot.index === 0,
       counts: on.counts.buffer,
       flags: this.#flags.buffer as SharedArrayBuffer,
       stats: on.stats.buffer,

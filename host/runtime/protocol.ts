@@ -39,6 +39,11 @@ export interface ActorInit {
   executionTimeoutMs: number;
   /** Warm instances this worker keeps of the actor. */
   place: number;
+  /**
+   * Instantiate once even with no placement here, so a broken component fails the load (one
+   * worker does, not all: a JS instance holds megabytes).
+   */
+  validate: boolean;
   /** Int32 [live instances] of this actor on this worker, written by the worker. */
   counts: SharedArrayBuffer;
   /**

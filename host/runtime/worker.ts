@@ -350,17 +350,19 @@ async function add(id: number, spec: ActorInit): Promise<void> {
     let glue = glues.get(spec.jsUrl);
     if (!glue) glues.set(spec.jsUrl, (glue = import(spec.jsUrl) as Promise<Glue>));
     a = { id, spec, glue: await glue, imports: importsOf(id, spec.sandbox), idle: [], place: spec.place, instancePerRequest: spec.instancePerRequest, counts: new Int32Array(spec.counts), stats: new CallStats(spec.stats), flags: new Int32Array(spec.flags), filling: false };
-    // A start function that never returns is stopped like an overrunning call (job -1: a load).
-    watch.begin(-1, Date.now() + spec.executionTimeoutMs, LimitKind.TimeLimit, '', id);
-    try {
-      a.idle.push(instantiate(a));
-    } finally {
-      if (!watch.end()) retired = true;
-    }
-    if (retired) return;
-    if (a.place === 0) {
-      a.idle.pop();
-      discard(a);
+    if (a.place > 0 || spec.validate) {
+      // A start function that never returns is stopped like an overrunning call (job -1: a load).
+      watch.begin(-1, Date.now() + spec.executionTimeoutMs, LimitKind.TimeLimit, '', id);
+      try {
+        a.idle.push(instantiate(a));
+      } finally {
+        if (!watch.end()) retired = true;
+      }
+      if (retired) return;
+      if (a.place === 0) {
+        a.idle.pop();
+        discard(a);
+      }
     }
   } catch (err) {
     const dummy = { spec } as Actor;
