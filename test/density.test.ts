@@ -111,7 +111,9 @@ describe('shared workers serving the lattice', () => {
     // Its worker was replaced; the replacement takes calls once it has loaded every actor again.
     await waitFor(async () => (await workersServing(['mixed', 'quick'])) === 2, { what: 'both workers in the queue groups' });
     const loop = rpc.invoke('mixed', path('/loop'), { deadlineMs: 10_000 }).catch((e: { code?: string }) => e.code);
-    await new Promise((r) => setTimeout(r, 200));
+    // The inventory counts the busy instance (placed instances stay the count).
+    await waitFor(async () => (await client.getInventory(host.id)).actors.find((a) => a.name === 'mixed')?.busy === 1, { what: 'the loop busy' });
+    expect((await client.getInventory(host.id)).actors.find((a) => a.name === 'mixed')).toMatchObject({ instances: 2, busy: 1 });
     // Its worker left the queue groups before the guest ran: every call goes to the free worker
     // and is answered on its first attempt (a call stuck behind the loop would need a second).
     for (let i = 0; i < 40; i++) {
