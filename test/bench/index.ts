@@ -10,7 +10,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 /** Benchmark modules, in the order they run. */
-const MODULES = ['rpc', 'runtime', 'density', 'scale-out', 'gateway', 'hotkey', 'cli', 'placement', 'repair', 'canary-metrics'] as const;
+const MODULES = ['rpc', 'runtime', 'density', 'scale-out', 'scale-model', 'gateway', 'hotkey', 'cli', 'placement', 'repair', 'canary-metrics'] as const;
 
 /**
  * Whether a module exports run(), read from its source: some bench files are also scripts that
