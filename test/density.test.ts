@@ -86,10 +86,13 @@ describe('shared workers serving the lattice', () => {
     await nats?.stop();
   });
 
-  /** How many of the host's worker connections subscribe to every one of `actors`. */
+  /** The server's ids of the host's worker connections that subscribe to every one of `actors`. */
   const workersServing = async (actors: string[]) => {
-    const connz = (await (await fetch(`${nats.monitorUrl}/connz?subs=1&limit=1000`)).json()) as { connections: { name?: string; subscriptions_list?: string[] }[] };
-    return connz.connections.filter((c) => c.name?.startsWith(`trellis-host-${host.name}/worker-`) && actors.every((a) => c.subscriptions_list?.includes(client.subjects.rpc(a, '1.0.0')))).length;
+    const connz = (await (await fetch(`${nats.monitorUrl}/connz?subs=1&limit=1000`)).json()) as { connections: { cid: number; name?: string; subscriptions_list?: string[] }[] };
+    return connz.connections
+      .filter((c) => c.name?.startsWith(`trellis-host-${host.name}/worker-`) && actors.every((a) => c.subscriptions_list?.includes(client.subjects.rpc(a, '1.0.0'))))
+      .map((c) => c.cid)
+      .sort();
   };
 
   it('density - one NATS connection per worker, whatever the instance and actor counts', async () => {
@@ -106,10 +109,18 @@ describe('shared workers serving the lattice', () => {
   it('density - a call does not wait behind a long one while the other worker is free', async () => {
     await deployExample(client, 'hostile-c', [host.id], { actor: 'mixed', count: 2, policy: { executionTimeoutMs: 1500 } });
     await deployExample(client, 'echo-c', [host.id], { actor: 'quick', count: 1 });
+    const before = await waitFor(async () => ((await workersServing(['mixed', 'quick'])).length === 2 ? workersServing(['mixed', 'quick']) : undefined), { what: 'both workers in the queue groups' });
     // The first long call teaches the host that this actor's calls can be long (the watchdog ends it).
     await expect(rpc.invoke('mixed', path('/loop'), { deadlineMs: 10_000 })).rejects.toMatchObject({ code: 'TRELLIS_TIME_LIMIT' });
-    // Its worker was replaced; the replacement takes calls once it has loaded every actor again.
-    await waitFor(async () => (await workersServing(['mixed', 'quick'])) === 2, { what: 'both workers in the queue groups' });
+    // Its worker was replaced; the replacement takes calls once it has loaded every actor again
+    // (the server may list the terminated worker's connection a moment longer).
+    await waitFor(
+      async () => {
+        const now = await workersServing(['mixed', 'quick']);
+        return now.length === 2 && now.filter((cid) => before.includes(cid)).length === 1;
+      },
+      { what: 'the replacement worker in the queue groups' },
+    );
     const loop = rpc.invoke('mixed', path('/loop'), { deadlineMs: 10_000 }).catch((e: { code?: string }) => e.code);
     // The inventory counts the busy instance (placed instances stay the count).
     await waitFor(async () => (await client.getInventory(host.id)).actors.find((a) => a.name === 'mixed')?.busy === 1, { what: 'the loop busy' });
