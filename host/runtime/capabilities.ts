@@ -1,6 +1,7 @@
 /** The capabilities a host backs actors with (trellis:actor imports), as the runtime calls them. */
-import { TrellisError } from '../../lattice/errors/index.ts';
-import type { ActorRequest, ActorResponse, KeyValueOp } from '../../lattice/wire/index.ts';
+import { TrellisError, toTrellisError } from '../../lattice/errors/index.ts';
+import { isKeyValueOp, type ActorRequest, type ActorResponse, type KeyValueOp } from '../../lattice/wire/index.ts';
+import type { HostCall, HostReply } from './protocol.ts';
 
 /**
  * Who makes a capability call and for which invocation: every capability receives it, so a
@@ -61,3 +62,26 @@ export function completeCapabilities(partial: Partial<HostCapabilities> = {}): H
   };
 }
 
+
+/**
+ * Run one capability call a guest made (its worker waits for the reply): an error becomes the
+ * import's err(...) string, `CODE: message`.
+ */
+export async function runHostCall(caps: HostCapabilities, who: CapabilityCall, call: HostCall, timeLimitMs: number): Promise<HostReply> {
+  try {
+    let value: unknown;
+    if (call.op === 'keyvalue') {
+      if (!isKeyValueOp(call.method)) throw new TrellisError('TRELLIS_BAD_REQUEST', `unknown keyvalue op ${String(call.method)}`);
+      const op = caps.keyvalue[call.method as KeyValueOp] as (who: CapabilityCall, ...args: unknown[]) => Promise<unknown>;
+      value = await op.call(caps.keyvalue, who, ...call.args);
+    } else if (call.op === 'httpSend') value = await caps.httpSend(who, call.args[0] as HttpRequest);
+    else {
+      // The callee gets what is left of the caller's own budget (its deadline or time limit).
+      value = await caps.callActor(who, call.args[0] as string, call.args[1] as ActorRequest, call.remainingMs ?? timeLimitMs);
+    }
+    return { ok: true, value };
+  } catch (err) {
+    const e = toTrellisError(err);
+    return { ok: false, error: `${e.code}: ${e.message}` };
+  }
+}

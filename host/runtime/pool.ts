@@ -9,8 +9,8 @@
  */
 import type { Logger } from 'pino';
 import { randomUUID } from 'node:crypto';
-import { isKeyValueOp, type ActorRequest, type ActorResponse, type KeyValueOp } from '../../lattice/wire/index.ts';
-import { TrellisError, fromWire, toTrellisError, type ErrorCode, type WireError } from '../../lattice/errors/index.ts';
+import type { ActorRequest, ActorResponse } from '../../lattice/wire/index.ts';
+import { TrellisError, fromWire, type ErrorCode, type WireError } from '../../lattice/errors/index.ts';
 import type { World } from './compile.ts';
 import type { ActorPolicy } from '../../lattice/policy/index.ts';
 import { LimitKind, type CallSnapshot } from './call-watch.ts';
@@ -20,7 +20,7 @@ import type { SandboxConfig } from './wasi/index.ts';
 import type { WasmModule } from './wasm-api.ts';
 import type { ActorClient, Posted, WorkerPool, WorkerSlot } from './workers.ts';
 import { LONG_CALL_SCORE } from './lattice-serve.ts';
-import type { CapabilityCall, HostCapabilities, HttpRequest } from './capabilities.ts';
+import { runHostCall, type HostCapabilities } from './capabilities.ts';
 
 export { completeCapabilities, type CapabilityCall, type HostCapabilities, type HttpRequest, type KeyValueCapability } from './capabilities.ts';
 
@@ -421,25 +421,8 @@ export class ActorPool implements ActorClient {
     this.pump();
   }
 
-  async hostCall(call: HostCall): Promise<HostReply> {
-    const { capabilities: caps, actor, version, policy } = this.#spec;
-    try {
-      let value: unknown;
-      const who: CapabilityCall = { actor, version, invocationId: call.invocationId, seq: call.seq, allowedHosts: policy.allowedHosts };
-      if (call.op === 'keyvalue') {
-        if (!isKeyValueOp(call.method)) throw new TrellisError('TRELLIS_BAD_REQUEST', `unknown keyvalue op ${String(call.method)}`);
-        const op = caps.keyvalue[call.method as KeyValueOp] as (who: CapabilityCall, ...args: unknown[]) => Promise<unknown>;
-        value = await op.call(caps.keyvalue, who, ...call.args);
-      } else if (call.op === 'httpSend') value = await caps.httpSend(who, call.args[0] as HttpRequest);
-      else {
-        // The callee gets what is left of the caller's own budget (its deadline or time limit).
-        const remainingMs = call.remainingMs ?? policy.executionTimeoutMs;
-        value = await caps.callActor(who, call.args[0] as string, call.args[1] as ActorRequest, remainingMs);
-      }
-      return { ok: true, value };
-    } catch (err) {
-      const e = toTrellisError(err);
-      return { ok: false, error: `${e.code}: ${e.message}` };
-    }
+  hostCall(call: HostCall): Promise<HostReply> {
+    const { capabilities, actor, version, policy } = this.#spec;
+    return runHostCall(capabilities, { actor, version, invocationId: call.invocationId, seq: call.seq, allowedHosts: policy.allowedHosts }, call, policy.executionTimeoutMs);
   }
 }

@@ -6,14 +6,14 @@
  * cannot be interrupted from inside its thread.
  */
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { KeyValueOps, type ActorRequest, type ActorResponse } from '../../lattice/wire/index.ts';
+import type { ActorRequest, ActorResponse } from '../../lattice/wire/index.ts';
 import { CallStats } from './call-stats.ts';
 import { CallWatch, LimitKind } from './call-watch.ts';
 import { connectWorker, LONG_CALL_SCORE, TakingWorkers, type Served, type WorkerLattice } from './lattice-serve.ts';
 import type { WireError } from '../../lattice/errors/index.ts';
 import type { ActorInit, FromWorker, HostCall, HostReply, ToWorker, WorkerInit } from './protocol.ts';
-import { hostAllowed } from '../../lattice/http/index.ts';
-import { IncomingRequest, ResponseOutparam, wasiImports, type OutgoingHttp, type SandboxConfig, type SandboxHost } from './wasi/index.ts';
+import { IncomingRequest, ResponseOutparam } from './wasi/index.ts';
+import { actorImports } from './worker-imports.ts';
 import { Wasm, type WasmMemory, type WasmModule } from './wasm-api.ts';
 
 const init = workerData as WorkerInit;
@@ -51,62 +51,6 @@ function hostCall(call: Omit<HostCall, 'invocationId' | 'seq' | 'actor'>): unkno
   if (!reply) throw new Error('host call lost its reply');
   if (!reply.ok) throw reply.error; // a string: becomes the import's err(...)
   return reply.value;
-}
-
-/** The imports of one actor: its own sandbox (env, grants, hosts), deny by default. */
-function importsOf(actor: number, sandbox: SandboxConfig): Record<string, unknown> {
-  const log = (level: string, message: string) => post({ type: 'log', actor, level, message, guest: true });
-  const host: SandboxHost = {
-    violation(message) {
-      if (violation === undefined || (message.startsWith('permission denied') && !violation.startsWith('permission denied'))) violation = message;
-    },
-    output: (stream, line) => log(stream === 'stderr' ? 'warn' : 'info', line),
-    httpSend: (req: OutgoingHttp) => hostCall({ op: 'httpSend', args: [req] }) as ActorResponse,
-  };
-  const trellisImports: Record<string, Record<string, unknown>> = {
-    'trellis:actor/logging': { log },
-    'trellis:actor/keyvalue': Object.fromEntries(KeyValueOps.map((m) => [m, (...args: unknown[]) => hostCall({ op: 'keyvalue', method: m, args })])),
-    'trellis:actor/http-client': {
-      send(req: OutgoingHttp) {
-        if (!URL.canParse(req.url)) throw `invalid url: ${req.url}`;
-        const url = new URL(req.url);
-        if (!hostAllowed(sandbox.allowedHosts, url)) {
-          const message = `host not allowed: ${url.hostname}`;
-          host.violation(message);
-          throw `TRELLIS_SANDBOX_VIOLATION: ${message}`;
-        }
-        return hostCall({ op: 'httpSend', args: [req] });
-      },
-    },
-    'trellis:actor/actors': {
-      call: (target: string, req: ActorRequest) => hostCall({ op: 'callActor', args: [target, req], remainingMs: Math.max(1, callEndBy - Date.now()) }),
-    },
-    'trellis:actor/config': {
-      getEnv(name: string) {
-        if (!sandbox.allowedEnvVars.includes(name)) {
-          host.violation(`env var not allowed: ${name}`);
-          throw `env var not allowed: ${name}`;
-        }
-        const hit = sandbox.env.find(([k]) => k === name);
-        if (!hit) throw `env var not set: ${name}`;
-        return hit[1];
-      },
-    },
-  };
-  const table = { ...wasiImports(sandbox, host), ...trellisImports };
-  // Any `wasi:*@0.2.x` (or unversioned) key resolves to the one implementation; others fail the load.
-  return new Proxy({} as Record<string, unknown>, {
-    get(_, key) {
-      if (typeof key !== 'string') return undefined;
-      const at = key.lastIndexOf('@');
-      const name = at < 0 ? key : key.slice(0, at);
-      const version = at < 0 ? '' : key.slice(at + 1);
-      const ok = version === '' || (name.startsWith('wasi:') ? /^0\.2\.\d+/.test(version) : /^0\.1\.\d+/.test(version));
-      const impl = ok ? table[name] : undefined;
-      if (!impl) throw new Error(`unsupported import ${key}`);
-      return impl;
-    },
-  });
 }
 
 type Glue = {
@@ -207,8 +151,9 @@ function classify(err: unknown, a: Actor, instance: Instance | undefined): { fai
 }
 
 /**
- * Create warm instances up to the placement while idle, a batch per event-loop turn, so calls
- * (and NATS) are served between batches of a large placement. Resolves when done.
+ * Create warm instances up to the placement while idle, at most FILL_SLICE_MS of them per
+ * event-loop turn (at least one), so calls (and NATS) are served between slices of a large
+ * placement: a JS instance takes tens of ms. Resolves when done.
  */
 function fill(a: Actor): Promise<void> {
   if (a.filling || a.idle.length >= a.place) return Promise.resolve();
@@ -216,7 +161,11 @@ function fill(a: Actor): Promise<void> {
   return new Promise((resolve) => {
     const step = () => {
       try {
-        for (let n = 0; n < 32 && a.idle.length < a.place && actors.get(a.id) === a && !retired; n++) a.idle.push(instantiate(a));
+        const until = performance.now() + FILL_SLICE_MS;
+        while (a.idle.length < a.place && actors.get(a.id) === a && !retired) {
+          a.idle.push(instantiate(a));
+          if (performance.now() >= until) break;
+        }
       } catch {
         // Reported by the next invocation, which instantiates again and fails with the reason.
         a.filling = false;
@@ -229,6 +178,7 @@ function fill(a: Actor): Promise<void> {
     setImmediate(step);
   });
 }
+const FILL_SLICE_MS = 4;
 
 type Result = Omit<Extract<FromWorker, { type: 'result' }>, 'type' | 'id' | 'actor'>;
 
@@ -349,7 +299,14 @@ async function add(id: number, spec: ActorInit): Promise<void> {
   try {
     let glue = glues.get(spec.jsUrl);
     if (!glue) glues.set(spec.jsUrl, (glue = import(spec.jsUrl) as Promise<Glue>));
-    a = { id, spec, glue: await glue, imports: importsOf(id, spec.sandbox), idle: [], place: spec.place, instancePerRequest: spec.instancePerRequest, counts: new Int32Array(spec.counts), stats: new CallStats(spec.stats), flags: new Int32Array(spec.flags), filling: false };
+    a = { id, spec, glue: await glue, imports: actorImports(spec.sandbox, {
+        log: (level, message) => post({ type: 'log', actor: id, level, message, guest: true }),
+        violation(message) {
+          if (violation === undefined || (message.startsWith('permission denied') && !violation.startsWith('permission denied'))) violation = message;
+        },
+        hostCall,
+        remainingMs: () => Math.max(1, callEndBy - Date.now()),
+      }), idle: [], place: spec.place, instancePerRequest: spec.instancePerRequest, counts: new Int32Array(spec.counts), stats: new CallStats(spec.stats), flags: new Int32Array(spec.flags), filling: false };
     if (a.place > 0 || spec.validate) {
       // A start function that never returns is stopped like an overrunning call (job -1: a load).
       watch.begin(-1, Date.now() + spec.executionTimeoutMs, LimitKind.TimeLimit, '', id);

@@ -62,8 +62,6 @@ export interface ActorClient {
   pump(): void;
 }
 
-let workersStarted = 0;
-
 export class WorkerPool {
   readonly slots: WorkerSlot[] = [];
   readonly #actors = new Map<number, ActorClient>();
@@ -104,17 +102,6 @@ export class WorkerPool {
     if (!slot.dead) slot.worker.postMessage(msg);
   }
 
-  /** A worker with nothing posted and nothing running, preferring `prefer`. */
-  free(prefer?: (slot: WorkerSlot) => boolean): WorkerSlot | undefined {
-    let any: WorkerSlot | undefined;
-    for (const s of this.slots) {
-      if (!s.ready || s.dead || s.posted.length > 0 || s.watch.busy()) continue;
-      if (!prefer || prefer(s)) return s;
-      any ??= s;
-    }
-    return any;
-  }
-
   /**
    * When no worker is free: one busy with a short lattice call and nothing posted, so a call
    * can wait there without a wake-up from the watchdog (the main thread is not told when a
@@ -139,7 +126,6 @@ export class WorkerPool {
     const signal = new SharedArrayBuffer(4);
     const watch = new CallWatch();
     const init: WorkerInit = { hostPort: port2, hostSignal: signal, watch: watch.buffer, taking: this.#taking, index };
-    workersStarted++;
     // An empty env: nothing inside the worker (guest bindings included) can read the host's.
     const worker = new Worker(this.workerUrl, { workerData: init, transferList: [port2], env: {}, stdout: false, stderr: false });
     const slot: WorkerSlot = { index, worker, hostPort: port1, hostSignal: new Int32Array(signal), watch, ready: false, posted: [], progressSeq: -1, progressAt: 0, dead: false, generation };
@@ -277,6 +263,3 @@ export class WorkerPool {
     );
   }
 }
-
-/** Worker threads this process has started (bench and tests). */
-export const workerThreadsStarted = () => workersStarted;
