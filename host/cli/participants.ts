@@ -32,6 +32,7 @@ export const hostFlags = {
   'no-controller': { type: 'boolean', help: 'do not run the lattice controller (reconciler) in this host' },
   'http-port': { type: 'int', help: 'serve /metrics, /health, /ready on this port (0: any free port)', max: 65535 },
   'http-host': { type: 'string', help: 'address for the HTTP port (default 127.0.0.1)', placeholder: 'address' },
+  workers: { type: 'int', help: 'worker threads shared by all actors, 1..256 (default: CPU cores; each holds one NATS connection)', min: 1, max: 256 },
   gateway: { type: 'string', help: 'also run the HTTP gateway on host:port (e.g. :8080); local instances answer without NATS', placeholder: 'host:port' },
   'allowed-issuer': { type: 'list', help: 'run only components signed by this issuer public key (and the lattice list: trellis issuers); env TRELLIS_ALLOWED_ISSUERS, comma separated' },
   'secrets-key': secretsKeyFlag,
@@ -63,6 +64,7 @@ export const commands = [
         ...(flags.allowedIssuer.length > 0 ? { allowedIssuers: flags.allowedIssuer } : {}),
         secretsKeyFile: flags.secretsKey,
         otlpEndpoint: flags.otlpEndpoint,
+        workers: flags.workers,
       });
       return runHostUntilStopped(host);
     },
