@@ -2,8 +2,9 @@
  * The actor supervisor of a host: starts actor versions from artifacts (fetched by digest and
  * verified), runs them in the actor runtime, and serves each version as a NATS queue group on
  * its own subject, so NATS balances calls across hosts and prefers the local cluster. Every
- * worker of a version is a member of the group with its own connection and answers directly
- * (see runtime/lattice-serve.ts); this supervisor answers for a worker only when it cannot:
+ * shared worker of the host is a member of every served version's group, on its one connection,
+ * and answers directly (see runtime/lattice-serve.ts); this supervisor answers for a worker only
+ * when it cannot:
  * progress replies during a long call, and the error of a call the watchdog ended. Hosts report
  * what runs here in inventory and events.
  */
@@ -214,7 +215,13 @@ export class ActorSupervisor {
   }
 
   private inventoryOf(r: Running): ActorInventory {
-    const inv: ActorInventory = { name: r.actor, version: r.version, digest: r.digest, world: r.world, instances: r.count, maxConcurrency: r.count, startedAt: r.startedAt };
+    let busy = 0;
+    try {
+      busy = this.runtime.stats(r.runtimeName).busy;
+    } catch {
+      // Being replaced by a reload this moment.
+    }
+    const inv: ActorInventory = { name: r.actor, version: r.version, digest: r.digest, world: r.world, instances: r.count, busy, maxConcurrency: r.count, startedAt: r.startedAt };
     return r.owner ? { ...inv, owner: { ...r.owner } } : inv;
   }
 

@@ -124,7 +124,7 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
   const rpcClient = rpc.get;
   const caps = createCapabilities({ nc, subjects, rpc: rpcClient, grantedCaps: (a, v) => actors?.capsOf(a, v), tracing });
   const trust = createComponentTrust({ nc, subjects, hostIssuers: options.allowedIssuers, logger });
-  const runtime = await createRuntime({ cacheDir: `${options.cacheDir}/components`, logger, capabilities: caps.capabilities, spans: tracing && ((spans) => tracing.record(spans)),
+  const runtime = await createRuntime({ cacheDir: `${options.cacheDir}/components`, logger, capabilities: caps.capabilities, workers: options.workers, spans: tracing && ((spans) => tracing.record(spans)),
     queueWait: (actor, version, seconds) => metrics.queueWaitSeconds.observe({ actor, version }, seconds),
   });
   let inventoryChanged = () => {};

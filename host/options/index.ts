@@ -53,6 +53,8 @@ export interface HostOptions {
   secretsKeyFile?: string;
   /** Export traces to this OTLP/HTTP collector (base URL). Default: $OTEL_EXPORTER_OTLP_ENDPOINT, else off. */
   otlpEndpoint?: string;
+  /** Worker threads shared by all actors (each holds one NATS connection). Default: CPU cores, allowed 1..256. */
+  workers?: number;
   /** NATS credential and TLS of the host (role host). Default: the `TRELLIS_NATS_…` variables. */
   auth?: NatsAuthOptions;
   /** The credential of the controller it runs (role controller); TLS is the host's. Default: the host's credential. */
@@ -82,6 +84,8 @@ export interface CompiledHostOptions {
   allowedIssuers: string[];
   secretsKeyFile?: string;
   otlpEndpoint?: string;
+  /** Undefined: one per CPU core. */
+  workers?: number;
   /** How the host, its workers, its controller and its providers connect (secrets inside: never log). */
   connect: NatsConnect;
   controllerConnect: NatsConnect;
@@ -144,6 +148,7 @@ export function compileHostOptions(input: HostOptions = {}, env: NodeJS.ProcessE
   const beatMs = intInRange('--beat-ms', input.beatMs ?? 1000, 100, 5000);
   const httpPort = input.httpPort === undefined ? undefined : intInRange('--http-port', input.httpPort, 0, 65535);
   const maxControlPayloadBytes = intInRange('maxControlPayloadBytes', input.maxControlPayloadBytes ?? 64 * 1024, 1024, 8 * 1024 * 1024);
+  const workers = input.workers === undefined ? undefined : intInRange('--workers', input.workers, 1, 256);
   const stopTimeoutMs = intInRange('stopTimeoutMs', input.stopTimeoutMs ?? 10_000, 0, 600_000);
 
   const logLevel = input.logLevel ?? (env.TRELLIS_LOG_LEVEL as LogLevel | undefined) ?? 'info';
@@ -189,5 +194,6 @@ export function compileHostOptions(input: HostOptions = {}, env: NodeJS.ProcessE
     allowedIssuers: allowedIssuersOption(input.allowedIssuers, env),
     secretsKeyFile: input.secretsKeyFile ?? (env.TRELLIS_SECRETS_KEY_FILE || undefined),
     otlpEndpoint: input.otlpEndpoint,
+    workers,
   };
 }
