@@ -8,7 +8,7 @@ import { TrellisError, toTrellisError } from '../lattice/errors/index.ts';
 import type { Logger } from '../lattice/log/index.ts';
 import type { ProviderKind } from '../lattice/links/index.ts';
 import type { Subjects } from '../lattice/subjects/index.ts';
-import { decode, encode, isRecord, type ProviderReply, type ProviderRequest } from '../lattice/wire/index.ts';
+import { checkProviderRequest, decode, encode, PROVIDER_WIRE_LIMITS, type ProviderReply, type ProviderRequest } from '../lattice/wire/index.ts';
 
 /** Operations of one provider kind: op name → implementation. */
 export type ProviderOps = Record<string, (request: ProviderRequest) => Promise<unknown>>;
@@ -16,20 +16,28 @@ export type ProviderOps = Record<string, (request: ProviderRequest) => Promise<u
 /** A running provider service. */
 export interface ProviderService extends AsyncDisposable {
   readonly kind: ProviderKind;
+  /** Requests refused as malformed (bad msgpack, limits, schema) since start. */
+  readonly rejected: number;
   close(): Promise<void>;
 }
 
 /** Serve `ops` for `kind` on the lattice until closed. Bad requests get error replies, never crashes. */
 export function serveProvider(nc: NatsConnection, subjects: Subjects, kind: ProviderKind, ops: ProviderOps, logger: Logger): ProviderService {
+  let rejected = 0;
   const sub: Subscription = nc.subscribe(subjects.provider(kind), {
     queue: subjects.providerQueue(kind),
     callback: (_err, msg) => {
       void (async () => {
         let reply: ProviderReply;
         try {
-          const request = decode<ProviderRequest>(msg.data, `${kind} request`);
-          if (!isRecord(request) || typeof request.op !== 'string' || !Array.isArray(request.args) || !isRecord(request.config)) {
-            throw new TrellisError('TRELLIS_BAD_REQUEST', `${kind} request must be a map with op, args and config`);
+          let request: ProviderRequest;
+          try {
+            // Scanned within the provider limits, decoded, then the envelope and the operation's
+            // arguments checked (lattice/wire/provider.ts): an operation never sees a bad request.
+            request = checkProviderRequest(decode(msg.data, `${kind} request`, PROVIDER_WIRE_LIMITS), kind);
+          } catch (err) {
+            rejected++;
+            throw err;
           }
           const op = Object.hasOwn(ops, request.op) ? ops[request.op] : undefined;
           if (!op) throw new TrellisError('TRELLIS_UNKNOWN_COMMAND', `${kind} has no operation "${request.op}"`);
@@ -37,8 +45,10 @@ export function serveProvider(nc: NatsConnection, subjects: Subjects, kind: Prov
         } catch (err) {
           const error = toTrellisError(err);
           if (error.code === 'TRELLIS_INTERNAL') logger.error({ err }, 'provider operation failed');
+          else logger.debug({ code: error.code, message: error.message }, 'provider request refused');
           reply = { ok: false, error: error.toJSON() };
         }
+        // Without a reply subject a refused request is dropped (and counted in `rejected`).
         if (msg.reply) msg.respond(encode(reply));
       })();
     },
@@ -46,7 +56,14 @@ export function serveProvider(nc: NatsConnection, subjects: Subjects, kind: Prov
   const close = async () => {
     if (!sub.isClosed()) await sub.drain();
   };
-  return { kind, close, [Symbol.asyncDispose]: close };
+  return {
+    kind,
+    close,
+    get rejected() {
+      return rejected;
+    },
+    [Symbol.asyncDispose]: close,
+  };
 }
 
 /** A provider's link to the host that started it (see `followSupervisor`). */

@@ -26,6 +26,8 @@ export const hostFlags = {
   'http-port': { type: 'int', help: 'serve /metrics, /health, /ready on this port (0: any free port)', max: 65535 },
   'http-host': { type: 'string', help: 'address for the HTTP port (default 127.0.0.1)', placeholder: 'address' },
   gateway: { type: 'string', help: 'also run the HTTP gateway on host:port (e.g. :8080); local instances answer without NATS', placeholder: 'host:port' },
+  'control-rate': { type: 'int', help: 'control commands per second admitted per caller (reply-inbox user), sustained (default 100; 0: no limit)', env: 'TRELLIS_CONTROL_RATE', min: 0 },
+  'control-burst': { type: 'int', help: 'control commands a caller may send at once (default 200)', env: 'TRELLIS_CONTROL_BURST', min: 1 },
 } as const satisfies Flags;
 
 export const commands = [
@@ -50,6 +52,7 @@ export const commands = [
         httpHost: flags.httpHost,
         logLevel: flags.logLevel,
         gateway: flags.gateway,
+        controlRate: { ratePerSec: flags.controlRate, burst: flags.controlBurst },
       });
       return runHostUntilStopped(host);
     },

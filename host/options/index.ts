@@ -7,6 +7,7 @@ import os from 'node:os';
 import { TrellisError } from '../../lattice/errors/index.ts';
 import { LogLevels, type LogLevel } from '../../lattice/log/index.ts';
 import { badOption as bad, intOption as intInRange, latticeOption, serversOption } from '../../lattice/options/index.ts';
+import { compileRateLimit, type CompiledRateLimit, type RateLimitOptions } from '../../lattice/control/rate-limit.ts';
 
 /** Options a user may give; every field has a documented default. */
 export interface HostOptions {
@@ -43,6 +44,8 @@ export interface HostOptions {
   cacheDir?: string;
   /** Run the HTTP gateway in this host on host:port (local-first calls). Default: none. */
   gateway?: string;
+  /** Per-caller rate limit and fair scheduling of control commands (lattice/control/rate-limit.ts). */
+  controlRate?: RateLimitOptions;
 }
 
 /** The complete, validated form the host runs on. */
@@ -63,6 +66,7 @@ export interface CompiledHostOptions {
   logLevel: LogLevel;
   cacheDir: string;
   gateway?: string;
+  controlRate: CompiledRateLimit;
 }
 
 /** Labels the host sets itself; they describe the machine and cannot be changed. */
@@ -136,5 +140,6 @@ export function compileHostOptions(input: HostOptions = {}, env: NodeJS.ProcessE
     logLevel,
     cacheDir: input.cacheDir ?? `${stateDir(env)}/cache`,
     gateway: input.gateway,
+    controlRate: compileRateLimit(input.controlRate),
   };
 }

@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from 'nats';
 import { connectParticipant } from '../../lattice/control/index.ts';
-import { ATTEMPT_TAKE_MARGIN_MS, decode, encode, isRecord, normalizeRequest, RpcHeaders, type ActorRequest, type ActorResponse, type InvokeReply } from '../../lattice/wire/index.ts';
+import { ATTEMPT_TAKE_MARGIN_MS, decodeActorRequest, encode, RpcHeaders, type ActorRequest, type ActorResponse, type InvokeReply } from '../../lattice/wire/index.ts';
 import type { WireError } from '../../lattice/errors/index.ts';
 import type { CallStats } from './call-stats.ts';
 import type { ServeSpec } from './protocol.ts';
@@ -125,11 +125,9 @@ export async function serveLattice(
     let request: ActorRequest;
     let times: CallHeaders;
     try {
-      const decoded = decode<ActorRequest>(msg.data, 'invocation');
-      if (!isRecord(decoded) || !(decoded.body instanceof Uint8Array) || typeof decoded.method !== 'string') {
-        return answer(msg, failure('TRELLIS_BAD_REQUEST', 'invocation body must be a msgpack ActorRequest map', host, version), started);
-      }
-      request = normalizeRequest(decoded);
+      // Scanned within the RPC limits, decoded and checked field by field (lattice/wire/actor.ts):
+      // the guest never sees a half-parsed request.
+      request = decodeActorRequest(msg.data);
       times = readHeaders(msg);
     } catch (err) {
       const e = err as { code?: string; message?: string };
