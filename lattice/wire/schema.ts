@@ -120,3 +120,15 @@ export function tuple<T extends Check<unknown>[]>(...items: T): Check<{ [K in ke
 
 /** Any value, passed on unchecked (its size is bounded by the wire limits of the frame). */
 export const anyValue: Check<unknown> = (value) => value;
+
+/**
+ * A map whose listed fields are checked, passed on whole: for documents other participants
+ * write (inventories in events), where a newer version may add fields this one does not know.
+ */
+export function fields<S extends Shape>(shape: S): Check<ObjectOf<S>> {
+  return (value, path) => {
+    if (!isRecord(value)) invalid(path, `must be a map, got ${describe(value)}`);
+    for (const [key, check] of Object.entries(shape)) check(value[key], `${path}.${key}`);
+    return value as ObjectOf<S>;
+  };
+}
