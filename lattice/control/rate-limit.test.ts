@@ -65,7 +65,7 @@ describe('control rate limit', () => {
   });
 
   it('control rate limit - the fair queue runs callers round-robin within its concurrency', async () => {
-    const queue = new FairQueue({ concurrency: 2, maxPending: 100 });
+    const queue = new FairQueue({ concurrency: 2, maxPending: 100, perCaller: 2 });
     const order: string[] = [];
     const gates: (() => void)[] = [];
     const work = (name: string) => () =>
@@ -85,16 +85,36 @@ describe('control rate limit', () => {
     await release();
     await release();
     await release();
-    // From then on flood gets one slot in three: everyone's next command before its next one.
-    expect(order).toEqual(['flood0', 'flood1', 'flood2', 'alice0', 'bob0']);
+    // From then on everyone's next command goes before flood's next one.
+    expect(order).toEqual(['flood0', 'flood1', 'alice0', 'bob0', 'flood2']);
     await release();
     expect(order.at(-1)).toBe('flood3');
     expect(queue.running).toBe(2);
     expect(queue.waiting).toBe(1);
   });
 
+  it('control rate limit - one caller never holds more than perCaller slots, however slow its work', async () => {
+    const queue = new FairQueue({ concurrency: 4, maxPending: 100, perCaller: 2 });
+    const started: string[] = [];
+    const gates: (() => void)[] = [];
+    const slow = (name: string) => () => new Promise<void>((resolve) => (started.push(name), gates.push(resolve)));
+    for (let i = 0; i < 10; i++) queue.push('flood', slow(`flood${i}`));
+    // Two of flood's run; the other two slots stay free for anyone else.
+    expect(started).toEqual(['flood0', 'flood1']);
+    queue.push('alice', slow('alice0'));
+    queue.push('alice', slow('alice1'));
+    queue.push('alice', slow('alice2'));
+    expect(started).toEqual(['flood0', 'flood1', 'alice0', 'alice1']);
+    expect(queue.running).toBe(4);
+    // A slot of flood's frees: flood's next runs (alice is at its own cap).
+    gates.shift()!();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(started.at(-1)).toBe('flood2');
+    expect(queue.waiting).toBe(8);
+  });
+
   it('control rate limit - a caller with maxPending waiting is refused more; a failing work frees its slot', async () => {
-    const queue = new FairQueue({ concurrency: 1, maxPending: 2 });
+    const queue = new FairQueue({ concurrency: 1, maxPending: 2, perCaller: 1 });
     let release!: () => void;
     expect(queue.push('a', () => new Promise<void>((r) => (release = r)))).toBe(true);
     expect(queue.push('a', () => Promise.reject(new Error('boom')))).toBe(true);

@@ -20,12 +20,21 @@
  * - It can invent users (`_INBOX.<lattice>.<made-up>.x`). Each made-up caller gets a bucket, so
  *   the table is bounded (maxCallers); a bucket that has refilled holds no state and is dropped,
  *   and callers beyond the bound share the ANONYMOUS bucket. Callers already in the table (an
- *   active operator) keep their own bucket.
+ *   active operator) keep their own bucket. What made-up callers get admitted is bounded by
+ *   (maxCallers + 1) buckets; what they hold at once by perCaller slots each. With more than
+ *   concurrency / perCaller (32 by default) made-up callers all holding slow commands, they can
+ *   occupy every slot: other callers' commands then wait for a slot (up to their time-out)
+ *   instead of running at once. That is the limit of what a server-vouched but forgeable
+ *   identity buys; permissions are the remedy.
  * - It cannot starve another user by flooding under its own (or the anonymous) identity: each
  *   caller's bucket limits what it gets admitted, and admitted commands run through a fair queue,
- *   round-robin over callers with bounded concurrency, so one caller's slow commands (actor
- *   starts) cannot hold every slot while another's wait. Refusing costs a bucket look-up and a
- *   small reply, done before the body is decoded.
+ *   round-robin over callers with bounded concurrency overall and per caller, so one caller's
+ *   slow commands (actor starts of missing artifacts wait seconds) cannot hold every slot while
+ *   another's wait.
+ * - Malformed messages are not charged: checking one (bounded by the wire limits) costs about
+ *   what refusing it would, so the limit guards the work valid commands do. A flood of garbage
+ *   costs the host CPU in proportion to its volume, which only NATS permissions (who may publish
+ *   on control subjects at all) and the server's own limits bound.
  */
 import { TrellisError } from '../errors/index.ts';
 import { intOption } from '../options/index.ts';
@@ -76,9 +85,11 @@ export interface RateLimitOptions {
   burst?: number;
   /** Admitted commands of one caller waiting for a slot; more are refused. Default 256. */
   maxPending?: number;
-  /** Commands running at once on a host, over all callers. Default 16. */
+  /** Commands running at once on a host, over all callers. Default 256. */
   concurrency?: number;
-  /** Callers with their own bucket; more share the anonymous one. Default 10,000. */
+  /** Commands of one caller running at once. Default 8. */
+  perCaller?: number;
+  /** Callers with their own bucket; more share the anonymous one. Default 1024. */
   maxCallers?: number;
 }
 
@@ -90,8 +101,9 @@ export function compileRateLimit(input: RateLimitOptions = {}): CompiledRateLimi
     ratePerSec: intOption('--control-rate', input.ratePerSec ?? 100, 0, 1_000_000),
     burst: intOption('--control-burst', input.burst ?? 200, 1, 1_000_000),
     maxPending: intOption('maxPending', input.maxPending ?? 256, 1, 1_000_000),
-    concurrency: intOption('concurrency', input.concurrency ?? 16, 1, 10_000),
-    maxCallers: intOption('maxCallers', input.maxCallers ?? 10_000, 1, 10_000_000),
+    concurrency: intOption('concurrency', input.concurrency ?? 256, 1, 100_000),
+    perCaller: intOption('perCaller', input.perCaller ?? 8, 1, 10_000),
+    maxCallers: intOption('maxCallers', input.maxCallers ?? 1024, 1, 10_000_000),
   };
 }
 
@@ -142,17 +154,21 @@ export class RateLimiter {
 }
 
 /**
- * Runs admitted commands fairly: at most `concurrency` at once, and when a slot frees, the next
- * caller in turn (round-robin) runs its oldest command, so a caller with many slow commands waits
- * behind everyone else's next one. A caller may have `maxPending` commands waiting.
+ * Runs admitted commands fairly: at most `concurrency` at once, at most `perCaller` of them for
+ * one caller, and when a slot frees, the next caller in turn (round-robin) runs its oldest
+ * command. So a caller with many slow commands (an actor start waiting for an artifact that is
+ * not there holds its slot for seconds) waits behind everyone else's next one, and can never hold
+ * every slot. A caller may have `maxPending` commands waiting.
  */
 export class FairQueue {
-  /** Waiting work per caller; a caller is in `turns` exactly while it has waiting work. */
   readonly #waiting = new Map<string, (() => Promise<void>)[]>();
+  readonly #active = new Map<string, number>();
+  /** Callers with waiting work and a free slot of their own, in turn order (no duplicates). */
   readonly #turns: string[] = [];
+  readonly #inTurns = new Set<string>();
   #running = 0;
 
-  constructor(private readonly options: Pick<CompiledRateLimit, 'concurrency' | 'maxPending'>) {}
+  constructor(private readonly options: Pick<CompiledRateLimit, 'concurrency' | 'maxPending' | 'perCaller'>) {}
 
   get running(): number {
     return this.#running;
@@ -169,28 +185,39 @@ export class FairQueue {
   push(caller: string, work: () => Promise<void>): boolean {
     let queue = this.#waiting.get(caller);
     if (queue && queue.length >= this.options.maxPending) return false;
-    if (!queue) {
-      this.#waiting.set(caller, (queue = []));
-      this.#turns.push(caller);
-    }
+    if (!queue) this.#waiting.set(caller, (queue = []));
     queue.push(work);
+    this.#offer(caller);
     this.#next();
     return true;
+  }
+
+  /** Give `caller` a turn if it has waiting work and a free slot of its own. */
+  #offer(caller: string): void {
+    if (this.#inTurns.has(caller) || !this.#waiting.has(caller) || (this.#active.get(caller) ?? 0) >= this.options.perCaller) return;
+    this.#inTurns.add(caller);
+    this.#turns.push(caller);
   }
 
   #next(): void {
     while (this.#running < this.options.concurrency && this.#turns.length > 0) {
       const caller = this.#turns.shift()!;
+      this.#inTurns.delete(caller);
       const queue = this.#waiting.get(caller)!;
       const work = queue.shift()!;
-      // Back of the line while it has more: everyone else's next command goes first.
-      if (queue.length > 0) this.#turns.push(caller);
-      else this.#waiting.delete(caller);
+      if (queue.length === 0) this.#waiting.delete(caller);
+      this.#active.set(caller, (this.#active.get(caller) ?? 0) + 1);
       this.#running++;
+      // Back of the line while it has more: everyone else's next command goes first.
+      this.#offer(caller);
       void work()
         .catch(() => {}) // work answers its own failures; the queue only schedules
         .finally(() => {
           this.#running--;
+          const active = this.#active.get(caller)! - 1;
+          if (active === 0) this.#active.delete(caller);
+          else this.#active.set(caller, active);
+          this.#offer(caller);
           this.#next();
         });
     }
