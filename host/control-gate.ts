@@ -30,12 +30,12 @@ export class ControlGate {
   }
 
   /** Admit the command of `msg` and `run` it in its turn (run answers it), or refuse it at once. */
-  admit(msg: Msg, run: () => Promise<void>): void {
+  admit(msg: Msg, op: ControlOp, run: () => Promise<void>): void {
     const caller = callerOf(msg.reply, this.lattice);
     const { charged, refused } = this.limiter.take(caller, Date.now());
-    if (refused) return this.refuse(msg, refused);
+    if (refused) return this.refuse(msg, op, refused);
     if (!this.queue.push(charged, run)) {
-      this.refuse(msg, rateLimited(charged, Math.ceil(1000 / Math.max(1, this.options.ratePerSec)), `has ${this.options.maxPending} commands waiting`));
+      this.refuse(msg, op, rateLimited(charged, Math.ceil(1000 / Math.max(1, this.options.ratePerSec)), `has ${this.options.maxPending} commands waiting`));
     }
   }
 
@@ -65,13 +65,13 @@ export class ControlGate {
     this.nc.publish(subject, encode(reply), { headers: h });
   }
 
-  private refuse(msg: Msg, error: TrellisError): void {
-    this.metrics.controlRequests.inc({ op: 'unknown', result: error.code });
+  private refuse(msg: Msg, op: ControlOp, error: TrellisError): void {
+    this.metrics.controlRequests.inc({ op, result: error.code });
     const now = Date.now();
     // A flood must not become a flood of log lines: one line every few seconds tells the operator.
     if (now - this.refusalLoggedAt > 5000) {
       this.refusalLoggedAt = now;
-      this.logger.warn({ code: error.code, message: error.message, subject: msg.subject }, 'control commands refused (rate limit)');
+      this.logger.warn({ code: error.code, op, message: error.message }, 'control commands refused (rate limit)');
     }
     if (msg.reply) this.reply(msg.reply, { ok: false, error: error.toJSON() });
   }

@@ -341,7 +341,7 @@ class HostImpl implements Host {
       return this.gate.answer(msg, op, err);
     }
     const valid = op;
-    this.gate.admit(msg, async () => {
+    this.gate.admit(msg, valid, async () => {
       try {
         this.gate.answer(msg, valid, undefined, await this.dispatch(valid, request));
       } catch (err) {

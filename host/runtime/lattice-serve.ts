@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from 'nats';
 import { connectParticipant } from '../../lattice/control/index.ts';
-import { ATTEMPT_TAKE_MARGIN_MS, decodeActorRequest, encode, RpcHeaders, type ActorRequest, type ActorResponse, type InvokeReply } from '../../lattice/wire/index.ts';
+import { ATTEMPT_TAKE_MARGIN_MS, checkInvocationId, decodeActorRequest, encode, RpcHeaders, type ActorRequest, type ActorResponse, type InvokeReply } from '../../lattice/wire/index.ts';
 import type { WireError } from '../../lattice/errors/index.ts';
 import type { CallStats } from './call-stats.ts';
 import type { ServeSpec } from './protocol.ts';
@@ -129,6 +129,7 @@ export async function serveLattice(
       // the guest never sees a half-parsed request.
       request = decodeActorRequest(msg.data);
       times = readHeaders(msg);
+      checkInvocationId(times.invocationId);
     } catch (err) {
       const e = err as { code?: string; message?: string };
       return answer(msg, failure(e.code ?? 'TRELLIS_BAD_REQUEST', e.message ?? String(err), host, version), started);

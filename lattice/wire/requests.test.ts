@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkActorRequest, decodeActorRequest } from './actor.ts';
 import { encode } from './codec.ts';
+import { checkInvocationId } from './rpc.ts';
 import { checkProviderRequest } from './provider.ts';
 
 const fails = (fn: () => unknown) => {
@@ -34,6 +35,14 @@ describe('invocation and provider request checks', () => {
     // The frame limits come first: 5,000 headers is more than one list may hold.
     expect(fails(() => decodeActorRequest(encode({ method: 'GET', headers: Array.from({ length: 5000 }, () => ['a', 'b']) })))).toMatch(/^TRELLIS_BAD_REQUEST: invocation: a list of 5000 items exceeds the limit of 4096/);
     expect(fails(() => decodeActorRequest(encode({ method: 'GET', headers: [[['deep']]] })))).toBe('TRELLIS_BAD_REQUEST: invocation.headers[0]: must be a [name, value] pair of strings');
+  });
+
+  it('invocation check - the invocation id header is a short printable token, or absent', () => {
+    expect(fails(() => checkInvocationId(undefined))).toBe('ok');
+    expect(fails(() => checkInvocationId('0b6a1f3e-3c1d-4a57-9f1e-2a4b8c9d0e1f'))).toBe('ok');
+    expect(fails(() => checkInvocationId('x'.repeat(129)))).toBe('TRELLIS_BAD_REQUEST: header trellis-invocation-id: must be 1 to 128 printable characters');
+    expect(fails(() => checkInvocationId('a b'))).toMatch(/printable/);
+    expect(fails(() => checkInvocationId('é'))).toMatch(/printable/);
   });
 
   it('provider check - the envelope and each operation\'s arguments are checked, the field named', () => {
