@@ -45,9 +45,12 @@ export const RPC_WIRE_LIMITS: WireLimits = { maxBytes: 64 * 1024 * 1024, maxDept
 /** Provider requests: op, config, args (a keyvalue value is a binary), allowed hosts. */
 export const PROVIDER_WIRE_LIMITS: WireLimits = { maxBytes: 64 * 1024 * 1024, maxDepth: 16, maxItems: 4096, maxValues: 65_536, maxStringBytes: 1024 * 1024 };
 
-/** msgpack extension types our encoder writes (undefined, timestamp); any other is refused. */
-const ACCEPTED_EXT_TYPES = new Set([0, -1]);
+/** Deepest nesting any limits may allow (the scan's stacks are this deep). */
+export const MAX_SCAN_DEPTH = 1024;
+const LEFT = new Float64Array(MAX_SCAN_DEPTH);
+const IS_MAP = new Uint8Array(MAX_SCAN_DEPTH);
 
+/** msgpack extension types our encoder writes: 0 (undefined) and -1 (timestamp); any other is refused. */
 function refuse(what: string, at: number, message: string): never {
   throw new TrellisError('TRELLIS_BAD_REQUEST', `${what}: ${message} (at byte ${at})`);
 }
@@ -62,35 +65,37 @@ export function scanMsgpack(bytes: Uint8Array, limits: WireLimits, what = 'messa
   const size = bytes.length;
   if (size > limits.maxBytes) throw new TrellisError('TRELLIS_PAYLOAD_TOO_LARGE', `${what}: ${size} bytes exceeds the limit of ${limits.maxBytes}`);
   if (size === 0) refuse(what, 0, 'empty body, expected msgpack');
-  const view = new DataView(bytes.buffer, bytes.byteOffset, size);
-  // Per open container: values still to read in it, and whether it is a map (keys at even counts).
-  const left: number[] = [];
-  const isMap: boolean[] = [];
+  // Per open container: values still to read in it, and whether it is a map (keys at even
+  // counts). Plain byte arithmetic and reused stacks (the scan is synchronous, so one pair
+  // serves every call): this runs on every invocation.
+  const maxDepth = Math.min(limits.maxDepth, MAX_SCAN_DEPTH);
+  const left = LEFT;
+  const isMap = IS_MAP;
+  let depth = 0;
   let pending = 1; // values still to read at the current level (the root: one)
   let inMap = false;
   let values = 0;
   let pos = 0;
-  const need = (n: number, at: number) => {
-    if (pos + n > size) refuse(what, at, 'truncated frame');
-  };
   for (;;) {
     if (pending === 0) {
-      if (left.length === 0) break;
-      pending = left.pop()!;
-      inMap = isMap.pop()!;
+      if (depth === 0) break;
+      depth--;
+      pending = left[depth]!;
+      inMap = isMap[depth] === 1;
       continue;
     }
-    // In a map, an odd number of values left means the next one is a value, even a key.
-    const isKey = inMap && pending % 2 === 0;
+    // In a map, an even number of values left means the next one is a key.
+    const isKey = inMap && (pending & 1) === 0;
     pending--;
     if (++values > limits.maxValues) refuse(what, pos, `more than ${limits.maxValues} values`);
     const at = pos;
-    need(1, at);
+    if (pos >= size) refuse(what, at, 'truncated frame');
     const b = bytes[pos++]!;
     let container = -1; // items of a list or map that starts here (maps: entries)
     let map = false;
     let skip = 0; // payload bytes to skip (strings, binaries, numbers, extensions)
     let str = false;
+    let lengthBytes = 0; // bytes of a length that follows the type byte
     if (b <= 0x7f || b >= 0xe0) {
       // fixint
     } else if (b <= 0x8f) {
@@ -105,15 +110,15 @@ export function scanMsgpack(bytes: Uint8Array, limits: WireLimits, what = 'messa
       switch (b) {
         case 0xc0: case 0xc2: case 0xc3: break; // nil, false, true
         case 0xc1: refuse(what, at, 'reserved byte 0xc1');
-        case 0xc4: need(1, at); skip = bytes[pos]!; pos += 1; break;
-        case 0xc5: need(2, at); skip = view.getUint16(pos); pos += 2; break;
-        case 0xc6: need(4, at); skip = view.getUint32(pos); pos += 4; break;
+        case 0xc4: lengthBytes = 1; break;
+        case 0xc5: lengthBytes = 2; break;
+        case 0xc6: lengthBytes = 4; break;
         case 0xc7: case 0xc8: case 0xc9: {
           const n = b === 0xc7 ? 1 : b === 0xc8 ? 2 : 4;
-          need(n + 1, at);
-          skip = n === 1 ? bytes[pos]! : n === 2 ? view.getUint16(pos) : view.getUint32(pos);
+          if (pos + n + 1 > size) refuse(what, at, 'truncated frame');
+          skip = readLength(bytes, pos, n);
           pos += n;
-          ext(view.getInt8(pos++), what, at);
+          ext(bytes[pos++]!, what, at);
           break;
         }
         case 0xca: skip = 4; break;
@@ -123,42 +128,57 @@ export function scanMsgpack(bytes: Uint8Array, limits: WireLimits, what = 'messa
         case 0xce: case 0xd2: skip = 4; break;
         case 0xcf: case 0xd3: skip = 8; break;
         case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
-          need(1, at);
-          ext(view.getInt8(pos++), what, at);
+          if (pos >= size) refuse(what, at, 'truncated frame');
+          ext(bytes[pos++]!, what, at);
           skip = 1 << (b - 0xd4);
           break;
-        case 0xd9: need(1, at); skip = bytes[pos]!; pos += 1; str = true; break;
-        case 0xda: need(2, at); skip = view.getUint16(pos); pos += 2; str = true; break;
-        case 0xdb: need(4, at); skip = view.getUint32(pos); pos += 4; str = true; break;
-        case 0xdc: need(2, at); container = view.getUint16(pos); pos += 2; break;
-        case 0xdd: need(4, at); container = view.getUint32(pos); pos += 4; break;
-        case 0xde: need(2, at); container = view.getUint16(pos); pos += 2; map = true; break;
-        case 0xdf: need(4, at); container = view.getUint32(pos); pos += 4; map = true; break;
+        case 0xd9: lengthBytes = 1; str = true; break;
+        case 0xda: lengthBytes = 2; str = true; break;
+        case 0xdb: lengthBytes = 4; str = true; break;
+        case 0xdc: lengthBytes = 2; container = 0; break;
+        case 0xdd: lengthBytes = 4; container = 0; break;
+        case 0xde: lengthBytes = 2; container = 0; map = true; break;
+        case 0xdf: lengthBytes = 4; container = 0; map = true; break;
+      }
+      if (lengthBytes > 0) {
+        if (pos + lengthBytes > size) refuse(what, at, 'truncated frame');
+        const length = readLength(bytes, pos, lengthBytes);
+        pos += lengthBytes;
+        if (container === 0) container = length;
+        else skip = length;
       }
     }
     // mapsAsObjects turns keys into property names: only strings and integers make sense.
-    const isInt = b <= 0x7f || b >= 0xe0 || (b >= 0xcc && b <= 0xd3);
-    if (isKey && !str && !isInt) refuse(what, at, 'a map key must be a string or an integer');
+    if (isKey && !str && !(b <= 0x7f || b >= 0xe0 || (b >= 0xcc && b <= 0xd3))) refuse(what, at, 'a map key must be a string or an integer');
     if (str && skip > limits.maxStringBytes) refuse(what, at, `a string of ${skip} bytes exceeds the limit of ${limits.maxStringBytes}`);
     if (skip > 0) {
-      need(skip, at);
+      if (pos + skip > size) refuse(what, at, 'truncated frame');
       pos += skip;
     }
-    if (container < 0) continue;
+    if (container <= 0) continue;
     if (container > limits.maxItems) refuse(what, at, `a ${map ? 'map of' : 'list of'} ${container} ${map ? 'entries' : 'items'} exceeds the limit of ${limits.maxItems}`);
     // Every value takes at least one byte: a header announcing more than the rest is a lie.
     const count = map ? container * 2 : container;
     if (count > size - pos) refuse(what, at, 'truncated frame (a container announces more values than bytes left)');
-    if (count === 0) continue;
-    if (left.length + 1 > limits.maxDepth) refuse(what, at, `nesting deeper than ${limits.maxDepth}`);
-    left.push(pending);
-    isMap.push(inMap);
+    if (depth >= maxDepth) refuse(what, at, `nesting deeper than ${maxDepth}`);
+    left[depth] = pending;
+    isMap[depth] = inMap ? 1 : 0;
+    depth++;
     pending = count;
     inMap = map;
   }
   if (pos !== size) refuse(what, pos, `${size - pos} trailing bytes after the value`);
 }
 
-function ext(type: number, what: string, at: number): void {
-  if (!ACCEPTED_EXT_TYPES.has(type)) refuse(what, at, `msgpack extension type ${type} is not accepted`);
+/** A big-endian unsigned length of 1, 2 or 4 bytes at `pos`. */
+function readLength(bytes: Uint8Array, pos: number, n: number): number {
+  if (n === 1) return bytes[pos]!;
+  if (n === 2) return (bytes[pos]! << 8) | bytes[pos + 1]!;
+  return bytes[pos]! * 0x1000000 + ((bytes[pos + 1]! << 16) | (bytes[pos + 2]! << 8) | bytes[pos + 3]!);
+}
+
+/** Extension types travel as a signed byte. */
+function ext(typeByte: number, what: string, at: number): void {
+  const type = typeByte > 127 ? typeByte - 256 : typeByte;
+  if (type !== 0 && type !== -1) refuse(what, at, `msgpack extension type ${type} is not accepted`);
 }
