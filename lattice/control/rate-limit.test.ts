@@ -42,8 +42,16 @@ describe('control rate limit', () => {
     expect(limiter.take(ANONYMOUS, 0).refused).toBeUndefined();
   });
 
+  it('control rate limit - the anonymous caller (everyone without a user inbox) has its own, larger budget', () => {
+    const limiter = new RateLimiter(compileRateLimit({ ratePerSec: 10, burst: 5 }));
+    expect(Array.from({ length: 60 }, () => limiter.take(ANONYMOUS, 0)).filter((t) => !t.refused)).toHaveLength(50);
+    const custom = new RateLimiter(compileRateLimit({ ratePerSec: 10, burst: 5, anonymousBurst: 1, anonymousRatePerSec: 1 }));
+    expect(custom.take(ANONYMOUS, 0).refused).toBeUndefined();
+    expect(custom.take(ANONYMOUS, 0).refused?.retryAfterMs).toBe(1000);
+  });
+
   it('control rate limit - the table of callers is bounded: refilled buckets go, overflow is anonymous', () => {
-    const limiter = new RateLimiter(compileRateLimit({ ratePerSec: 10, burst: 2, maxCallers: 3 }));
+    const limiter = new RateLimiter(compileRateLimit({ ratePerSec: 10, burst: 2, maxCallers: 3, anonymousRatePerSec: 10, anonymousBurst: 2 }));
     expect(limiter.take('alice', 0).charged).toBe('alice');
     expect(limiter.take('bob', 0).charged).toBe('bob');
     expect(limiter.take('carol', 0).charged).toBe('carol');
@@ -55,6 +63,8 @@ describe('control rate limit', () => {
     // Once the buckets refilled (idle callers), they are dropped and new callers get their own.
     expect(limiter.take('dave', 10_000).charged).toBe('dave');
     expect(limiter.size).toBe(1);
+    // The anonymous bucket never takes a caller's place in the table.
+    expect(limiter.take(ANONYMOUS, 10_000).charged).toBe(ANONYMOUS);
   });
 
   it('control rate limit - rate 0 turns limiting off; bad options are refused by name', () => {
@@ -111,6 +121,11 @@ describe('control rate limit', () => {
     await new Promise((r) => setTimeout(r, 0));
     expect(started.at(-1)).toBe('flood2');
     expect(queue.waiting).toBe(8);
+    // The anonymous caller (everyone, without user inboxes) may hold half of all slots.
+    const shared = new FairQueue({ concurrency: 8, maxPending: 100, perCaller: 1 });
+    let running = 0;
+    for (let i = 0; i < 6; i++) shared.push(ANONYMOUS, () => new Promise<void>(() => running++));
+    expect(running).toBe(4);
   });
 
   it('control rate limit - a caller with maxPending waiting is refused more; a failing work frees its slot', async () => {

@@ -91,6 +91,13 @@ export interface RateLimitOptions {
   perCaller?: number;
   /** Callers with their own bucket; more share the anonymous one. Default 1024. */
   maxCallers?: number;
+  /**
+   * The anonymous caller's rate and burst. In a lattice without per-user inboxes it is every
+   * participant at once (controllers, CLIs, views), so by default it gets ten times a user's
+   * budget (1000/s, burst 2000), and may hold up to half of `concurrency` slots.
+   */
+  anonymousRatePerSec?: number;
+  anonymousBurst?: number;
 }
 
 export type CompiledRateLimit = Required<RateLimitOptions>;
@@ -104,6 +111,8 @@ export function compileRateLimit(input: RateLimitOptions = {}): CompiledRateLimi
     concurrency: intOption('concurrency', input.concurrency ?? 256, 1, 100_000),
     perCaller: intOption('perCaller', input.perCaller ?? 8, 1, 10_000),
     maxCallers: intOption('maxCallers', input.maxCallers ?? 1024, 1, 10_000_000),
+    anonymousRatePerSec: intOption('anonymousRatePerSec', input.anonymousRatePerSec ?? 10 * (input.ratePerSec ?? 100), 0, 10_000_000),
+    anonymousBurst: intOption('anonymousBurst', input.anonymousBurst ?? 10 * (input.burst ?? 200), 1, 10_000_000),
   };
 }
 
@@ -129,27 +138,35 @@ export class RateLimiter {
    * answer with. Returns the caller it was charged to as well (ANONYMOUS when the table is full).
    */
   take(caller: string, now: number): { charged: string; refused?: TrellisError } {
-    const { ratePerSec, burst, maxCallers } = this.options;
-    if (ratePerSec === 0) return { charged: caller };
+    const { maxCallers } = this.options;
+    if (this.options.ratePerSec === 0) return { charged: caller };
     let bucket = this.#buckets.get(caller);
-    if (!bucket) {
+    if (!bucket && caller !== ANONYMOUS) {
       // A sweep walks the table: under a flood of made-up callers, at most ten a second.
       if (this.#buckets.size >= maxCallers && now - this.#sweptAt >= 100) this.sweep(now);
       if (this.#buckets.size >= maxCallers) caller = ANONYMOUS;
       bucket = this.#buckets.get(caller);
-      if (!bucket) this.#buckets.set(caller, (bucket = { tokens: burst, at: now }));
     }
-    const taken = takeToken(bucket, now, ratePerSec, burst);
+    const [ratePerSec, burst] = this.#budget(caller);
+    if (!bucket) this.#buckets.set(caller, (bucket = { tokens: burst, at: now }));
+    const taken = ratePerSec === 0 ? { ok: true as const } : takeToken(bucket, now, ratePerSec, burst);
     // Refilled buckets carry no state: drop them now and then, so idle callers cost nothing.
     if (now - this.#sweptAt > 10_000) this.sweep(now);
     return taken.ok ? { charged: caller } : { charged: caller, refused: rateLimited(caller, taken.retryAfterMs) };
   }
 
+  /** Rate and burst of a caller. */
+  #budget(caller: string): [ratePerSec: number, burst: number] {
+    return caller === ANONYMOUS ? [this.options.anonymousRatePerSec, this.options.anonymousBurst] : [this.options.ratePerSec, this.options.burst];
+  }
+
   /** Drop every bucket that has refilled (nothing is lost: a new bucket starts full). */
   sweep(now: number): void {
     this.#sweptAt = now;
-    const { ratePerSec, burst } = this.options;
-    for (const [caller, b] of this.#buckets) if (b.tokens + ((now - b.at) * ratePerSec) / 1000 >= burst) this.#buckets.delete(caller);
+    for (const [caller, b] of this.#buckets) {
+      const [ratePerSec, burst] = this.#budget(caller);
+      if (ratePerSec > 0 && b.tokens + ((now - b.at) * ratePerSec) / 1000 >= burst) this.#buckets.delete(caller);
+    }
   }
 }
 
@@ -194,7 +211,10 @@ export class FairQueue {
 
   /** Give `caller` a turn if it has waiting work and a free slot of its own. */
   #offer(caller: string): void {
-    if (this.#inTurns.has(caller) || !this.#waiting.has(caller) || (this.#active.get(caller) ?? 0) >= this.options.perCaller) return;
+    // The anonymous caller may be every participant of the lattice: it may hold up to half of
+    // all slots, and the other half stays for callers with their own identity.
+    const cap = caller === ANONYMOUS ? Math.max(this.options.perCaller, this.options.concurrency >> 1) : this.options.perCaller;
+    if (this.#inTurns.has(caller) || !this.#waiting.has(caller) || (this.#active.get(caller) ?? 0) >= cap) return;
     this.#inTurns.add(caller);
     this.#turns.push(caller);
   }
