@@ -22,8 +22,8 @@
  *   and callers beyond the bound share the ANONYMOUS bucket. Callers already in the table (an
  *   active operator) keep their own bucket. What made-up callers get admitted is bounded by
  *   (maxCallers + 1) buckets; what they hold at once by perCaller slots each. With more than
- *   concurrency / perCaller (32 by default) made-up callers all holding slow commands, they can
- *   occupy every slot: other callers' commands then wait for a slot (up to their time-out)
+ *   (concurrency / 2) / perCaller (64 by default) made-up callers all holding slow commands,
+ *   they can occupy every slot the anonymous caller leaves: other callers' commands then wait for a slot (up to their time-out)
  *   instead of running at once. That is the limit of what a server-vouched but forgeable
  *   identity buys; permissions are the remedy.
  * - It cannot starve another user by flooding under its own (or the anonymous) identity: each
@@ -85,7 +85,7 @@ export interface RateLimitOptions {
   burst?: number;
   /** Admitted commands of one caller waiting for a slot; more are refused. Default 256. */
   maxPending?: number;
-  /** Commands running at once on a host, over all callers. Default 256. */
+  /** Commands running at once on a host, over all callers (a backstop: per-caller caps bind first). Default 1024. */
   concurrency?: number;
   /** Commands of one caller running at once. Default 8. */
   perCaller?: number;
@@ -108,7 +108,7 @@ export function compileRateLimit(input: RateLimitOptions = {}): CompiledRateLimi
     ratePerSec: intOption('--control-rate', input.ratePerSec ?? 100, 0, 1_000_000),
     burst: intOption('--control-burst', input.burst ?? 200, 1, 1_000_000),
     maxPending: intOption('maxPending', input.maxPending ?? 256, 1, 1_000_000),
-    concurrency: intOption('concurrency', input.concurrency ?? 256, 1, 100_000),
+    concurrency: intOption('concurrency', input.concurrency ?? 1024, 1, 100_000),
     perCaller: intOption('perCaller', input.perCaller ?? 8, 1, 10_000),
     maxCallers: intOption('maxCallers', input.maxCallers ?? 1024, 1, 10_000_000),
     anonymousRatePerSec: intOption('anonymousRatePerSec', input.anonymousRatePerSec ?? 10 * (input.ratePerSec ?? 100), 0, 10_000_000),
