@@ -153,6 +153,7 @@ authorization {
     { user: operator, password: operator-secret, permissions: { publish: ">", subscribe: ["${inbox('operator')}", "${subjects.allEvents()}", "${subjects.allBeats()}"] } }
     { user: mallory, password: mallory-secret, permissions: { publish: ">", subscribe: ["${inbox('mallory')}"] } }
     { user: pacer, password: pacer-secret, permissions: { publish: ">", subscribe: ["${inbox('pacer')}"] } }
+    { user: flooder, password: flooder-secret, permissions: { publish: ">", subscribe: ["${inbox('flooder')}"] } }
   ]
 }
 `;
@@ -207,6 +208,27 @@ describe('fuzzed control plane', () => {
     await host?.[Symbol.asyncDispose]();
     await server?.stop();
   });
+
+  it('fuzz - a user flooding valid commands is refused with TRELLIS_RATE_LIMITED and a retry hint; another user is served', async () => {
+    await using flooder = { nc: await connect({ servers: server.url, user: 'flooder', pass: 'flooder-secret', inboxPrefix: subjects.inboxPrefix('flooder') }), async [Symbol.asyncDispose]() { await this.nc.close(); } };
+    const body = encode({ lattice });
+    // Far more than the burst (200) at once, every one a valid, cheap command.
+    const answers = await Promise.all(Array.from({ length: 600 }, () => flooder.nc.request(subjects.control('hostInventory', host.id), body, { timeout: 60_000 }).then((m) => decode<{ ok: boolean; error?: { code: string; retryAfterMs?: number } }>(m.data))));
+    const refused = answers.filter((a) => !a.ok);
+    expect(answers.filter((a) => a.ok).length).toBeGreaterThanOrEqual(200);
+    expect(refused.length).toBeGreaterThan(0);
+    for (const a of refused) {
+      expect(a.error!.code).toBe('TRELLIS_RATE_LIMITED');
+      expect(a.error!.retryAfterMs).toBeGreaterThan(0);
+    }
+    // The operator's own bucket is untouched: five commands right after, all answered.
+    for (let i = 0; i < 5; i++) expect((await operator.getInventory(host.id)).id).toBe(host.id);
+    // And the refusal tells the client library when to come back (TrellisError.retryAfterMs).
+    const client = createControlClient(flooder.nc, { lattice, timeoutMs: 60_000 });
+    const errors = (await Promise.all(Array.from({ length: 300 }, () => client.getInventory(host.id).then(() => undefined, (e: unknown) => e)))).filter(Boolean);
+    expect(errors.length).toBeGreaterThan(0);
+    for (const err of errors) expect(err).toMatchObject({ code: 'TRELLIS_RATE_LIMITED', retryAfterMs: expect.any(Number) });
+  }, 120_000);
 
   it('fuzz - 10,000 hostile messages per subject leave the host running, its inventory unchanged, its actor answering, and the operator served', async () => {
     console.log(`fuzz seed ${SEED} (TRELLIS_FUZZ_SEED=${SEED} replays it)`);
