@@ -5,27 +5,28 @@
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { nkeys, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from 'nats';
+import { nkeys, type Msg, type NatsConnection, type Subscription } from 'nats';
 import { classifyConnectError, connectParticipant } from '../lattice/control/index.ts';
 import { TrellisError, toTrellisError, type ErrorCode } from '../lattice/errors/index.ts';
-import type { Logger } from '../lattice/log/index.ts';
+import { createLogger, type Logger } from '../lattice/log/index.ts';
 import { describeConnect } from '../lattice/options/index.ts';
 import { startHostObservability, type HostObservability } from './observability.ts';
 import { subjects as buildSubjects, parseControlSubject, ControlOps, type ControlOp, type Subjects, type EventType } from '../lattice/subjects/index.ts';
 import {
+  CONTROL_WIRE_LIMITS,
   ControlRequests,
   decode,
-  encode,
   encodeBeat,
   encodeEvent,
   makeEvent,
   type ControlReplies,
-  type ControlReply,
   type ControlRequest,
   type EventData,
   type HostInventory,
+  type WireLimits,
 } from '../lattice/wire/index.ts';
 import { startOpsServer } from './http.ts';
+import { ControlGate } from './control-gate.ts';
 import { HostRegistration } from './registration.ts';
 import { ActorSupervisor } from './actors.ts';
 import { createCapabilities } from './capabilities.ts';
@@ -192,6 +193,9 @@ class HostImpl implements Host {
   private highestFence = 0;
   /** This host's entry in the host registry. */
   private readonly registration: HostRegistration;
+  /** Control commands: admitted per caller, then run fairly (see control-gate.ts). */
+  private readonly gate: ControlGate;
+  private readonly controlLimits: WireLimits;
 
   constructor(
     readonly id: string,
@@ -212,6 +216,8 @@ class HostImpl implements Host {
   ) {
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
     this.registration = new HostRegistration(nc, subjects, { id, name, heartbeatMs: options.heartbeatMs }, logger);
+    this.gate = new ControlGate(id, options.lattice, options.controlRate, nc, metrics, logger);
+    this.controlLimits = { ...CONTROL_WIRE_LIMITS, maxBytes: options.maxControlPayloadBytes };
     this.handlers = {
       hostPing: () => this.inventory(),
       hostInventory: () => this.inventory(),
@@ -286,7 +292,7 @@ class HostImpl implements Host {
   async start(): Promise<void> {
     // Broadcast operations (ping) and operations addressed to this host alone.
     for (const subject of [this.subjects.controlForAll(), this.subjects.controlForHost(this.id)]) {
-      this.subs.push(this.nc.subscribe(subject, { callback: (_err, msg) => void this.onControl(msg) }));
+      this.subs.push(this.nc.subscribe(subject, { callback: (_err, msg) => this.onControl(msg) }));
     }
     await this.nc.flush();
     if (this.options.httpPort !== undefined) {
@@ -327,10 +333,16 @@ class HostImpl implements Host {
     void this.registration.register();
   }
 
-  /** Answer one control message. Never throws: every failure becomes an error envelope. */
-  private async onControl(msg: Msg): Promise<void> {
+  /**
+   * Answer one control message; never throws, every failure becomes an error envelope. A message
+   * is checked whole first (subject, size and shape limits, then its operation's validator):
+   * malformed input is answered with TRELLIS_BAD_REQUEST naming the field, or dropped when there
+   * is no reply subject, and counted either way. Checking costs about what refusing costs, so only
+   * a valid command is charged to its caller's rate limit, and run in its fair turn (control-gate.ts).
+   */
+  private onControl(msg: Msg): void {
     let op: ControlOp | 'unknown' = 'unknown';
-    let reply: ControlReply;
+    let request: ControlRequest<ControlOp>;
     try {
       const parsed = parseControlSubject(msg.subject);
       const known = parsed && OPS_BY_SUBJECT.get(`${parsed.noun}.${parsed.verb}`);
@@ -339,36 +351,31 @@ class HostImpl implements Host {
       // Only ping is broadcast; every other command must name its host, so one stray message
       // can never make every host start or stop something.
       if (parsed.hostId === undefined && op !== 'hostPing') {
-        if (!msg.reply) return;
         throw new TrellisError('TRELLIS_BAD_REQUEST', `control command "${op}" must be addressed to one host`);
       }
-      if (msg.data.length > this.options.maxControlPayloadBytes) {
-        throw new TrellisError('TRELLIS_PAYLOAD_TOO_LARGE', `control request of ${msg.data.length} bytes exceeds ${this.options.maxControlPayloadBytes}`);
-      }
-      const body = decode<unknown>(msg.data, `control ${op}`);
+      // Size, nesting and lengths are checked before msgpackr sees the bytes (wire/limits.ts).
+      const body = decode<unknown>(msg.data, `control ${op}`, this.controlLimits);
       // The lattice is checked before the rest, so a request for another lattice says so.
       const lattice = (body as { lattice?: unknown } | null)?.lattice;
       if (typeof lattice === 'string' && lattice !== this.options.lattice) {
         throw new TrellisError('TRELLIS_WRONG_LATTICE', `request is for lattice "${lattice}", this host is in "${this.options.lattice}"`);
       }
-      reply = { ok: true, data: await this.dispatch(op, body) };
+      request = ControlRequests[op](body, op) as ControlRequest<ControlOp>;
     } catch (err) {
-      const error = toTrellisError(err);
-      if (error.code === 'TRELLIS_INTERNAL') this.logger.error({ err, op }, 'control handler failed');
-      else this.logger.debug({ code: error.code, op, message: error.message }, 'control request refused');
-      reply = { ok: false, error: error.toJSON() };
+      return this.gate.answer(msg, op, err);
     }
-    this.metrics.controlRequests.inc({ op, result: reply.ok ? 'ok' : (reply.error.code as ErrorCode) });
-    if (msg.reply && !this.nc.isClosed()) {
-      const h = natsHeaders();
-      h.set('trellis-host', this.id);
-      this.nc.publish(msg.reply, encode(reply), { headers: h });
-    }
+    const valid = op;
+    this.gate.admit(msg, valid, async () => {
+      try {
+        this.gate.answer(msg, valid, undefined, await this.dispatch(valid, request));
+      } catch (err) {
+        this.gate.answer(msg, valid, err);
+      }
+    });
   }
 
-  /** Validate a request against its operation's contract, check its fence, run its handler. */
-  private dispatch<Op extends ControlOp>(op: Op, body: unknown): Promise<ControlReplies[Op]> | ControlReplies[Op] {
-    const request = ControlRequests[op](body, op) as ControlRequest<Op>;
+  /** Check a valid request's fence, run its handler. */
+  private dispatch<Op extends ControlOp>(op: Op, request: ControlRequest<Op>): Promise<ControlReplies[Op]> | ControlReplies[Op] {
     const fence = (request as { fence?: number }).fence;
     if (fence !== undefined) {
       // A controller's term fences its commands (see the contract): a lower fence than one

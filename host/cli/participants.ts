@@ -38,6 +38,8 @@ export const hostFlags = {
   'allowed-issuer': { type: 'list', help: 'run only components signed by this issuer public key (and the lattice list: trellis issuers); env TRELLIS_ALLOWED_ISSUERS, comma separated' },
   'secrets-key': secretsKeyFlag,
   ...tracingFlags,
+  'control-rate': { type: 'int', help: 'control commands per second admitted per caller (reply-inbox user), sustained (default 100; 0: no limit)', env: 'TRELLIS_CONTROL_RATE', min: 0 },
+  'control-burst': { type: 'int', help: 'control commands a caller may send at once (default 200)', env: 'TRELLIS_CONTROL_BURST', min: 1 },
   ...controllerAuthFlags,
   ...providerAuthFlags,
 } as const satisfies Flags;
@@ -68,6 +70,7 @@ export const commands = [
         secretsKeyFile: flags.secretsKey,
         otlpEndpoint: flags.otlpEndpoint,
         workers: flags.workers,
+        controlRate: { ratePerSec: flags.controlRate, burst: flags.controlBurst },
         auth: authFromFlags(flags),
         controllerAuth: roleAuthFromFlags(flags, 'controller'),
         providerAuth: roleAuthFromFlags(flags, 'provider'),

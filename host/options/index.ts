@@ -8,6 +8,7 @@ import { TrellisError } from '../../lattice/errors/index.ts';
 import { LogLevels, type LogLevel } from '../../lattice/log/index.ts';
 import { isIssuerKey } from '../../lattice/signing/index.ts';
 import { badOption as bad, compileNatsConnect, intOption as intInRange, latticeOption, natsAuthFromEnv, serversOption, type NatsAuthOptions, type NatsConnect } from '../../lattice/options/index.ts';
+import { compileRateLimit, type CompiledRateLimit, type RateLimitOptions } from '../../lattice/control/rate-limit.ts';
 
 /** Options a user may give; every field has a documented default. */
 export interface HostOptions {
@@ -55,6 +56,8 @@ export interface HostOptions {
   otlpEndpoint?: string;
   /** Worker threads shared by all actors (each holds one NATS connection). Default: CPU cores, allowed 1..256. */
   workers?: number;
+  /** Per-caller rate limit and fair scheduling of control commands (lattice/control/rate-limit.ts). */
+  controlRate?: RateLimitOptions;
   /** NATS credential and TLS of the host (role host). Default: the `TRELLIS_NATS_…` variables. */
   auth?: NatsAuthOptions;
   /** The credential of the controller it runs (role controller); TLS is the host's. Default: the host's credential. */
@@ -86,6 +89,7 @@ export interface CompiledHostOptions {
   otlpEndpoint?: string;
   /** Undefined: one per CPU core. */
   workers?: number;
+  controlRate: CompiledRateLimit;
   /** How the host, its workers, its controller and its providers connect (secrets inside: never log). */
   connect: NatsConnect;
   controllerConnect: NatsConnect;
@@ -195,5 +199,6 @@ export function compileHostOptions(input: HostOptions = {}, env: NodeJS.ProcessE
     secretsKeyFile: input.secretsKeyFile ?? (env.TRELLIS_SECRETS_KEY_FILE || undefined),
     otlpEndpoint: input.otlpEndpoint,
     workers,
+    controlRate: compileRateLimit(input.controlRate),
   };
 }

@@ -16,7 +16,7 @@
 import { randomUUID } from 'node:crypto';
 import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
 import { connectParticipant } from '../../lattice/control/index.ts';
-import { ATTEMPT_TAKE_MARGIN_MS, decode, encode, isRecord, normalizeRequest, RpcHeaders, type ActorRequest, type ActorResponse, type InvokeReply } from '../../lattice/wire/index.ts';
+import { ATTEMPT_TAKE_MARGIN_MS, checkInvocationId, decodeActorRequest, encode, RpcHeaders, type ActorRequest, type ActorResponse, type InvokeReply } from '../../lattice/wire/index.ts';
 import type { WireError } from '../../lattice/errors/index.ts';
 import type { CallStats } from './call-stats.ts';
 import type { ServeSpec, WorkerConnection } from './protocol.ts';
@@ -203,12 +203,11 @@ export async function connectWorker(
         let request: ActorRequest;
         let times: CallHeaders;
         try {
-          const decoded = decode<ActorRequest>(msg.data, 'invocation');
-          if (!isRecord(decoded) || !(decoded.body instanceof Uint8Array) || typeof decoded.method !== 'string') {
-            return answer(msg, failure('TRELLIS_BAD_REQUEST', 'invocation body must be a msgpack ActorRequest map', host, version), started);
-          }
-          request = normalizeRequest(decoded);
+          // Scanned within the RPC limits, decoded and checked field by field (lattice/wire/actor.ts):
+          // the guest never sees a half-parsed request.
+          request = decodeActorRequest(msg.data);
           times = readHeaders(msg);
+          checkInvocationId(times.invocationId);
         } catch (err) {
           const e = err as { code?: string; message?: string };
           return answer(msg, failure(e.code ?? 'TRELLIS_BAD_REQUEST', e.message ?? String(err), host, version), started);
