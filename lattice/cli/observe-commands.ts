@@ -5,7 +5,7 @@
  */
 import { TrellisError } from '../errors/index.ts';
 import { EventTypes, type EventType } from '../subjects/index.ts';
-import { decodeEvent, type LatticeEvent } from '../wire/index.ts';
+import type { LatticeEvent } from '../wire/index.ts';
 import { command } from './command.ts';
 import type { ControlClient } from '../control/index.ts';
 
@@ -81,6 +81,8 @@ export const commands = [
     async run({ flags, client }) {
       const { readStream } = await import('../streams/index.ts');
       const { formatEvent } = await import('../events/index.ts');
+      // Loaded here, not at the top: `trellis --help` must not load msgpackr (see test/dist.test.ts).
+      const { decodeEvent } = await import('../wire/index.ts');
       for (const t of flags.type) {
         if (!(EventTypes as readonly string[]).includes(t)) throw new TrellisError('TRELLIS_BAD_OPTION', `--type ${t} is not an event type (types: ${EventTypes.join(', ')})`);
       }
