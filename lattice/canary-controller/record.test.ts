@@ -117,6 +117,27 @@ describe('canary controller rules', () => {
     expect(pendingManifestCanary(app, canary, promoted, [])).toBeUndefined();
   });
 
+  it('canary record - an ended run stops holding the app: a roll back after promotion and later changes after a rollback are planned as written', () => {
+    const canary = actorSpec('1.1.0', D2, { canary: { ...spec } as never });
+    const base = nextRecord(undefined, start(undefined, { actor: 'api', app: 'shop', stable: '1.0.0', canary: '1.1.0', canaryDigest: D2, spec }, T0), { stableSpec: actorSpec('1.0.0', D1), canarySpec: canary });
+    const plan = (app: AppRevision, r: CanaryRecord) => effectiveRevision(app, new Map([['api', r]]), []).spec.actors.map((a) => `${a.version} x${a.replicas}`);
+    const promoted = nextRecord(base, promote(nextRecord(base, begin(base, T0)), { full: true }, T0 + 5) as never);
+    const moving = { ...promoted, retiredAt: 'now' };
+    // Retired while the app still names the old stable: the promoted version, until the app moves.
+    expect(plan(revision([actorSpec('1.0.0', D1)]), moving)).toEqual(['1.1.0 x2']);
+    // The app moved (effects done): `trellis rollback app` / re-applying v1 is honoured.
+    const done = { ...moving, pending: [] };
+    expect(plan(revision([actorSpec('1.0.0', D1, { replicas: 5 })]), done)).toEqual(['1.0.0 x5']);
+    // Rolled back: the app still naming the rejected version is held at stable, with its current settings.
+    const rolled = nextRecord(base, tick(nextRecord(base, begin(base, T0)), { kind: 'rollback', reason: 'bad', numbers: {}, generation: 1, step: 1 }, T0 + 5));
+    const held = effectiveRevision(revision([{ ...canary, replicas: 3 }]), new Map([['api', rolled]]), []).spec.actors;
+    expect(held.map((a) => `${a.version} x${a.replicas} ${a.digest}`)).toEqual([`1.0.0 x3 ${D1}`]);
+    // The app back at stable with more replicas: planned as written, not from the frozen snapshot.
+    expect(plan(revision([actorSpec('1.0.0', D1, { replicas: 5 })]), rolled)).toEqual(['1.0.0 x5']);
+    const kept = { ...rolled, spec: { ...rolled.spec, keepCanaryOnRollback: true } };
+    expect(plan(revision([actorSpec('1.0.0', D1, { replicas: 5 })]), kept)).toEqual(['1.0.0 x5', '1.1.0 x2']);
+  });
+
   it('canary record - set-app-version moves the actor to the canary spec once, keeping its canary block', () => {
     const stable = actorSpec('1.0.0', D1, { canary: { ...spec } as never });
     const app = revision([stable, { ...actorSpec('1.0.0', D1), name: 'web' }]);

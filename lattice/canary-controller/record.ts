@@ -124,11 +124,7 @@ export function effectiveRevision(app: AppRevision, records: ReadonlyMap<string,
   const actors: AppActorSpec[] = [];
   for (const spec of app.spec.actors) {
     const r = records.get(spec.name);
-    const override = r && r.app === app.name && r.stableSpec && r.canarySpec && (spec.version === r.canary || spec.version === r.stable) ? runningSpecs(r, spec) : undefined;
-    if (r && r.app === app.name && r.phase === 'Promoted' && r.retiredAt && spec.version === r.canary) {
-      actors.push(spec);
-      continue;
-    }
+    const override = r && r.app === app.name && r.stableSpec && r.canarySpec ? runningSpecs(r, spec) : undefined;
     if (override) {
       changed = true;
       for (const s of override) if (!actors.some((a) => a.name === s.name && a.version === s.version)) actors.push(s);
@@ -145,21 +141,35 @@ export function effectiveRevision(app: AppRevision, records: ReadonlyMap<string,
   return changed ? { ...app, spec: { ...app.spec, actors } } : app;
 }
 
-/** What an app canary runs now; undefined: the revision as it is. */
+/**
+ * What an app canary runs now instead of `spec`; undefined: the revision as written. A run that
+ * ended must not hold the app for ever (its document stays in KV): after a promotion only until
+ * the old stable is retired and the app moved; after a rollback only while the app still names
+ * the rejected version, and then as the app's current spec at the stable version (later
+ * replica, policy or link changes still count), not the snapshot taken at the start.
+ */
 function runningSpecs(r: CanaryRecord, spec: AppActorSpec): AppActorSpec[] | undefined {
   const stable = r.stableSpec!;
   const canary = r.canarySpec!;
   switch (r.phase) {
     case 'Progressing':
     case 'Paused':
-      return [stable, canary];
-    case 'Promoted':
-      // Once retired, a revision at the canary's version is the truth (later applies may change
-      // replicas); one still at the old stable waits for set-app-version.
+      return spec.version === r.canary || spec.version === r.stable ? [stable, canary] : undefined;
+    case 'Promoted': {
+      if (spec.version !== r.canary && spec.version !== r.stable) return undefined;
       if (!r.retiredAt) return [stable, canary];
-      return spec.version === r.canary ? undefined : [canary];
-    default:
-      return r.spec.keepCanaryOnRollback ? [stable, canary] : [stable];
+      // Retired, the app not yet moved: the promoted version, not a roll back to the old one.
+      const moving = r.pending.some((e) => e.kind === 'set-app-version');
+      return moving && spec.version === r.stable ? [canary] : undefined;
+    }
+    default: {
+      const keep = r.spec.keepCanaryOnRollback ? [canary] : [];
+      if (spec.version === r.canary) {
+        const { canary: _c, ...plain } = spec;
+        return [{ ...plain, version: r.stable, digest: stable.digest }, ...keep];
+      }
+      return keep.length > 0 && spec.version === r.stable ? [spec, ...keep] : undefined;
+    }
   }
 }
 
