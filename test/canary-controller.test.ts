@@ -302,6 +302,12 @@ describe('canary controller through real hosts, controllers, gateway and CLI', (
     const missing = `sha256:${'e'.repeat(64)}`;
     const started = await run('canary', 'start', 'afp', '--to', '1.1.0', '--source', missing, '--interval', '60s');
     expect(started.code, started.stderr).toBe(0);
+    // A run that does not end in time fails CI with exit code 2, streaming or not.
+    const watchedOut = await run('canary', 'status', 'afp', '--watch', '--wait', '--timeout', '2s', '--json');
+    expect(watchedOut.code, watchedOut.stderr).toBe(2);
+    expect(JSON.parse(watchedOut.stdout.trim().split('\n')[0]!)).toMatchObject({ actor: 'afp', phase: 'Progressing' });
+    const waitedOut = await run('canary', 'status', 'afp', '--wait', '--timeout', '2s');
+    expect(waitedOut.code, waitedOut.stderr).toBe(2);
     const full = await run('canary', 'promote', 'afp', '--full');
     expect(full.code, full.stderr).toBe(0);
     expect((await canaries.get('afp'))?.promoteFull).toBe(true);

@@ -182,7 +182,11 @@ export const commands = [
           let shown = '';
           for (;;) {
             const r = await next();
-            if (r === 'timeout') return;
+            // Only --wait has a deadline: running out of it is a failure for CI, never a pass.
+            if (r === 'timeout') {
+              process.exitCode = 2;
+              return;
+            }
             if (!r) continue;
             const out = show(r);
             const json = JSON.stringify(out.data);
