@@ -351,6 +351,14 @@ describe('canary controller through real hosts, controllers, gateway and CLI', (
     expect((await versionsRunning('quiet')).sort()).toEqual(['1.0.0', '1.0.0']);
     const statusOf = await run('canary', 'status', 'quiet');
     expect(statusOf.stderr).toContain('TRELLIS_NOT_FOUND');
+    // --wait with nothing to wait for fails at once instead of sitting out its time-out.
+    for (const flags of [['--wait'], ['--watch', '--wait']]) {
+      const since = Date.now();
+      const waited = await run('canary', 'status', 'quiet', ...flags, '--timeout', '90s');
+      expect(waited.code).not.toBe(0);
+      expect(waited.stderr).toContain('TRELLIS_NOT_FOUND');
+      expect(Date.now() - since).toBeLessThan(90_000);
+    }
   }, 120_000);
   it('canary - a step without enough traffic waits up to the progress deadline, then rolls back with reason "no data"', async () => {
     await stableActor('idle');

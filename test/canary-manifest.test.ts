@@ -130,6 +130,10 @@ describe('canaries of app actors through a real reconciler, hosts and gateway', 
     const flaky = versionLoad(`${base}/api/x`, { concurrency: 4 });
     try {
       await apply('v3', manifest('shop', 'api', '1.2.0', exampleActor('flaky-c'), CANARY));
+      // Right after the apply the document still holds the promoted run of 1.1.0: --wait is for the run of 1.2.0.
+      const waited = await run('canary', 'status', 'api', '--wait', '--timeout', '120s', '--json');
+      expect(waited.code, waited.stdout + waited.stderr).toBe(1);
+      expect(JSON.parse(waited.stdout)).toMatchObject({ canary: '1.2.0', phase: 'RolledBack' });
       const rolled = await waitFor(async () => {
         const r = await canaries.get('api');
         return r && r.canary === '1.2.0' && r.phase === 'RolledBack' && r;

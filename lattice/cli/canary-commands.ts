@@ -36,6 +36,17 @@ async function summary(record: CanaryRecord | undefined, actor: string): Promise
   return { data: view, text: `${actor}: ${view.phase} at step ${view.step}/${view.steps.length}, ${view.weight.set}% to ${view.canary} (stable ${view.stable})` };
 }
 
+/** The version of `actor` an app revision asks to canary and whose run has not started yet. */
+async function dueManifestCanary(client: ControlClient, actor: string, record: CanaryRecord | undefined): Promise<string | undefined> {
+  const { openApps } = await import('../apps/index.ts');
+  const apps = await (await openApps(client.nc, client.subjects)).list();
+  const asked = apps.flatMap((a) => a.value.spec.actors.filter((s) => s.name === actor && s.canary).map((spec) => ({ app: a.value, spec })));
+  if (asked.length === 0) return undefined;
+  const hosts = await client.pingHosts();
+  const { pendingManifestCanary } = await controller();
+  return asked.find(({ app, spec }) => pendingManifestCanary(app, spec, record, hosts))?.spec.version;
+}
+
 /** One of promote/abort/pause/resume: the machine's transition, with its refusal as the error. */
 function manual(verb: 'promote' | 'abort' | 'pause' | 'resume', summaryText: string, flags: Record<string, never> | { full: { type: 'boolean'; help: string } } = {}) {
   return command({
@@ -130,6 +141,7 @@ export const commands = [
       watch: { type: 'boolean', help: 'print again on every change (one JSON object per line with --json)' },
       wait: { type: 'boolean', help: 'wait until the run ends; exit 0 on Promoted, non-zero otherwise' },
       timeout: { type: 'duration', help: 'with --wait: how long to wait (default 10m)', minMs: 1 },
+      version: { type: 'string', help: 'with --watch/--wait: the run of this canary version (waits for it to start)', placeholder: 'version' },
     },
     async run({ client, args, flags }): Promise<{ data: unknown; text: string; exitCode?: number } | Stream> {
       const actor = args[0]!;
@@ -143,6 +155,13 @@ export const commands = [
         return show(r);
       }
       const { TerminalCanaryPhases } = await import('../wire/index.ts');
+      // Which run to wait for: the one named, the one an apply asked for that the leader has not
+      // started yet (the document still holds the previous run's result), else the current one.
+      // Nothing to wait for at all is an error at once, not a 10-minute wait.
+      const first = await docs.get(actor);
+      const awaitedVersion = flags.version ?? (await dueManifestCanary(client, actor, first?.value));
+      if (!first && awaitedVersion === undefined) throw new TrellisError('TRELLIS_NOT_FOUND', `no canary for ${actor} (none ran, and no app asks for one)`);
+      const ended = (r: CanaryRecord) => TerminalCanaryPhases.includes(r.phase) && (awaitedVersion === undefined || r.canary === awaitedVersion);
       // Follow the document: every change arrives in order; the queue hands them to the renderer.
       const queue: (CanaryRecord | undefined)[] = [];
       let wake: (() => void) | undefined;
@@ -171,7 +190,7 @@ export const commands = [
             if (r === 'timeout') return { ...(last ? show(last) : { data: { actor }, text: `${actor}: no canary` }), exitCode: 2 };
             if (!r) continue;
             last = r;
-            if (TerminalCanaryPhases.includes(r.phase)) return { ...show(r), exitCode: r.phase === 'Promoted' ? 0 : 1 };
+            if (ended(r)) return { ...show(r), exitCode: r.phase === 'Promoted' ? 0 : 1 };
           }
         } finally {
           stop();
@@ -192,7 +211,7 @@ export const commands = [
             const json = JSON.stringify(out.data);
             if (json !== shown) yield out;
             shown = json;
-            if (flags.wait && TerminalCanaryPhases.includes(r.phase)) {
+            if (flags.wait && ended(r)) {
               if (r.phase !== 'Promoted') process.exitCode = 1;
               return;
             }
