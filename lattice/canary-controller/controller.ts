@@ -20,7 +20,7 @@ import type { HostView } from '../reconciler/hosts.ts';
 import type { Subjects } from '../subjects/index.ts';
 import type { ActorWeights } from '../weights/index.ts';
 import type { AppRevision, CanaryState } from '../wire/index.ts';
-import { appSpecAtVersion, canaryServes, desiredWeights, instancesOf, missingCanaryStarts, pendingManifestCanary, weightsMatch, type CanaryRecord } from './record.ts';
+import { appSpecAtVersion, canaryServes, desiredWeights, instancesOf, missingCanaryStarts, pendingManifestCanary, retireKind, weightsMatch, type CanaryRecord } from './record.ts';
 import { openWriter, transition, type Operation, type Writer } from './store.ts';
 
 /** How often the controller looks at every canary (a decision still waits for its interval). */
@@ -162,7 +162,11 @@ export async function startCanaryController(o: CanaryControllerOptions): Promise
         if (left.size === 0) done.push(i);
         for (const hostId of left.keys()) run(`stop:${hostId}:${r.actor}:${e.version}`, () => o.control.stopActor(hostId, { actor: r.actor, version: e.version, fence: o.fence }));
       } else if (e.kind === 'retire-version') {
-        if (r.phase !== 'Promoted') { done.push(i); continue; }
+        // The effect names its version: a retire queued by a run since replaced is still done
+        // (the old stable must not run for ever at 0 %), unless that version serves again now.
+        const kind = retireKind(r, e.version);
+        if (kind === 'skip') { done.push(i); continue; }
+        const ownRetire = kind === 'own';
         // Weights first, and applied: every caller follows the weights within a second, and the
         // windows show it (no unpinned traffic reaches the old version any more). Pinned testers
         // may keep calling it: after RETIRE_WAIT_MS more it is retired all the same.
@@ -173,18 +177,20 @@ export async function startCanaryController(o: CanaryControllerOptions): Promise
         const left = r.app ? new Map() : instancesOf(hosts, r.actor, e.version, {});
         if (left.size === 0) {
           done.push(i);
-          retiredAt = new Date().toISOString();
+          if (ownRetire) retiredAt = new Date().toISOString();
         }
         // The host's stop drains: calls in flight finish, new ones go to the promoted version.
         for (const hostId of left.keys()) run(`stop:${hostId}:${r.actor}:${e.version}`, () => o.control.stopActor(hostId, { actor: r.actor, version: e.version, fence: o.fence }));
       } else {
         const app = await appStore.current(e.app);
         if (!app || app.value.deleting) { done.push(i); continue; }
-        const spec = appSpecAtVersion(app.value, r);
+        // Documents from before effects carried their spec: only the run that promoted it has it.
+        const target = e.spec ?? (r.phase === 'Promoted' && r.canary === e.version ? r.canarySpec : undefined);
+        const spec = target ? appSpecAtVersion(app.value, r.actor, target, e.from) : undefined;
         if (!spec) { done.push(i); continue; }
         if (!o.isLeader()) return;
         await appStore.putNext(spec, app).then(
-          (s) => logger.info({ app: e.app, revision: s.value.revision, actor: r.actor, version: r.canary }, 'canary promoted: app desired state moved'),
+          (s) => logger.info({ app: e.app, revision: s.value.revision, actor: r.actor, version: e.version }, 'canary promoted: app desired state moved'),
           () => undefined,
         );
       }

@@ -3,7 +3,7 @@ import { CANARY_DEFAULTS } from '../apps/canary.ts';
 import { abort, begin, promote, start, tick } from '../canary/index.ts';
 import type { AppActorSpec, AppRevision, HostInventory } from '../wire/index.ts';
 import { canarySpecFromFlags, statusText, viewOf } from './flags.ts';
-import { appSpecAtVersion, canaryServes, compareVersions, desiredWeights, effectiveRevision, missingCanaryStarts, nextRecord, pendingManifestCanary, weightsMatch, type CanaryRecord } from './record.ts';
+import { appSpecAtVersion, canaryServes, retireKind, compareVersions, desiredWeights, effectiveRevision, missingCanaryStarts, nextRecord, pendingManifestCanary, weightsMatch, type CanaryRecord } from './record.ts';
 
 const D1 = `sha256:${'1'.repeat(64)}`;
 const D2 = `sha256:${'2'.repeat(64)}`;
@@ -141,11 +141,38 @@ describe('canary controller rules', () => {
   it('canary record - set-app-version moves the actor to the canary spec once, keeping its canary block', () => {
     const stable = actorSpec('1.0.0', D1, { canary: { ...spec } as never });
     const app = revision([stable, { ...actorSpec('1.0.0', D1), name: 'web' }]);
-    const r = { ...started(), app: 'shop', stableSpec: actorSpec('1.0.0', D1), canarySpec: actorSpec('1.1.0', D2) };
-    const moved = appSpecAtVersion(app, r)!;
+    const target = actorSpec('1.1.0', D2);
+    const moved = appSpecAtVersion(app, 'api', target, '1.0.0')!;
     expect(moved.actors.map((a) => `${a.name}@${a.version}`)).toEqual(['api@1.1.0', 'web@1.0.0']);
     expect(moved.actors[0]!.canary).toBeDefined();
-    expect(appSpecAtVersion(revision(moved.actors), r)).toBeUndefined();
+    expect(appSpecAtVersion(revision(moved.actors), 'api', target, '1.0.0')).toBeUndefined();
+    // Nothing to do (done, not retried for ever): the actor left the app, or a newer apply names a third version.
+    expect(appSpecAtVersion(revision([{ ...actorSpec('1.0.0', D1), name: 'web' }]), 'api', target, '1.0.0')).toBeUndefined();
+    expect(appSpecAtVersion(revision([actorSpec('2.0.0', D1)]), 'api', target, '1.0.0')).toBeUndefined();
+  });
+
+  it('canary record - a run started before the promoted run’s effects are done: they keep their own version and spec', () => {
+    const app = 'shop';
+    const v11 = actorSpec('1.1.0', D2);
+    const first = nextRecord(undefined, start(undefined, { actor: 'api', app, stable: '1.0.0', canary: '1.1.0', canaryDigest: D2, spec }, T0), { stableSpec: actorSpec('1.0.0', D1), canarySpec: v11 });
+    const promoted = nextRecord(first, promote(nextRecord(first, begin(first, T0)), { full: true }, T0 + 5) as never);
+    expect(promoted.pending).toContainEqual({ kind: 'set-app-version', app, version: '1.1.0', from: '1.0.0', spec: v11 });
+    // A CLI start of 1.2.0 right away: the next generation, with its own canarySpec.
+    const v12 = actorSpec('1.2.0', D1);
+    const second = nextRecord(promoted, start(promoted, { actor: 'api', app, canary: '1.2.0', canaryDigest: D1, spec }, T0 + 6), { stableSpec: v11, canarySpec: v12 });
+    expect(second.generation).toBe(2);
+    const move = second.pending.find((e) => e.kind === 'set-app-version')!;
+    // The app moves to the promoted 1.1.0, never to the unvalidated 1.2.0.
+    expect(move).toMatchObject({ version: '1.1.0', spec: v11 });
+    const moved = appSpecAtVersion(revision([actorSpec('1.0.0', D1)]), 'api', (move as { spec: AppActorSpec }).spec, '1.0.0')!;
+    expect(moved.actors.map((a) => a.version)).toEqual(['1.1.0']);
+    expect(second.pending).toContainEqual({ kind: 'retire-version', version: '1.0.0' });
+    // The old stable is still retired under the new run (it was dropped as "not Promoted" before).
+    expect(retireKind(second, '1.0.0')).toBe('other');
+    expect(retireKind(promoted, '1.0.0')).toBe('own');
+    expect(retireKind(second, '1.1.0')).toBe('skip');
+    // Meanwhile the reconciler runs the new run's stable and canary, though the app still names 1.0.0.
+    expect(effectiveRevision(revision([actorSpec('1.0.0', D1)]), new Map([['api', second]]), []).spec.actors.map((a) => a.version)).toEqual(['1.1.0', '1.2.0']);
   });
 
   it('canary record - versions sort numerically, a pre-release before its release', () => {

@@ -34,7 +34,11 @@ export function nextRecord(previous: CanaryRecord | undefined, t: CanaryTransiti
   const sameRun = previous !== undefined && previous.generation === t.state.generation;
   const base: Partial<CanaryRecord> = previous ? { ...(previous.startInstances !== undefined ? { startInstances: previous.startInstances } : {}), ...(previous.stableSpec ? { stableSpec: previous.stableSpec } : {}), ...(previous.canarySpec ? { canarySpec: previous.canarySpec } : {}) } : {};
   // A new generation keeps the effects of the run it replaced (its canary must still stop).
-  const pending = [...(previous?.pending ?? []), ...t.effects].filter((e, i, all) => all.findIndex((o) => JSON.stringify(o) === JSON.stringify(e)) === i);
+  // A set-app-version carries the spec it moves the app to: the run that asked for it may be
+  // replaced before it is done, and the next run's canarySpec is not validated.
+  const canarySpec = extra.canarySpec ?? base.canarySpec;
+  const effects = t.effects.map((e) => (e.kind === 'set-app-version' && !e.spec && canarySpec?.version === e.version ? { ...e, spec: canarySpec } : e));
+  const pending = [...(previous?.pending ?? []), ...effects].filter((e, i, all) => all.findIndex((o) => JSON.stringify(o) === JSON.stringify(e)) === i);
   const { settled: _s, retiredAt: _r, lastWindow: _w, ...state } = t.state as CanaryRecord;
   return {
     ...base,
@@ -75,6 +79,16 @@ export function weightsMatch(doc: ActorWeights | undefined, intent: WeightsInten
   const s = doc.sticky;
   const t = intent.sticky;
   return (s?.header ?? '') === (t?.header ?? '') && (s?.cookie ?? '') === (t?.cookie ?? '') && (s?.canary ?? '') === (t?.canary ?? '');
+}
+
+/**
+ * A retire-version effect against the document as it is now: 'own' (the promoted run retires its
+ * old stable), 'other' (queued by a run since replaced: still done, or the old stable would run
+ * for ever at 0 %), or 'skip' (that version serves again as this run's stable or canary).
+ */
+export function retireKind(r: CanaryState, version: string): 'own' | 'other' | 'skip' {
+  if (r.phase === 'Promoted' && version === r.stable) return 'own';
+  return version === r.stable || version === r.canary ? 'skip' : 'other';
 }
 
 /** Instances of `actor@version` per host id, as the live inventories say (`owned`: only an app's, or only hand-run). */
@@ -154,7 +168,8 @@ function runningSpecs(r: CanaryRecord, spec: AppActorSpec): AppActorSpec[] | und
   switch (r.phase) {
     case 'Progressing':
     case 'Paused':
-      return spec.version === r.canary || spec.version === r.stable ? [stable, canary] : undefined;
+      // A promotion's set-app-version may still be on its way (the app names the version before).
+      return spec.version === r.canary || spec.version === r.stable || r.pending.some((e) => e.kind === 'set-app-version') ? [stable, canary] : undefined;
     case 'Promoted': {
       if (spec.version !== r.canary && spec.version !== r.stable) return undefined;
       if (!r.retiredAt) return [stable, canary];
@@ -204,14 +219,20 @@ export function compareVersions(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** The app revision's spec with `actor` moved to the canary (set-app-version); undefined when it already is. */
-export function appSpecAtVersion(app: AppRevision, record: CanaryRecord): AppRevision['spec'] | undefined {
-  const canarySpec = record.canarySpec;
-  if (!canarySpec || app.spec.actors.some((a) => a.name === record.actor && a.version === record.canary && a.digest === canarySpec.digest) && !app.spec.actors.some((a) => a.name === record.actor && a.version !== record.canary)) return undefined;
+/**
+ * The app revision's spec with `actor` moved from `from` to `target` (set-app-version);
+ * undefined when there is nothing to do: already there, the actor gone from the app, or the app
+ * since asking for a third version (a newer apply wins over an old promotion).
+ */
+export function appSpecAtVersion(app: AppRevision, actor: string, target: AppActorSpec, from?: string): AppRevision['spec'] | undefined {
+  const named = app.spec.actors.filter((a) => a.name === actor);
+  if (named.length === 0) return undefined;
+  if (named.every((a) => a.version === target.version && a.digest === target.digest)) return undefined;
+  if (from !== undefined && named.some((a) => a.version !== target.version && a.version !== from)) return undefined;
   const actors: AppActorSpec[] = [];
   for (const a of app.spec.actors) {
-    if (a.name !== record.actor) actors.push(a);
-    else if (!actors.some((x) => x.name === record.actor)) actors.push({ ...canarySpec, ...(a.canary ? { canary: a.canary } : {}) });
+    if (a.name !== actor) actors.push(a);
+    else if (!actors.some((x) => x.name === actor)) actors.push({ ...target, ...(a.canary ? { canary: a.canary } : {}) });
   }
   return { ...app.spec, actors };
 }

@@ -86,7 +86,7 @@ describe('machine: analysis drives the run', () => {
     expect(state.phase).toBe('Promoted');
     expect(currentStable(state)).toBe('1.1.0');
     expect(last!.weights).toEqual({ weights: { '1.1.0': 100 } });
-    expect(last!.effects).toEqual([{ kind: 'retire-version', version: '1.0.0' }, { kind: 'set-app-version', app: 'shop', version: '1.1.0' }]);
+    expect(last!.effects).toEqual([{ kind: 'retire-version', version: '1.0.0' }, { kind: 'set-app-version', app: 'shop', version: '1.1.0', from: '1.0.0' }]);
     expect(last!.events[0]).toMatchObject({ kind: 'canary_promoted', data: { app: 'shop', phase: 'Promoted', weight: 100 } });
     expect(state.history.map((h) => h.decision)).toEqual(['started', 'step', 'step', 'step', 'step', 'promoted']);
   });

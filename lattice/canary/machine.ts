@@ -24,7 +24,7 @@
 import type { CanarySpec } from '../apps/canary.ts';
 import { TrellisError, type ErrorCode } from '../errors/index.ts';
 import { token, versionToken } from '../subjects/index.ts';
-import type { CanaryEventKind, CanaryEventPayload, CanaryHistoryDecision, CanaryHistoryEntry, CanaryState } from '../wire/index.ts';
+import type { AppActorSpec, CanaryEventKind, CanaryEventPayload, CanaryHistoryDecision, CanaryHistoryEntry, CanaryState } from '../wire/index.ts';
 import type { Decision } from './analysis.ts';
 
 /** History entries kept in the document: enough to explain a run, bounded for KV. */
@@ -42,8 +42,12 @@ export type CanaryEffect =
   | { kind: 'stop-version'; version: string; reason: string }
   /** The old stable after promotion: drain it with no request lost, then stop it. */
   | { kind: 'retire-version'; version: string }
-  /** Move the app's desired state to this version. */
-  | { kind: 'set-app-version'; app: string; version: string };
+  /**
+   * Move the app's desired state from `from` to this version. The effect carries what it needs
+   * (the controller adds the promoted actor spec): a newer run may replace the document before
+   * it is done, and must not lend it its own canary.
+   */
+  | { kind: 'set-app-version'; app: string; version: string; from?: string; spec?: AppActorSpec };
 
 export interface CanaryEvent {
   kind: CanaryEventKind;
@@ -133,7 +137,7 @@ function promoteNow(state: CanaryState, now: number, reason: string, numbers?: R
   let next: CanaryState = { ...rest, phase: 'Promoted', weight: { set: 100 }, endedAt: iso(now) };
   next = record(next, now, 'promoted', reason, numbers);
   const effects: CanaryEffect[] = [{ kind: 'retire-version', version: state.stable }];
-  if (state.app) effects.push({ kind: 'set-app-version', app: state.app, version: state.canary });
+  if (state.app) effects.push({ kind: 'set-app-version', app: state.app, version: state.canary, from: state.stable });
   return { state: next, changed: true, weights: { weights: { [state.canary]: 100 } }, events: [event(next, 'canary_promoted', reason, numbers)], effects };
 }
 
