@@ -155,14 +155,30 @@ describe('machine: analysis drives the run', () => {
     expect(tick(gen2, staleRollback, T0 + 30 * S).changed).toBe(false);
   });
 
-  it('machine - a failed check is counted against the state as it is: two judged at once reach the limit', () => {
+  it('machine - one failing window counts once: a decision re-applied on a lagging copy (CAS retry) does not reach the limit', () => {
     const state = atStep1();
     const d1 = analyze(failing(), spec, state, T0 + 30 * S);
+    expect(d1.windowStartedAt).toBe(state.windowStartedAt);
     const once = tick(state, d1, T0 + 30 * S).state;
-    // The same decision (computed before the first was applied) counts the second failure.
-    const twice = tick(once, d1, T0 + 31 * S);
+    expect(once).toMatchObject({ phase: 'Progressing', failedChecks: 1 });
+    // The leader judged the same window again from its stale copy; the retry lands on `once`.
+    const again = analyze(failing(), spec, state, T0 + 30 * S + 250);
+    expect(tick(once, again, T0 + 31 * S).changed).toBe(false);
+    // The next window failing is a second check: the limit (2) rolls back.
+    const next = analyze(failing(), spec, once, T0 + 60 * S);
+    const twice = tick(once, next, T0 + 60 * S);
     expect(twice.state).toMatchObject({ phase: 'RolledBack', failedChecks: 2 });
     expect(twice.events[0]!.data.reason).toMatch(/failed checks 2 of 2$/);
+    // A rollback judged on a window already counted still rolls back, without counting it again.
+    const limit1 = atStep1({ ...spec, failureLimit: 3 });
+    const counted = tick(limit1, analyze(failing(), limit1.spec, limit1, T0 + 30 * S), T0 + 30 * S).state;
+    const lagging = analyze(failing(), limit1.spec, { ...limit1, failedChecks: 2 }, T0 + 30 * S);
+    expect(lagging.kind).toBe('rollback');
+    expect(tick(counted, lagging, T0 + 31 * S).state).toMatchObject({ phase: 'RolledBack', failedChecks: 1 });
+    // A healthy window judged before a resume (fresh window) does not move the step afterwards.
+    const healthyBefore = analyze(healthy(), spec, state, T0 + 30 * S);
+    const resumed = resume(pause(state, T0 + 20 * S).state, T0 + 25 * S).state!;
+    expect(tick(resumed, healthyBefore, T0 + 30 * S).changed).toBe(false);
   });
 
   it('machine - history stays bounded in a long run', () => {

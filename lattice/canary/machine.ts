@@ -214,13 +214,21 @@ export function begin(state: CanaryState, now: number): CanaryTransition {
 /** Apply an analysis decision. Decisions of another generation, or for a step since left, are ignored where they would move forward. */
 export function tick(state: CanaryState, decision: Decision, now: number): CanaryTransition {
   if (!isActive(state) || decision.generation !== state.generation) return unchanged(state);
+  // Judged on a window the state has since left: it must not move a step (a resume or a step by
+  // hand began a fresh window), and must not count twice when that window's failed check is in
+  // already (a writer's lagging copy of the document judged it again: a failed check recorded
+  // after the window began). A failure not yet counted stays evidence (promote during a rollback).
+  const staleWindow = decision.windowStartedAt !== undefined && decision.windowStartedAt !== state.windowStartedAt;
+  const counted = staleWindow && state.history.some((h) => h.decision === 'failed-check' && Date.parse(h.at) > Date.parse(decision.windowStartedAt!));
   switch (decision.kind) {
     case 'wait':
       return unchanged(state);
     case 'rollback':
-      // Evidence against this canary stays evidence after a step or a pause: it still rolls back.
-      return endWithStable(decision.failedCheck ? { ...state, failedChecks: state.failedChecks + 1 } : state, now, 'RolledBack', decision.reason, decision.numbers);
+      // Evidence against this canary stays evidence after a step or a pause: it still rolls back
+      // (without counting its failed check again).
+      return endWithStable(decision.failedCheck && !counted ? { ...state, failedChecks: state.failedChecks + 1 } : state, now, 'RolledBack', decision.reason, decision.numbers);
     case 'fail-check': {
+      if (counted) return unchanged(state);
       const failedChecks = state.failedChecks + 1;
       const numbers = { ...decision.numbers, failedChecks, failureLimit: state.failureLimit };
       // Counted against the state as it is now: two checks judged at once still reach the limit.
@@ -234,7 +242,7 @@ export function tick(state: CanaryState, decision: Decision, now: number): Canar
     }
     case 'promote-step':
     case 'promoted': {
-      if (state.phase !== 'Progressing' || state.promoteFull || decision.step !== state.step || state.step === 0) return unchanged(state);
+      if (state.phase !== 'Progressing' || state.promoteFull || decision.step !== state.step || state.step === 0 || staleWindow) return unchanged(state);
       const withData = { ...state, lastDataAt: iso(now) };
       if (state.step >= state.steps.length) return promoteNow(withData, now, decision.reason, decision.numbers);
       return enterStep(withData, now, state.step + 1, `step ${state.step + 1}: ${state.steps[state.step]} % to ${state.canary}; ${decision.reason}`, decision.numbers);
