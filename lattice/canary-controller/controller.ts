@@ -21,7 +21,7 @@ import type { Subjects } from '../subjects/index.ts';
 import type { ActorWeights } from '../weights/index.ts';
 import type { AppRevision, CanaryState } from '../wire/index.ts';
 import { appSpecAtVersion, canaryServes, desiredWeights, instancesOf, missingCanaryStarts, pendingManifestCanary, retireKind, weightsMatch, type CanaryRecord } from './record.ts';
-import { openWriter, transition, type Operation, type Writer } from './store.ts';
+import { openWriter, transition, writeWeights, type Operation, type Writer } from './store.ts';
 
 /** How often the controller looks at every canary (a decision still waits for its interval). */
 export const CANARY_TICK_MS = 250;
@@ -148,7 +148,11 @@ export async function startCanaryController(o: CanaryControllerOptions): Promise
     const current = weights.get(r.actor);
     if (!weightsMatch(current, intent)) {
       if (!o.isLeader()) return;
-      await writer.weights.set(r.actor, intent.weights, undefined, intent.sticky ? { sticky: intent.sticky } : {});
+      // The followed copy may lag a writer's newer transition: write only from the document as
+      // it is now, stamped with its revision (writeWeights refuses to go back over newer weights).
+      const fresh = await writer.docs.get(r.actor);
+      if (!fresh || fresh.revision !== stored.revision) return;
+      await writeWeights(writer, r.actor, intent, { generation: r.generation, revision: stored.revision });
       return; // Effects that depend on the weights wait for the write to be seen.
     }
     const hosts = o.view.live();

@@ -3,7 +3,7 @@ import { CANARY_DEFAULTS } from '../apps/canary.ts';
 import { abort, begin, promote, start, tick } from '../canary/index.ts';
 import type { AppActorSpec, AppRevision, HostInventory } from '../wire/index.ts';
 import { canarySpecFromFlags, statusText, viewOf } from './flags.ts';
-import { appSpecAtVersion, canaryServes, retireKind, compareVersions, desiredWeights, effectiveRevision, missingCanaryStarts, nextRecord, pendingManifestCanary, weightsMatch, type CanaryRecord } from './record.ts';
+import { appSpecAtVersion, canaryServes, mayReplaceWeights, retireKind, compareVersions, desiredWeights, effectiveRevision, missingCanaryStarts, nextRecord, pendingManifestCanary, weightsMatch, type CanaryRecord } from './record.ts';
 
 const D1 = `sha256:${'1'.repeat(64)}`;
 const D2 = `sha256:${'2'.repeat(64)}`;
@@ -62,6 +62,15 @@ describe('canary controller rules', () => {
     const sticky = nextRecord(undefined, begin(nextRecord(undefined, start(undefined, { actor: 'api', stable: '1.0.0', canary: '1.1.0', spec: { ...spec, stickyHeader: 'x-user' } }, T0)), T0));
     expect(desiredWeights(sticky).sticky).toEqual({ header: 'x-user', canary: '1.1.0' });
     expect(weightsMatch({ actor: 'api', weights: { '1.0.0': 90, '1.1.0': 10 }, updatedAt: '' }, desiredWeights(sticky))).toBe(false);
+  });
+
+  it('canary record - weights written from a newer canary document are never replaced from an older one', () => {
+    const w = { actor: 'api', weights: { '1.0.0': 100 }, updatedAt: '' };
+    expect(mayReplaceWeights(undefined, { generation: 1, revision: 3 })).toBe(true);
+    expect(mayReplaceWeights(w, { generation: 1, revision: 3 })).toBe(true);
+    expect(mayReplaceWeights({ ...w, canary: { generation: 1, revision: 5 } }, { generation: 1, revision: 3 })).toBe(false);
+    expect(mayReplaceWeights({ ...w, canary: { generation: 1, revision: 5 } }, { generation: 1, revision: 5 })).toBe(true);
+    expect(mayReplaceWeights({ ...w, canary: { generation: 1, revision: 5 } }, { generation: 2, revision: 9 })).toBe(true);
   });
 
   it('canary record - --source starts the canary on the stable hosts with the same counts; it serves once all run', () => {

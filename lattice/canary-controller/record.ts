@@ -71,6 +71,25 @@ export function desiredWeights(state: CanaryState): WeightsIntent {
   return out;
 }
 
+/** Which canary document a weights document was written from (its KV revision, which only grows). */
+export interface WeightsStamp {
+  generation: number;
+  revision: number;
+}
+
+export interface StampedWeights extends ActorWeights {
+  canary?: WeightsStamp;
+}
+
+/**
+ * May a writer holding the canary document at `mine` replace these weights? Not when they were
+ * written from a newer document (a slower writer's split must not land over an abort); weights
+ * without a stamp (a hand edit, none yet) are always replaced.
+ */
+export function mayReplaceWeights(current: StampedWeights | undefined, mine: WeightsStamp): boolean {
+  return current?.canary === undefined || current.canary.revision <= mine.revision;
+}
+
 /** Does the stored weights document already say what `intent` says? (Zero weights count as absent.) */
 export function weightsMatch(doc: ActorWeights | undefined, intent: WeightsIntent): boolean {
   if (!doc) return false;
