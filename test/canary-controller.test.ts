@@ -316,6 +316,12 @@ describe('canary controller through real hosts, controllers, gateway and CLI', (
     expect(JSON.parse(aborted.stdout)).toMatchObject({ phase: 'Aborted', stable: '1.0.0' });
     expect((await weights.get('afp'))?.weights).toEqual({ '1.0.0': 100 });
     expect((await canaries.get('afp'))?.history.at(-1)?.reason).toContain('cancelling a pending full promotion');
+    // The same version from another artifact is refused: its instances could not be told apart.
+    const sameVersion = await run('canary', 'start', 'afp', '--to', '1.1.0', '--source', exampleActor('echo-c'), '--interval', '60s');
+    expect(sameVersion.code).not.toBe(0);
+    expect(sameVersion.stderr).toContain('TRELLIS_CONFLICT');
+    expect(sameVersion.stderr).toContain('needs a new version');
+    expect((await canaries.get('afp'))?.phase).toBe('Aborted');
 
     // Now the race itself, on a serving canary at step 1.
     const again = await run('canary', 'start', 'afp', '--to', '1.2.0', '--source', exampleActor('echo-c'), '--steps', '10,100', '--interval', '60s');

@@ -281,14 +281,24 @@ describe('machine: the races of the issue', () => {
     expect(analyze(window(99), spec, fresh, T0 + 71 * S + spec.intervalMs).kind).toBe('wait');
   });
 
-  it('race - starting the same version again changes nothing; the same version from a new artifact restarts', () => {
+  it('race - starting the same version again changes nothing; new settings restart; a new artifact under a tried version is refused', () => {
     const state = atStep1();
     expect(start(state, base, T0 + S)).toMatchObject({ changed: false, state });
+    // A run of a hand-run version (no digest known) restarted with --source.
     const t = start(state, { ...base, canaryDigest: 'sha256:feed' }, T0 + S);
     expect(t.state).toMatchObject({ generation: 2, step: 0, canaryDigest: 'sha256:feed' });
     // Same version: its instances are replaced by the controller, not stopped.
     expect(t.effects).toEqual([]);
     expect(start(state, { ...base, spec: { ...spec, successRate: 0.95 } }, T0 + S).state.generation).toBe(2);
+    // A version tried with one artifact is refused with another (running or ended): the old
+    // instances would be counted as the new one's. It takes a new version.
+    for (const tried of [t.state, abort(begin(t.state, T0 + 2 * S).state, T0 + 3 * S).state!]) {
+      const again = start(tried, { ...base, canaryDigest: 'sha256:beef' }, T0 + 4 * S);
+      expect(again.changed).toBe(false);
+      expect(again.refused?.code).toBe('TRELLIS_CONFLICT');
+      expect(again.refused?.reason).toContain('needs a new version');
+      expect(start(tried, { ...base, canary: '1.1.1', canaryDigest: 'sha256:beef' }, T0 + 4 * S).changed).toBe(true);
+    }
   });
 
   it('race - a start after a finished run compares with what that run left serving', () => {

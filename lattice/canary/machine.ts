@@ -15,7 +15,8 @@
  *   and could promote it unvalidated): a new generation begins at step 0 with failed checks 0
  *   and all traffic on stable, and the replaced canary stops; decisions of the old generation
  *   are ignored. Starting the same version, artifact and settings again changes nothing, so a
- *   controller may repeat a start after failover.
+ *   controller may repeat a start after failover. The same version from another artifact is
+ *   refused (TRELLIS_CONFLICT): instances are told apart by version only.
  * - abort with nothing running (Argo Rollouts #1292 scaled the stable version to 0): refused
  *   with no weights and no effects; stable is never touched.
  * - pause, failover, resume: all of it lives in the state; resume continues the same step with
@@ -168,6 +169,11 @@ export function start(previous: CanaryState | undefined, input: StartInput, now:
   if (stable === undefined) throw new TrellisError('TRELLIS_BAD_REQUEST', `no stable version given for ${input.actor}: a canary needs a version to compare with`);
   versionToken(stable);
   if (stable === input.canary) throw new TrellisError('TRELLIS_BAD_REQUEST', `${input.actor} ${input.canary} is already the stable version`);
+  // Instances are told apart by version: a new artifact under a version already tried would be
+  // counted as the old one's (and could be promoted without ever running). A new build takes a new version.
+  if (previous && previous.canary === input.canary && previous.canaryDigest && input.canaryDigest && previous.canaryDigest !== input.canaryDigest) {
+    return unchanged(previous, { code: 'TRELLIS_CONFLICT', reason: `${input.actor} ${input.canary} was tried with ${previous.canaryDigest}; ${input.canaryDigest} needs a new version (a version names one artifact)` });
+  }
   if (active && previous!.canary === input.canary && previous!.canaryDigest === input.canaryDigest && previous!.app === input.app && sameSpec(previous!.spec, input.spec)) {
     return unchanged(previous!);
   }

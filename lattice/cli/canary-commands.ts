@@ -123,6 +123,8 @@ export const commands = [
         const stableSpec = served && served.version !== plain.version ? { ...plain, version: served.version, digest: served.digest } : plain;
         extra = { startInstances: false, stableSpec, canarySpec: { ...plain, version: flags.to, digest } };
       }
+      const other = digest ? groups.find((g) => g.version === flags.to && g.digest !== digest) : undefined;
+      if (other) throw new TrellisError('TRELLIS_CONFLICT', `${actor} ${flags.to} already runs ${other.digest}; ${digest} needs a new version (a version names one artifact)`);
       if (!digest && !groups.some((g) => g.version === flags.to)) throw new TrellisError('TRELLIS_NOT_FOUND', `${actor} ${flags.to} runs nowhere: start it first, or give --source`);
       const out = await transition(w, actor, (st, now) => ({
         transition: start(st, { actor, ...(app ? { app } : {}), ...(stable ? { stable } : {}), canary: flags.to!, ...(digest ? { canaryDigest: digest } : {}), spec }, now),
