@@ -206,5 +206,11 @@ describe('canary controller rules', () => {
     expect(text).toContain('Progressing');
     expect(text).toContain('[10] → 50 → 100');
     expect(text).toMatch(/1\.1\.0 \(canary\)\s+20\s+95\.00%/);
+    // The keys are always in the JSON: null without data (no window judged, no latency yet).
+    expect(view.window.canary).toEqual({ requests: 20, failures: 1, successRate: 0.95, p50Ms: null, p99Ms: null });
+    const fresh = viewOf(started());
+    expect(fresh.weight).toEqual({ set: 0, actual: null });
+    expect(fresh.window.stable).toEqual({ requests: 0, failures: 0, successRate: null, p50Ms: null, p99Ms: null });
+    expect(statusText(fresh)).toContain('actual -');
   });
 });
