@@ -10,13 +10,12 @@
  */
 import type { NatsConnection } from 'nats';
 import { actualWeight, analyze, begin, emptyTotals, isActive, start, summarize, tick, type AnalysisWindow } from '../canary/index.ts';
-import type { CanarySpec } from '../apps/canary.ts';
-import { openApps, type AppStore } from '../apps/index.ts';
+import { openApps, type AppStore, type CanarySpec } from '../apps/index.ts';
 import type { ControlClient } from '../control/index.ts';
 import type { Stored } from '../documents/index.ts';
 import type { Logger } from '../log/index.ts';
 import { collectMetrics, type MetricsCollector } from '../metrics/index.ts';
-import type { HostView } from '../reconciler/hosts.ts';
+import type { HostView } from '../reconciler/index.ts';
 import type { Subjects } from '../subjects/index.ts';
 import type { ActorWeights } from '../weights/index.ts';
 import type { AppRevision, CanaryState } from '../wire/index.ts';

@@ -3,8 +3,7 @@
  * so the command and a `canary:` block accept exactly the same values and defaults. Problems
  * name the flag (`--success-rate`), not the manifest field.
  */
-import { checkCanary, type CanarySpec } from '../apps/canary.ts';
-import { Problems } from '../apps/problems.ts';
+import { Problems, checkCanary, type CanarySpec } from '../apps/index.ts';
 import { TrellisError } from '../errors/index.ts';
 import { statusView, summaryView } from '../canary/index.ts';
 import type { CanaryStatusView } from '../wire/index.ts';

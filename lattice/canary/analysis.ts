@@ -18,7 +18,7 @@
  *   window still counts and rolls back, since pausing must not leave a bad canary serving; a
  *   healthy one does not advance; the deadline does not run (no rollback for lack of data).
  */
-import type { CanarySpec } from '../apps/canary.ts';
+import type { CanarySpec } from '../apps/index.ts';
 import { TrellisError } from '../errors/index.ts';
 import type { CanaryState, VersionSummary, VersionWindow } from '../wire/index.ts';
 import { emptyHistogram, mergeWireInto, quantile, type Histogram } from './histogram.ts';

@@ -22,7 +22,7 @@
  * - pause, failover, resume: all of it lives in the state; resume continues the same step with
  *   the same failed checks and a fresh window.
  */
-import type { CanarySpec } from '../apps/canary.ts';
+import type { CanarySpec } from '../apps/index.ts';
 import { TrellisError, type ErrorCode } from '../errors/index.ts';
 import { token, versionToken } from '../subjects/index.ts';
 import type { AppActorSpec, CanaryEventKind, CanaryEventPayload, CanaryHistoryDecision, CanaryHistoryEntry, CanaryState } from '../wire/index.ts';

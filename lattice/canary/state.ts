@@ -2,7 +2,7 @@
  * The canary state as a document: checking one read back from KV (a new leader must not act on
  * a corrupt or foreign document) and the `trellis canary status` view of it.
  */
-import type { CanarySpec } from '../apps/canary.ts';
+import type { CanarySpec } from '../apps/index.ts';
 import { TrellisError } from '../errors/index.ts';
 import { CanaryPhases, isRecord, type CanaryPhase, type CanaryState, type CanaryStatusView, type VersionSummary, type VersionSummaryView } from '../wire/index.ts';
 import { actualWeight, emptyTotals, summarize, type AnalysisWindow } from './analysis.ts';

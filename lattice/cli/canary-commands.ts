@@ -31,7 +31,7 @@ const startFlags = {
 /** The record's status line, for the commands that change it. */
 async function summary(record: CanaryRecord | undefined, actor: string): Promise<{ data: unknown; text: string }> {
   if (!record) return { data: { actor }, text: `${actor}: no canary` };
-  const { viewOf } = await import('../canary-controller/flags.ts');
+  const { viewOf } = await controller();
   const view = viewOf(record);
   return { data: view, text: `${actor}: ${view.phase} at step ${view.step}/${view.steps.length}, ${view.weight.set}% to ${view.canary} (stable ${view.stable})` };
 }
@@ -83,7 +83,7 @@ export const commands = [
     async run({ client, args, flags, progress }) {
       const actor = args[0]!;
       if (!flags.to) throw new TrellisError('TRELLIS_BAD_OPTION', '--to is required: the canary version');
-      const { canarySpecFromFlags } = await import('../canary-controller/flags.ts');
+      const { canarySpecFromFlags } = await controller();
       const spec = canarySpecFromFlags(flags);
       const { compareVersions, transition } = await controller();
       const { start } = await core();
@@ -148,7 +148,7 @@ export const commands = [
     async run({ client, args, flags }): Promise<{ data: unknown; text: string; exitCode?: number } | Stream> {
       const actor = args[0]!;
       const { openCanaries } = await controller();
-      const { statusText, viewOf } = await import('../canary-controller/flags.ts');
+      const { statusText, viewOf } = await controller();
       const docs = await openCanaries(client.nc, client.subjects);
       const show = (r: CanaryRecord) => ({ data: viewOf(r), text: statusText(viewOf(r)) });
       if (!flags.watch && !flags.wait) {
