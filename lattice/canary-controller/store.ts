@@ -119,12 +119,17 @@ export async function transition(w: Writer, actor: string, op: Operation, option
   throw new TrellisError('TRELLIS_CONFLICT', `the canary of ${actor} kept changing; try again`);
 }
 
-/** Events, then weights: a rollback's stable 100 % goes out as soon as the state holds it. */
+/**
+ * Weights, then events: a rollback's stable 100 % goes out as soon as the state holds it, and
+ * whoever reacts to canary_rolled_back or canary_promoted finds the weights already moved.
+ * (Events are still sent once, by the writer of the transition: one that dies between the
+ * document and the events loses them; the history in the document keeps the record.)
+ */
 export async function publish(w: Writer, t: CanaryTransition<CanaryState | undefined>, revision: number): Promise<void> {
+  if (t.weights && t.state) await writeWeights(w, t.state.actor, t.weights, { generation: t.state.generation, revision });
   for (const e of t.events) {
     if (!w.nc.isClosed()) w.nc.publish(w.subjects.event(e.kind), encodeEvent(makeEvent(e.kind, w.source, { ...e.data, by: w.by })));
   }
-  if (t.weights && t.state) await writeWeights(w, t.state.actor, t.weights, { generation: t.state.generation, revision });
 }
 
 /**
