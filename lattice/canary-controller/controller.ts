@@ -61,7 +61,7 @@ export interface CanaryController {
 
 export async function startCanaryController(o: CanaryControllerOptions): Promise<CanaryController> {
   const logger = o.logger.child({ component: 'canary' });
-  const writer: Writer = await openWriter(o.nc, o.subjects, o.id, `/trellis/${o.subjects.lattice}/controller/${o.id}`);
+  const writer: Writer = await openWriter(o.nc, o.subjects, o.id, `/trellis/${o.subjects.lattice}/controller/${o.id}`, { leader: true });
   const appStore: AppStore = await openApps(o.nc, o.subjects);
   const collector = await collectMetrics(o.nc, o.subjects);
   const docs = new Map<string, Stored<CanaryRecord>>();
@@ -73,7 +73,13 @@ export async function startCanaryController(o: CanaryControllerOptions): Promise
     else docs.set(key, { key, value, revision }), values.set(key, value);
     o.onChange();
   });
-  const stopWeights = await writer.weights.follow((actor, w) => (w ? weights.set(actor, w) : weights.delete(actor)));
+  /** When this leader saw each weights document change (its own clock: the writer's may be off). */
+  const weightsSeenAt = new Map<string, { updatedAt: string; at: number }>();
+  const stopWeights = await writer.weights.follow((actor, w) => {
+    if (!w) return void (weights.delete(actor), weightsSeenAt.delete(actor));
+    weights.set(actor, w);
+    if (weightsSeenAt.get(actor)?.updatedAt !== w.updatedAt) weightsSeenAt.set(actor, { updatedAt: w.updatedAt, at: Date.now() });
+  });
   /** Commands in flight, so a slow start is not sent again every tick. */
   const inFlight = new Set<string>();
   const retireGraceMs = o.retireGraceMs ?? RETIRE_GRACE_MS;
@@ -113,6 +119,12 @@ export async function startCanaryController(o: CanaryControllerOptions): Promise
 
   const analyseRun = async (stored: Stored<CanaryRecord>) => {
     const r = stored.value;
+    // A window another writer began on its clock: restamp it on ours first, judge it later.
+    if (r.windowReset) {
+      const { windowReset: _w, ...rest } = r;
+      if (o.isLeader()) await writer.docs.put({ ...rest, windowStartedAt: new Date().toISOString() }, { expectRevision: stored.revision }).catch(() => undefined);
+      return undefined;
+    }
     const hosts = o.view.live();
     if (r.phase === 'Progressing' && r.step === 0) {
       for (const s of missingCanaryStarts(r, hosts)) {
@@ -173,9 +185,10 @@ export async function startCanaryController(o: CanaryControllerOptions): Promise
         // Weights first, and applied: every caller follows the weights within a second, and the
         // windows show it (no unpinned traffic reaches the old version any more). Pinned testers
         // may keep calling it: after RETIRE_WAIT_MS more it is retired all the same.
-        const since = Date.now() - Date.parse(current!.updatedAt);
+        const seenAt = weightsSeenAt.get(r.actor)?.at ?? Date.now();
+        const since = Date.now() - seenAt;
         if (since < retireGraceMs) continue;
-        const stillServed = collector.window(r.actor, Date.parse(current!.updatedAt) + retireGraceMs, Date.now())[e.version]?.requests ?? 0;
+        const stillServed = collector.window(r.actor, seenAt + retireGraceMs, Date.now())[e.version]?.requests ?? 0;
         if (stillServed > 0 && since < retireGraceMs + RETIRE_WAIT_MS) continue;
         const left = r.app ? new Map() : instancesOf(hosts, r.actor, e.version, {});
         if (left.size === 0) {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { CANARY_DEFAULTS } from '../apps/canary.ts';
-import { abort, begin, promote, start, tick } from '../canary/index.ts';
+import { abort, begin, pause, promote, resume, start, tick } from '../canary/index.ts';
 import type { AppActorSpec, AppRevision, HostInventory } from '../wire/index.ts';
 import { canarySpecFromFlags, statusText, viewOf } from './flags.ts';
-import { appSpecAtVersion, canaryServes, mayReplaceWeights, retireKind, compareVersions, desiredWeights, effectiveRevision, missingCanaryStarts, nextRecord, pendingManifestCanary, weightsMatch, type CanaryRecord } from './record.ts';
+import { appSpecAtVersion, canaryServes, mayReplaceWeights, retireKind, withWindowClock, compareVersions, desiredWeights, effectiveRevision, missingCanaryStarts, nextRecord, pendingManifestCanary, weightsMatch, type CanaryRecord } from './record.ts';
 
 const D1 = `sha256:${'1'.repeat(64)}`;
 const D2 = `sha256:${'2'.repeat(64)}`;
@@ -71,6 +71,20 @@ describe('canary controller rules', () => {
     expect(mayReplaceWeights({ ...w, canary: { generation: 1, revision: 5 } }, { generation: 1, revision: 3 })).toBe(false);
     expect(mayReplaceWeights({ ...w, canary: { generation: 1, revision: 5 } }, { generation: 1, revision: 5 })).toBe(true);
     expect(mayReplaceWeights({ ...w, canary: { generation: 1, revision: 5 } }, { generation: 2, revision: 9 })).toBe(true);
+  });
+
+  it('canary record - a window begun by the CLI is marked for the leader to restamp on its own clock; the leader’s own are not', () => {
+    const r = nextRecord(undefined, begin(started(), T0), {});
+    const resumed = nextRecord(r, resume(pause(r, T0 + 1).state, T0 + 2) as never);
+    expect(withWindowClock(r, resumed, false).windowReset).toBe(true);
+    expect(withWindowClock(undefined, started(), false).windowReset).toBe(true);
+    // A CLI change that leaves the window (pause) keeps a mark not yet restamped, and adds none.
+    const paused = nextRecord(r, pause(r, T0 + 1) as never);
+    expect(withWindowClock(r, paused, false).windowReset).toBeUndefined();
+    expect(withWindowClock(r, { ...paused, windowReset: true }, false).windowReset).toBe(true);
+    // The leader's window starts are its clock: no mark, and a new window clears an old one.
+    expect(withWindowClock(r, { ...resumed, windowReset: true }, true).windowReset).toBeUndefined();
+    expect(withWindowClock(r, { ...paused, windowReset: true }, true).windowReset).toBe(true);
   });
 
   it('canary record - --source starts the canary on the stable hosts with the same counts; it serves once all run', () => {

@@ -23,6 +23,12 @@ export interface CanaryRecord extends CanaryState {
   retiredAt?: string;
   /** An ended run whose weights and effects are all done: nothing is level-triggered any more. */
   settled?: boolean;
+  /**
+   * A writer other than the leader (the CLI: promote, resume, start) began a window on its own
+   * clock; the leader restamps it on its clock before judging it, so a laptop 30 s behind cannot
+   * make a step judge at once over old traffic.
+   */
+  windowReset?: boolean;
   /** The last window judged, for `canary status` (the CLI has no metrics collector of its own). */
   lastWindow?: { at: string; actual?: number; stable: Summary; canary: Summary };
 }
@@ -50,8 +56,20 @@ export function nextRecord(previous: CanaryRecord | undefined, t: CanaryTransiti
   };
 }
 
+/**
+ * The record a writer stores: `leader` writes window starts on the clock windows are judged by;
+ * anyone else marks a window it began (or keeps the mark of one not yet restamped).
+ */
+export function withWindowClock(previous: CanaryRecord | undefined, record: CanaryRecord, leader: boolean): CanaryRecord {
+  const { windowReset: _w, ...rest } = record;
+  const began = previous === undefined || previous.generation !== record.generation || previous.windowStartedAt !== record.windowStartedAt;
+  if (leader) return began ? rest : record;
+  return began || record.windowReset ? { ...rest, windowReset: true } : rest;
+}
+
 /** Check a record read from KV (K1's check, plus the controller's fields). */
 export function checkRecordExtras(value: Record<string, unknown>): void {
+  if (value.windowReset !== undefined && typeof value.windowReset !== 'boolean') throw new TrellisError('TRELLIS_BAD_REQUEST', 'canary state: windowReset must be true or false');
   if (!Array.isArray(value.pending)) throw new TrellisError('TRELLIS_BAD_REQUEST', 'canary state: pending must be a list of effects');
   for (const e of value.pending) {
     if (!isRecord(e) || !['stop-version', 'retire-version', 'set-app-version'].includes(e.kind as string) || typeof e.version !== 'string') {

@@ -31,7 +31,7 @@ import { token, type Subjects } from '../subjects/index.ts';
 import { openWeights, validateSticky, weightsKind, type WeightStore } from '../weights/index.ts';
 import { encodeEvent, makeEvent, isRecord, type CanaryState } from '../wire/index.ts';
 import type { WeightsIntent } from '../canary/index.ts';
-import { checkRecordExtras, mayReplaceWeights, nextRecord, type CanaryRecord, type StampedWeights, type WeightsStamp } from './record.ts';
+import { checkRecordExtras, mayReplaceWeights, nextRecord, withWindowClock, type CanaryRecord, type StampedWeights, type WeightsStamp } from './record.ts';
 
 /** Canary documents: one per actor, keyed by its name; a few revisions kept for inspection. */
 export const canaryKind: DocumentKind<CanaryRecord> = {
@@ -84,11 +84,13 @@ export interface Writer {
   stamped: DocumentStore<StampedWeights>;
   by: string;
   source: string;
+  /** The leader's writer: its clock is the one windows are judged by (record.ts, withWindowClock). */
+  leader?: boolean;
 }
 
-export async function openWriter(nc: NatsConnection, subjects: Subjects, by: string, source: string): Promise<Writer> {
+export async function openWriter(nc: NatsConnection, subjects: Subjects, by: string, source: string, options: { leader?: boolean } = {}): Promise<Writer> {
   const [docs, weights, stamped] = await Promise.all([openCanaries(nc, subjects), openWeights(nc, subjects), openDocuments(nc, subjects, stampedWeightsKind)]);
-  return { nc, subjects, docs, weights, stamped, by, source };
+  return { nc, subjects, docs, weights, stamped, by, source, ...(options.leader ? { leader: true } : {}) };
 }
 
 /**
@@ -105,7 +107,7 @@ export async function transition(w: Writer, actor: string, op: Operation, option
     const { transition: t, extra } = op(current?.value, Date.now());
     if (t.refused) throw new TrellisError(t.refused.code, t.refused.reason);
     if (!t.changed || !t.state) return { record: current?.value, transition: t, ...(current ? { revision: current.revision } : {}) };
-    const record = nextRecord(current?.value, t as CanaryTransition<CanaryState>, extra);
+    const record = withWindowClock(current?.value, nextRecord(current?.value, t as CanaryTransition<CanaryState>, extra), w.leader === true);
     let stored: Stored<CanaryRecord>;
     try {
       stored = await w.docs.put(record, { expectRevision: current?.revision ?? 0 });
