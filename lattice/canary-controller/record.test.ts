@@ -172,6 +172,7 @@ describe('canary controller rules', () => {
     // Nothing to do (done, not retried for ever): the actor left the app, or a newer apply names a third version.
     expect(appSpecAtVersion(revision([{ ...actorSpec('1.0.0', D1), name: 'web' }]), 'api', target, '1.0.0')).toBeUndefined();
     expect(appSpecAtVersion(revision([actorSpec('2.0.0', D1)]), 'api', target, '1.0.0')).toBeUndefined();
+    expect(appSpecAtVersion(revision([actorSpec('1.1.0', D1, { replicas: 7 })]), 'api', target, '1.0.0')).toBeUndefined();
   });
 
   it('canary record - a run started before the promoted run’s effects are done: they keep their own version and spec', () => {

@@ -264,7 +264,8 @@ export function compareVersions(a: string, b: string): number {
 export function appSpecAtVersion(app: AppRevision, actor: string, target: AppActorSpec, from?: string): AppRevision['spec'] | undefined {
   const named = app.spec.actors.filter((a) => a.name === actor);
   if (named.length === 0) return undefined;
-  if (named.every((a) => a.version === target.version && a.digest === target.digest)) return undefined;
+  // Already at the version (whatever its digest: a newer apply of it is not overwritten).
+  if (named.every((a) => a.version === target.version)) return undefined;
   if (from !== undefined && named.some((a) => a.version !== target.version && a.version !== from)) return undefined;
   const actors: AppActorSpec[] = [];
   for (const a of app.spec.actors) {
