@@ -14,12 +14,12 @@ import { openApps, type AppStore, type CanarySpec } from '../apps/index.ts';
 import type { ControlClient } from '../control/index.ts';
 import type { Stored } from '../documents/index.ts';
 import type { Logger } from '../log/index.ts';
-import { collectMetrics, type MetricsCollector } from '../metrics/index.ts';
+import { METRICS_PERIOD_MS, collectMetrics, type MetricsCollector } from '../metrics/index.ts';
 import type { HostView } from '../reconciler/index.ts';
 import type { Subjects } from '../subjects/index.ts';
 import type { ActorWeights } from '../weights/index.ts';
 import type { AppRevision, CanaryState } from '../wire/index.ts';
-import { appSpecAtVersion, canaryServes, desiredWeights, instancesOf, missingCanaryStarts, pendingManifestCanary, retireKind, weightsMatch, type CanaryRecord } from './record.ts';
+import { appSpecAtVersion, canaryServes, desiredWeights, instancesOf, missingCanaryStarts, mergeDue, pendingManifestCanary, retireKind, weightsMatch, windowFrom, windowKey, type CanaryRecord } from './record.ts';
 import { openWriter, transition, writeWeights, type Operation, type Writer } from './store.ts';
 
 /** How often the controller looks at every canary (a decision still waits for its interval). */
@@ -113,10 +113,12 @@ export async function startCanaryController(o: CanaryControllerOptions): Promise
   };
 
   const windowOf = (r: CanaryState, now: number): AnalysisWindow => {
-    const totals = collector.window(r.actor, Date.parse(r.windowStartedAt), now);
+    const totals = collector.window(r.actor, windowFrom(r, METRICS_PERIOD_MS), now);
     return { stable: totals[r.stable] ?? emptyTotals(), canary: totals[r.canary] ?? emptyTotals() };
   };
 
+  /** When each run's current window was last merged (a merge costs every report in it). */
+  const lastMerge = new Map<string, { key: string; at: number }>();
   const analyseRun = async (stored: Stored<CanaryRecord>) => {
     const r = stored.value;
     // A window another writer began on its clock: restamp it on ours first, judge it later.
@@ -137,6 +139,8 @@ export async function startCanaryController(o: CanaryControllerOptions): Promise
     // merge then, except now and then for `canary status`.
     const refreshDue = !r.lastWindow || now - Date.parse(r.lastWindow.at) >= WINDOW_REFRESH_MS;
     if (r.step > 0 && now - Date.parse(r.windowStartedAt) < Math.min(r.spec.intervalMs, r.spec.progressDeadlineMs) && !refreshDue) return undefined;
+    if (r.step > 0 && !refreshDue && !mergeDue(lastMerge.get(r.actor), r, now, METRICS_PERIOD_MS)) return undefined;
+    lastMerge.set(r.actor, { key: windowKey(r), at: now });
     const window = windowOf(r, now);
     const decision = analyze(window, r.spec, r, now);
     if (decision.kind !== 'wait') {

@@ -3,7 +3,7 @@ import { CANARY_DEFAULTS } from '../apps/canary.ts';
 import { abort, begin, pause, promote, resume, start, tick } from '../canary/index.ts';
 import type { AppActorSpec, AppRevision, HostInventory } from '../wire/index.ts';
 import { canarySpecFromFlags, statusText, viewOf } from './flags.ts';
-import { appSpecAtVersion, canaryServes, mayReplaceWeights, retireKind, withWindowClock, compareVersions, desiredWeights, effectiveRevision, missingCanaryStarts, nextRecord, pendingManifestCanary, weightsMatch, type CanaryRecord } from './record.ts';
+import { appSpecAtVersion, canaryServes, mayReplaceWeights, mergeDue, retireKind, windowFrom, windowKey, withWindowClock, compareVersions, desiredWeights, effectiveRevision, missingCanaryStarts, nextRecord, pendingManifestCanary, weightsMatch, type CanaryRecord } from './record.ts';
 
 const D1 = `sha256:${'1'.repeat(64)}`;
 const D2 = `sha256:${'2'.repeat(64)}`;
@@ -85,6 +85,16 @@ describe('canary controller rules', () => {
     // The leader's window starts are its clock: no mark, and a new window clears an old one.
     expect(withWindowClock(r, { ...resumed, windowReset: true }, true).windowReset).toBeUndefined();
     expect(withWindowClock(r, { ...paused, windowReset: true }, true).windowReset).toBe(true);
+  });
+
+  it('canary record - the window leaves out the first report period; a waiting window is merged once per report period', () => {
+    const r = nextRecord(undefined, begin(started(), T0), {});
+    expect(windowFrom(r, 1000)).toBe(T0 + 1000);
+    expect(mergeDue(undefined, r, T0, 1000)).toBe(true);
+    expect(mergeDue({ key: windowKey(r), at: T0 + 5000 }, r, T0 + 5250, 1000)).toBe(false);
+    expect(mergeDue({ key: windowKey(r), at: T0 + 5000 }, r, T0 + 6000, 1000)).toBe(true);
+    // A new window (or run) is merged at once.
+    expect(mergeDue({ key: windowKey(r), at: T0 + 5000 }, { ...r, windowStartedAt: new Date(T0 + 5100).toISOString() }, T0 + 5250, 1000)).toBe(true);
   });
 
   it('canary record - --source starts the canary on the stable hosts with the same counts; it serves once all run', () => {

@@ -67,6 +67,25 @@ export function withWindowClock(previous: CanaryRecord | undefined, record: Cana
   return began || record.windowReset ? { ...rest, windowReset: true } : rest;
 }
 
+/**
+ * Where the collector's window of a run starts: one report period after windowStartedAt, since a
+ * report arriving in that period holds mostly traffic from before it (the previous step's
+ * weight, a window already judged).
+ */
+export function windowFrom(r: CanaryState, reportPeriodMs: number): number {
+  return Date.parse(r.windowStartedAt) + reportPeriodMs;
+}
+
+export const windowKey = (r: CanaryState) => `${r.generation}:${r.windowStartedAt}`;
+
+/**
+ * Merge the window again now? Reports come once per period per reporter: merging the whole
+ * window at every tick (4 Hz) while waiting for minRequests would only repeat the work.
+ */
+export function mergeDue(last: { key: string; at: number } | undefined, r: CanaryState, now: number, reportPeriodMs: number): boolean {
+  return last?.key !== windowKey(r) || now - last.at >= reportPeriodMs;
+}
+
 /** Check a record read from KV (K1's check, plus the controller's fields). */
 export function checkRecordExtras(value: Record<string, unknown>): void {
   if (value.windowReset !== undefined && typeof value.windowReset !== 'boolean') throw new TrellisError('TRELLIS_BAD_REQUEST', 'canary state: windowReset must be true or false');
