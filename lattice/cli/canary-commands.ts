@@ -137,7 +137,11 @@ export const commands = [
     words: ['canary', 'status'],
     args: ['actor'],
     summary: 'show a canary: phase, step, weights set and measured, the last window, the history',
-    details: '--watch prints it again on every change; --wait waits for the run to end and exits 0 if Promoted, 1 otherwise (2 on time-out).',
+    details: [
+      '--watch prints it again on every change; --wait waits for the run to end and exits 0 if Promoted, 1 otherwise (2 on time-out).',
+      'The run waited for is the one --version names, else the one an applied manifest asks for and the leader has not',
+      'started yet, else the current one; with none of these, TRELLIS_NOT_FOUND at once.',
+    ].join('\n'),
     lattice: true,
     flags: {
       watch: { type: 'boolean', help: 'print again on every change (one JSON object per line with --json)' },
