@@ -50,6 +50,9 @@ describe('canary controller through real hosts, controllers, gateway and CLI', (
     const inv = await client.pingHosts();
     return inv.flatMap((h) => h.actors.filter((a) => a.name === actor && a.instances > 0).map((a) => a.version));
   };
+  /** The leader writes the weights just after the document that calls for them: wait for that write, not a fixed time. */
+  const weightsBecome = (actor: string, expected: Record<string, number>) =>
+    waitFor(async () => JSON.stringify((await weights.get(actor))?.weights) === JSON.stringify(expected), { timeoutMs: 15_000, what: `weights of ${actor} at ${JSON.stringify(expected)}` });
   const status = async (actor: string): Promise<CanaryStatusView> => JSON.parse((await run('canary', 'status', actor, '--json')).stdout) as CanaryStatusView;
 
   beforeAll(async () => {
@@ -79,18 +82,23 @@ describe('canary controller through real hosts, controllers, gateway and CLI', (
     const events = eventLog(client.nc, client.subjects);
     const load = versionLoad(`${base}/good/x`, { concurrency: 4 });
     try {
+      // The watcher starts first (named by --version: there is no document yet); a slow CLI
+      // start on a busy machine may still miss early changes, so steps are checked from history.
+      const watching = run('canary', 'status', 'good', '--watch', '--wait', '--version', '1.1.0', '--timeout', '120s', '--json');
       const started = await run('canary', 'start', 'good', '--to', '1.1.0', '--source', exampleActor('echo-c'), '--steps', '20,50,100', '--interval', '1s', '--min-requests', '10', '--success-rate', '0.95', '--p99-ms', '3000', '--json');
       expect(started.code, started.stderr).toBe(0);
       expect(JSON.parse(started.stdout)).toMatchObject({ actor: 'good', stable: '1.0.0', canary: '1.1.0', phase: 'Progressing', steps: [20, 50, 100] });
-      const watching = run('canary', 'status', 'good', '--watch', '--wait', '--timeout', '120s', '--json');
       const waited = await run('canary', 'status', 'good', '--wait', '--timeout', '120s', '--json');
-      // --watch prints one JSON object per change, ending with the promotion.
+      // --watch prints one JSON object per change (each unlike the one before), ending with the promotion.
       const watched = await watching;
       expect(watched.code, watched.stderr).toBe(0);
       const lines = watched.stdout.trim().split('\n').map((l) => JSON.parse(l) as CanaryStatusView);
-      expect(lines.length).toBeGreaterThanOrEqual(3);
       expect(lines.at(-1)!.phase).toBe('Promoted');
-      expect(new Set(lines.map((l) => l.step)).size).toBeGreaterThanOrEqual(3);
+      lines.slice(1).forEach((l, i) => {
+        expect(JSON.stringify(l)).not.toBe(JSON.stringify(lines[i]));
+        expect(l.step).toBeGreaterThanOrEqual(lines[i]!.step);
+      });
+      expect(lines.at(-1)!.history.filter((h) => h.decision === 'step')).toHaveLength(3);
       expect(waited.code, waited.stdout + waited.stderr).toBe(0);
       const view = JSON.parse(waited.stdout) as CanaryStatusView;
       expect(view.phase).toBe('Promoted');
@@ -144,8 +152,9 @@ describe('canary controller through real hosts, controllers, gateway and CLI', (
       expect(first, 'the canary got traffic').toBeDefined();
       // Two intervals, plus the reporting period (1 s) and a busy machine's slack.
       expect(endedAt - first!.at).toBeLessThan(2 * intervalMs + 4000);
-      // Stable 100 % at once; after a second every caller applied it.
-      expect((await weights.get('flaky'))?.weights).toEqual({ '1.0.0': 100 });
+      // Stable 100 % right after the document (the leader writes the weights next, compare-and-set);
+      // a second after that every caller applied it.
+      await weightsBecome('flaky', { '1.0.0': 100 });
       const since = Date.now() + 1000;
       await waitFor(() => load.answers.filter((a) => a.at > since).length > 50, { timeoutMs: 30_000, what: 'traffic after rollback' });
       expect(load.answers.filter((a) => a.at > since && a.version === '1.1.0')).toHaveLength(0);
@@ -219,13 +228,14 @@ describe('canary controller through real hosts, controllers, gateway and CLI', (
       const before = await waitRecord('fo', 'step 2', (r) => r.step >= 2);
       await killLeader();
       // Every state seen from now on is at or past the step the old leader reached, in the same run.
-      const seen: number[] = [];
+      const seen: { step: number; generation: number }[] = [];
       const done = await waitFor(async () => {
         const r = await canaries.get('fo');
-        if (r) seen.push(r.step), expect(r.generation).toBe(before.generation);
+        if (r) seen.push({ step: r.step, generation: r.generation });
         return r && r.phase === 'Promoted' && r;
       }, { timeoutMs: 150_000, what: 'promotion after failover' });
-      expect(Math.min(...seen)).toBeGreaterThanOrEqual(before.step);
+      expect(Math.min(...seen.map((x) => x.step))).toBeGreaterThanOrEqual(before.step);
+      expect(new Set(seen.map((x) => x.generation))).toEqual(new Set([before.generation]));
       expect(done.history.filter((h) => h.decision === 'started' || h.decision === 'restarted')).toHaveLength(1);
       expect(done.history.filter((h) => h.decision === 'step').map((h) => h.step)).toEqual([1, 2, 3, 4, 5, 6]);
       await waitFor(async () => !(await versionsRunning('fo')).includes('1.0.0'), { timeoutMs: 30_000, what: 'old stable retired by the new leader' });
@@ -247,8 +257,10 @@ describe('canary controller through real hosts, controllers, gateway and CLI', (
       const at = JSON.parse(paused.stdout) as CanaryStatusView;
       expect(at.phase).toBe('Paused');
       await killLeader();
-      // Healthy traffic for several intervals: a paused run does not advance under the new leader.
-      await new Promise((r) => setTimeout(r, 5000));
+      const tookOver = Date.now();
+      // The new leader does evaluate the paused run (it refreshes the judged window), and a
+      // healthy paused run does not advance under it.
+      await waitRecord('pz', 'the new leader judging the paused run', (r) => r.lastWindow !== undefined && Date.parse(r.lastWindow.at) > tookOver + 2000 && r.lastWindow.canary.requests > 0, 60_000);
       const still = (await canaries.get('pz'))!;
       expect(still.phase).toBe('Paused');
       expect(still.step).toBe(at.step);
@@ -302,6 +314,12 @@ describe('canary controller through real hosts, controllers, gateway and CLI', (
     const missing = `sha256:${'e'.repeat(64)}`;
     const started = await run('canary', 'start', 'afp', '--to', '1.1.0', '--source', missing, '--interval', '60s');
     expect(started.code, started.stderr).toBe(0);
+    // A run that does not end in time fails CI with exit code 2, streaming or not.
+    const watchedOut = await run('canary', 'status', 'afp', '--watch', '--wait', '--timeout', '2s', '--json');
+    expect(watchedOut.code, watchedOut.stderr).toBe(2);
+    expect(JSON.parse(watchedOut.stdout.trim().split('\n')[0]!)).toMatchObject({ actor: 'afp', phase: 'Progressing' });
+    const waitedOut = await run('canary', 'status', 'afp', '--wait', '--timeout', '2s');
+    expect(waitedOut.code, waitedOut.stderr).toBe(2);
     const full = await run('canary', 'promote', 'afp', '--full');
     expect(full.code, full.stderr).toBe(0);
     expect((await canaries.get('afp'))?.promoteFull).toBe(true);
@@ -310,6 +328,12 @@ describe('canary controller through real hosts, controllers, gateway and CLI', (
     expect(JSON.parse(aborted.stdout)).toMatchObject({ phase: 'Aborted', stable: '1.0.0' });
     expect((await weights.get('afp'))?.weights).toEqual({ '1.0.0': 100 });
     expect((await canaries.get('afp'))?.history.at(-1)?.reason).toContain('cancelling a pending full promotion');
+    // The same version from another artifact is refused: its instances could not be told apart.
+    const sameVersion = await run('canary', 'start', 'afp', '--to', '1.1.0', '--source', exampleActor('echo-c'), '--interval', '60s');
+    expect(sameVersion.code).not.toBe(0);
+    expect(sameVersion.stderr).toContain('TRELLIS_CONFLICT');
+    expect(sameVersion.stderr).toContain('needs a new version');
+    expect((await canaries.get('afp'))?.phase).toBe('Aborted');
 
     // Now the race itself, on a serving canary at step 1.
     const again = await run('canary', 'start', 'afp', '--to', '1.2.0', '--source', exampleActor('echo-c'), '--steps', '10,100', '--interval', '60s');
@@ -345,6 +369,14 @@ describe('canary controller through real hosts, controllers, gateway and CLI', (
     expect((await versionsRunning('quiet')).sort()).toEqual(['1.0.0', '1.0.0']);
     const statusOf = await run('canary', 'status', 'quiet');
     expect(statusOf.stderr).toContain('TRELLIS_NOT_FOUND');
+    // --wait with nothing to wait for fails at once instead of sitting out its time-out.
+    for (const flags of [['--wait'], ['--watch', '--wait']]) {
+      const since = Date.now();
+      const waited = await run('canary', 'status', 'quiet', ...flags, '--timeout', '90s');
+      expect(waited.code).not.toBe(0);
+      expect(waited.stderr).toContain('TRELLIS_NOT_FOUND');
+      expect(Date.now() - since).toBeLessThan(90_000);
+    }
   }, 120_000);
   it('canary - a step without enough traffic waits up to the progress deadline, then rolls back with reason "no data"', async () => {
     await stableActor('idle');
@@ -358,7 +390,7 @@ describe('canary controller through real hosts, controllers, gateway and CLI', (
     expect(last.reason).toMatch(/^no data: /);
     expect(last.numbers?.minRequests).toBe(50);
     expect(Date.parse(rolled.endedAt!) - Date.parse(stepped.stepStartedAt)).toBeGreaterThanOrEqual(4000);
-    expect((await weights.get('idle'))?.weights).toEqual({ '1.0.0': 100 });
+    await weightsBecome('idle', { '1.0.0': 100 });
   }, 120_000);
   it('canary - with no leader, abort still takes effect (stable 100 %) and the next leader stops the canary it finds still running', async () => {
     await stableActor('orphan');

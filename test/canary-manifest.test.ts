@@ -52,9 +52,10 @@ describe('canaries of app actors through a real reconciler, hosts and gateway', 
   let dir: string;
   const lattice = uniqueLattice('cm');
   const run = (...args: string[]) => cli(args, nats.url, lattice);
-  const owned = async (actor: string) => {
+  const owned = async (actor: string) => (await sample(actor)).rows;
+  const sample = async (actor: string) => {
     const inv = await client.pingHosts();
-    return inv.flatMap((h) => h.actors.filter((a) => a.name === actor && a.instances > 0).map((a) => ({ version: a.version, instances: a.instances, app: a.owner?.app })));
+    return { at: Date.now(), hosts: inv.length, rows: inv.flatMap((h) => h.actors.filter((a) => a.name === actor && a.instances > 0).map((a) => ({ version: a.version, instances: a.instances, app: a.owner?.app }))) };
   };
   const count = (rows: { version: string; instances: number }[], version: string) => rows.filter((r) => r.version === version).reduce((n, r) => n + r.instances, 0);
   const apply = async (name: string, text: string) => {
@@ -92,11 +93,11 @@ describe('canaries of app actors through a real reconciler, hosts and gateway', 
     await waitFor(async () => (await fetch(`${base}/api/x`)).status === 200, { timeoutMs: 20_000, what: 'route /api' });
     const load = versionLoad(`${base}/api/x`, { concurrency: 4 });
     // Sampled all along: the stable version keeps its two instances until the promotion.
-    const samples: { version: string; instances: number; app?: string }[][] = [];
+    const samples: Awaited<ReturnType<typeof sample>>[] = [];
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        samples.push(await owned('api'));
+        samples.push(await sample('api'));
         await new Promise((r) => setTimeout(r, 300));
       }
     })();
@@ -113,8 +114,12 @@ describe('canaries of app actors through a real reconciler, hosts and gateway', 
       await sampler;
       const promotedAt = Date.parse(record.endedAt!);
       // Side by side, owned by the app, never a rolling update: stable stayed at 2 while the canary ran.
-      expect(samples.some((s) => count(s, '1.0.0') === 2 && count(s, '1.1.0') >= 1)).toBe(true);
-      expect(samples.every((s) => s.every((g) => g.app === 'shop'))).toBe(true);
+      // Every sample before the promotion where both hosts answered: stable at 2; and the canary ran beside it.
+      const before = samples.filter((s) => s.hosts === 2 && s.at < promotedAt);
+      expect(before.length).toBeGreaterThan(0);
+      expect(before.filter((s) => count(s.rows, '1.0.0') !== 2)).toEqual([]);
+      expect(before.some((s) => count(s.rows, '1.1.0') >= 1)).toBe(true);
+      expect(samples.every((s) => s.rows.every((g) => g.app === 'shop'))).toBe(true);
       const current = (await apps.current('shop'))!.value;
       expect(current.spec.actors.map((a) => `${a.name}@${a.version}`)).toEqual(['api@1.1.0']);
       expect((await weights.get('api'))?.weights).toEqual({ '1.1.0': 100 });
@@ -130,6 +135,10 @@ describe('canaries of app actors through a real reconciler, hosts and gateway', 
     const flaky = versionLoad(`${base}/api/x`, { concurrency: 4 });
     try {
       await apply('v3', manifest('shop', 'api', '1.2.0', exampleActor('flaky-c'), CANARY));
+      // Right after the apply the document still holds the promoted run of 1.1.0: --wait is for the run of 1.2.0.
+      const waited = await run('canary', 'status', 'api', '--wait', '--timeout', '120s', '--json');
+      expect(waited.code, waited.stdout + waited.stderr).toBe(1);
+      expect(JSON.parse(waited.stdout)).toMatchObject({ canary: '1.2.0', phase: 'RolledBack' });
       const rolled = await waitFor(async () => {
         const r = await canaries.get('api');
         return r && r.canary === '1.2.0' && r.phase === 'RolledBack' && r;
@@ -158,12 +167,21 @@ describe('canaries of app actors through a real reconciler, hosts and gateway', 
       expect(started.code, started.stderr).toBe(0);
       const waited = await run('canary', 'status', 'crm', '--wait', '--timeout', '120s');
       expect(waited.code, waited.stdout).toBe(0);
+      // A new run right after the promotion, before its effects are done: the app still moves to
+      // the promoted 1.1.0 (never to the new, unvalidated 1.2.0) and the old 1.0.0 is still retired.
+      const next = await run('canary', 'start', 'crm', '--to', '1.2.0', '--source', exampleActor('echo-c'), '--steps', '50,100', '--interval', '60s', '--min-requests', '10');
+      expect(next.code, next.stderr).toBe(0);
       const moved = await waitFor(async () => {
         const rev = (await apps.current('crm'))!.value;
         return rev.revision > before && rev;
       }, { timeoutMs: 30_000, what: 'a new app revision' });
       expect(moved.spec.actors.map((a) => `${a.name}@${a.version}`)).toEqual(['crm@1.1.0']);
-      await waitFor(async () => count(await owned('crm'), '1.0.0') === 0 && count(await owned('crm'), '1.1.0') === 2, { timeoutMs: 60_000, what: 'old version retired' });
+      await waitFor(async () => count(await owned('crm'), '1.0.0') === 0 && count(await owned('crm'), '1.1.0') === 2 && count(await owned('crm'), '1.2.0') > 0, { timeoutMs: 60_000, what: 'old version retired beside the new run' });
+      expect((await canaries.get('crm'))).toMatchObject({ canary: '1.2.0', stable: '1.1.0', phase: 'Progressing' });
+      expect((await apps.current('crm'))!.value.spec.actors.map((a) => a.version)).toEqual(['1.1.0']);
+      const aborted = await run('canary', 'abort', 'crm');
+      expect(aborted.code, aborted.stderr).toBe(0);
+      await waitFor(async () => count(await owned('crm'), '1.2.0') === 0 && count(await owned('crm'), '1.1.0') === 2, { timeoutMs: 60_000, what: 'aborted run stopped' });
       const status = await waitFor(async () => {
         const s = (await apps.status('crm'))?.value;
         return s && s.revision === moved.revision && s.phase === 'Deployed' && s;

@@ -8,7 +8,7 @@ import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CANARY_DEFAULTS } from '../lattice/apps/canary.ts';
 import { abort, begin, pause, promote, resume, start } from '../lattice/canary/index.ts';
-import { openWriter, transition, type Writer } from '../lattice/canary-controller/index.ts';
+import { openWriter, publish, transition, writeWeights, type Writer } from '../lattice/canary-controller/index.ts';
 import { TrellisError } from '../lattice/errors/index.ts';
 import { subjects as buildSubjects } from '../lattice/subjects/index.ts';
 import { startNats, uniqueLattice, type NatsServer } from './harness/index.ts';
@@ -61,6 +61,28 @@ describe('canary documents under racing writers', () => {
       // One decision recorded, never both.
       expect(o.history.filter((d) => d === 'promoted' || d === 'aborted')).toHaveLength(1);
     }
+  });
+
+  it('canary store - weights are fenced by the canary document: a slower writer’s split never lands over a newer abort', async () => {
+    const actor = 'fenced';
+    await transition(a, actor, (st, now) => ({ transition: start(st, { actor, stable: '1.0.0', canary: '1.1.0', spec }, now) }));
+    // Writer a computed the first step from revision r1 but is slow to publish it.
+    const r1 = (await a.docs.get(actor))!;
+    const stepped = begin(r1.value, Date.now());
+    const landed = await transition(a, actor, () => ({ transition: stepped }), { current: r1 });
+    // Meanwhile b aborts (a newer revision) and writes stable 100 %.
+    await transition(b, actor, (st, now) => ({ transition: abort(st, now, actor) }));
+    expect((await a.weights.get(actor))!.weights).toEqual({ '1.0.0': 100 });
+    // a's split, stamped with its older revision, now arrives: refused, stable stays at 100 %.
+    await publish(a, stepped, landed.revision!);
+    expect((await a.weights.get(actor))!.weights).toEqual({ '1.0.0': 100 });
+    expect(await writeWeights(a, actor, { weights: { '1.0.0': 90, '1.1.0': 10 } }, { generation: 1, revision: landed.revision! })).toBe(false);
+    expect((await a.weights.get(actor))!.weights).toEqual({ '1.0.0': 100 });
+    // Weights edited by hand (no stamp) are replaced by the document's.
+    await a.weights.set(actor, { '1.1.0': 100 });
+    const now = (await a.docs.get(actor))!;
+    expect(await writeWeights(b, actor, { weights: { '1.0.0': 100 } }, { generation: 1, revision: now.revision })).toBe(true);
+    expect((await b.weights.get(actor))!.weights).toEqual({ '1.0.0': 100 });
   });
 
   it('canary store - pause and resume from two writers never lose an update; abort with no run writes nothing', async () => {

@@ -5,8 +5,8 @@
  * documents kept here.
  */
 export { API_VERSION, DEFAULT_SPREAD, KIND, MAX_REPLICAS, parseManifest, type ActorSource, type FileReference, type Manifest, type ManifestActor, type ParsedManifest } from './manifest.ts';
-export { CANARY_DEFAULTS, type CanarySpec } from './canary.ts';
-export { ManifestError, formatProblem, type Problem } from './problems.ts';
+export { CANARY_DEFAULTS, checkCanary, type CanarySpec } from './canary.ts';
+export { ManifestError, Problems, formatProblem, type Problem } from './problems.ts';
 export { checkManifest, loadManifest } from './load.ts';
 export { canonicalJson, changeLine, diffSpecs, specHash, toSpec, type Change } from './spec.ts';
 export { APP_HISTORY, appRevisionKind, appStatusKind, openApps, type AppStore } from './documents.ts';

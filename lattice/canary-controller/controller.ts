@@ -10,18 +10,17 @@
  */
 import type { NatsConnection } from 'nats';
 import { actualWeight, analyze, begin, emptyTotals, isActive, start, summarize, tick, type AnalysisWindow } from '../canary/index.ts';
-import type { CanarySpec } from '../apps/canary.ts';
-import { openApps, type AppStore } from '../apps/index.ts';
+import { openApps, type AppStore, type CanarySpec } from '../apps/index.ts';
 import type { ControlClient } from '../control/index.ts';
 import type { Stored } from '../documents/index.ts';
 import type { Logger } from '../log/index.ts';
-import { collectMetrics, type MetricsCollector } from '../metrics/index.ts';
-import type { HostView } from '../reconciler/hosts.ts';
+import { METRICS_PERIOD_MS, collectMetrics, type MetricsCollector } from '../metrics/index.ts';
+import type { HostView } from '../reconciler/index.ts';
 import type { Subjects } from '../subjects/index.ts';
 import type { ActorWeights } from '../weights/index.ts';
 import type { AppRevision, CanaryState } from '../wire/index.ts';
-import { appSpecAtVersion, canaryServes, desiredWeights, instancesOf, missingCanaryStarts, pendingManifestCanary, weightsMatch, type CanaryRecord } from './record.ts';
-import { openWriter, transition, type Operation, type Writer } from './store.ts';
+import { appSpecAtVersion, canaryServes, desiredWeights, instancesOf, missingCanaryStarts, mergeDue, pendingManifestCanary, retireKind, weightsMatch, windowFrom, windowKey, type CanaryRecord } from './record.ts';
+import { openWriter, transition, writeWeights, type Operation, type Writer } from './store.ts';
 
 /** How often the controller looks at every canary (a decision still waits for its interval). */
 export const CANARY_TICK_MS = 250;
@@ -62,7 +61,7 @@ export interface CanaryController {
 
 export async function startCanaryController(o: CanaryControllerOptions): Promise<CanaryController> {
   const logger = o.logger.child({ component: 'canary' });
-  const writer: Writer = await openWriter(o.nc, o.subjects, o.id, `/trellis/${o.subjects.lattice}/controller/${o.id}`);
+  const writer: Writer = await openWriter(o.nc, o.subjects, o.id, `/trellis/${o.subjects.lattice}/controller/${o.id}`, { leader: true });
   const appStore: AppStore = await openApps(o.nc, o.subjects);
   const collector = await collectMetrics(o.nc, o.subjects);
   const docs = new Map<string, Stored<CanaryRecord>>();
@@ -74,7 +73,13 @@ export async function startCanaryController(o: CanaryControllerOptions): Promise
     else docs.set(key, { key, value, revision }), values.set(key, value);
     o.onChange();
   });
-  const stopWeights = await writer.weights.follow((actor, w) => (w ? weights.set(actor, w) : weights.delete(actor)));
+  /** When this leader saw each weights document change (its own clock: the writer's may be off). */
+  const weightsSeenAt = new Map<string, { updatedAt: string; at: number }>();
+  const stopWeights = await writer.weights.follow((actor, w) => {
+    if (!w) return void (weights.delete(actor), weightsSeenAt.delete(actor));
+    weights.set(actor, w);
+    if (weightsSeenAt.get(actor)?.updatedAt !== w.updatedAt) weightsSeenAt.set(actor, { updatedAt: w.updatedAt, at: Date.now() });
+  });
   /** Commands in flight, so a slow start is not sent again every tick. */
   const inFlight = new Set<string>();
   const retireGraceMs = o.retireGraceMs ?? RETIRE_GRACE_MS;
@@ -108,12 +113,20 @@ export async function startCanaryController(o: CanaryControllerOptions): Promise
   };
 
   const windowOf = (r: CanaryState, now: number): AnalysisWindow => {
-    const totals = collector.window(r.actor, Date.parse(r.windowStartedAt), now);
+    const totals = collector.window(r.actor, windowFrom(r, METRICS_PERIOD_MS), now);
     return { stable: totals[r.stable] ?? emptyTotals(), canary: totals[r.canary] ?? emptyTotals() };
   };
 
+  /** When each run's current window was last merged (a merge costs every report in it). */
+  const lastMerge = new Map<string, { key: string; at: number }>();
   const analyseRun = async (stored: Stored<CanaryRecord>) => {
     const r = stored.value;
+    // A window another writer began on its clock: restamp it on ours first, judge it later.
+    if (r.windowReset) {
+      const { windowReset: _w, ...rest } = r;
+      if (o.isLeader()) await writer.docs.put({ ...rest, windowStartedAt: new Date().toISOString() }, { expectRevision: stored.revision }).catch(() => undefined);
+      return undefined;
+    }
     const hosts = o.view.live();
     if (r.phase === 'Progressing' && r.step === 0) {
       for (const s of missingCanaryStarts(r, hosts)) {
@@ -126,6 +139,8 @@ export async function startCanaryController(o: CanaryControllerOptions): Promise
     // merge then, except now and then for `canary status`.
     const refreshDue = !r.lastWindow || now - Date.parse(r.lastWindow.at) >= WINDOW_REFRESH_MS;
     if (r.step > 0 && now - Date.parse(r.windowStartedAt) < Math.min(r.spec.intervalMs, r.spec.progressDeadlineMs) && !refreshDue) return undefined;
+    if (r.step > 0 && !refreshDue && !mergeDue(lastMerge.get(r.actor), r, now, METRICS_PERIOD_MS)) return undefined;
+    lastMerge.set(r.actor, { key: windowKey(r), at: now });
     const window = windowOf(r, now);
     const decision = analyze(window, r.spec, r, now);
     if (decision.kind !== 'wait') {
@@ -148,7 +163,11 @@ export async function startCanaryController(o: CanaryControllerOptions): Promise
     const current = weights.get(r.actor);
     if (!weightsMatch(current, intent)) {
       if (!o.isLeader()) return;
-      await writer.weights.set(r.actor, intent.weights, undefined, intent.sticky ? { sticky: intent.sticky } : {});
+      // The followed copy may lag a writer's newer transition: write only from the document as
+      // it is now, stamped with its revision (writeWeights refuses to go back over newer weights).
+      const fresh = await writer.docs.get(r.actor);
+      if (!fresh || fresh.revision !== stored.revision) return;
+      await writeWeights(writer, r.actor, intent, { generation: r.generation, revision: stored.revision });
       return; // Effects that depend on the weights wait for the write to be seen.
     }
     const hosts = o.view.live();
@@ -162,29 +181,36 @@ export async function startCanaryController(o: CanaryControllerOptions): Promise
         if (left.size === 0) done.push(i);
         for (const hostId of left.keys()) run(`stop:${hostId}:${r.actor}:${e.version}`, () => o.control.stopActor(hostId, { actor: r.actor, version: e.version, fence: o.fence }));
       } else if (e.kind === 'retire-version') {
-        if (r.phase !== 'Promoted') { done.push(i); continue; }
+        // The effect names its version: a retire queued by a run since replaced is still done
+        // (the old stable must not run for ever at 0 %), unless that version serves again now.
+        const kind = retireKind(r, e.version);
+        if (kind === 'skip') { done.push(i); continue; }
+        const ownRetire = kind === 'own';
         // Weights first, and applied: every caller follows the weights within a second, and the
         // windows show it (no unpinned traffic reaches the old version any more). Pinned testers
         // may keep calling it: after RETIRE_WAIT_MS more it is retired all the same.
-        const since = Date.now() - Date.parse(current!.updatedAt);
+        const seenAt = weightsSeenAt.get(r.actor)?.at ?? Date.now();
+        const since = Date.now() - seenAt;
         if (since < retireGraceMs) continue;
-        const stillServed = collector.window(r.actor, Date.parse(current!.updatedAt) + retireGraceMs, Date.now())[e.version]?.requests ?? 0;
+        const stillServed = collector.window(r.actor, seenAt + retireGraceMs, Date.now())[e.version]?.requests ?? 0;
         if (stillServed > 0 && since < retireGraceMs + RETIRE_WAIT_MS) continue;
         const left = r.app ? new Map() : instancesOf(hosts, r.actor, e.version, {});
         if (left.size === 0) {
           done.push(i);
-          retiredAt = new Date().toISOString();
+          if (ownRetire) retiredAt = new Date().toISOString();
         }
         // The host's stop drains: calls in flight finish, new ones go to the promoted version.
         for (const hostId of left.keys()) run(`stop:${hostId}:${r.actor}:${e.version}`, () => o.control.stopActor(hostId, { actor: r.actor, version: e.version, fence: o.fence }));
       } else {
         const app = await appStore.current(e.app);
         if (!app || app.value.deleting) { done.push(i); continue; }
-        const spec = appSpecAtVersion(app.value, r);
+        // Documents from before effects carried their spec: only the run that promoted it has it.
+        const target = e.spec ?? (r.phase === 'Promoted' && r.canary === e.version ? r.canarySpec : undefined);
+        const spec = target ? appSpecAtVersion(app.value, r.actor, target, e.from) : undefined;
         if (!spec) { done.push(i); continue; }
         if (!o.isLeader()) return;
         await appStore.putNext(spec, app).then(
-          (s) => logger.info({ app: e.app, revision: s.value.revision, actor: r.actor, version: r.canary }, 'canary promoted: app desired state moved'),
+          (s) => logger.info({ app: e.app, revision: s.value.revision, actor: r.actor, version: e.version }, 'canary promoted: app desired state moved'),
           () => undefined,
         );
       }

@@ -3,10 +3,9 @@
  * so the command and a `canary:` block accept exactly the same values and defaults. Problems
  * name the flag (`--success-rate`), not the manifest field.
  */
-import { checkCanary, type CanarySpec } from '../apps/canary.ts';
-import { Problems } from '../apps/problems.ts';
+import { Problems, checkCanary, type CanarySpec } from '../apps/index.ts';
 import { TrellisError } from '../errors/index.ts';
-import { statusView } from '../canary/index.ts';
+import { statusView, summaryView } from '../canary/index.ts';
 import type { CanaryStatusView } from '../wire/index.ts';
 
 export interface CanaryFlags {
@@ -57,13 +56,13 @@ export function canarySpecFromFlags(f: CanaryFlags): CanarySpec {
 
 /** The `canary status` table for people: the same as the JSON, at a glance. */
 export function statusText(v: CanaryStatusView): string {
-  const pct = (x: number | undefined) => (x === undefined ? '-' : `${(x * 100).toFixed(2)}%`);
-  const ms = (x: number | undefined) => (x === undefined ? '-' : `${x}ms`);
+  const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(2)}%`);
+  const ms = (x: number | null) => (x === null ? '-' : `${x}ms`);
   const steps = v.steps.map((s, i) => (i + 1 === v.step ? `[${s}]` : String(s))).join(' → ');
   const lines = [
     `${v.actor}${v.app ? ` (app ${v.app})` : ''}: ${v.phase}, ${v.stable} → ${v.canary} (run ${v.generation})`,
     `step ${v.step}/${v.steps.length}: ${steps}`,
-    `weight: set ${v.weight.set}%, actual ${v.weight.actual === undefined ? '-' : `${v.weight.actual}%`}; failed checks ${v.failedChecks}/${v.failureLimit}`,
+    `weight: set ${v.weight.set}%, actual ${v.weight.actual === null ? '-' : `${v.weight.actual}%`}; failed checks ${v.failedChecks}/${v.failureLimit}`,
     '',
     ['VERSION', 'REQUESTS', 'SUCCESS', 'P50', 'P99'].map((h, i) => h.padEnd(i === 0 ? 18 : 10)).join('').trimEnd(),
   ];
@@ -83,5 +82,5 @@ export function viewOf(record: import('./record.ts').CanaryRecord): CanaryStatus
   const view = statusView(record);
   const w = record.lastWindow;
   if (!w) return view;
-  return { ...view, weight: { set: view.weight.set, ...(w.actual !== undefined ? { actual: w.actual } : {}) }, window: { stable: w.stable, canary: w.canary } };
+  return { ...view, weight: { set: view.weight.set, actual: w.actual ?? null }, window: { stable: summaryView(w.stable), canary: summaryView(w.canary) } };
 }

@@ -5,5 +5,6 @@
  * the analysis are K1's, in lattice/canary.
  */
 export { CANARY_TICK_MS, RETIRE_GRACE_MS, startCanaryController, type CanaryController, type CanaryControllerOptions } from './controller.ts';
-export { canaryKind, openCanaries, openWriter, publish, transition, type Operation, type Transitioned, type Writer } from './store.ts';
-export { appSpecAtVersion, canaryServes, compareVersions, desiredWeights, effectiveRevision, instancesOf, missingCanaryStarts, nextRecord, pendingManifestCanary, weightsMatch, type CanaryRecord } from './record.ts';
+export { canarySpecFromFlags, statusText, viewOf, type CanaryFlags } from './flags.ts';
+export { canaryKind, openCanaries, openWriter, publish, transition, writeWeights, type Operation, type Transitioned, type Writer } from './store.ts';
+export { appSpecAtVersion, canaryServes, compareVersions, desiredWeights, effectiveRevision, instancesOf, mayReplaceWeights, missingCanaryStarts, nextRecord, pendingManifestCanary, weightsMatch, type CanaryRecord, type StampedWeights, type WeightsStamp } from './record.ts';

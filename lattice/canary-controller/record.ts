@@ -23,6 +23,12 @@ export interface CanaryRecord extends CanaryState {
   retiredAt?: string;
   /** An ended run whose weights and effects are all done: nothing is level-triggered any more. */
   settled?: boolean;
+  /**
+   * A writer other than the leader (the CLI: promote, resume, start) began a window on its own
+   * clock; the leader restamps it on its clock before judging it, so a laptop 30 s behind cannot
+   * make a step judge at once over old traffic.
+   */
+  windowReset?: boolean;
   /** The last window judged, for `canary status` (the CLI has no metrics collector of its own). */
   lastWindow?: { at: string; actual?: number; stable: Summary; canary: Summary };
 }
@@ -34,7 +40,11 @@ export function nextRecord(previous: CanaryRecord | undefined, t: CanaryTransiti
   const sameRun = previous !== undefined && previous.generation === t.state.generation;
   const base: Partial<CanaryRecord> = previous ? { ...(previous.startInstances !== undefined ? { startInstances: previous.startInstances } : {}), ...(previous.stableSpec ? { stableSpec: previous.stableSpec } : {}), ...(previous.canarySpec ? { canarySpec: previous.canarySpec } : {}) } : {};
   // A new generation keeps the effects of the run it replaced (its canary must still stop).
-  const pending = [...(previous?.pending ?? []), ...t.effects].filter((e, i, all) => all.findIndex((o) => JSON.stringify(o) === JSON.stringify(e)) === i);
+  // A set-app-version carries the spec it moves the app to: the run that asked for it may be
+  // replaced before it is done, and the next run's canarySpec is not validated.
+  const canarySpec = extra.canarySpec ?? base.canarySpec;
+  const effects = t.effects.map((e) => (e.kind === 'set-app-version' && !e.spec && canarySpec?.version === e.version ? { ...e, spec: canarySpec } : e));
+  const pending = [...(previous?.pending ?? []), ...effects].filter((e, i, all) => all.findIndex((o) => JSON.stringify(o) === JSON.stringify(e)) === i);
   const { settled: _s, retiredAt: _r, lastWindow: _w, ...state } = t.state as CanaryRecord;
   return {
     ...base,
@@ -46,8 +56,39 @@ export function nextRecord(previous: CanaryRecord | undefined, t: CanaryTransiti
   };
 }
 
+/**
+ * The record a writer stores: `leader` writes window starts on the clock windows are judged by;
+ * anyone else marks a window it began (or keeps the mark of one not yet restamped).
+ */
+export function withWindowClock(previous: CanaryRecord | undefined, record: CanaryRecord, leader: boolean): CanaryRecord {
+  const { windowReset: _w, ...rest } = record;
+  const began = previous === undefined || previous.generation !== record.generation || previous.windowStartedAt !== record.windowStartedAt;
+  if (leader) return began ? rest : record;
+  return began || record.windowReset ? { ...rest, windowReset: true } : rest;
+}
+
+/**
+ * Where the collector's window of a run starts: one report period after windowStartedAt, since a
+ * report arriving in that period holds mostly traffic from before it (the previous step's
+ * weight, a window already judged).
+ */
+export function windowFrom(r: CanaryState, reportPeriodMs: number): number {
+  return Date.parse(r.windowStartedAt) + reportPeriodMs;
+}
+
+export const windowKey = (r: CanaryState) => `${r.generation}:${r.windowStartedAt}`;
+
+/**
+ * Merge the window again now? Reports come once per period per reporter: merging the whole
+ * window at every tick (4 Hz) while waiting for minRequests would only repeat the work.
+ */
+export function mergeDue(last: { key: string; at: number } | undefined, r: CanaryState, now: number, reportPeriodMs: number): boolean {
+  return last?.key !== windowKey(r) || now - last.at >= reportPeriodMs;
+}
+
 /** Check a record read from KV (K1's check, plus the controller's fields). */
 export function checkRecordExtras(value: Record<string, unknown>): void {
+  if (value.windowReset !== undefined && typeof value.windowReset !== 'boolean') throw new TrellisError('TRELLIS_BAD_REQUEST', 'canary state: windowReset must be true or false');
   if (!Array.isArray(value.pending)) throw new TrellisError('TRELLIS_BAD_REQUEST', 'canary state: pending must be a list of effects');
   for (const e of value.pending) {
     if (!isRecord(e) || !['stop-version', 'retire-version', 'set-app-version'].includes(e.kind as string) || typeof e.version !== 'string') {
@@ -67,6 +108,25 @@ export function desiredWeights(state: CanaryState): WeightsIntent {
   return out;
 }
 
+/** Which canary document a weights document was written from (its KV revision, which only grows). */
+export interface WeightsStamp {
+  generation: number;
+  revision: number;
+}
+
+export interface StampedWeights extends ActorWeights {
+  canary?: WeightsStamp;
+}
+
+/**
+ * May a writer holding the canary document at `mine` replace these weights? Not when they were
+ * written from a newer document (a slower writer's split must not land over an abort); weights
+ * without a stamp (a hand edit, none yet) are always replaced.
+ */
+export function mayReplaceWeights(current: StampedWeights | undefined, mine: WeightsStamp): boolean {
+  return current?.canary === undefined || current.canary.revision <= mine.revision;
+}
+
 /** Does the stored weights document already say what `intent` says? (Zero weights count as absent.) */
 export function weightsMatch(doc: ActorWeights | undefined, intent: WeightsIntent): boolean {
   if (!doc) return false;
@@ -75,6 +135,16 @@ export function weightsMatch(doc: ActorWeights | undefined, intent: WeightsInten
   const s = doc.sticky;
   const t = intent.sticky;
   return (s?.header ?? '') === (t?.header ?? '') && (s?.cookie ?? '') === (t?.cookie ?? '') && (s?.canary ?? '') === (t?.canary ?? '');
+}
+
+/**
+ * A retire-version effect against the document as it is now: 'own' (the promoted run retires its
+ * old stable), 'other' (queued by a run since replaced: still done, or the old stable would run
+ * for ever at 0 %), or 'skip' (that version serves again as this run's stable or canary).
+ */
+export function retireKind(r: CanaryState, version: string): 'own' | 'other' | 'skip' {
+  if (r.phase === 'Promoted' && version === r.stable) return 'own';
+  return version === r.stable || version === r.canary ? 'skip' : 'other';
 }
 
 /** Instances of `actor@version` per host id, as the live inventories say (`owned`: only an app's, or only hand-run). */
@@ -124,11 +194,7 @@ export function effectiveRevision(app: AppRevision, records: ReadonlyMap<string,
   const actors: AppActorSpec[] = [];
   for (const spec of app.spec.actors) {
     const r = records.get(spec.name);
-    const override = r && r.app === app.name && r.stableSpec && r.canarySpec && (spec.version === r.canary || spec.version === r.stable) ? runningSpecs(r, spec) : undefined;
-    if (r && r.app === app.name && r.phase === 'Promoted' && r.retiredAt && spec.version === r.canary) {
-      actors.push(spec);
-      continue;
-    }
+    const override = r && r.app === app.name && r.stableSpec && r.canarySpec ? runningSpecs(r, spec) : undefined;
     if (override) {
       changed = true;
       for (const s of override) if (!actors.some((a) => a.name === s.name && a.version === s.version)) actors.push(s);
@@ -145,21 +211,36 @@ export function effectiveRevision(app: AppRevision, records: ReadonlyMap<string,
   return changed ? { ...app, spec: { ...app.spec, actors } } : app;
 }
 
-/** What an app canary runs now; undefined: the revision as it is. */
+/**
+ * What an app canary runs now instead of `spec`; undefined: the revision as written. A run that
+ * ended must not hold the app for ever (its document stays in KV): after a promotion only until
+ * the old stable is retired and the app moved; after a rollback only while the app still names
+ * the rejected version, and then as the app's current spec at the stable version (later
+ * replica, policy or link changes still count), not the snapshot taken at the start.
+ */
 function runningSpecs(r: CanaryRecord, spec: AppActorSpec): AppActorSpec[] | undefined {
   const stable = r.stableSpec!;
   const canary = r.canarySpec!;
   switch (r.phase) {
     case 'Progressing':
     case 'Paused':
-      return [stable, canary];
-    case 'Promoted':
-      // Once retired, a revision at the canary's version is the truth (later applies may change
-      // replicas); one still at the old stable waits for set-app-version.
+      // A promotion's set-app-version may still be on its way (the app names the version before).
+      return spec.version === r.canary || spec.version === r.stable || r.pending.some((e) => e.kind === 'set-app-version') ? [stable, canary] : undefined;
+    case 'Promoted': {
+      if (spec.version !== r.canary && spec.version !== r.stable) return undefined;
       if (!r.retiredAt) return [stable, canary];
-      return spec.version === r.canary ? undefined : [canary];
-    default:
-      return r.spec.keepCanaryOnRollback ? [stable, canary] : [stable];
+      // Retired, the app not yet moved: the promoted version, not a roll back to the old one.
+      const moving = r.pending.some((e) => e.kind === 'set-app-version');
+      return moving && spec.version === r.stable ? [canary] : undefined;
+    }
+    default: {
+      const keep = r.spec.keepCanaryOnRollback ? [canary] : [];
+      if (spec.version === r.canary) {
+        const { canary: _c, ...plain } = spec;
+        return [{ ...plain, version: r.stable, digest: stable.digest }, ...keep];
+      }
+      return keep.length > 0 && spec.version === r.stable ? [spec, ...keep] : undefined;
+    }
   }
 }
 
@@ -194,14 +275,21 @@ export function compareVersions(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** The app revision's spec with `actor` moved to the canary (set-app-version); undefined when it already is. */
-export function appSpecAtVersion(app: AppRevision, record: CanaryRecord): AppRevision['spec'] | undefined {
-  const canarySpec = record.canarySpec;
-  if (!canarySpec || app.spec.actors.some((a) => a.name === record.actor && a.version === record.canary && a.digest === canarySpec.digest) && !app.spec.actors.some((a) => a.name === record.actor && a.version !== record.canary)) return undefined;
+/**
+ * The app revision's spec with `actor` moved from `from` to `target` (set-app-version);
+ * undefined when there is nothing to do: already there, the actor gone from the app, or the app
+ * since asking for a third version (a newer apply wins over an old promotion).
+ */
+export function appSpecAtVersion(app: AppRevision, actor: string, target: AppActorSpec, from?: string): AppRevision['spec'] | undefined {
+  const named = app.spec.actors.filter((a) => a.name === actor);
+  if (named.length === 0) return undefined;
+  // Already at the version (whatever its digest: a newer apply of it is not overwritten).
+  if (named.every((a) => a.version === target.version)) return undefined;
+  if (from !== undefined && named.some((a) => a.version !== target.version && a.version !== from)) return undefined;
   const actors: AppActorSpec[] = [];
   for (const a of app.spec.actors) {
-    if (a.name !== record.actor) actors.push(a);
-    else if (!actors.some((x) => x.name === record.actor)) actors.push({ ...canarySpec, ...(a.canary ? { canary: a.canary } : {}) });
+    if (a.name !== actor) actors.push(a);
+    else if (!actors.some((x) => x.name === actor)) actors.push({ ...target, ...(a.canary ? { canary: a.canary } : {}) });
   }
   return { ...app.spec, actors };
 }

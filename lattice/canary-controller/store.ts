@@ -28,9 +28,10 @@ import { checkCanaryState } from '../canary/index.ts';
 import { openDocuments, type DocumentKind, type DocumentStore, type Stored } from '../documents/index.ts';
 import { TrellisError } from '../errors/index.ts';
 import { token, type Subjects } from '../subjects/index.ts';
-import { openWeights, type WeightStore } from '../weights/index.ts';
-import { encodeEvent, makeEvent, type CanaryState } from '../wire/index.ts';
-import { checkRecordExtras, nextRecord, type CanaryRecord } from './record.ts';
+import { openWeights, validateSticky, weightsKind, type WeightStore } from '../weights/index.ts';
+import { encodeEvent, makeEvent, isRecord, type CanaryState } from '../wire/index.ts';
+import type { WeightsIntent } from '../canary/index.ts';
+import { checkRecordExtras, mayReplaceWeights, nextRecord, withWindowClock, type CanaryRecord, type StampedWeights, type WeightsStamp } from './record.ts';
 
 /** Canary documents: one per actor, keyed by its name; a few revisions kept for inspection. */
 export const canaryKind: DocumentKind<CanaryRecord> = {
@@ -49,6 +50,21 @@ export function openCanaries(nc: NatsConnection, subjects: Subjects): Promise<Do
   return openDocuments(nc, subjects, canaryKind);
 }
 
+/**
+ * The weights bucket as canary writers see it: the same documents (every caller reads them with
+ * weightsKind, which ignores the stamp), plus the canary document revision they were derived
+ * from, so a slower writer's split never lands over a newer abort or rollback.
+ */
+const stampedWeightsKind: DocumentKind<StampedWeights> = {
+  ...weightsKind,
+  decode(value) {
+    const doc: StampedWeights = weightsKind.decode(value);
+    const c = isRecord(value) ? value.canary : undefined;
+    if (isRecord(c) && Number.isSafeInteger(c.generation) && Number.isSafeInteger(c.revision)) doc.canary = { generation: c.generation as number, revision: c.revision as number };
+    return doc;
+  },
+};
+
 /** A transition to apply to the current state (undefined: no canary ever ran). */
 export type Operation = (state: CanaryRecord | undefined, now: number) => { transition: CanaryTransition<CanaryState | undefined>; extra?: Partial<CanaryRecord> };
 
@@ -64,13 +80,17 @@ export interface Writer {
   subjects: Subjects;
   docs: DocumentStore<CanaryRecord>;
   weights: WeightStore;
+  /** The same weights, with the stamp of the canary document they came from (writes go here). */
+  stamped: DocumentStore<StampedWeights>;
   by: string;
   source: string;
+  /** The leader's writer: its clock is the one windows are judged by (record.ts, withWindowClock). */
+  leader?: boolean;
 }
 
-export async function openWriter(nc: NatsConnection, subjects: Subjects, by: string, source: string): Promise<Writer> {
-  const [docs, weights] = await Promise.all([openCanaries(nc, subjects), openWeights(nc, subjects)]);
-  return { nc, subjects, docs, weights, by, source };
+export async function openWriter(nc: NatsConnection, subjects: Subjects, by: string, source: string, options: { leader?: boolean } = {}): Promise<Writer> {
+  const [docs, weights, stamped] = await Promise.all([openCanaries(nc, subjects), openWeights(nc, subjects), openDocuments(nc, subjects, stampedWeightsKind)]);
+  return { nc, subjects, docs, weights, stamped, by, source, ...(options.leader ? { leader: true } : {}) };
 }
 
 /**
@@ -87,7 +107,7 @@ export async function transition(w: Writer, actor: string, op: Operation, option
     const { transition: t, extra } = op(current?.value, Date.now());
     if (t.refused) throw new TrellisError(t.refused.code, t.refused.reason);
     if (!t.changed || !t.state) return { record: current?.value, transition: t, ...(current ? { revision: current.revision } : {}) };
-    const record = nextRecord(current?.value, t as CanaryTransition<CanaryState>, extra);
+    const record = withWindowClock(current?.value, nextRecord(current?.value, t as CanaryTransition<CanaryState>, extra), w.leader === true);
     let stored: Stored<CanaryRecord>;
     try {
       stored = await w.docs.put(record, { expectRevision: current?.revision ?? 0 });
@@ -95,16 +115,43 @@ export async function transition(w: Writer, actor: string, op: Operation, option
       if (err instanceof TrellisError && err.code === 'TRELLIS_CONFLICT') continue;
       throw err;
     }
-    await publish(w, t);
+    await publish(w, t, stored.revision);
     return { record: stored.value, transition: t, revision: stored.revision };
   }
   throw new TrellisError('TRELLIS_CONFLICT', `the canary of ${actor} kept changing; try again`);
 }
 
-/** Events, then weights: a rollback's stable 100 % goes out as soon as the state holds it. */
-export async function publish(w: Writer, t: CanaryTransition<CanaryState | undefined>): Promise<void> {
+/**
+ * Weights, then events: a rollback's stable 100 % goes out as soon as the state holds it, and
+ * whoever reacts to canary_rolled_back or canary_promoted finds the weights already moved.
+ * (Events are still sent once, by the writer of the transition: one that dies between the
+ * document and the events loses them; the history in the document keeps the record.)
+ */
+export async function publish(w: Writer, t: CanaryTransition<CanaryState | undefined>, revision: number): Promise<void> {
+  if (t.weights && t.state) await writeWeights(w, t.state.actor, t.weights, { generation: t.state.generation, revision });
   for (const e of t.events) {
     if (!w.nc.isClosed()) w.nc.publish(w.subjects.event(e.kind), encodeEvent(makeEvent(e.kind, w.source, { ...e.data, by: w.by })));
   }
-  if (t.weights && t.state) await w.weights.set(t.state.actor, t.weights.weights, undefined, t.weights.sticky ? { sticky: t.weights.sticky } : {});
+}
+
+/**
+ * Write the weights a canary document at `stamp.revision` calls for, with compare-and-set at
+ * the weights revision just read; false when weights of a newer canary document are already
+ * there (this writer's state is stale: the newer one's weights stand).
+ */
+export async function writeWeights(w: Writer, actor: string, intent: WeightsIntent, stamp: WeightsStamp): Promise<boolean> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const current = await w.stamped.get(actor);
+    if (!mayReplaceWeights(current?.value, stamp)) return false;
+    const doc: StampedWeights = { actor, weights: intent.weights, updatedAt: new Date().toISOString(), canary: stamp };
+    if (intent.sticky) doc.sticky = validateSticky(intent.sticky);
+    try {
+      await w.stamped.put(doc, { expectRevision: current?.revision ?? 0 });
+      return true;
+    } catch (err) {
+      if (err instanceof TrellisError && err.code === 'TRELLIS_CONFLICT') continue;
+      throw err;
+    }
+  }
+  throw new TrellisError('TRELLIS_CONFLICT', `the weights of ${actor} kept changing; try again`);
 }

@@ -18,7 +18,7 @@
  *   window still counts and rolls back, since pausing must not leave a bad canary serving; a
  *   healthy one does not advance; the deadline does not run (no rollback for lack of data).
  */
-import type { CanarySpec } from '../apps/canary.ts';
+import type { CanarySpec } from '../apps/index.ts';
 import { TrellisError } from '../errors/index.ts';
 import type { CanaryState, VersionSummary, VersionWindow } from '../wire/index.ts';
 import { emptyHistogram, mergeWireInto, quantile, type Histogram } from './histogram.ts';
@@ -82,6 +82,11 @@ export interface Decision {
   step: number;
   /** A threshold was missed: this decision is one failed check (a fail-check, or the rollback at the limit). */
   failedCheck?: boolean;
+  /**
+   * The window judged (the state's windowStartedAt): a writer working from a lagging copy of the
+   * document may judge a window again that was already counted; tick() then knows.
+   */
+  windowStartedAt?: string;
 }
 
 /** The reason of every rollback for lack of traffic starts with this. */
@@ -97,7 +102,7 @@ export function windowStart(state: CanaryState): number {
  * the time in ms since the epoch. The window must cover `state.windowStartedAt` to `now`.
  */
 export function analyze(window: AnalysisWindow, spec: CanarySpec, state: CanaryState, now: number): Decision {
-  const decide = (kind: DecisionKind, reason: string, numbers: Record<string, number> = {}): Decision => ({ kind, reason, numbers, generation: state.generation, step: state.step });
+  const decide = (kind: DecisionKind, reason: string, numbers: Record<string, number> = {}): Decision => ({ kind, reason, numbers, generation: state.generation, step: state.step, windowStartedAt: state.windowStartedAt });
   if (state.phase !== 'Progressing' && state.phase !== 'Paused') return decide('wait', `canary is ${state.phase}`);
   if (state.promoteFull) return decide('wait', 'full promotion pending: waiting for the canary to serve');
   const paused = state.phase === 'Paused';

@@ -43,4 +43,4 @@ export {
   type WeightsIntent,
 } from './machine.ts';
 export { cookieValue, stickyBucket, stickyChoice, stickyToCanary } from './sticky.ts';
-export { checkCanaryState, statusView } from './state.ts';
+export { checkCanaryState, statusView, summaryView } from './state.ts';

@@ -86,7 +86,7 @@ describe('machine: analysis drives the run', () => {
     expect(state.phase).toBe('Promoted');
     expect(currentStable(state)).toBe('1.1.0');
     expect(last!.weights).toEqual({ weights: { '1.1.0': 100 } });
-    expect(last!.effects).toEqual([{ kind: 'retire-version', version: '1.0.0' }, { kind: 'set-app-version', app: 'shop', version: '1.1.0' }]);
+    expect(last!.effects).toEqual([{ kind: 'retire-version', version: '1.0.0' }, { kind: 'set-app-version', app: 'shop', version: '1.1.0', from: '1.0.0' }]);
     expect(last!.events[0]).toMatchObject({ kind: 'canary_promoted', data: { app: 'shop', phase: 'Promoted', weight: 100 } });
     expect(state.history.map((h) => h.decision)).toEqual(['started', 'step', 'step', 'step', 'step', 'promoted']);
   });
@@ -155,14 +155,30 @@ describe('machine: analysis drives the run', () => {
     expect(tick(gen2, staleRollback, T0 + 30 * S).changed).toBe(false);
   });
 
-  it('machine - a failed check is counted against the state as it is: two judged at once reach the limit', () => {
+  it('machine - one failing window counts once: a decision re-applied on a lagging copy (CAS retry) does not reach the limit', () => {
     const state = atStep1();
     const d1 = analyze(failing(), spec, state, T0 + 30 * S);
+    expect(d1.windowStartedAt).toBe(state.windowStartedAt);
     const once = tick(state, d1, T0 + 30 * S).state;
-    // The same decision (computed before the first was applied) counts the second failure.
-    const twice = tick(once, d1, T0 + 31 * S);
+    expect(once).toMatchObject({ phase: 'Progressing', failedChecks: 1 });
+    // The leader judged the same window again from its stale copy; the retry lands on `once`.
+    const again = analyze(failing(), spec, state, T0 + 30 * S + 250);
+    expect(tick(once, again, T0 + 31 * S).changed).toBe(false);
+    // The next window failing is a second check: the limit (2) rolls back.
+    const next = analyze(failing(), spec, once, T0 + 60 * S);
+    const twice = tick(once, next, T0 + 60 * S);
     expect(twice.state).toMatchObject({ phase: 'RolledBack', failedChecks: 2 });
     expect(twice.events[0]!.data.reason).toMatch(/failed checks 2 of 2$/);
+    // A rollback judged on a window already counted still rolls back, without counting it again.
+    const limit1 = atStep1({ ...spec, failureLimit: 3 });
+    const counted = tick(limit1, analyze(failing(), limit1.spec, limit1, T0 + 30 * S), T0 + 30 * S).state;
+    const lagging = analyze(failing(), limit1.spec, { ...limit1, failedChecks: 2 }, T0 + 30 * S);
+    expect(lagging.kind).toBe('rollback');
+    expect(tick(counted, lagging, T0 + 31 * S).state).toMatchObject({ phase: 'RolledBack', failedChecks: 1 });
+    // A healthy window judged before a resume (fresh window) does not move the step afterwards.
+    const healthyBefore = analyze(healthy(), spec, state, T0 + 30 * S);
+    const resumed = resume(pause(state, T0 + 20 * S).state, T0 + 25 * S).state!;
+    expect(tick(resumed, healthyBefore, T0 + 30 * S).changed).toBe(false);
   });
 
   it('machine - history stays bounded in a long run', () => {
@@ -265,14 +281,24 @@ describe('machine: the races of the issue', () => {
     expect(analyze(window(99), spec, fresh, T0 + 71 * S + spec.intervalMs).kind).toBe('wait');
   });
 
-  it('race - starting the same version again changes nothing; the same version from a new artifact restarts', () => {
+  it('race - starting the same version again changes nothing; new settings restart; a new artifact under a tried version is refused', () => {
     const state = atStep1();
     expect(start(state, base, T0 + S)).toMatchObject({ changed: false, state });
+    // A run of a hand-run version (no digest known) restarted with --source.
     const t = start(state, { ...base, canaryDigest: 'sha256:feed' }, T0 + S);
     expect(t.state).toMatchObject({ generation: 2, step: 0, canaryDigest: 'sha256:feed' });
     // Same version: its instances are replaced by the controller, not stopped.
     expect(t.effects).toEqual([]);
     expect(start(state, { ...base, spec: { ...spec, successRate: 0.95 } }, T0 + S).state.generation).toBe(2);
+    // A version tried with one artifact is refused with another (running or ended): the old
+    // instances would be counted as the new one's. It takes a new version.
+    for (const tried of [t.state, abort(begin(t.state, T0 + 2 * S).state, T0 + 3 * S).state!]) {
+      const again = start(tried, { ...base, canaryDigest: 'sha256:beef' }, T0 + 4 * S);
+      expect(again.changed).toBe(false);
+      expect(again.refused?.code).toBe('TRELLIS_CONFLICT');
+      expect(again.refused?.reason).toContain('needs a new version');
+      expect(start(tried, { ...base, canary: '1.1.1', canaryDigest: 'sha256:beef' }, T0 + 4 * S).changed).toBe(true);
+    }
   });
 
   it('race - a start after a finished run compares with what that run left serving', () => {

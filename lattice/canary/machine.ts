@@ -15,16 +15,17 @@
  *   and could promote it unvalidated): a new generation begins at step 0 with failed checks 0
  *   and all traffic on stable, and the replaced canary stops; decisions of the old generation
  *   are ignored. Starting the same version, artifact and settings again changes nothing, so a
- *   controller may repeat a start after failover.
+ *   controller may repeat a start after failover. The same version from another artifact is
+ *   refused (TRELLIS_CONFLICT): instances are told apart by version only.
  * - abort with nothing running (Argo Rollouts #1292 scaled the stable version to 0): refused
  *   with no weights and no effects; stable is never touched.
  * - pause, failover, resume: all of it lives in the state; resume continues the same step with
  *   the same failed checks and a fresh window.
  */
-import type { CanarySpec } from '../apps/canary.ts';
+import type { CanarySpec } from '../apps/index.ts';
 import { TrellisError, type ErrorCode } from '../errors/index.ts';
 import { token, versionToken } from '../subjects/index.ts';
-import type { CanaryEventKind, CanaryEventPayload, CanaryHistoryDecision, CanaryHistoryEntry, CanaryState } from '../wire/index.ts';
+import type { AppActorSpec, CanaryEventKind, CanaryEventPayload, CanaryHistoryDecision, CanaryHistoryEntry, CanaryState } from '../wire/index.ts';
 import type { Decision } from './analysis.ts';
 
 /** History entries kept in the document: enough to explain a run, bounded for KV. */
@@ -42,8 +43,12 @@ export type CanaryEffect =
   | { kind: 'stop-version'; version: string; reason: string }
   /** The old stable after promotion: drain it with no request lost, then stop it. */
   | { kind: 'retire-version'; version: string }
-  /** Move the app's desired state to this version. */
-  | { kind: 'set-app-version'; app: string; version: string };
+  /**
+   * Move the app's desired state from `from` to this version. The effect carries what it needs
+   * (the controller adds the promoted actor spec): a newer run may replace the document before
+   * it is done, and must not lend it its own canary.
+   */
+  | { kind: 'set-app-version'; app: string; version: string; from?: string; spec?: AppActorSpec };
 
 export interface CanaryEvent {
   kind: CanaryEventKind;
@@ -133,7 +138,7 @@ function promoteNow(state: CanaryState, now: number, reason: string, numbers?: R
   let next: CanaryState = { ...rest, phase: 'Promoted', weight: { set: 100 }, endedAt: iso(now) };
   next = record(next, now, 'promoted', reason, numbers);
   const effects: CanaryEffect[] = [{ kind: 'retire-version', version: state.stable }];
-  if (state.app) effects.push({ kind: 'set-app-version', app: state.app, version: state.canary });
+  if (state.app) effects.push({ kind: 'set-app-version', app: state.app, version: state.canary, from: state.stable });
   return { state: next, changed: true, weights: { weights: { [state.canary]: 100 } }, events: [event(next, 'canary_promoted', reason, numbers)], effects };
 }
 
@@ -164,6 +169,11 @@ export function start(previous: CanaryState | undefined, input: StartInput, now:
   if (stable === undefined) throw new TrellisError('TRELLIS_BAD_REQUEST', `no stable version given for ${input.actor}: a canary needs a version to compare with`);
   versionToken(stable);
   if (stable === input.canary) throw new TrellisError('TRELLIS_BAD_REQUEST', `${input.actor} ${input.canary} is already the stable version`);
+  // Instances are told apart by version: a new artifact under a version already tried would be
+  // counted as the old one's (and could be promoted without ever running). A new build takes a new version.
+  if (previous && previous.canary === input.canary && previous.canaryDigest && input.canaryDigest && previous.canaryDigest !== input.canaryDigest) {
+    return unchanged(previous, { code: 'TRELLIS_CONFLICT', reason: `${input.actor} ${input.canary} was tried with ${previous.canaryDigest}; ${input.canaryDigest} needs a new version (a version names one artifact)` });
+  }
   if (active && previous!.canary === input.canary && previous!.canaryDigest === input.canaryDigest && previous!.app === input.app && sameSpec(previous!.spec, input.spec)) {
     return unchanged(previous!);
   }
@@ -210,13 +220,21 @@ export function begin(state: CanaryState, now: number): CanaryTransition {
 /** Apply an analysis decision. Decisions of another generation, or for a step since left, are ignored where they would move forward. */
 export function tick(state: CanaryState, decision: Decision, now: number): CanaryTransition {
   if (!isActive(state) || decision.generation !== state.generation) return unchanged(state);
+  // Judged on a window the state has since left: it must not move a step (a resume or a step by
+  // hand began a fresh window), and must not count twice when that window's failed check is in
+  // already (a writer's lagging copy of the document judged it again: a failed check recorded
+  // after the window began). A failure not yet counted stays evidence (promote during a rollback).
+  const staleWindow = decision.windowStartedAt !== undefined && decision.windowStartedAt !== state.windowStartedAt;
+  const counted = staleWindow && state.history.some((h) => h.decision === 'failed-check' && Date.parse(h.at) > Date.parse(decision.windowStartedAt!));
   switch (decision.kind) {
     case 'wait':
       return unchanged(state);
     case 'rollback':
-      // Evidence against this canary stays evidence after a step or a pause: it still rolls back.
-      return endWithStable(decision.failedCheck ? { ...state, failedChecks: state.failedChecks + 1 } : state, now, 'RolledBack', decision.reason, decision.numbers);
+      // Evidence against this canary stays evidence after a step or a pause: it still rolls back
+      // (without counting its failed check again).
+      return endWithStable(decision.failedCheck && !counted ? { ...state, failedChecks: state.failedChecks + 1 } : state, now, 'RolledBack', decision.reason, decision.numbers);
     case 'fail-check': {
+      if (counted) return unchanged(state);
       const failedChecks = state.failedChecks + 1;
       const numbers = { ...decision.numbers, failedChecks, failureLimit: state.failureLimit };
       // Counted against the state as it is now: two checks judged at once still reach the limit.
@@ -230,7 +248,7 @@ export function tick(state: CanaryState, decision: Decision, now: number): Canar
     }
     case 'promote-step':
     case 'promoted': {
-      if (state.phase !== 'Progressing' || state.promoteFull || decision.step !== state.step || state.step === 0) return unchanged(state);
+      if (state.phase !== 'Progressing' || state.promoteFull || decision.step !== state.step || state.step === 0 || staleWindow) return unchanged(state);
       const withData = { ...state, lastDataAt: iso(now) };
       if (state.step >= state.steps.length) return promoteNow(withData, now, decision.reason, decision.numbers);
       return enterStep(withData, now, state.step + 1, `step ${state.step + 1}: ${state.steps[state.step]} % to ${state.canary}; ${decision.reason}`, decision.numbers);

@@ -71,7 +71,9 @@ describe('canary state document', () => {
     expect(Object.keys(view.history[0]!).sort()).toEqual(['at', 'decision', 'reason']);
     // Without a window: counts of zero, no rates, no actual weight.
     const bare = statusView(state());
-    expect(bare.weight).toEqual({ set: 10 });
-    expect(bare.window.canary).toEqual({ requests: 0, failures: 0 });
+    // No data: the keys are there all the same, as null.
+    expect(bare.weight).toEqual({ set: 10, actual: null });
+    expect(bare.window.canary).toEqual({ requests: 0, failures: 0, successRate: null, p50Ms: null, p99Ms: null });
+    expect(JSON.parse(JSON.stringify(bare)).window.stable).toHaveProperty('p99Ms', null);
   });
 });

@@ -2,9 +2,9 @@
  * The canary state as a document: checking one read back from KV (a new leader must not act on
  * a corrupt or foreign document) and the `trellis canary status` view of it.
  */
-import type { CanarySpec } from '../apps/canary.ts';
+import type { CanarySpec } from '../apps/index.ts';
 import { TrellisError } from '../errors/index.ts';
-import { CanaryPhases, isRecord, type CanaryPhase, type CanaryState, type CanaryStatusView } from '../wire/index.ts';
+import { CanaryPhases, isRecord, type CanaryPhase, type CanaryState, type CanaryStatusView, type VersionSummary, type VersionSummaryView } from '../wire/index.ts';
 import { actualWeight, emptyTotals, summarize, type AnalysisWindow } from './analysis.ts';
 
 const HISTORY_DECISIONS = new Set(['started', 'restarted', 'step', 'failed-check', 'rolled-back', 'promoted', 'promote-full-requested', 'paused', 'resumed', 'aborted']);
@@ -75,11 +75,16 @@ export function statusView(state: CanaryState, window?: AnalysisWindow): CanaryS
     phase: state.phase,
     step: state.step,
     steps: [...state.steps],
-    weight: { set: state.weight.set, ...(actual !== undefined ? { actual } : {}) },
+    weight: { set: state.weight.set, actual: actual ?? null },
     failedChecks: state.failedChecks,
     failureLimit: state.failureLimit,
     generation: state.generation,
-    window: { stable: summarize(w.stable), canary: summarize(w.canary) },
+    window: { stable: summaryView(summarize(w.stable)), canary: summaryView(summarize(w.canary)) },
     history: state.history.map((h) => ({ at: h.at, decision: h.decision, reason: h.reason, ...(h.numbers ? { numbers: h.numbers } : {}) })),
   };
+}
+
+/** The status view of a summary: the issue's keys always there, null where a window has no data (scripts read them with jq). */
+export function summaryView(s: VersionSummary): VersionSummaryView {
+  return { requests: s.requests, failures: s.failures, successRate: s.successRate ?? null, p50Ms: s.p50Ms ?? null, p99Ms: s.p99Ms ?? null };
 }

@@ -31,9 +31,20 @@ const startFlags = {
 /** The record's status line, for the commands that change it. */
 async function summary(record: CanaryRecord | undefined, actor: string): Promise<{ data: unknown; text: string }> {
   if (!record) return { data: { actor }, text: `${actor}: no canary` };
-  const { viewOf } = await import('../canary-controller/flags.ts');
+  const { viewOf } = await controller();
   const view = viewOf(record);
   return { data: view, text: `${actor}: ${view.phase} at step ${view.step}/${view.steps.length}, ${view.weight.set}% to ${view.canary} (stable ${view.stable})` };
+}
+
+/** The version of `actor` an app revision asks to canary and whose run has not started yet. */
+async function dueManifestCanary(client: ControlClient, actor: string, record: CanaryRecord | undefined): Promise<string | undefined> {
+  const { openApps } = await import('../apps/index.ts');
+  const apps = await (await openApps(client.nc, client.subjects)).list();
+  const asked = apps.flatMap((a) => a.value.spec.actors.filter((s) => s.name === actor && s.canary).map((spec) => ({ app: a.value, spec })));
+  if (asked.length === 0) return undefined;
+  const hosts = await client.pingHosts();
+  const { pendingManifestCanary } = await controller();
+  return asked.find(({ app, spec }) => pendingManifestCanary(app, spec, record, hosts))?.spec.version;
 }
 
 /** One of promote/abort/pause/resume: the machine's transition, with its refusal as the error. */
@@ -72,7 +83,7 @@ export const commands = [
     async run({ client, args, flags, progress }) {
       const actor = args[0]!;
       if (!flags.to) throw new TrellisError('TRELLIS_BAD_OPTION', '--to is required: the canary version');
-      const { canarySpecFromFlags } = await import('../canary-controller/flags.ts');
+      const { canarySpecFromFlags } = await controller();
       const spec = canarySpecFromFlags(flags);
       const { compareVersions, transition } = await controller();
       const { start } = await core();
@@ -112,6 +123,8 @@ export const commands = [
         const stableSpec = served && served.version !== plain.version ? { ...plain, version: served.version, digest: served.digest } : plain;
         extra = { startInstances: false, stableSpec, canarySpec: { ...plain, version: flags.to, digest } };
       }
+      const other = digest ? groups.find((g) => g.version === flags.to && g.digest !== digest) : undefined;
+      if (other) throw new TrellisError('TRELLIS_CONFLICT', `${actor} ${flags.to} already runs ${other.digest}; ${digest} needs a new version (a version names one artifact)`);
       if (!digest && !groups.some((g) => g.version === flags.to)) throw new TrellisError('TRELLIS_NOT_FOUND', `${actor} ${flags.to} runs nowhere: start it first, or give --source`);
       const out = await transition(w, actor, (st, now) => ({
         transition: start(st, { actor, ...(app ? { app } : {}), ...(stable ? { stable } : {}), canary: flags.to!, ...(digest ? { canaryDigest: digest } : {}), spec }, now),
@@ -124,17 +137,22 @@ export const commands = [
     words: ['canary', 'status'],
     args: ['actor'],
     summary: 'show a canary: phase, step, weights set and measured, the last window, the history',
-    details: '--watch prints it again on every change; --wait waits for the run to end and exits 0 if Promoted, 1 otherwise (2 on time-out).',
+    details: [
+      '--watch prints it again on every change; --wait waits for the run to end and exits 0 if Promoted, 1 otherwise (2 on time-out).',
+      'The run waited for is the one --version names, else the one an applied manifest asks for and the leader has not',
+      'started yet, else the current one; with none of these, TRELLIS_NOT_FOUND at once.',
+    ].join('\n'),
     lattice: true,
     flags: {
       watch: { type: 'boolean', help: 'print again on every change (one JSON object per line with --json)' },
       wait: { type: 'boolean', help: 'wait until the run ends; exit 0 on Promoted, non-zero otherwise' },
       timeout: { type: 'duration', help: 'with --wait: how long to wait (default 10m)', minMs: 1 },
+      version: { type: 'string', help: 'with --watch/--wait: the run of this canary version (waits for it to start)', placeholder: 'version' },
     },
     async run({ client, args, flags }): Promise<{ data: unknown; text: string; exitCode?: number } | Stream> {
       const actor = args[0]!;
       const { openCanaries } = await controller();
-      const { statusText, viewOf } = await import('../canary-controller/flags.ts');
+      const { statusText, viewOf } = await controller();
       const docs = await openCanaries(client.nc, client.subjects);
       const show = (r: CanaryRecord) => ({ data: viewOf(r), text: statusText(viewOf(r)) });
       if (!flags.watch && !flags.wait) {
@@ -143,6 +161,13 @@ export const commands = [
         return show(r);
       }
       const { TerminalCanaryPhases } = await import('../wire/index.ts');
+      // Which run to wait for: the one named, the one an apply asked for that the leader has not
+      // started yet (the document still holds the previous run's result), else the current one.
+      // Nothing to wait for at all is an error at once, not a 10-minute wait.
+      const first = await docs.get(actor);
+      const awaitedVersion = flags.version ?? (await dueManifestCanary(client, actor, first?.value));
+      if (!first && awaitedVersion === undefined) throw new TrellisError('TRELLIS_NOT_FOUND', `no canary for ${actor} (none ran, and no app asks for one)`);
+      const ended = (r: CanaryRecord) => TerminalCanaryPhases.includes(r.phase) && (awaitedVersion === undefined || r.canary === awaitedVersion);
       // Follow the document: every change arrives in order; the queue hands them to the renderer.
       const queue: (CanaryRecord | undefined)[] = [];
       let wake: (() => void) | undefined;
@@ -171,7 +196,7 @@ export const commands = [
             if (r === 'timeout') return { ...(last ? show(last) : { data: { actor }, text: `${actor}: no canary` }), exitCode: 2 };
             if (!r) continue;
             last = r;
-            if (TerminalCanaryPhases.includes(r.phase)) return { ...show(r), exitCode: r.phase === 'Promoted' ? 0 : 1 };
+            if (ended(r)) return { ...show(r), exitCode: r.phase === 'Promoted' ? 0 : 1 };
           }
         } finally {
           stop();
@@ -182,13 +207,17 @@ export const commands = [
           let shown = '';
           for (;;) {
             const r = await next();
-            if (r === 'timeout') return;
+            // Only --wait has a deadline: running out of it is a failure for CI, never a pass.
+            if (r === 'timeout') {
+              process.exitCode = 2;
+              return;
+            }
             if (!r) continue;
             const out = show(r);
             const json = JSON.stringify(out.data);
             if (json !== shown) yield out;
             shown = json;
-            if (flags.wait && TerminalCanaryPhases.includes(r.phase)) {
+            if (flags.wait && ended(r)) {
               if (r.phase !== 'Promoted') process.exitCode = 1;
               return;
             }

@@ -23,7 +23,7 @@ import { startTerm, type Term } from './reconcile.ts';
 const TERM_START_MS = 30_000;
 
 export { DEFAULT_LEASE_TTL_MS, LEASE_KEY, leaseKind, openLease, type LeaderLease, type Lease } from './lease.ts';
-export { DEFAULT_HOLD_DOWN_MS } from './hosts.ts';
+export { DEFAULT_HOLD_DOWN_MS, type HostView } from './hosts.ts';
 export { backoffMs, BACKOFF_MAX_MS, BACKOFF_MIN_MS } from './actions.ts';
 
 /** Options of a controller; every field but the servers has a default. */

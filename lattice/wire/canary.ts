@@ -48,6 +48,15 @@ export interface VersionSummary {
   p99Ms?: number;
 }
 
+/** A version's window in `canary status --json`: every key always present (null without data). */
+export interface VersionSummaryView {
+  requests: number;
+  failures: number;
+  successRate: number | null;
+  p50Ms: number | null;
+  p99Ms: number | null;
+}
+
 /** What a history entry records. */
 export type CanaryHistoryDecision =
   | 'started'
@@ -135,11 +144,11 @@ export interface CanaryStatusView {
   phase: CanaryPhase;
   step: number;
   steps: number[];
-  /** `actual`: the canary's measured share of requests in the last window (absent without data). */
-  weight: { set: number; actual?: number };
+  /** `actual`: the canary's measured share of requests in the last window (null without data). */
+  weight: { set: number; actual: number | null };
   failedChecks: number;
   failureLimit: number;
   generation: number;
-  window: { stable: VersionSummary; canary: VersionSummary };
+  window: { stable: VersionSummaryView; canary: VersionSummaryView };
   history: { at: string; decision: CanaryHistoryDecision; reason: string; numbers?: Record<string, number> }[];
 }
