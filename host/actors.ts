@@ -104,11 +104,6 @@ export class ActorSupervisor {
     return { bytes };
   }
 
-  /** What actor@version's signature lets it use (undefined: not bounded, no signatures checked). */
-  capsOf(actor: string, version: string): ReadonlySet<Capability> | undefined {
-    return this.running.get(`${actor}@${version}`)?.caps;
-  }
-
   /**
    * Run `command` after the commands on the same actor before it: two starts of one version
    * (say, from an old and a new controller leader) must not both load it; the second sees the
@@ -178,7 +173,7 @@ export class ActorSupervisor {
       // Resolves once every worker is subscribed: the server knows our interest before we say
       // we are started. A reload (scale, policy) subscribes the new workers before the old
       // ones drain, so the version never stops answering.
-      const loaded = await this.runtime.load({ name: key, actor, version, bytes, policy, serve: this.serving(actor, version) });
+      const loaded = await this.runtime.load({ name: key, actor, version, bytes, policy, serve: this.serving(actor, version), ...(vouched ? { caps: vouched.caps } : {}) });
       if (existing) {
         existing.count = count;
         existing.policy = rawPolicy;

@@ -109,8 +109,8 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
     }),
   );
   const rpcClient = rpc.get;
-  const caps = createCapabilities({ nc, subjects, rpc: rpcClient, grantedCaps: (a, v) => actors?.capsOf(a, v) });
   const trust = createComponentTrust({ nc, subjects, hostIssuers: options.allowedIssuers, logger });
+  const caps = createCapabilities({ nc, subjects, rpc: rpcClient, signingRequired: () => trust.enforcing() });
   const runtime = await createRuntime({ cacheDir: `${options.cacheDir}/components`, logger, capabilities: caps.capabilities });
   let inventoryChanged = () => {};
   const emit: Emit = (kind, data) => {

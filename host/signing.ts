@@ -25,6 +25,8 @@ export interface ComponentTrust {
    * the digest). Undefined when no issuer is configured; throws the refusal's TrellisError.
    */
   check(bytes: Uint8Array, unsignedHash: string | undefined, policy: ActorPolicy): Promise<Vouched | undefined>;
+  /** Whether this host checks signatures now (an issuer set anywhere, or the lattice's list unreadable). */
+  enforcing(): boolean;
   close(): void;
 }
 
@@ -62,6 +64,7 @@ export function createComponentTrust(options: { nc: NatsConnection; subjects: Su
       if (beyond) throw new TrellisError('TRELLIS_CAPABILITY_DENIED', beyond);
       return vouched;
     },
+    enforcing: () => hostIssuers.size > 0 || latticeIssuers === 'unreadable' || latticeIssuers.size > 0,
     close() {
       void following.opened()?.then(
         (stop) => stop(),

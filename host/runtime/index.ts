@@ -47,6 +47,8 @@ export interface LoadSpec {
   policy?: Partial<ActorPolicy> | ActorPolicy;
   /** Serve the actor to the lattice from its workers' own NATS subscriptions. */
   serve?: LatticeServing;
+  /** The signed capabilities of this load's instances, given to every capability call they make. */
+  caps?: ReadonlySet<string>;
 }
 
 export interface InvokeOptions {
@@ -139,6 +141,7 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Actor
         logger: logger.child({ actor: spec.name }),
         workerUrl: await workerScript(),
         serve: spec.serve,
+        ...(spec.caps ? { caps: spec.caps } : {}),
       });
       await pool.start();
       const info: LoadedActor = { name: spec.name, digest: component.digest, world: component.world, policy, source, transpileMs: component.transpileMs };

@@ -35,6 +35,11 @@ export interface CapabilityCall {
   seq: number;
   /** The actor policy's allowed outbound hosts. */
   allowedHosts: readonly string[];
+  /**
+   * What the instance's signature lets it use (undefined: loaded unsigned). Carried by the
+   * instance, not looked up by name, so the bound holds while the version starts or stops.
+   */
+  caps?: ReadonlySet<string>;
 }
 
 /** Backing services of the trellis:actor capability imports. */
@@ -149,6 +154,8 @@ export interface PoolSpec {
   policy: ActorPolicy;
   sandbox: SandboxConfig;
   capabilities: HostCapabilities;
+  /** The signed capabilities of these instances, passed on every capability call (see CapabilityCall). */
+  caps?: ReadonlySet<string>;
   logger: Logger;
   /** The bundled worker script (see worker-script.ts). */
   workerUrl: URL;
@@ -698,11 +705,11 @@ export class ActorPool {
   }
 
   async #hostCall(slot: Slot, call: HostCall): Promise<void> {
-    const { capabilities: caps, actor, version, policy } = this.#spec;
+    const { capabilities: caps, actor, version, policy, caps: signed } = this.#spec;
     let reply: HostReply;
     try {
       let value: unknown;
-      const who: CapabilityCall = { actor, version, invocationId: call.invocationId, seq: call.seq, allowedHosts: policy.allowedHosts };
+      const who: CapabilityCall = { actor, version, invocationId: call.invocationId, seq: call.seq, allowedHosts: policy.allowedHosts, ...(signed ? { caps: signed } : {}) };
       if (call.op === 'keyvalue') {
         if (!isKeyValueOp(call.method)) throw new TrellisError('TRELLIS_BAD_REQUEST', `unknown keyvalue op ${String(call.method)}`);
         const op = caps.keyvalue[call.method as KeyValueOp] as (who: CapabilityCall, ...args: unknown[]) => Promise<unknown>;

@@ -1,0 +1,88 @@
+/**
+ * Signed capabilities bound an actor for as long as any of its instances runs, and track the
+ * host's trust as it changes: on real host processes, providers and nats-server.
+ */
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { createAccount, createUser } from 'nkeys.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectControl, type ControlClient } from '../lattice/control/index.ts';
+import { openLinks } from '../lattice/links/index.ts';
+import { createRpcClient } from '../lattice/rpc/index.ts';
+import { signComponent } from '../lattice/signing/index.ts';
+import { openArtifacts } from '../lattice/state/index.ts';
+import { spawnHost, startNats, uniqueLattice, waitFor, type HostProcess, type NatsServer } from './harness/index.ts';
+import { fixtureActor } from './harness/fixtures.ts';
+
+describe('signed capabilities on a real host', () => {
+  let nats: NatsServer;
+  let client: ControlClient;
+  let host: HostProcess;
+  let actorBytes: Uint8Array;
+  let server: Server;
+  let port = 0;
+  /** Responses the test holds back: an actor waits in its fetch until the test answers. */
+  const held: ServerResponse[] = [];
+  const lattice = uniqueLattice('bound');
+  const issuer = createAccount();
+  const bucket = `bound-${lattice}`;
+
+  const sign = (caps: string[]) => signComponent(actorBytes, { issuer, subject: createUser().getPublicKey(), name: 'ftc', caps }).bytes;
+  const start = async (bytes: Uint8Array, version: string) => {
+    const { digest } = await (await openArtifacts(client.nc, client.subjects)).push(bytes);
+    await client.startActor(host.id, { actor: 'ftc', version, digest, count: 1, policy: { allowedHosts: [`127.0.0.1:${port}`] } });
+  };
+  const invoke = async (version: string, key: string) => {
+    await using rpc = await createRpcClient(client.nc, { lattice });
+    const url = encodeURIComponent(`http://127.0.0.1:${port}/`);
+    const { response } = await rpc.invoke('ftc', { method: 'GET', path: '/', query: `url=${url}&key=${key}`, headers: [], body: new Uint8Array() }, { version, deadlineMs: 60_000 });
+    return new TextDecoder().decode(response.body);
+  };
+
+  beforeAll(async () => {
+    actorBytes = new Uint8Array(await readFile(await fixtureActor('fetch-then-count')));
+    server = createServer((_req, res) => held.push(res));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as { port: number }).port;
+    nats = await startNats();
+    client = await connectControl({ nats: nats.url, lattice, timeoutMs: 60_000 });
+    host = await spawnHost({ nats: nats.url, lattice, heartbeatMs: 500, extraArgs: ['--allowed-issuer', issuer.getPublicKey()] });
+    await client.startProvider(host.id, { provider: 'keyvalue-nats' });
+    await client.startProvider(host.id, { provider: 'http-client' });
+    const links = await openLinks(client.nc, client.subjects);
+    await links.put('ftc', 'keyvalue-nats', { bucket });
+    await links.put('ftc', 'http-client', {});
+  }, 240_000);
+  afterAll(async () => {
+    for (const res of held) res.destroy();
+    server?.closeAllConnections();
+    server?.close();
+    await host?.[Symbol.asyncDispose]();
+    await client?.close();
+    await nats?.stop();
+  });
+
+  it('signing bounds - signed with keyvalue, the fetch-then-count actor counts (the control case)', async () => {
+    await start(sign(['http-client', 'keyvalue']), '1.0.0');
+    const answer = invoke('1.0.0', 'control');
+    await waitFor(() => held.length > 0, { what: 'the actor fetching', timeoutMs: 30_000 });
+    held.shift()!.end('ok');
+    expect(await answer).toBe('1');
+  });
+
+  it('signing bounds - a keyvalue call made while the actor is stopping is still bound by its signature', async () => {
+    await start(sign(['http-client']), '2.0.0');
+    const answer = invoke('2.0.0', 'stopping');
+    await waitFor(() => held.length > 0, { what: 'the actor fetching', timeoutMs: 30_000 });
+    // Stop while the invocation waits in its fetch: the stop waits for it to finish.
+    const stopping = client.stopActor(host.id, { actor: 'ftc', version: '2.0.0' });
+    await waitFor(async () => !(await client.getInventory(host.id)).actors.some((a) => a.version === '2.0.0'), { what: 'the version gone from inventory' });
+    held.shift()!.end('ok');
+    const text = await answer;
+    expect(text).toContain('TRELLIS_CAPABILITY_DENIED');
+    expect(text).toContain('signed without capability keyvalue');
+    await stopping;
+    const kv = await client.nc.jetstream().views.kv(bucket);
+    expect(await kv.get('stopping')).toBeNull();
+  });
+});
