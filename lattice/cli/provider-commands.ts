@@ -64,13 +64,14 @@ export const commands = [
       // Lists, not pairs: a malformed one must not be echoed in the error (parsed in secret-flags.ts).
       secret: { type: 'list', help: 'a secret name=value, sealed before it leaves this process (repeatable)' },
       'secret-file': { type: 'list', help: 'a secret name=<file> read from the file, out of ps and shell history (repeatable)' },
+      'secret-host': { type: 'list', help: 'a destination (host, host:port, *.domain) the secrets may be sent to; required for http-client (repeatable)' },
     },
     async run({ client, args, flags }) {
       const [actor, provider, ...pairs] = args as [string, string, ...string[]];
       const { parsePairs } = await import('./command.ts');
       const { openLinks } = await import('../links/index.ts');
       const { sealLinkSecrets } = await import('./secret-flags.ts');
-      const secrets = await sealLinkSecrets(client, actor, provider, flags.secret, flags.secretFile);
+      const secrets = await sealLinkSecrets(client, actor, provider, flags.secret, flags.secretFile, flags.secretHost);
       const link = await (await openLinks(client.nc, client.subjects)).put(actor, provider, parsePairs(pairs, 'config'), secrets);
       const { maskSecrets } = await import('../secrets/index.ts');
       const shown = { ...link, ...(link.secrets ? { secrets: maskSecrets(link.secrets) } : {}) };

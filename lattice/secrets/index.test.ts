@@ -1,7 +1,7 @@
 import { createCurve } from 'nkeys.js';
 import { describe, expect, it } from 'vitest';
 import { linkKind } from '../links/index.ts';
-import { isSealed, maskSecrets, openSecret, sealSecret, unsealInto } from './index.ts';
+import { isSealed, maskSecrets, openBound, openSecret, sealSecret, secretHosts, unsealBound, unsealInto } from './index.ts';
 
 const lattice = createCurve();
 const context = { actor: 'fetcher', provider: 'http-client', name: 'password' };
@@ -42,5 +42,14 @@ describe('secrets - sealing', () => {
     expect(linkKind.decode({ ...base, secrets: { password: sealed } }).secrets).toEqual({ password: sealed });
     expect(() => linkKind.decode({ ...base, secrets: { password: 'plain' } })).toThrow(/not a sealed value/);
     expect(() => linkKind.decode({ ...base, config: { password: 'x' }, secrets: { password: sealed } })).toThrow(/both a config value and a secret/);
+  });
+
+  it('secrets - destinations sealed with a secret come back only from the provider opening it', () => {
+    const sealed = sealSecret('pw', context, lattice.getPublicKey(), ['API.example.com', '127.0.0.1:8443']);
+    expect(openBound(sealed, context, lattice)).toEqual({ value: 'pw', hosts: ['api.example.com', '127.0.0.1:8443'] });
+    expect(openBound(sealSecret('pw', context, lattice.getPublicKey()), context, lattice)).toEqual({ value: 'pw' });
+    expect(unsealBound({}, { token: sealSecret('t', { ...context, name: 'token' }, lattice.getPublicKey(), ['*.example.com']) }, context, lattice)).toEqual({ config: { token: 't' }, hosts: { token: ['*.example.com'] } });
+    expect(() => secretHosts(['https://evil.example/'])).toThrow(expect.objectContaining({ code: 'TRELLIS_BAD_OPTION' }));
+    expect(() => sealSecret('pw', context, lattice.getPublicKey(), ['a b'])).toThrow(/not a destination host/);
   });
 });
