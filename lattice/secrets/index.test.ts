@@ -36,6 +36,14 @@ describe('secrets - sealing', () => {
     expect(maskSecrets(secrets)).toEqual({ password: '***' });
   });
 
+  it('links - a keyvalue link may not name one of Trellis\'s own buckets', () => {
+    const base = { actor: 'counter', provider: 'keyvalue-nats', updatedAt: new Date().toISOString() };
+    expect(linkKind.decode({ ...base, config: { bucket: 'counters' } }).config.bucket).toBe('counters');
+    for (const bucket of ['trellis-prod-config', 'trellis-other-links', 'TRELLIS-prod-apps']) {
+      expect(() => linkKind.decode({ ...base, config: { bucket } }), bucket).toThrow(expect.objectContaining({ code: 'TRELLIS_RESERVED_BUCKET' }));
+    }
+  });
+
   it('secrets - a link stores only sealed values, each name once', () => {
     const base = { actor: 'fetcher', provider: 'http-client', config: {}, updatedAt: new Date().toISOString() };
     const sealed = sealSecret('pw', context, lattice.getPublicKey());

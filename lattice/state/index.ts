@@ -68,6 +68,20 @@ export function checkBucketName(name: string): string {
   return name;
 }
 
+/** Trellis's own buckets (any lattice's): `trellis-<lattice>-<what>`, see subjects.buckets. */
+const RESERVED_BUCKET = /^trellis-/i;
+
+/**
+ * Check the bucket an actor's keyvalue link names: a valid name, and none of Trellis's own
+ * buckets, which hold the security documents (allowed issuers, the secrets key), links, apps and
+ * routes; an actor that could write them could turn enforcement off or trust its own issuer.
+ */
+export function checkActorBucket(name: string): string {
+  checkBucketName(name);
+  if (RESERVED_BUCKET.test(name)) throw new TrellisError('TRELLIS_RESERVED_BUCKET', `bucket "${name}" is reserved for Trellis itself (names starting with "trellis-"); link the actor to a bucket of its own`);
+  return name;
+}
+
 /** Run `create` with 3 replicas, and with 1 when the cluster is too small for 3. */
 async function withReplicas<T>(create: (replicas: number) => Promise<T>): Promise<T> {
   try {
