@@ -31,15 +31,30 @@ export interface ComponentTrust {
 }
 
 /** Follow the lattice's allowed issuers and check components against them and the host's own. */
-export function createComponentTrust(options: { nc: NatsConnection; subjects: Subjects; hostIssuers: readonly string[]; logger: Logger }): ComponentTrust {
+export function createComponentTrust(options: {
+  nc: NatsConnection;
+  subjects: Subjects;
+  hostIssuers: readonly string[];
+  logger: Logger;
+  /** Check what already runs again: called when the lattice's issuers change, and periodically (expiry). */
+  recheck?: () => void;
+  /** How often to recheck while signatures are enforced (default one minute). */
+  recheckMs?: number;
+}): ComponentTrust {
   const hostIssuers = new Set(options.hostIssuers);
   let latticeIssuers: ReadonlySet<string> | 'unreadable' = new Set();
+  // Claims expire while their actor runs: looked at again now and then, not only at start.
+  const timer = options.recheck && setInterval(() => enforcing() && options.recheck!(), options.recheckMs ?? 60_000);
+  timer?.unref();
+  const enforcing = () => hostIssuers.size > 0 || latticeIssuers === 'unreadable' || latticeIssuers.size > 0;
   // Followed from the first start on, and awaited by it: a start must never slip through before
   // the lattice's list is known. Unreachable KV fails the start (closed, not open).
   const following = openOnce(async () => {
     const store = await openIssuers(options.nc, options.subjects);
     return store.follow((issuers) => {
       latticeIssuers = issuers;
+      // Harmless on the first report (what runs was checked against it anyway).
+      options.recheck?.();
       if (issuers === 'unreadable') options.logger.error("the lattice's allowed issuers document does not decode; refusing every component until it is fixed (trellis issuers add)");
       else options.logger.info({ issuers: [...issuers] }, 'lattice allowed issuers');
     });
@@ -64,8 +79,9 @@ export function createComponentTrust(options: { nc: NatsConnection; subjects: Su
       if (beyond) throw new TrellisError('TRELLIS_CAPABILITY_DENIED', beyond);
       return vouched;
     },
-    enforcing: () => hostIssuers.size > 0 || latticeIssuers === 'unreadable' || latticeIssuers.size > 0,
+    enforcing,
     close() {
+      clearInterval(timer);
       void following.opened()?.then(
         (stop) => stop(),
         () => {}, // never followed: nothing to stop

@@ -9,9 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectControl, type ControlClient } from '../lattice/control/index.ts';
 import { openLinks } from '../lattice/links/index.ts';
 import { createRpcClient } from '../lattice/rpc/index.ts';
-import { signComponent } from '../lattice/signing/index.ts';
+import { openIssuers, signComponent } from '../lattice/signing/index.ts';
 import { openArtifacts } from '../lattice/state/index.ts';
-import { spawnHost, startNats, uniqueLattice, waitFor, type HostProcess, type NatsServer } from './harness/index.ts';
+import { decodeEvent, type LatticeEvent } from '../lattice/wire/index.ts';
+import { exampleActor, spawnHost, startNats, uniqueLattice, waitFor, type HostProcess, type NatsServer } from './harness/index.ts';
 import { fixtureActor } from './harness/fixtures.ts';
 
 describe('signed capabilities on a real host', () => {
@@ -84,5 +85,48 @@ describe('signed capabilities on a real host', () => {
     await stopping;
     const kv = await client.nc.jetstream().views.kv(bucket);
     expect(await kv.get('stopping')).toBeNull();
+  });
+});
+
+describe('trust changes on a running host', () => {
+  let nats: NatsServer;
+  let client: ControlClient;
+  let host: HostProcess;
+  const lattice = uniqueLattice('retrust');
+  const events: LatticeEvent[] = [];
+  const issuer = createAccount();
+
+  beforeAll(async () => {
+    nats = await startNats();
+    client = await connectControl({ nats: nats.url, lattice, timeoutMs: 60_000 });
+    client.nc.subscribe(client.subjects.allEvents(), { callback: (_e, m) => events.push(decodeEvent(m.data)) });
+    await client.nc.flush();
+    // No --allowed-issuer: this host follows the lattice's list alone.
+    host = await spawnHost({ nats: nats.url, lattice, heartbeatMs: 500 });
+  }, 120_000);
+  afterAll(async () => {
+    await host?.[Symbol.asyncDispose]();
+    await client?.close();
+    await nats?.stop();
+  });
+
+  it('signing bounds - after issuers are added, an unsigned actor started before is neither resized nor left running', async () => {
+    const echo = new Uint8Array(await readFile(exampleActor('echo-c')));
+    const { digest } = await (await openArtifacts(client.nc, client.subjects)).push(echo);
+    await client.startActor(host.id, { actor: 'echo', version: '1.0.0', digest, count: 1 });
+    const signed = signComponent(echo, { issuer, subject: createUser().getPublicKey(), name: 'echo', caps: [] }).bytes;
+    const signedDigest = (await (await openArtifacts(client.nc, client.subjects)).push(signed)).digest;
+    await client.startActor(host.id, { actor: 'echo', version: '2.0.0', digest: signedDigest, count: 1 });
+    await (await openIssuers(client.nc, client.subjects)).add([issuer.getPublicKey()]);
+    // A resize right after: refused as unsigned, or already stopped; never more instances.
+    const scaled = await client.scaleActor(host.id, { actor: 'echo', version: '1.0.0', count: 2 }).then(() => 'scaled', (err: { code?: string }) => err.code);
+    expect(['TRELLIS_UNSIGNED', 'TRELLIS_NOT_FOUND']).toContain(scaled);
+    const stopped = await waitFor(() => events.find((e) => e.kind === 'actor_stopped' && e.data.version === '1.0.0'), { what: 'the unsigned version stopped', timeoutMs: 30_000 });
+    expect((stopped.data as { reason: string }).reason).toContain('TRELLIS_UNSIGNED');
+    const running = (await client.getInventory(host.id)).actors.map((a) => a.version);
+    expect(running).toEqual(['2.0.0']);
+    // What the new issuer signed still resizes.
+    await client.scaleActor(host.id, { actor: 'echo', version: '2.0.0', count: 2 });
+    expect((await client.getInventory(host.id)).actors.find((a) => a.version === '2.0.0')?.instances).toBe(2);
   });
 });
