@@ -109,7 +109,7 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
     }),
   );
   const rpcClient = rpc.get;
-  const trust = createComponentTrust({ nc, subjects, hostIssuers: options.allowedIssuers, logger, recheck: () => void actors?.recheck() });
+  const trust = createComponentTrust({ nc, subjects, hostIssuers: options.allowedIssuers, requireSigned: options.requireSigned, logger, recheck: () => void actors?.recheck() });
   const caps = createCapabilities({ nc, subjects, rpc: rpcClient, signingRequired: () => trust.enforcing() });
   const runtime = await createRuntime({ cacheDir: `${options.cacheDir}/components`, logger, capabilities: caps.capabilities });
   let inventoryChanged = () => {};

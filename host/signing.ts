@@ -8,7 +8,7 @@ import type { NatsConnection } from 'nats';
 import { TrellisError } from '../lattice/errors/index.ts';
 import type { Logger } from '../lattice/log/index.ts';
 import type { ActorPolicy } from '../lattice/policy/index.ts';
-import { openIssuers, policyBeyondCaps, requireSigned, type Capability, type ComponentClaims } from '../lattice/signing/index.ts';
+import { openIssuers, policyBeyondCaps, requireSigned, type Capability, type ComponentClaims, type IssuerState } from '../lattice/signing/index.ts';
 import { openOnce } from '../lattice/state/index.ts';
 import type { Subjects } from '../lattice/subjects/index.ts';
 
@@ -35,6 +35,8 @@ export function createComponentTrust(options: {
   nc: NatsConnection;
   subjects: Subjects;
   hostIssuers: readonly string[];
+  /** Check signatures even with no issuer anywhere (then every component is refused). */
+  requireSigned?: boolean;
   logger: Logger;
   /** Check what already runs again: called when the lattice's issuers change, and periodically (expiry). */
   recheck?: () => void;
@@ -42,21 +44,21 @@ export function createComponentTrust(options: {
   recheckMs?: number;
 }): ComponentTrust {
   const hostIssuers = new Set(options.hostIssuers);
-  let latticeIssuers: ReadonlySet<string> | 'unreadable' = new Set();
+  let lattice: IssuerState = { issuers: new Set(), enforce: false };
   // Claims expire while their actor runs: looked at again now and then, not only at start.
   const timer = options.recheck && setInterval(() => enforcing() && options.recheck!(), options.recheckMs ?? 60_000);
   timer?.unref();
-  const enforcing = () => hostIssuers.size > 0 || latticeIssuers === 'unreadable' || latticeIssuers.size > 0;
+  const enforcing = () => options.requireSigned === true || hostIssuers.size > 0 || lattice === 'unreadable' || lattice.enforce;
   // Followed from the first start on, and awaited by it: a start must never slip through before
   // the lattice's list is known. Unreachable KV fails the start (closed, not open).
   const following = openOnce(async () => {
     const store = await openIssuers(options.nc, options.subjects);
-    return store.follow((issuers) => {
-      latticeIssuers = issuers;
+    return store.follow((state) => {
+      lattice = state;
       // Harmless on the first report (what runs was checked against it anyway).
       options.recheck?.();
-      if (issuers === 'unreadable') options.logger.error("the lattice's allowed issuers document does not decode; refusing every component until it is fixed (trellis issuers add)");
-      else options.logger.info({ issuers: [...issuers] }, 'lattice allowed issuers');
+      if (state === 'unreadable') options.logger.error("the lattice's allowed issuers document does not decode or was deleted while enforced; refusing every component until it is fixed (trellis issuers add)");
+      else options.logger.info({ issuers: [...state.issuers], enforce: state.enforce }, 'lattice allowed issuers');
     });
   });
   const allowed = async (): Promise<ReadonlySet<string>> => {
@@ -65,15 +67,19 @@ export function createComponentTrust(options: {
     } catch (err) {
       throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot read the lattice's allowed issuers: ${(err as Error).message}`, { cause: err });
     }
-    if (latticeIssuers === 'unreadable') {
-      throw new TrellisError('TRELLIS_UNTRUSTED_ISSUER', "the lattice's allowed issuers document does not decode, so no issuer can be trusted; an operator must fix it (trellis issuers add)");
+    if (lattice === 'unreadable') {
+      throw new TrellisError('TRELLIS_UNTRUSTED_ISSUER', "the lattice's allowed issuers document does not decode or was deleted while enforced, so no issuer can be trusted; an operator must fix it (trellis issuers add)");
     }
-    return hostIssuers.size === 0 ? latticeIssuers : latticeIssuers.size === 0 ? hostIssuers : new Set([...hostIssuers, ...latticeIssuers]);
+    const issuers = lattice.issuers.size === 0 ? hostIssuers : hostIssuers.size === 0 ? lattice.issuers : new Set([...hostIssuers, ...lattice.issuers]);
+    if (issuers.size === 0 && enforcing()) {
+      throw new TrellisError('TRELLIS_UNTRUSTED_ISSUER', `signatures are required (${options.requireSigned ? '--require-signed' : "the lattice's issuers list is enforced"}) but no issuer is allowed, so every component is refused; allow one: trellis issuers add <public key>`);
+    }
+    return issuers;
   };
   return {
     async check(bytes, unsignedHash, policy) {
       const issuers = await allowed();
-      if (issuers.size === 0) return undefined;
+      if (!enforcing()) return undefined;
       const vouched = requireSigned(bytes, issuers, Date.now(), unsignedHash);
       const beyond = policyBeyondCaps(policy, vouched.caps);
       if (beyond) throw new TrellisError('TRELLIS_CAPABILITY_DENIED', beyond);

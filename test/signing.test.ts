@@ -200,13 +200,46 @@ describe('signed components on real hosts', () => {
     expect(await tryStart(sign(echo), '0.3.0')).toBe('TRELLIS_UNTRUSTED_ISSUER');
     const list = await trellis(['issuers', 'list', '--nats', nats.url, '--lattice', `${lattice}x`, '--json']);
     expect(JSON.parse(list.stdout)).toEqual([latticeIssuer.getPublicKey()]);
-    expect((await trellis(['issuers', 'remove', latticeIssuer.getPublicKey(), '--nats', nats.url, '--lattice', `${lattice}x`])).code).toBe(0);
-    await waitFor(async () => (await tryStart(echo, `0.4.${++versions}`)) === 'started', { what: 'unsigned runs again after the last issuer is removed' });
+    // Enforcement is explicit: removing the last issuer needs --force and leaves it on.
+    const conn = ['--nats', nats.url, '--lattice', `${lattice}x`];
+    const last = await trellis(['issuers', 'remove', latticeIssuer.getPublicKey(), ...conn]);
+    expect(last.code).not.toBe(0);
+    expect(last.stderr).toContain('--force');
+    const forced = await trellis(['issuers', 'remove', latticeIssuer.getPublicKey(), '--force', ...conn]);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.stderr).toContain('warning: no allowed issuer left');
+    await waitFor(async () => (await tryStart(sign(echo, { issuer: latticeIssuer }), `0.4.${++versions}`)) === 'TRELLIS_UNTRUSTED_ISSUER', { what: 'everything refused once the last issuer is removed' });
+    expect(await tryStart(echo, `0.4.${++versions}`)).toBe('TRELLIS_UNTRUSTED_ISSUER');
+    expect((await trellis(['issuers', 'list', ...conn])).stdout).toContain('enforced with no allowed issuer');
+    // Only `issuers disable` lets unsigned components run again.
+    expect((await trellis(['issuers', 'disable', ...conn])).code).toBe(0);
+    await waitFor(async () => (await tryStart(echo, `0.4.${++versions}`)) === 'started', { what: 'unsigned runs again after issuers disable' });
+    // A document deleted while enforced is no way to turn enforcement off: hosts fail closed.
+    expect((await trellis(['issuers', 'add', latticeIssuer.getPublicKey(), ...conn])).code).toBe(0);
+    await waitFor(async () => (await tryStart(echo, `0.4.${++versions}`)) === 'TRELLIS_UNSIGNED', { what: 'enforced again' });
+    const config = await other.nc.jetstream().views.kv(other.subjects.buckets.config);
+    await config.delete('security.issuers');
+    await waitFor(async () => (await tryStart(sign(echo, { issuer: latticeIssuer }), `0.4.${++versions}`)) === 'TRELLIS_UNTRUSTED_ISSUER', { what: 'refused after the document was deleted' });
+    expect(await tryStart(echo, `0.4.${++versions}`)).toBe('TRELLIS_UNTRUSTED_ISSUER');
     // A document that does not decode closes the lattice rather than opening it.
-    await (await other.nc.jetstream().views.kv(other.subjects.buckets.config)).put('security.issuers', new TextEncoder().encode('{"issuers": 42}'));
+    await config.put('security.issuers', new TextEncoder().encode('{"issuers": 42}'));
     await waitFor(async () => (await tryStart(sign(echo, { issuer: latticeIssuer }), `0.5.${++versions}`)) === 'TRELLIS_UNTRUSTED_ISSUER', { what: 'refused while the issuers document is unreadable' });
+    // `issuers list` says so and fails, rather than reporting no issuers.
+    const unreadable = await trellis(['issuers', 'list', ...conn]);
+    expect(unreadable.code).toBe(1);
+    expect(unreadable.stdout).toContain('unreadable');
     // `issuers add` repairs it.
     expect((await trellis(['issuers', 'add', latticeIssuer.getPublicKey(), '--nats', nats.url, '--lattice', `${lattice}x`])).code).toBe(0);
     await waitFor(async () => (await tryStart(sign(echo, { issuer: latticeIssuer }), `0.6.${++versions}`)) === 'started', { what: 'runs again once repaired' });
+  });
+
+  it('signing - a host with --require-signed and no issuer anywhere refuses every component', async () => {
+    await using strict = await spawnHost({ nats: nats.url, lattice: `${lattice}r`, heartbeatMs: 500, extraArgs: ['--require-signed', '--no-controller'] });
+    await using other = await connectControl({ nats: nats.url, lattice: `${lattice}r`, timeoutMs: 60_000 });
+    for (const [what, bytes] of [['unsigned', echo], ['signed', sign(echo)]] as const) {
+      const { digest } = await (await openArtifacts(other.nc, other.subjects)).push(bytes);
+      const code = await other.startActor(strict.id, { actor: 'echo', version: `9.0.${++versions}`, digest, count: 1 }).then(() => 'started', (err: { code?: string; message?: string }) => `${err.code}: ${err.message}`);
+      expect(code, what).toMatch(/^TRELLIS_UNTRUSTED_ISSUER: signatures are required \(--require-signed\)/);
+    }
   });
 });

@@ -30,6 +30,7 @@ export const hostFlags = {
   'http-host': { type: 'string', help: 'address for the HTTP port (default 127.0.0.1)', placeholder: 'address' },
   gateway: { type: 'string', help: 'also run the HTTP gateway on host:port (e.g. :8080); local instances answer without NATS', placeholder: 'host:port' },
   'allowed-issuer': { type: 'list', help: 'run only components signed by this issuer public key (and the lattice list: trellis issuers); env TRELLIS_ALLOWED_ISSUERS, comma separated' },
+  'require-signed': { type: 'boolean', help: 'check signatures even with no allowed issuer anywhere (then refuse every component); env TRELLIS_REQUIRE_SIGNED' },
   'secrets-key': secretsKeyFlag,
 } as const satisfies Flags;
 
@@ -56,6 +57,7 @@ export const commands = [
         logLevel: flags.logLevel,
         gateway: flags.gateway,
         ...(flags.allowedIssuer.length > 0 ? { allowedIssuers: flags.allowedIssuer } : {}),
+        ...(flags.requireSigned ? { requireSigned: true } : {}),
         secretsKeyFile: flags.secretsKey,
       });
       return runHostUntilStopped(host);

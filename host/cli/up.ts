@@ -57,6 +57,7 @@ export const commands = [
           logLevel: flags.logLevel,
           // Accepted through hostFlags: a security flag accepted must never be ignored.
           ...(flags.allowedIssuer.length > 0 ? { allowedIssuers: flags.allowedIssuer } : {}),
+          ...(flags.requireSigned ? { requireSigned: true } : {}),
           secretsKeyFile: flags.secretsKey,
         });
       } catch (err) {

@@ -122,14 +122,22 @@ export const commands = [
     summary: "list the lattice's allowed issuers (hosts run only components they signed)",
     lattice: true,
     async run({ client }) {
-      const issuers = await (await (await signing()).openIssuers(client.nc, client.subjects)).list();
-      return { data: issuers, text: issuers.length === 0 ? 'no lattice-wide allowed issuers (hosts without --allowed-issuer run unsigned components)' : issuers.join('\n') };
+      const status = await (await (await signing()).openIssuers(client.nc, client.subjects)).status();
+      // Unreadable is not "none": hosts refuse everything while it is so, and scripts must notice.
+      if (status === 'unreadable') {
+        return { data: { unreadable: true, issuers: [] }, text: 'the allowed issuers document is unreadable: hosts refuse every component until `trellis issuers add` repairs it', exitCode: 1 };
+      }
+      if (status === 'absent' || (!status.enforce && status.issuers.length === 0)) {
+        return { data: [], text: 'no lattice-wide allowed issuers, not enforced (hosts without --allowed-issuer or --require-signed run unsigned components)' };
+      }
+      if (status.issuers.length === 0) return { data: [], text: 'enforced with no allowed issuer: hosts refuse every component (`trellis issuers add` one, or `trellis issuers disable`)' };
+      return { data: status.issuers, text: status.issuers.join('\n') };
     },
   }),
   command({
     words: ['issuers', 'add'],
     args: ['public-key...'],
-    summary: 'allow issuers lattice-wide: hosts then refuse components signed by no allowed issuer',
+    summary: 'allow issuers lattice-wide and enforce them: hosts then refuse components signed by no allowed issuer',
     lattice: true,
     async run({ client, args }) {
       const issuers = await (await (await signing()).openIssuers(client.nc, client.subjects)).add(args);
@@ -139,11 +147,23 @@ export const commands = [
   command({
     words: ['issuers', 'remove'],
     args: ['public-key...'],
-    summary: 'remove lattice-wide allowed issuers (checked at each actor start)',
+    summary: 'remove lattice-wide allowed issuers (running actors they signed are stopped)',
+    details: 'Enforcement stays on: removing the last issuer needs --force, and hosts then refuse every component.\nTo run unsigned components again: trellis issuers disable.',
     lattice: true,
-    async run({ client, args }) {
-      const issuers = await (await (await signing()).openIssuers(client.nc, client.subjects)).remove(args);
-      return { data: issuers, text: issuers.length === 0 ? 'no allowed issuers left' : `allowed issuers: ${issuers.join(', ')}` };
+    flags: { force: { type: 'boolean', help: 'remove the last issuer too (hosts then refuse every component)' } },
+    async run({ client, args, flags }) {
+      const issuers = await (await (await signing()).openIssuers(client.nc, client.subjects)).remove(args, { force: flags.force });
+      if (issuers.length === 0) process.stderr.write('warning: no allowed issuer left; hosts refuse every component until one is added (or `trellis issuers disable`)\n');
+      return { data: issuers, text: issuers.length === 0 ? 'no allowed issuers left (enforced: every component is refused)' : `allowed issuers: ${issuers.join(', ')}` };
+    },
+  }),
+  command({
+    words: ['issuers', 'disable'],
+    summary: 'stop enforcing the lattice-wide issuers: hosts without their own --allowed-issuer run unsigned components',
+    lattice: true,
+    async run({ client }) {
+      await (await (await signing()).openIssuers(client.nc, client.subjects)).disable();
+      return { data: { enforce: false }, text: 'lattice-wide issuers disabled: hosts without --allowed-issuer or --require-signed run unsigned components' };
     },
   }),
   command({
