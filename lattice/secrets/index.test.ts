@@ -60,4 +60,13 @@ describe('secrets - sealing', () => {
     expect(() => secretHosts(['https://evil.example/'])).toThrow(expect.objectContaining({ code: 'TRELLIS_BAD_OPTION' }));
     expect(() => sealSecret('pw', context, lattice.getPublicKey(), ['a b'])).toThrow(/not a destination host/);
   });
+
+  it('secrets - a malformed sealed value (truncated box, bad sender key) is TRELLIS_SECRET_UNSEALABLE, not internal', () => {
+    const parts = sealSecret('pw', context, lattice.getPublicKey()).split('.');
+    const truncated = [...parts.slice(0, 4), 'AA'].join('.');
+    const badSender = [parts[0], parts[1], parts[2], `X${'A'.repeat(55)}`, parts[4]].join('.');
+    for (const bad of [truncated, badSender]) {
+      expect(() => openSecret(bad, context, lattice)).toThrow(expect.objectContaining({ code: 'TRELLIS_SECRET_UNSEALABLE', message: expect.stringContaining('corrupt or forged') }));
+    }
+  });
 });

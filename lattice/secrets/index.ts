@@ -90,7 +90,13 @@ export function openBound(sealed: string, context: SecretContext, key: KeyPair):
   if (!match) throw new TrellisError('TRELLIS_SECRET_UNSEALABLE', `${what} is not a sealed value`);
   const [, recipient, sender, box] = match as unknown as [string, string, string, string];
   if (recipient !== key.getPublicKey()) throw new TrellisError('TRELLIS_SECRET_UNSEALABLE', `${what} is sealed to ${recipient}, not to this provider's key ${key.getPublicKey()}`);
-  const plain = key.open(Buffer.from(box, 'base64url'), sender);
+  let plain: Uint8Array | null;
+  try {
+    plain = key.open(Buffer.from(box, 'base64url'), sender);
+  } catch {
+    // nkeys throws on a box too short or a sender key that is not one: malformed, not a bug.
+    plain = null;
+  }
   if (!plain) throw new TrellisError('TRELLIS_SECRET_UNSEALABLE', `${what} does not open with this provider's key (corrupt or forged)`);
   let parsed: unknown;
   try {
