@@ -46,7 +46,7 @@ export function createComponentTrust(options: {
   const hostIssuers = new Set(options.hostIssuers);
   let lattice: IssuerState = { issuers: new Set(), enforce: false };
   // Claims expire while their actor runs: looked at again now and then, not only at start.
-  const timer = options.recheck && setInterval(() => enforcing() && options.recheck!(), options.recheckMs ?? 60_000);
+  const timer = options.recheck && setInterval(() => enforcing() && lattice !== 'unreadable' && options.recheck!(), options.recheckMs ?? 60_000);
   timer?.unref();
   const enforcing = () => options.requireSigned === true || hostIssuers.size > 0 || lattice === 'unreadable' || lattice.enforce;
   // Followed from the first start on, and awaited by it: a start must never slip through before
@@ -55,8 +55,10 @@ export function createComponentTrust(options: {
     const store = await openIssuers(options.nc, options.subjects);
     return store.follow((state) => {
       lattice = state;
-      // Harmless on the first report (what runs was checked against it anyway).
-      options.recheck?.();
+      // Harmless on the first report (what runs was checked against it anyway). Not while the
+      // list is unreadable: new starts are refused, but a watch that broke for a moment must not
+      // stop every actor of the lattice.
+      if (state !== 'unreadable') options.recheck?.();
       if (state === 'unreadable') options.logger.error("the lattice's allowed issuers document does not decode or was deleted while enforced; refusing every component until it is fixed (trellis issuers add)");
       else options.logger.info({ issuers: [...state.issuers], enforce: state.enforce }, 'lattice allowed issuers');
     });

@@ -119,7 +119,18 @@ export async function openIssuers(nc: NatsConnection, subjects: Subjects): Promi
     async follow(onChange) {
       const kv = await openKv(nc, subjects.buckets.config);
       let enforced = false;
-      return followKv(kv, ({ value }) => {
+      let stopped = false;
+      let stopWatch = () => {};
+      let retry: NodeJS.Timeout | undefined;
+      // A watch that ends leaves a list nobody updates: unreadable (fail closed) until a new
+      // watch delivers the document again.
+      const reopen = () => {
+        if (stopped) return;
+        onChange('unreadable');
+        retry = setTimeout(() => void watch().then((stop) => (stopped ? stop() : (stopWatch = stop)), reopen), 1000);
+        retry.unref();
+      };
+      const watch = () => followKv(kv, ({ value }) => {
         // Deleted (or purged) after this host saw enforcement on: not a way to turn it off.
         if (value === undefined) return onChange(enforced ? 'unreadable' : { issuers: new Set(), enforce: false });
         try {
@@ -130,7 +141,13 @@ export async function openIssuers(nc: NatsConnection, subjects: Subjects): Promi
         } catch {
           onChange('unreadable');
         }
-      }, { key: KEY });
+      }, { key: KEY, onEnd: reopen });
+      stopWatch = await watch();
+      return () => {
+        stopped = true;
+        clearTimeout(retry);
+        stopWatch();
+      };
     },
   };
 }

@@ -120,9 +120,10 @@ export interface KvChange {
  * Follow the keys of a bucket (all, or those matching `key`, a KV pattern with `*` and `>`):
  * `onChange` for each current entry and then for every change. Resolves once the current
  * entries were handed to `onChange`, so a caller's first lookup already sees them. Returns a
- * stop function.
+ * stop function. `onEnd` is called if the watch ends after that without being stopped (the
+ * connection closed under it, the server ended it): what was followed is then no longer current.
  */
-export async function followKv(kv: KV, onChange: (change: KvChange) => void, options: { key?: string } = {}): Promise<() => void> {
+export async function followKv(kv: KV, onChange: (change: KvChange) => void, options: { key?: string; onEnd?: () => void } = {}): Promise<() => void> {
   // nats.js signals "initialized" in one of two ways: in order through the iterator (after the
   // entries before it were consumed), or at once inside watch() when every current entry had
   // already arrived, though the loop below has not consumed them yet. So readiness is a count:
@@ -134,7 +135,9 @@ export async function followKv(kv: KV, onChange: (change: KvChange) => void, opt
   let markReady!: () => void;
   let fail!: (err: unknown) => void;
   const ready = new Promise<void>((resolve, reject) => ((markReady = resolve), (fail = reject)));
-  const settle = () => applied >= target && markReady();
+  let isReady = false;
+  let stopped = false;
+  const settle = () => applied >= target && ((isReady = true), markReady());
   iter = await whileStreamPropagates(() => {
     initializedEarly = false;
     return kv.watch({
@@ -157,9 +160,15 @@ export async function followKv(kv: KV, onChange: (change: KvChange) => void, opt
     .catch(() => undefined)
     // Ended (stopped, or the connection closed under it): a follow still waiting for the
     // current entries fails instead of hanging; after that, a rejection has no one to catch it.
-    .then(() => fail(new TrellisError('TRELLIS_NATS_UNAVAILABLE', 'the KV watch ended before it delivered the current entries')));
+    .then(() => {
+      if (!isReady) return fail(new TrellisError('TRELLIS_NATS_UNAVAILABLE', 'the KV watch ended before it delivered the current entries'));
+      if (!stopped) options.onEnd?.();
+    });
   await ready;
-  return () => watching.stop();
+  return () => {
+    stopped = true;
+    watching.stop();
+  };
 }
 
 /** An artifact not (yet) in the store: retried for a while, then TRELLIS_DIGEST_NOT_FOUND. */
