@@ -5,24 +5,13 @@
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { nkeys, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from 'nats';
+import { nkeys, type Msg, type NatsConnection, type Subscription } from 'nats';
 import { connectParticipant } from '../lattice/control/index.ts';
-import { TrellisError, toTrellisError, type ErrorCode } from '../lattice/errors/index.ts';
+import { TrellisError } from '../lattice/errors/index.ts';
 import { createLogger, type Logger } from '../lattice/log/index.ts';
-import { subjects as buildSubjects, parseControlSubject, ControlOps, type ControlOp, type Subjects, type EventType } from '../lattice/subjects/index.ts';
-import {
-  ControlRequests,
-  decode,
-  encode,
-  encodeBeat,
-  encodeEvent,
-  makeEvent,
-  type ControlReplies,
-  type ControlReply,
-  type ControlRequest,
-  type EventData,
-  type HostInventory,
-} from '../lattice/wire/index.ts';
+import { subjects as buildSubjects, type Subjects, type EventType } from '../lattice/subjects/index.ts';
+import { encodeBeat, encodeEvent, makeEvent, type EventData, type HostInventory } from '../lattice/wire/index.ts';
+import { controlResponder } from './control.ts';
 import { startOpsServer } from './http.ts';
 import { HostRegistration } from './registration.ts';
 import { ActorSupervisor } from './actors.ts';
@@ -73,12 +62,6 @@ type Emit = <K extends EventType>(kind: K, data: EventData[K]) => void;
 const INVENTORY_EVENTS: ReadonlySet<EventType> = new Set(['actor_started', 'actor_stopped', 'provider_started', 'provider_stopped', 'provider_restarted', 'labels_changed']);
 /** Changes within this window go out as one inventory. */
 const INVENTORY_DEBOUNCE_MS = 25;
-
-/** One handler per control operation: a validated, typed request in, its reply out; throw TrellisError to fail. */
-type ControlHandlers = { [Op in ControlOp]: (request: ControlRequest<Op>) => Promise<ControlReplies[Op]> | ControlReplies[Op] };
-
-/** `noun.verb` of a control subject → its operation. */
-const OPS_BY_SUBJECT = new Map<string, ControlOp>(Object.entries(ControlOps).map(([op, [noun, verb]]) => [`${noun}.${verb}`, op as ControlOp]));
 
 /** Start a host and join the lattice. Resolves once it is subscribed and has announced itself. */
 export async function startHost(userOptions: HostOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<Host> {
@@ -170,9 +153,8 @@ class HostImpl implements Host {
   private seq = 0;
   private subs: Subscription[] = [];
   private closeOps?: () => Promise<void>;
-  private readonly handlers: ControlHandlers;
-  /** The highest controller fence this host has obeyed (0: none yet). */
-  private highestFence = 0;
+  /** Answers control messages (see control.ts). */
+  private readonly onControl: (msg: Msg) => Promise<void>;
   /** This host's entry in the host registry. */
   private readonly registration: HostRegistration;
 
@@ -194,7 +176,7 @@ class HostImpl implements Host {
   ) {
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
     this.registration = new HostRegistration(nc, subjects, { id, name, heartbeatMs: options.heartbeatMs }, logger);
-    this.handlers = {
+    this.onControl = controlResponder({ id, nc, lattice: options.lattice, maxPayloadBytes: options.maxControlPayloadBytes, logger, metrics }, {
       hostPing: () => this.inventory(),
       hostInventory: () => this.inventory(),
       hostStop: ({ timeoutMs }) => {
@@ -220,7 +202,7 @@ class HostImpl implements Host {
         this.emit('labels_changed', { hostId: this.id, labels: this.labels() });
         return { labels: this.labels() };
       },
-    };
+    });
   }
 
   get lattice(): string {
@@ -304,60 +286,6 @@ class HostImpl implements Host {
     this.metrics.uptime.set((Date.now() - this.startedAt.getTime()) / 1000);
     this.emit('host_heartbeat', this.inventory());
     void this.registration.register();
-  }
-
-  /** Answer one control message. Never throws: every failure becomes an error envelope. */
-  private async onControl(msg: Msg): Promise<void> {
-    let op: ControlOp | 'unknown' = 'unknown';
-    let reply: ControlReply;
-    try {
-      const parsed = parseControlSubject(msg.subject);
-      const known = parsed && OPS_BY_SUBJECT.get(`${parsed.noun}.${parsed.verb}`);
-      if (!parsed || !known) throw new TrellisError('TRELLIS_UNKNOWN_COMMAND', `unknown control command on ${msg.subject}`);
-      op = known;
-      // Only ping is broadcast; every other command must name its host, so one stray message
-      // can never make every host start or stop something.
-      if (parsed.hostId === undefined && op !== 'hostPing') {
-        if (!msg.reply) return;
-        throw new TrellisError('TRELLIS_BAD_REQUEST', `control command "${op}" must be addressed to one host`);
-      }
-      if (msg.data.length > this.options.maxControlPayloadBytes) {
-        throw new TrellisError('TRELLIS_PAYLOAD_TOO_LARGE', `control request of ${msg.data.length} bytes exceeds ${this.options.maxControlPayloadBytes}`);
-      }
-      const body = decode<unknown>(msg.data, `control ${op}`);
-      // The lattice is checked before the rest, so a request for another lattice says so.
-      const lattice = (body as { lattice?: unknown } | null)?.lattice;
-      if (typeof lattice === 'string' && lattice !== this.options.lattice) {
-        throw new TrellisError('TRELLIS_WRONG_LATTICE', `request is for lattice "${lattice}", this host is in "${this.options.lattice}"`);
-      }
-      reply = { ok: true, data: await this.dispatch(op, body) };
-    } catch (err) {
-      const error = toTrellisError(err);
-      if (error.code === 'TRELLIS_INTERNAL') this.logger.error({ err, op }, 'control handler failed');
-      else this.logger.debug({ code: error.code, op, message: error.message }, 'control request refused');
-      reply = { ok: false, error: error.toJSON() };
-    }
-    this.metrics.controlRequests.inc({ op, result: reply.ok ? 'ok' : (reply.error.code as ErrorCode) });
-    if (msg.reply && !this.nc.isClosed()) {
-      const h = natsHeaders();
-      h.set('trellis-host', this.id);
-      this.nc.publish(msg.reply, encode(reply), { headers: h });
-    }
-  }
-
-  /** Validate a request against its operation's contract, check its fence, run its handler. */
-  private dispatch<Op extends ControlOp>(op: Op, body: unknown): Promise<ControlReplies[Op]> | ControlReplies[Op] {
-    const request = ControlRequests[op](body, op) as ControlRequest<Op>;
-    const fence = (request as { fence?: number }).fence;
-    if (fence !== undefined) {
-      // A controller's term fences its commands (see the contract): a lower fence than one
-      // already obeyed comes from a leader that has been replaced, and must not act.
-      if (fence < this.highestFence) {
-        throw new TrellisError('TRELLIS_CONFLICT', `command from a replaced controller (fence ${fence}; this host follows fence ${this.highestFence})`);
-      }
-      this.highestFence = fence;
-    }
-    return this.handlers[op](request);
   }
 
   stop(reason = 'stopped', drainMs = this.options.stopTimeoutMs): Promise<void> {
