@@ -25,6 +25,7 @@ import { startController, type Controller } from '../lattice/reconciler/index.ts
 import { createRpcClient } from '../lattice/rpc/index.ts';
 import { startMetricsReporter } from '../lattice/metrics/index.ts';
 import { openOnce } from '../lattice/state/index.ts';
+import { readSeedFile } from '../lattice/signing/index.ts';
 import { packagePath } from '../lattice/package-root/index.ts';
 import { compileHostOptions, validateLabel, type CompiledHostOptions, type HostOptions } from './options/index.ts';
 
@@ -66,6 +67,9 @@ const INVENTORY_DEBOUNCE_MS = 25;
 /** Start a host and join the lattice. Resolves once it is subscribed and has announced itself. */
 export async function startHost(userOptions: HostOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<Host> {
   const options = compileHostOptions(userOptions, env);
+  // Checked once here, not first when a provider starts: a host must not run for hours with a
+  // secrets key its providers cannot read.
+  if (options.secretsKeyFile) (await readSeedFile(options.secretsKeyFile, ['curve'], '--secrets-key file')).clear();
   const keyPair = options.seed ? nkeys.fromSeed(new TextEncoder().encode(options.seed)) : nkeys.createServer();
   const id = keyPair.getPublicKey();
   const name = options.name ?? `${os.hostname()}-${id.slice(-6).toLowerCase()}`;

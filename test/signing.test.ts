@@ -109,6 +109,28 @@ describe('signed components on real hosts', () => {
     expect((await trellis(['inspect', exampleActor('echo-c'), '--json'])).code).toBe(1);
   });
 
+  it('signing - sign -o refuses an existing file without --force; inspect fails for an expired component when issuers are given; a host checks --secrets-key at start', async () => {
+    const seed = path.join(dir, 'issuer-b.nk');
+    expect((await trellis(['keys', 'gen', '-o', seed])).code).toBe(0);
+    const out = path.join(dir, 'exists.wasm');
+    await writeFile(out, 'precious');
+    const refused = await trellis(['sign', exampleActor('echo-c'), '--issuer', seed, '-o', out]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('exists; pass --force');
+    expect(await readFile(out, 'utf8')).toBe('precious');
+    expect((await trellis(['sign', exampleActor('echo-c'), '--issuer', seed, '-o', out, '--force'])).code).toBe(0);
+    // Valid signature, expired claims: with --allowed-issuer the host verdict decides the exit.
+    const expired = path.join(dir, 'expired.wasm');
+    await writeFile(expired, sign(echo, { nowMs: Date.now() - 2 * DAY, expiresAtMs: Date.now() - DAY }));
+    const inspected = await trellis(['inspect', expired, '--allowed-issuer', issuer.getPublicKey(), '--json']);
+    expect(inspected.code).toBe(1);
+    expect(JSON.parse(inspected.stdout)).toMatchObject({ verifies: true, host: { ok: false, code: 'TRELLIS_EXPIRED' } });
+    const missingKey = await trellis(['host', '--secrets-key', path.join(dir, 'no-such.xk'), '--nats', nats.url, '--lattice', lattice]);
+    expect(missingKey.code).not.toBe(0);
+    expect(missingKey.stderr).toContain('--secrets-key file');
+    expect(missingKey.stderr).toContain('TRELLIS_FILE_UNREADABLE');
+  });
+
   it('signing - a host refuses a malformed --allowed-issuer (flag or env) at start', async () => {
     const flag = await trellis(['host', '--allowed-issuer', 'SAnotapublickey', '--nats', nats.url, '--lattice', lattice]);
     expect(flag.code).toBe(2);

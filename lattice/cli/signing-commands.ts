@@ -1,5 +1,4 @@
 /** Keys, signed components, the lattice's allowed issuers and its secrets key. */
-import { writeFile } from 'node:fs/promises';
 import { TrellisError } from '../errors/index.ts';
 import { command } from './command.ts';
 import { duration, table } from './format.ts';
@@ -41,7 +40,8 @@ export const commands = [
     details: 'Signing again replaces the claims. Capabilities bound what links and policy may grant:\nkeyvalue, http-client, actor-call, env, filesystem.',
     flags: {
       issuer: { type: 'string', help: 'issuer seed file (account or user key, from `trellis keys gen`)', placeholder: 'file' },
-      out: { type: 'string', short: 'o', help: 'signed component to write (required)', placeholder: 'signed.wasm' },
+      out: { type: 'string', short: 'o', help: 'signed component to write (required; an existing file needs --force)', placeholder: 'signed.wasm' },
+      force: { type: 'boolean', help: 'replace the -o file if it exists' },
       name: { type: 'string', help: 'component name in the claims' },
       subject: { type: 'string', help: "the component's public key (default: kept when signing again, else a new one)", placeholder: 'key' },
       expires: { type: 'duration', help: 'valid for this long from now, e.g. 90d (default: no expiry)', minMs: 1000 },
@@ -51,7 +51,7 @@ export const commands = [
     async run({ args, flags }) {
       if (!flags.out) throw new TrellisError('TRELLIS_BAD_OPTION', '-o/--out <signed.wasm> is required');
       if (!flags.issuer) throw new TrellisError('TRELLIS_BAD_OPTION', '--issuer <seed file> is required');
-      const { createKey, readSeedFile, signComponent, previousSubject, isIssuerKey } = await signing();
+      const { createKey, readSeedFile, signComponent, previousSubject, isIssuerKey, writePrivateFile } = await signing();
       const { readUserFile, looksLikeWasm } = await import('../state/index.ts');
       const bytes = await readUserFile(args[0]!, 'component');
       if (!looksLikeWasm(bytes)) throw new TrellisError('TRELLIS_BAD_REQUEST', `${args[0]} is not a WebAssembly file`);
@@ -69,7 +69,7 @@ export const commands = [
         ...(flags.notBefore !== undefined ? { notBeforeMs: dateOption('--not-before', flags.notBefore) } : {}),
       });
       issuer.clear();
-      await writeFile(flags.out, signed.bytes);
+      await writePrivateFile(flags.out, signed.bytes, flags.force, 0o644);
       const c = signed.claims;
       return {
         data: { file: flags.out, bytes: signed.bytes.length, claims: c },
@@ -113,7 +113,8 @@ export const commands = [
       return {
         data: { file: args[0], digest, signed: true, verifies, signatureValid: report.signatureValid, hashValid: report.hashValid, sectionsAfterClaims: report.sectionsAfterClaims, claims, host },
         text: table(['FIELD', 'VALUE'], rows),
-        exitCode: verifies ? 0 : 1,
+        // A host's verdict, not only the signature: expired or not yet valid fails too.
+        exitCode: verifies && verdict.ok ? 0 : 1,
       };
     },
   }),
