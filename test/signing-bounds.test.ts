@@ -29,14 +29,14 @@ describe('signed capabilities on a real host', () => {
   const bucket = `bound-${lattice}`;
 
   const sign = (caps: string[]) => signComponent(actorBytes, { issuer, subject: createUser().getPublicKey(), name: 'ftc', caps }).bytes;
-  const start = async (bytes: Uint8Array, version: string) => {
+  const start = async (bytes: Uint8Array, version: string, policy: Record<string, unknown> = { allowedHosts: [`127.0.0.1:${port}`] }, actor = 'ftc') => {
     const { digest } = await (await openArtifacts(client.nc, client.subjects)).push(bytes);
-    await client.startActor(host.id, { actor: 'ftc', version, digest, count: 1, policy: { allowedHosts: [`127.0.0.1:${port}`] } });
+    await client.startActor(host.id, { actor, version, digest, count: 1, policy });
   };
-  const invoke = async (version: string, key: string) => {
+  const invoke = async (version: string, key: string, query?: string) => {
     await using rpc = await createRpcClient(client.nc, { lattice });
     const url = encodeURIComponent(`http://127.0.0.1:${port}/`);
-    const { response } = await rpc.invoke('ftc', { method: 'GET', path: '/', query: `url=${url}&key=${key}`, headers: [], body: new Uint8Array() }, { version, deadlineMs: 60_000 });
+    const { response } = await rpc.invoke('ftc', { method: 'GET', path: '/', query: query ?? `url=${url}&key=${key}`, headers: [], body: new Uint8Array() }, { version, deadlineMs: 60_000 });
     return new TextDecoder().decode(response.body);
   };
 
@@ -85,6 +85,31 @@ describe('signed capabilities on a real host', () => {
     await stopping;
     const kv = await client.nc.jetstream().views.kv(bucket);
     expect(await kv.get('stopping')).toBeNull();
+  });
+
+  it('signing bounds - calling actors is refused on each call without the actor-call capability', async () => {
+    // (Outbound HTTP needs allowedHosts, which a start without http-client already refuses.)
+    await start(sign(['keyvalue']), '3.0.0', {});
+    const called = await invoke('3.0.0', '', 'call=nobody');
+    expect(called).toContain('TRELLIS_CAPABILITY_DENIED');
+    expect(called).toContain('signed without capability actor-call');
+    // Signed with actor-call, the same call gets past the bound (and fails only for want of a callee).
+    await start(sign(['actor-call']), '3.1.0', {});
+    const allowed = await invoke('3.1.0', '', 'call=nobody');
+    expect(allowed).toContain('denied:');
+    expect(allowed).not.toContain('CAPABILITY_DENIED');
+  });
+
+  it("signing bounds - a host's own issuers and the lattice's list are trusted together", async () => {
+    const echo = new Uint8Array(await readFile(exampleActor('echo-c')));
+    const signedBy = (by: ReturnType<typeof createAccount>) => signComponent(echo, { issuer: by, subject: createUser().getPublicKey(), name: 'echo', caps: [] }).bytes;
+    const latticeIssuer = createAccount();
+    await (await openIssuers(client.nc, client.subjects)).add([latticeIssuer.getPublicKey()]);
+    const tryStart = (bytes: Uint8Array, version: string) => start(bytes, version, {}, 'echo').then(() => 'started', (err: { code?: string }) => err.code);
+    await waitFor(async () => (await tryStart(signedBy(latticeIssuer), `4.0.${Date.now()}`)) === 'started', { what: "the lattice's issuer trusted" });
+    expect(await tryStart(signedBy(issuer), '4.1.0')).toBe('started');
+    expect(await tryStart(signedBy(createAccount()), '4.2.0')).toBe('TRELLIS_UNTRUSTED_ISSUER');
+    expect(await tryStart(echo, '4.3.0')).toBe('TRELLIS_UNSIGNED');
   });
 });
 
