@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { createCurve } from 'nkeys.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectControl, type ControlClient } from '../lattice/control/index.ts';
 import { openLinks } from '../lattice/links/index.ts';
@@ -173,5 +174,24 @@ describe('sealed link secrets on real processes', () => {
     expect(put.stderr).toContain('no secrets key to seal to');
     const get = await cli(['link', 'get', ...elsewhere, '--json']);
     expect(JSON.parse(get.stdout)).toEqual([]);
+  });
+
+  it('secrets - link put seals only to the key given with --recipient, says which, and refuses a changed lattice key unconfirmed', async () => {
+    const current = (await cli(['secrets', 'key', 'get', ...connection(), '--json'])).stdout;
+    const key = JSON.parse(current).publicKey as string;
+    const args = ['link', 'put', 'fetcher', 'http-client', '--secret', `header.authorization=Bearer ${PLAIN}`, '--secret-host', new URL(upstream).host, ...connection()];
+    const other = createCurve().getPublicKey();
+    const wrong = await cli([...args, '--recipient', other]);
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr).toContain(`not the --recipient ${other}`);
+    const right = await cli([...args, '--recipient', key]);
+    expect(right.code, right.stderr).toBe(0);
+    expect(right.stderr).toContain(`sealed to lattice secrets key ${key}`);
+    // Someone who may write the config bucket swaps the key: the next put notices.
+    expect((await cli(['secrets', 'key', 'set', other, ...connection()])).code).toBe(0);
+    const swapped = await cli(args);
+    expect(swapped.code).not.toBe(0);
+    expect(swapped.stderr).toContain(`changed since this link's secrets were sealed (to ${key}; now ${other})`);
+    expect((await cli([...args, '--recipient', other])).code).toBe(0);
   });
 });

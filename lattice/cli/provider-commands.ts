@@ -64,6 +64,7 @@ export const commands = [
       // Lists, not pairs: a malformed one must not be echoed in the error (parsed in secret-flags.ts).
       secret: { type: 'list', help: 'a secret name=value, sealed before it leaves this process (repeatable)' },
       'secret-file': { type: 'list', help: 'a secret name=<file> read from the file, out of ps and shell history (repeatable)' },
+      recipient: { type: 'string', help: 'seal only if the lattice secrets key is this public key (X...); printed after sealing', placeholder: 'key' },
       'secret-host': { type: 'list', help: 'a destination (host, host:port, *.domain) the secrets may be sent to; required for http-client (repeatable)' },
     },
     async run({ client, args, flags }) {
@@ -71,8 +72,9 @@ export const commands = [
       const { parsePairs } = await import('./command.ts');
       const { openLinks } = await import('../links/index.ts');
       const { sealLinkSecrets } = await import('./secret-flags.ts');
-      const secrets = await sealLinkSecrets(client, actor, provider, flags.secret, flags.secretFile, flags.secretHost);
-      const link = await (await openLinks(client.nc, client.subjects)).put(actor, provider, parsePairs(pairs, 'config'), secrets);
+      const sealing = await sealLinkSecrets(client, actor, provider, flags.secret, flags.secretFile, flags.secretHost, flags.recipient);
+      const link = await (await openLinks(client.nc, client.subjects)).put(actor, provider, parsePairs(pairs, 'config'), sealing?.secrets);
+      if (sealing) process.stderr.write(`sealed to lattice secrets key ${sealing.recipient}\n`);
       const { maskSecrets } = await import('../secrets/index.ts');
       const shown = { ...link, ...(link.secrets ? { secrets: maskSecrets(link.secrets) } : {}) };
       const sealed = Object.keys(link.secrets ?? {}).map((k) => `${k}=***`);

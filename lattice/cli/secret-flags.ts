@@ -24,7 +24,7 @@ const SENDS_SECRETS: ReadonlySet<string> = new Set(['http-client']);
  * Seal the secrets of a `link put` to the lattice key, bound to `hostWords` (`--secret-host`);
  * undefined when there are none.
  */
-export async function sealLinkSecrets(client: ControlClient, actor: string, provider: string, valueWords: string[], fileWords: string[], hostWords: string[] = []): Promise<Record<string, string> | undefined> {
+export async function sealLinkSecrets(client: ControlClient, actor: string, provider: string, valueWords: string[], fileWords: string[], hostWords: string[] = [], pinned?: string): Promise<{ secrets: Record<string, string>; recipient: string } | undefined> {
   const hosts = secretHosts(hostWords);
   const plain = secretPairs(valueWords, '--secret');
   for (const [name, file] of Object.entries(secretPairs(fileWords, '--secret-file'))) {
@@ -47,5 +47,17 @@ export async function sealLinkSecrets(client: ControlClient, actor: string, prov
   if (!recipient) {
     throw new TrellisError('TRELLIS_BAD_REQUEST', 'the lattice has no secrets key to seal to; make one: trellis keys gen --kind curve -o lattice.xk, then trellis secrets key set <public key>');
   }
-  return Object.fromEntries(Object.entries(plain).map(([name, value]) => [name, sealSecret(value, { actor, provider, name }, recipient, hosts)]));
+  // The key document has no integrity of its own: whoever may write the config bucket could
+  // swap in a key they hold. So a key given with --recipient must match, and without it a key
+  // other than the one this link's secrets were sealed to is refused until confirmed.
+  if (pinned !== undefined && pinned !== recipient) {
+    throw new TrellisError('TRELLIS_BAD_REQUEST', `the lattice secrets key is ${recipient}, not the --recipient ${pinned}; nothing was sealed (check \`trellis secrets key get\` with whoever holds the seed)`);
+  }
+  if (pinned === undefined) {
+    const { openLinks, ProviderKinds, providerKind } = await import('../links/index.ts');
+    const existing = await (await openLinks(client.nc, client.subjects)).get(actor, ProviderKinds[providerKind(provider)].interface);
+    const before = Object.values(existing?.secrets ?? {}).map((v) => v.split('.')[2]).find((k) => k !== recipient);
+    if (before) throw new TrellisError('TRELLIS_BAD_REQUEST', `the lattice secrets key changed since this link's secrets were sealed (to ${before}; now ${recipient}); if that change is yours, confirm it with --recipient ${recipient}`);
+  }
+  return { recipient, secrets: Object.fromEntries(Object.entries(plain).map(([name, value]) => [name, sealSecret(value, { actor, provider, name }, recipient, hosts)])) };
 }
