@@ -194,4 +194,19 @@ describe('sealed link secrets on real processes', () => {
     expect(swapped.stderr).toContain(`changed since this link's secrets were sealed (to ${key}; now ${other})`);
     expect((await cli([...args, '--recipient', other])).code).toBe(0);
   });
+
+  it('secrets - a put without --secret keeps the link\'s secrets; --drop-secret removes one', async () => {
+    const links = await openLinks(client.nc, client.subjects);
+    const before = (await links.get('fetcher', 'http-client'))!.secrets!;
+    expect(Object.keys(before)).toEqual(['header.authorization']);
+    const put = await cli(['link', 'put', 'fetcher', 'http-client', 'mode=other', ...connection()]);
+    expect(put.code, put.stderr).toBe(0);
+    const kept = (await links.get('fetcher', 'http-client'))!;
+    expect(kept.config).toEqual({ mode: 'other' });
+    expect(kept.secrets).toEqual(before);
+    const missing = await cli(['link', 'put', 'fetcher', 'http-client', '--drop-secret', 'nope', ...connection()]);
+    expect(missing.stderr).toContain('has no secret nope');
+    expect((await cli(['link', 'put', 'fetcher', 'http-client', '--drop-secret', 'header.authorization', ...connection()])).code).toBe(0);
+    expect((await links.get('fetcher', 'http-client'))!.secrets).toBeUndefined();
+  });
 });
