@@ -2,8 +2,9 @@
  * The actor supervisor of a host: starts actor versions from artifacts (fetched by digest and
  * verified), runs them in the actor runtime, and serves each version as a NATS queue group on
  * its own subject, so NATS balances calls across hosts and prefers the local cluster. Every
- * worker of a version is a member of the group with its own connection and answers directly
- * (see runtime/lattice-serve.ts); this supervisor answers for a worker only when it cannot:
+ * shared worker of the host is a member of every served version's group, on its one connection,
+ * and answers directly (see runtime/lattice-serve.ts); this supervisor answers for a worker only
+ * when it cannot:
  * progress replies during a long call, and the error of a call the watchdog ended. Hosts report
  * what runs here in inventory and events.
  */
@@ -13,6 +14,7 @@ import path from 'node:path';
 import type { NatsConnection } from 'nats';
 import { TrellisError, toTrellisError } from '../lattice/errors/index.ts';
 import type { Logger } from '../lattice/log/index.ts';
+import type { NatsConnect } from '../lattice/options/index.ts';
 import { openArtifacts, openOnce } from '../lattice/state/index.ts';
 import { componentHashes, policyBeyondCaps, type Capability } from '../lattice/signing/index.ts';
 import type { Subjects } from '../lattice/subjects/index.ts';
@@ -21,7 +23,7 @@ import { observe } from '../lattice/canary/histogram.ts';
 import type { VersionCounts } from '../lattice/metrics/index.ts';
 import type { HostMetrics } from './metrics.ts';
 import type { ComponentTrust, Vouched } from './signing.ts';
-import { compilePolicy, PROGRESS_REPLY, type ActorRuntime, type LatticeServing } from './runtime/index.ts';
+import { compilePolicy, PROGRESS_REPLY, type ActorRuntime, type ActorStats, type LatticeServing } from './runtime/index.ts';
 
 interface Running {
   actor: string;
@@ -67,8 +69,8 @@ export class ActorSupervisor {
     private readonly hostId: string,
     /** Host name, for naming the workers' NATS connections. */
     private readonly hostName: string,
-    /** NATS servers the workers connect to (the host's own list). */
-    private readonly servers: string[],
+    /** How the workers connect: the host's own servers, credential and TLS. */
+    private readonly connect: NatsConnect,
     private readonly nc: NatsConnection,
     private readonly subjects: Subjects,
     private readonly runtime: ActorRuntime,
@@ -223,7 +225,13 @@ export class ActorSupervisor {
   }
 
   private inventoryOf(r: Running): ActorInventory {
-    const inv: ActorInventory = { name: r.actor, version: r.version, digest: r.digest, world: r.world, instances: r.count, maxConcurrency: r.count, startedAt: r.startedAt };
+    let busy = 0;
+    try {
+      busy = this.runtime.stats(r.runtimeName).busy;
+    } catch {
+      // Being replaced by a reload this moment.
+    }
+    const inv: ActorInventory = { name: r.actor, version: r.version, digest: r.digest, world: r.world, instances: r.count, busy, maxConcurrency: r.count, startedAt: r.startedAt };
     return r.owner ? { ...inv, owner: { ...r.owner } } : inv;
   }
 
@@ -283,19 +291,39 @@ export class ActorSupervisor {
     }
   }
 
+  /** Each running version's pool counters, for metrics at scrape time. */
+  pools(): { actor: string; version: string; stats: ActorStats }[] {
+    const out: { actor: string; version: string; stats: ActorStats }[] = [];
+    for (const r of this.running.values()) {
+      try {
+        out.push({ actor: r.actor, version: r.version, stats: this.runtime.stats(r.runtimeName) });
+      } catch {
+        // Unloading right now: gone from the next scrape.
+      }
+    }
+    return out;
+  }
+
   /** Does this host run actor@version (for local-first calls)? */
   has(actor: string, version: string): boolean {
     return this.running.has(`${actor}@${version}`);
   }
 
+  /** The versions of an actor this host runs (a local-first caller's fallback before the lattice view lists them). */
+  versionsOf(actor: string): string[] {
+    const out: string[] = [];
+    for (const r of this.running.values()) if (r.actor === actor) out.push(r.version);
+    return out;
+  }
+
   /** Run an invocation on this host's own instances, without NATS (local-first gateway). */
-  async invokeLocal(actor: string, version: string, request: ActorRequest, deadlineMs: number, invocationId: string): Promise<ActorResponse> {
+  async invokeLocal(actor: string, version: string, request: ActorRequest, deadlineMs: number, invocationId: string, traceparent?: string): Promise<ActorResponse> {
     const key = `${actor}@${version}`;
     const counted = this.countersOf(actor, version);
     const started = performance.now();
     const traffic = counted.traffic;
     try {
-      const response = await this.runtime.invoke(key, request, { deadlineMs, invocationId });
+      const response = await this.runtime.invoke(key, request, { deadlineMs, invocationId, traceparent });
       counted.ok.inc();
       traffic.requests++;
       if (response.status >= 500) traffic.failures++;
@@ -338,7 +366,8 @@ export class ActorSupervisor {
   private serving(actor: string, version: string): LatticeServing {
     const { ok, seconds, traffic } = this.countersOf(actor, version);
     return {
-      servers: this.servers,
+      servers: this.connect.servers,
+      connect: this.connect,
       connectionName: `trellis-host-${this.hostName}/${actor}@${version}`,
       subject: this.subjects.rpc(actor, version),
       queue: this.subjects.rpcQueue(actor, version),

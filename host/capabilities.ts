@@ -6,14 +6,22 @@
  * naming the missing link.
  */
 import type { NatsConnection } from 'nats';
-import { TrellisError, fromNatsError, fromWire } from '../lattice/errors/index.ts';
+import { TrellisError, fromNatsError, fromWire, toTrellisError } from '../lattice/errors/index.ts';
 import { linkKey, openLinks, type CapabilityInterface, type Link } from '../lattice/links/index.ts';
 import type { RpcClient } from '../lattice/rpc/index.ts';
 import { requireCapability, type Capability } from '../lattice/signing/index.ts';
 import { openOnce } from '../lattice/state/index.ts';
 import type { Subjects } from '../lattice/subjects/index.ts';
+import type { Tracing } from '../lattice/telemetry/index.ts';
 import { decode, encode, type ActorResponse, type KeyValueOp, type ProviderReply, type ProviderRequest } from '../lattice/wire/index.ts';
-import type { CapabilityCall, HostCapabilities, KeyValueCapability } from './runtime/index.ts';
+import type { CapabilityCall, HostCapabilities, HttpRequest, KeyValueCapability } from './runtime/index.ts';
+
+/** The request with the trace context as its traceparent header (the guest's own one replaced). */
+function withTraceparent(request: HttpRequest, traceparent: string): HttpRequest {
+  const headers = request.headers.filter(([name]) => name.toLowerCase() !== 'traceparent' && name.toLowerCase() !== 'tracestate');
+  headers.push(['traceparent', traceparent]);
+  return { ...request, headers };
+}
 
 /**
  * Build the capabilities a host offers its actors. Links are followed lazily on first use.
@@ -23,7 +31,7 @@ import type { CapabilityCall, HostCapabilities, KeyValueCapability } from './run
  * instance loaded unsigned, while `signingRequired()` says this host now checks signatures
  * (issuers were added after it started), may use nothing: the host fails closed.
  */
-export function createCapabilities(options: { nc: NatsConnection; subjects: Subjects; rpc: () => Promise<RpcClient>; signingRequired?: () => boolean }): { capabilities: HostCapabilities; close(): void } {
+export function createCapabilities(options: { nc: NatsConnection; subjects: Subjects; rpc: () => Promise<RpcClient>; signingRequired?: () => boolean; tracing?: Tracing }): { capabilities: HostCapabilities; close(): void } {
   const { nc, subjects } = options;
   const bound = (who: CapabilityCall, cap: Capability) => {
     const name = `${who.actor}@${who.version}`;
@@ -45,8 +53,30 @@ export function createCapabilities(options: { nc: NatsConnection; subjects: Subj
     return link;
   }
 
-  async function call(who: CapabilityCall, iface: CapabilityInterface, op: string, args: unknown[]): Promise<unknown> {
-    bound(who, iface);
+  /** A capability call, as a client span under the guest's when tracing is on. */
+  function call(who: CapabilityCall, iface: CapabilityInterface, op: string, args: unknown[]): Promise<unknown> {
+    // The signature's bound first: a refused call makes no span and reaches no provider.
+    try {
+      bound(who, iface);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const { tracing } = options;
+    if (!tracing) return callProvider(who, iface, op, args);
+    const span = tracing.span(`${iface} ${op}`, { kind: 'client', parent: who.traceparent, attributes: { 'trellis.actor': who.actor, 'trellis.version': who.version, 'trellis.invocation_id': who.invocationId, 'trellis.capability': iface, 'trellis.op': op } });
+    // Outbound HTTP sends the trace on: the called service's spans join it under this one.
+    const sent = iface === 'http-client' ? [withTraceparent(args[0] as HttpRequest, span.traceparent)] : args;
+    return callProvider(who, iface, op, sent).then(
+      (value) => (span.end(), value),
+      (err: unknown) => {
+        span.fail(toTrellisError(err));
+        span.end();
+        throw err;
+      },
+    );
+  }
+
+  async function callProvider(who: CapabilityCall, iface: CapabilityInterface, op: string, args: unknown[]): Promise<unknown> {
     const link = await linkFor(who.actor, iface);
     const request: ProviderRequest = {
       actor: who.actor,
@@ -87,12 +117,13 @@ export function createCapabilities(options: { nc: NatsConnection; subjects: Subj
   };
   const capabilities: HostCapabilities = {
     keyvalue,
-    httpSend: async (who, request) => (await call(who, 'http-client', 'send', [request])) as ActorResponse,
+    httpSend: async (who, request) => (await call(who, 'http-client', 'send', [options.tracing || !who.traceparent ? request : withTraceparent(request, who.traceparent)])) as ActorResponse,
     // The callee's invocation id follows from this call's (see lattice/rpc/ids.ts): a retry of
     // the calling invocation repeats it, so the callee's writes are applied once as well.
+    // The callee continues the caller's trace (the RPC client's span is the hop when tracing is on).
     callActor: async (who, target, request, deadlineMs) => {
       bound(who, 'actor-call');
-      return (await (await options.rpc()).invoke(target, request, { deadlineMs, parent: { id: who.invocationId, seq: who.seq } })).response;
+      return (await (await options.rpc()).invoke(target, request, { deadlineMs, parent: { id: who.invocationId, seq: who.seq }, traceparent: who.traceparent })).response;
     },
   };
   return {

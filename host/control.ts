@@ -1,14 +1,15 @@
 /**
- * How a host answers control commands: subject to operation, addressing, size and lattice
- * checks, the operation's contract, the controller fence, then its handler. Every failure is an
- * error envelope on the reply subject, never a throw.
+ * How a host takes a control message: checked whole first (subject, size and shape limits, then
+ * its operation's validator), so malformed input is answered with TRELLIS_BAD_REQUEST naming the
+ * field (or dropped when there is no reply subject) and counted either way. Checking costs about
+ * what refusing costs, so only a valid command is charged to its caller's rate limit and run in
+ * its fair turn (control-gate.ts), behind the controller fence, by its handler.
  */
-import { headers as natsHeaders, type Msg, type NatsConnection } from 'nats';
-import { TrellisError, toTrellisError, type ErrorCode } from '../lattice/errors/index.ts';
-import type { Logger } from '../lattice/log/index.ts';
+import type { Msg } from 'nats';
+import { TrellisError } from '../lattice/errors/index.ts';
 import { parseControlSubject, ControlOps, type ControlOp } from '../lattice/subjects/index.ts';
-import { ControlRequests, decode, encode, type ControlReplies, type ControlReply, type ControlRequest } from '../lattice/wire/index.ts';
-import type { HostMetrics } from './metrics.ts';
+import { ControlRequests, decode, type ControlReplies, type ControlRequest, type WireLimits } from '../lattice/wire/index.ts';
+import type { ControlGate } from './control-gate.ts';
 
 /** One handler per control operation: a validated, typed request in, its reply out; throw TrellisError to fail. */
 export type ControlHandlers = { [Op in ControlOp]: (request: ControlRequest<Op>) => Promise<ControlReplies[Op]> | ControlReplies[Op] };
@@ -16,24 +17,13 @@ export type ControlHandlers = { [Op in ControlOp]: (request: ControlRequest<Op>)
 /** `noun.verb` of a control subject → its operation. */
 const OPS_BY_SUBJECT = new Map<string, ControlOp>(Object.entries(ControlOps).map(([op, [noun, verb]]) => [`${noun}.${verb}`, op as ControlOp]));
 
-/** What answering needs of the host. */
-export interface ControlContext {
-  id: string;
-  nc: NatsConnection;
-  lattice: string;
-  maxPayloadBytes: number;
-  logger: Logger;
-  metrics: HostMetrics;
-}
-
-/** A function answering one control message with `handlers`. */
-export function controlResponder(host: ControlContext, handlers: ControlHandlers): (msg: Msg) => Promise<void> {
+/** A function taking one control message (never throws: every failure becomes an error envelope). */
+export function controlDispatcher(host: { lattice: string; limits: WireLimits; gate: ControlGate }, handlers: ControlHandlers): (msg: Msg) => void {
   /** The highest controller fence this host has obeyed (0: none yet). */
   let highestFence = 0;
 
-  /** Validate a request against its operation's contract, check its fence, run its handler. */
-  const dispatch = <Op extends ControlOp>(op: Op, body: unknown): Promise<ControlReplies[Op]> | ControlReplies[Op] => {
-    const request = ControlRequests[op](body, op) as ControlRequest<Op>;
+  /** Check a valid request's fence, run its handler. */
+  const dispatch = <Op extends ControlOp>(op: Op, request: ControlRequest<Op>): Promise<ControlReplies[Op]> | ControlReplies[Op] => {
     const fence = (request as { fence?: number }).fence;
     if (fence !== undefined) {
       // A controller's term fences its commands (see the contract): a lower fence than one
@@ -46,9 +36,9 @@ export function controlResponder(host: ControlContext, handlers: ControlHandlers
     return handlers[op](request);
   };
 
-  return async (msg) => {
+  return (msg) => {
     let op: ControlOp | 'unknown' = 'unknown';
-    let reply: ControlReply;
+    let request: ControlRequest<ControlOp>;
     try {
       const parsed = parseControlSubject(msg.subject);
       const known = parsed && OPS_BY_SUBJECT.get(`${parsed.noun}.${parsed.verb}`);
@@ -57,30 +47,26 @@ export function controlResponder(host: ControlContext, handlers: ControlHandlers
       // Only ping is broadcast; every other command must name its host, so one stray message
       // can never make every host start or stop something.
       if (parsed.hostId === undefined && op !== 'hostPing') {
-        if (!msg.reply) return;
         throw new TrellisError('TRELLIS_BAD_REQUEST', `control command "${op}" must be addressed to one host`);
       }
-      if (msg.data.length > host.maxPayloadBytes) {
-        throw new TrellisError('TRELLIS_PAYLOAD_TOO_LARGE', `control request of ${msg.data.length} bytes exceeds ${host.maxPayloadBytes}`);
-      }
-      const body = decode<unknown>(msg.data, `control ${op}`);
+      // Size, nesting and lengths are checked before msgpackr sees the bytes (wire/limits.ts).
+      const body = decode<unknown>(msg.data, `control ${op}`, host.limits);
       // The lattice is checked before the rest, so a request for another lattice says so.
       const lattice = (body as { lattice?: unknown } | null)?.lattice;
       if (typeof lattice === 'string' && lattice !== host.lattice) {
         throw new TrellisError('TRELLIS_WRONG_LATTICE', `request is for lattice "${lattice}", this host is in "${host.lattice}"`);
       }
-      reply = { ok: true, data: await dispatch(op, body) };
+      request = ControlRequests[op](body, op) as ControlRequest<ControlOp>;
     } catch (err) {
-      const error = toTrellisError(err);
-      if (error.code === 'TRELLIS_INTERNAL') host.logger.error({ err, op }, 'control handler failed');
-      else host.logger.debug({ code: error.code, op, message: error.message }, 'control request refused');
-      reply = { ok: false, error: error.toJSON() };
+      return host.gate.answer(msg, op, err);
     }
-    host.metrics.controlRequests.inc({ op, result: reply.ok ? 'ok' : (reply.error.code as ErrorCode) });
-    if (msg.reply && !host.nc.isClosed()) {
-      const h = natsHeaders();
-      h.set('trellis-host', host.id);
-      host.nc.publish(msg.reply, encode(reply), { headers: h });
-    }
+    const valid = op;
+    host.gate.admit(msg, valid, async () => {
+      try {
+        host.gate.answer(msg, valid, undefined, await dispatch(valid, request));
+      } catch (err) {
+        host.gate.answer(msg, valid, err);
+      }
+    });
   };
 }

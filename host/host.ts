@@ -6,13 +6,16 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { nkeys, type Msg, type NatsConnection, type Subscription } from 'nats';
-import { connectParticipant } from '../lattice/control/index.ts';
+import { classifyConnectError, connectParticipant } from '../lattice/control/index.ts';
 import { TrellisError } from '../lattice/errors/index.ts';
 import { createLogger, type Logger } from '../lattice/log/index.ts';
+import { describeConnect } from '../lattice/options/index.ts';
+import { startHostObservability, type HostObservability } from './observability.ts';
 import { subjects as buildSubjects, type Subjects, type EventType } from '../lattice/subjects/index.ts';
-import { encodeBeat, encodeEvent, makeEvent, type EventData, type HostInventory } from '../lattice/wire/index.ts';
-import { controlResponder } from './control.ts';
+import { CONTROL_WIRE_LIMITS, encodeBeat, encodeEvent, makeEvent, type EventData, type HostInventory } from '../lattice/wire/index.ts';
 import { startOpsServer } from './http.ts';
+import { ControlGate } from './control-gate.ts';
+import { controlDispatcher } from './control.ts';
 import { HostRegistration } from './registration.ts';
 import { ActorSupervisor } from './actors.ts';
 import { createCapabilities } from './capabilities.ts';
@@ -55,6 +58,8 @@ export interface Host extends AsyncDisposable {
   readonly stopped: Promise<void>;
   /** The lattice controller candidate this host runs (absent with `controller: false`). */
   readonly controller?: Controller;
+  /** Why the NATS connection closed, when it closed with an error (e.g. TRELLIS_NATS_AUTH: credentials revoked). */
+  readonly connectionError?: TrellisError;
 }
 
 type Emit = <K extends EventType>(kind: K, data: EventData[K]) => void;
@@ -74,12 +79,20 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
   const id = keyPair.getPublicKey();
   const name = options.name ?? `${os.hostname()}-${id.slice(-6).toLowerCase()}`;
   const subjects = buildSubjects(options.lattice);
-  const logger = createLogger({ component: 'host', level: options.logLevel }).child({ hostId: id, lattice: options.lattice });
+  const observe = await startHostObservability({ id, lattice: options.lattice, logLevel: options.logLevel, otlpEndpoint: options.otlpEndpoint, version: TRELLIS_VERSION }, env);
+  const { logger, tracing } = observe;
   const metrics = createHostMetrics({ hostId: id, lattice: options.lattice });
   const startedAt = new Date();
   const userLabels = { ...options.userLabels };
 
-  const nc = await connectParticipant(options.servers, `trellis-host-${name}`);
+  let nc: NatsConnection;
+  try {
+    nc = await connectParticipant(options.connect, `trellis-host-${name}`);
+  } catch (err) {
+    await observe.closeTracing();
+    throw err;
+  }
+  observe.attach(nc, subjects, metrics);
   // What this host serves, per actor version, shipped every second for canary analysis.
   const traffic = startMetricsReporter(nc, subjects, id, { window: metrics.traffic });
 
@@ -92,22 +105,26 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
       lattice: options.lattice,
       caller: id,
       traffic: metrics.traffic,
-      local: { hostId: id, has: (a, v) => actors?.has(a, v) ?? false, invoke: (a, v, r, d, id) => actors!.invokeLocal(a, v, r, d, id) },
+      tracing,
+      local: { hostId: id, has: (a, v) => actors?.has(a, v) ?? false, versions: (a) => actors?.versionsOf(a) ?? [], invoke: (a, v, r, d, id, tp) => actors!.invokeLocal(a, v, r, d, id, tp) },
     }),
   );
   const rpcClient = rpc.get;
   const trust = createComponentTrust({ nc, subjects, hostIssuers: options.allowedIssuers, requireSigned: options.requireSigned, logger, recheck: () => void actors?.recheck() });
-  const caps = createCapabilities({ nc, subjects, rpc: rpcClient, signingRequired: () => trust.enforcing() });
-  const runtime = await createRuntime({ cacheDir: `${options.cacheDir}/components`, logger, capabilities: caps.capabilities });
+  const caps = createCapabilities({ nc, subjects, rpc: rpcClient, signingRequired: () => trust.enforcing(), tracing });
+  const runtime = await createRuntime({ cacheDir: `${options.cacheDir}/components`, logger, capabilities: caps.capabilities, workers: options.workers, spans: tracing && ((spans) => tracing.record(spans)),
+    queueWait: (actor, version, seconds) => metrics.queueWaitSeconds.observe({ actor, version }, seconds),
+  });
   let inventoryChanged = () => {};
   const emit: Emit = (kind, data) => {
     if (nc.isClosed()) return;
     nc.publish(subjects.event(kind), encodeEvent(makeEvent(kind, `/trellis/${options.lattice}/host/${id}`, data)));
     if (INVENTORY_EVENTS.has(kind)) inventoryChanged();
   };
-  actors = new ActorSupervisor(id, name, options.servers, nc, subjects, runtime, options.cacheDir, logger, metrics, emit, trust);
-  const providers = new ProviderSupervisor(id, options.servers, options.lattice, logger, emit, options.logLevel, options.secretsKeyFile ? ['--secrets-key', options.secretsKeyFile] : []);
-  const host = new HostImpl(id, name, options, subjects, nc, logger, metrics, startedAt, userLabels, actors, providers, runtime, emit, async () => {
+  actors = new ActorSupervisor(id, name, options.connect, nc, subjects, runtime, options.cacheDir, logger, metrics, emit, trust);
+  metrics.observePools(() => actors!.pools());
+  const providers = new ProviderSupervisor(id, options.providerConnect, options.lattice, logger, emit, options.logLevel, options.secretsKeyFile ? ['--secrets-key', options.secretsKeyFile] : []);
+  const host = new HostImpl(id, name, options, subjects, nc, logger, metrics, startedAt, userLabels, actors, providers, runtime, emit, observe, async () => {
     caps.close();
     trust.close();
     await traffic.close();
@@ -119,12 +136,12 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
   inventoryChanged = () => host.inventoryChanged();
   try {
     if (options.gateway) {
-      host.gateway = await startGateway({ nc, lattice: options.lattice, listen: options.gateway, rpc: await rpcClient(), logger: logger.child({ component: 'gateway' }) });
+      host.gateway = await startGateway({ nc, lattice: options.lattice, listen: options.gateway, rpc: await rpcClient(), logger: logger.child({ component: 'gateway' }), tracing: await observe.gatewayTracing() });
     }
     await host.start();
     // The controller runs as its own participant (own connection, later its own credentials);
     // it waits for JetStream in the background rather than holding up the host.
-    if (options.controller) host.controller = await startController({ servers: options.servers, lattice: options.lattice, name, logger });
+    if (options.controller) host.controller = await startController({ servers: options.servers, connect: options.controllerConnect, lattice: options.lattice, name, logger });
   } catch (err) {
     // Nothing may outlive a failed start: the NATS connection alone keeps the process running.
     await host.stop('start failed').catch(() => {});
@@ -148,6 +165,7 @@ class HostImpl implements Host {
   opsUrl?: string;
   gateway?: Gateway;
   controller?: Controller;
+  connectionError?: TrellisError;
   private resolveStopped!: () => void;
   private stopping?: Promise<void>;
   private heartbeatTimer?: NodeJS.Timeout;
@@ -157,10 +175,12 @@ class HostImpl implements Host {
   private seq = 0;
   private subs: Subscription[] = [];
   private closeOps?: () => Promise<void>;
-  /** Answers control messages (see control.ts). */
-  private readonly onControl: (msg: Msg) => Promise<void>;
   /** This host's entry in the host registry. */
   private readonly registration: HostRegistration;
+  /** Control commands: admitted per caller, then run fairly (see control-gate.ts). */
+  private readonly gate: ControlGate;
+  /** Checks and dispatches one control message (see control.ts). */
+  private readonly onControl: (msg: Msg) => void;
 
   constructor(
     readonly id: string,
@@ -176,11 +196,13 @@ class HostImpl implements Host {
     private readonly providers: ProviderSupervisor,
     private readonly runtime: ActorRuntime,
     private readonly emit: Emit,
+    private readonly observe: HostObservability,
     private readonly closeRpc: () => Promise<void>,
   ) {
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
     this.registration = new HostRegistration(nc, subjects, { id, name, heartbeatMs: options.heartbeatMs }, logger);
-    this.onControl = controlResponder({ id, nc, lattice: options.lattice, maxPayloadBytes: options.maxControlPayloadBytes, logger, metrics }, {
+    this.gate = new ControlGate(id, options.lattice, options.controlRate, nc, metrics, logger);
+    this.onControl = controlDispatcher({ lattice: options.lattice, limits: { ...CONTROL_WIRE_LIMITS, maxBytes: options.maxControlPayloadBytes }, gate: this.gate }, {
       hostPing: () => this.inventory(),
       hostInventory: () => this.inventory(),
       hostStop: ({ timeoutMs }) => {
@@ -254,7 +276,7 @@ class HostImpl implements Host {
   async start(): Promise<void> {
     // Broadcast operations (ping) and operations addressed to this host alone.
     for (const subject of [this.subjects.controlForAll(), this.subjects.controlForHost(this.id)]) {
-      this.subs.push(this.nc.subscribe(subject, { callback: (_err, msg) => void this.onControl(msg) }));
+      this.subs.push(this.nc.subscribe(subject, { callback: (_err, msg) => this.onControl(msg) }));
     }
     await this.nc.flush();
     if (this.options.httpPort !== undefined) {
@@ -270,6 +292,8 @@ class HostImpl implements Host {
     // Registered before it is announced: a client that lists the registry then knows to wait
     // for this host's ping answer. Bounded, since a lattice may run without JetStream.
     await withinMs(this.registration.register(), 3000);
+    // The streams `trellis logs/events --since` read; bounded, since a lattice may run without JetStream.
+    await withinMs(this.observe.ensureStreams(this.nc, this.subjects), 3000);
     this.emit('host_started', { hostId: this.id, name: this.name, labels: this.labels(), version: TRELLIS_VERSION });
     this.heartbeat();
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.heartbeatMs);
@@ -279,10 +303,11 @@ class HostImpl implements Host {
     this.beatTimer.unref();
     // A closed connection (server gone for good, or drained) ends the host.
     void this.nc.closed().then((err) => {
-      if (err) this.logger.error({ err }, 'NATS connection closed with an error');
+      if (err) this.logger.error({ err, code: (this.connectionError = classifyConnectError(err, this.options.servers)).code }, 'NATS connection closed with an error');
       this.resolveStopped();
     });
-    this.logger.info({ name: this.name, labels: this.labels(), servers: this.options.servers, opsUrl: this.opsUrl, allowedIssuers: this.options.allowedIssuers }, 'host started');
+    // `nats`: what it connects with, never a secret (kinds, users, public keys, file names).
+    this.logger.info({ name: this.name, labels: this.labels(), servers: this.options.servers, nats: describeConnect(this.options.connect), opsUrl: this.opsUrl, allowedIssuers: this.options.allowedIssuers }, 'host started');
   }
 
   private heartbeat(): void {
@@ -316,6 +341,9 @@ class HostImpl implements Host {
       await this.closeRpc();
       await this.runtime.close();
       this.emit('host_stopped', { hostId: this.id, reason });
+      await this.observe.closeTracing();
+      // Lines from here on go to stdout only: the connection drains now.
+      this.observe.detachLogs();
       try {
         // drain flushes the host_stopped event and lets in-flight replies go out before closing.
         await withinMs(this.nc.drain(), Math.max(250, deadline - Date.now()));

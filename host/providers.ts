@@ -12,6 +12,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { TrellisError } from '../lattice/errors/index.ts';
+import { childConnectEnv, type NatsConnect } from '../lattice/options/index.ts';
 import type { Logger } from '../lattice/log/index.ts';
 import { providerKind, type ProviderKind } from '../lattice/links/index.ts';
 import type { EventData, ProviderInventory } from '../lattice/wire/index.ts';
@@ -45,7 +46,8 @@ export class ProviderSupervisor {
 
   constructor(
     private readonly hostId: string,
-    private readonly servers: string[],
+    /** How the providers connect (role provider): passed to them in their environment, never in argv. */
+    private readonly connect: NatsConnect,
     private readonly lattice: string,
     private readonly logger: Logger,
     private readonly emit: Emit,
@@ -98,8 +100,9 @@ export class ProviderSupervisor {
   private launch(p: Supervised): Promise<void> {
     // The IPC channel carries the provider's ready message, and its end tells the provider that
     // this host is gone (providers/service.ts followSupervisor), even when nothing else could.
-    const child = spawn(process.execPath, [CLI, 'provider', p.kind, '--nats', this.servers.join(','), '--lattice', this.lattice, '--log-level', this.logLevel, ...this.extraArgs], {
+    const child = spawn(process.execPath, [CLI, 'provider', p.kind, '--lattice', this.lattice, '--log-level', this.logLevel, ...this.extraArgs], {
       stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+      env: childConnectEnv(this.connect),
     });
     p.child = child;
     p.health = 'starting';

@@ -10,7 +10,7 @@ import { SECRET_MASK, unsealBound } from '../lattice/secrets/index.ts';
 import type { Logger } from '../lattice/log/index.ts';
 import type { ProviderKind } from '../lattice/links/index.ts';
 import type { Subjects } from '../lattice/subjects/index.ts';
-import { decode, encode, isRecord, type ProviderReply, type ProviderRequest } from '../lattice/wire/index.ts';
+import { checkProviderRequest, decode, encode, PROVIDER_WIRE_LIMITS, type ProviderReply, type ProviderRequest } from '../lattice/wire/index.ts';
 
 /**
  * What the provider itself learnt opening a request's secrets (never from the request): per
@@ -26,6 +26,8 @@ export type ProviderOps = Record<string, (request: ProviderRequest, secrets: Ope
 /** A running provider service. */
 export interface ProviderService extends AsyncDisposable {
   readonly kind: ProviderKind;
+  /** Requests refused as malformed (bad msgpack, limits, schema) since start. */
+  readonly rejected: number;
   close(): Promise<void>;
 }
 
@@ -35,6 +37,7 @@ export interface ProviderService extends AsyncDisposable {
  * the op sees, and never leave this process: an error that quotes one says `***` instead.
  */
 export function serveProvider(nc: NatsConnection, subjects: Subjects, kind: ProviderKind, ops: ProviderOps, logger: Logger, secretsKey?: KeyPair): ProviderService {
+  let rejected = 0;
   const sub: Subscription = nc.subscribe(subjects.provider(kind), {
     queue: subjects.providerQueue(kind),
     callback: (_err, msg) => {
@@ -42,16 +45,20 @@ export function serveProvider(nc: NatsConnection, subjects: Subjects, kind: Prov
         let reply: ProviderReply;
         let opened: string[] = [];
         try {
-          const request = decode<ProviderRequest>(msg.data, `${kind} request`);
-          if (!isRecord(request) || typeof request.op !== 'string' || !Array.isArray(request.args) || !isRecord(request.config)) {
-            throw new TrellisError('TRELLIS_BAD_REQUEST', `${kind} request must be a map with op, args and config`);
+          let request: ProviderRequest;
+          try {
+            // Scanned within the provider limits, decoded, then the envelope and the operation's
+            // arguments checked (lattice/wire/provider.ts): an operation never sees a bad request.
+            request = checkProviderRequest(decode(msg.data, `${kind} request`, PROVIDER_WIRE_LIMITS), kind);
+          } catch (err) {
+            rejected++;
+            throw err;
           }
           const op = Object.hasOwn(ops, request.op) ? ops[request.op] : undefined;
           if (!op) throw new TrellisError('TRELLIS_UNKNOWN_COMMAND', `${kind} has no operation "${request.op}"`);
           const secrets: OpenedSecrets = { hosts: {} };
           if (request.secrets !== undefined) {
-            if (!isRecord(request.secrets)) throw new TrellisError('TRELLIS_BAD_REQUEST', `${kind} request secrets must be a map`);
-            const unsealed = unsealBound(request.config, request.secrets as Record<string, string>, { actor: String(request.actor), provider: kind }, secretsKey);
+            const unsealed = unsealBound(request.config, request.secrets, { actor: String(request.actor), provider: kind }, secretsKey);
             const config = unsealed.config;
             opened = Object.keys(request.secrets).map((name) => config[name]!).filter((v) => v !== '');
             secrets.hosts = unsealed.hosts;
@@ -65,8 +72,10 @@ export function serveProvider(nc: NatsConnection, subjects: Subjects, kind: Prov
           if (redacted !== error.message) error = new TrellisError(error.code, redacted);
           // The redacted error only, once a secret was opened: the original may quote it (message, stack).
           if (error.code === 'TRELLIS_INTERNAL') logger.error({ err: opened.length > 0 ? error : err }, 'provider operation failed');
+          else logger.debug({ code: error.code, message: error.message }, 'provider request refused');
           reply = { ok: false, error: error.toJSON() };
         }
+        // Without a reply subject a refused request is dropped (and counted in `rejected`).
         if (msg.reply) msg.respond(encode(reply));
       })();
     },
@@ -74,7 +83,14 @@ export function serveProvider(nc: NatsConnection, subjects: Subjects, kind: Prov
   const close = async () => {
     if (!sub.isClosed()) await sub.drain();
   };
-  return { kind, close, [Symbol.asyncDispose]: close };
+  return {
+    kind,
+    close,
+    get rejected() {
+      return rejected;
+    },
+    [Symbol.asyncDispose]: close,
+  };
 }
 
 /** A provider's link to the host that started it (see `followSupervisor`). */

@@ -14,6 +14,8 @@ const expectedExport: Record<ExampleActorName, string> = {
   'http-js': 'wasi:http/incoming-handler@0.2',
   'hostile-js': 'trellis:actor/handler@0.1.0',
   'hostile-c': 'trellis:actor/handler@0.1.0',
+  'flaky-c': 'trellis:actor/handler@0.1.0',
+  'slow-c': 'trellis:actor/handler@0.1.0',
 };
 
 const encoder = new TextEncoder();

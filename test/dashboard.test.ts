@@ -21,6 +21,7 @@ import { connectControl, type ControlClient } from '../lattice/control/index.ts'
 import { startDashboard, type Dashboard } from '../lattice/dashboard/index.ts';
 import { openHttpRoutes } from '../lattice/http-routes/index.ts';
 import { openKv } from '../lattice/state/index.ts';
+import { subjects } from '../lattice/subjects/index.ts';
 import { openWeights, type WeightStore } from '../lattice/weights/index.ts';
 import { encodeJson, type CanaryState } from '../lattice/wire/index.ts';
 import { actorSpec, httpLoad, openAppDocs, putRevision } from './harness/apps.ts';
@@ -195,11 +196,11 @@ describe('dashboard in headless Chromium against a real lattice', () => {
   });
 
   it('dashboard - a canary state in KV shows its step and decision history', { timeout: 180_000 }, async () => {
-    // Canary state documents come from the canary controller; until lattice/subjects names the
-    // bucket (`buckets.canaries`), this dashboard reads one named here, written as the controller does.
-    const bucket = `trellis-${lattice}-canaries`;
+    // A canary state document as the canary controller writes it (the controller itself is
+    // tested in canary-controller.test.ts): the page must show what the document says.
+    const bucket = subjects(lattice).buckets.canaries;
     const kv = await openKv(client.nc, bucket);
-    await using inProcess: Dashboard = await startDashboard({ nc: client.nc, lattice, listen: '127.0.0.1:0', canaryBucket: bucket });
+    await using inProcess: Dashboard = await startDashboard({ nc: client.nc, lattice, listen: '127.0.0.1:0' });
     const p = await browser.newPage({ viewport: { width: 1440, height: 1000 }, colorScheme: 'dark' });
     try {
       await p.goto(inProcess.url);

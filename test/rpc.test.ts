@@ -38,7 +38,7 @@ describe('lattice rpc on one nats-server', () => {
 
   beforeAll(async () => {
     nats = await startNats({ maxPayload: 256 * 1024 });
-    host = await startHost({ nats: nats.url, lattice, logLevel: 'silent', heartbeatMs: 500, httpPort: 0 });
+    host = await startHost({ nats: nats.url, lattice, logLevel: 'silent', heartbeatMs: 500, httpPort: 0, workers: 2 });
     client = await connectControl({ nats: nats.url, lattice, timeoutMs: 60_000 });
     rpc = await createRpcClient(client.nc, { lattice, caller: 'test' });
   });
@@ -95,13 +95,13 @@ describe('lattice rpc on one nats-server', () => {
     expect(rpc.routeStatus('shift').effective).toEqual({ '1.0.0': 100, '2.0.0': 0 });
   });
 
-  it('rpc - scaling an actor under load fails no call and keeps its warm instances', async () => {
+  it('rpc - scaling an actor under load fails no call, and the same worker connections serve it throughout', async () => {
     await deployExample(client, 'echo-c', [host.id], { actor: 'elastic', version: '1.0.0', count: 1 });
     let running = true;
     let ok = 0;
     const failures: unknown[] = [];
     const callers = Array.from({ length: 8 }, async () => {
-      while (running) {
+      while (running && failures.length < 100) {
         try {
           await rpc.invoke('elastic', bytesRequest('x'));
           ok += 1;
@@ -110,23 +110,22 @@ describe('lattice rpc on one nats-server', () => {
         }
       }
     });
-    // Every instance is a NATS connection named after it: which ones live shows what a scale kept.
-    const instances = async (expected: number) => {
-      const connz = (await (await fetch(`${nats.monitorUrl}/connz?limit=1000`)).json()) as { connections: { name?: string }[] };
-      const names = connz.connections.map((c) => c.name ?? '').filter((n) => n.startsWith(`trellis-host-${host.name}/elastic@1.0.0#`));
-      return names.length === expected ? names : undefined;
+    // Instances are Wasm instances inside the host's shared workers, which hold one NATS
+    // connection each: a scale changes neither the connections nor their queue groups.
+    const workerConnections = async () => {
+      const connz = (await (await fetch(`${nats.monitorUrl}/connz?subs=1&limit=1000`)).json()) as { connections: { name?: string; subscriptions_list?: string[] }[] };
+      return connz.connections
+        .filter((c) => c.name?.startsWith(`trellis-host-${host.name}/worker-`) && c.subscriptions_list?.includes(client.subjects.rpc('elastic', '1.0.0')))
+        .map((c) => c.name!)
+        .sort();
     };
-    let previous = await waitFor(() => instances(1), { what: 'one instance connection' });
+    const before = await waitFor(async () => ((await workerConnections()).length === 2 ? workerConnections() : undefined), { what: 'both workers in the queue group' });
     try {
       for (const count of [4, 1, 3]) {
         await new Promise((r) => setTimeout(r, 200));
         await client.scaleActor(host.id, { actor: 'elastic', version: '1.0.0', count });
         expect((await client.getInventory(host.id)).actors.find((a) => a.name === 'elastic')?.instances).toBe(count);
-        const now = await waitFor(() => instances(count), { what: `${count} instance connections` });
-        // Scaling keeps warm instances: up keeps all of them, down keeps a subset.
-        const kept = now.filter((n) => previous.includes(n));
-        expect(kept).toHaveLength(Math.min(count, previous.length));
-        previous = now;
+        expect(await workerConnections()).toEqual(before);
       }
       await new Promise((r) => setTimeout(r, 200));
     } finally {
@@ -239,7 +238,7 @@ describe('lattice rpc across a nats-server restart', () => {
     const storeDir = await mkdtemp(path.join(os.tmpdir(), 'trellis-restart-'));
     let nats = await startNats({ storeDir });
     const port = Number(new URL(nats.url).port);
-    await using host = await spawnHost({ nats: nats.url, lattice, heartbeatMs: 500 });
+    await using host = await spawnHost({ nats: nats.url, lattice, heartbeatMs: 500, extraArgs: ['--workers', '2'] });
     // The caller reconnects forever too, as a long-running participant does.
     const nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
     try {
@@ -251,7 +250,7 @@ describe('lattice rpc across a nats-server restart', () => {
         expect(new TextDecoder().decode((await rpc.invoke('survivor', bytesRequest('before'))).response.body)).toBe('before');
         await nats.stop();
         nats = await startNats({ storeDir, port });
-        // Both instance connections rejoin the queue group: calls are answered again.
+        // Both worker connections rejoin the queue group: calls are answered again.
         await waitFor(
           async () => {
             try {
@@ -262,13 +261,13 @@ describe('lattice rpc across a nats-server restart', () => {
           },
           { timeoutMs: 30_000, what: 'answers after the restart' },
         );
-        // One instance back is enough to answer; the other reconnects on its own (jittered) schedule.
-        const instances = async () => {
-          const connz = (await (await fetch(`${nats.monitorUrl}/connz?limit=100`)).json()) as { connections: { name?: string }[] };
-          return connz.connections.filter((c) => c.name?.startsWith(`trellis-host-${host.name}/survivor@1.0.0#`)).length;
+        // One worker back is enough to answer; the other reconnects on its own (jittered) schedule.
+        const workers = async () => {
+          const connz = (await (await fetch(`${nats.monitorUrl}/connz?subs=1&limit=100`)).json()) as { connections: { name?: string; subscriptions_list?: string[] }[] };
+          return connz.connections.filter((c) => c.name?.startsWith(`trellis-host-${host.name}/worker-`) && c.subscriptions_list?.includes(client.subjects.rpc('survivor', '1.0.0'))).length;
         };
-        await waitFor(async () => (await instances()) === 2, { timeoutMs: 30_000, what: 'both instance connections back' });
-        expect(await instances()).toBe(2);
+        await waitFor(async () => (await workers()) === 2, { timeoutMs: 30_000, what: 'both worker connections back' });
+        expect(await workers()).toBe(2);
       } finally {
         await rpc.close();
       }

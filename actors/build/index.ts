@@ -187,6 +187,8 @@ export const exampleActors = {
   'http-js': { entry: 'http-js/http.js', world: 'proxy' },
   'hostile-js': { entry: 'hostile-js/hostile.js', world: 'hostile', witPath: 'hostile-js/wit' },
   'hostile-c': { entry: 'hostile-c/hostile.c', world: 'actor' },
+  'flaky-c': { entry: 'flaky-c/flaky.c', world: 'actor' },
+  'slow-c': { entry: 'slow-c/slow.c', world: 'actor' },
 } as const satisfies Record<string, { entry: string; world: string; witPath?: string }>;
 
 /** Names of the example actors. */

@@ -4,7 +4,7 @@
  * providers; they log pino JSON on stdout and run until a signal.
  */
 import { stat } from 'node:fs/promises';
-import { command, runUntilStopped, untilSignal, type Flags } from '../../lattice/cli/index.ts';
+import { authFromFlags, command, controllerAuthFlags, natsAuthFlags, providerAuthFlags, roleAuthFromFlags, runUntilStopped, untilSignal, type Flags } from '../../lattice/cli/index.ts';
 import { TrellisError } from '../../lattice/errors/index.ts';
 import { LogLevels } from '../../lattice/options/index.ts';
 
@@ -13,10 +13,15 @@ export const participantFlags = {
   nats: { type: 'string', help: 'NATS URLs, comma separated (default nats://127.0.0.1:4222)', env: 'TRELLIS_NATS_URL', placeholder: 'url' },
   lattice: { type: 'string', help: 'lattice name (default "default")', env: 'TRELLIS_LATTICE', placeholder: 'name' },
   'log-level': { type: 'choice', choices: LogLevels, help: 'log level (default info)', env: 'TRELLIS_LOG_LEVEL' },
+  ...natsAuthFlags,
 } as const satisfies Flags;
 
 /** The lattice's curve seed file: opens sealed link secrets (a host hands it to its providers). */
 const secretsKeyFlag = { type: 'string', help: 'file with the lattice curve seed that opens sealed link secrets', env: 'TRELLIS_SECRETS_KEY_FILE', placeholder: 'file' } as const;
+/** Tracing flag of the participants that trace (host, gateway); the OTEL_* variables apply too. */
+export const tracingFlags = {
+  'otlp-endpoint': { type: 'string', help: 'export traces to this OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (default: off)', env: 'OTEL_EXPORTER_OTLP_ENDPOINT', placeholder: 'url' },
+} as const satisfies Flags;
 
 export const hostFlags = {
   ...participantFlags,
@@ -28,10 +33,16 @@ export const hostFlags = {
   'no-controller': { type: 'boolean', help: 'do not run the lattice controller (reconciler) in this host' },
   'http-port': { type: 'int', help: 'serve /metrics, /health, /ready on this port (0: any free port)', max: 65535 },
   'http-host': { type: 'string', help: 'address for the HTTP port (default 127.0.0.1)', placeholder: 'address' },
+  workers: { type: 'int', help: 'worker threads shared by all actors, 1..256 (default: CPU cores; each holds one NATS connection)', min: 1, max: 256 },
   gateway: { type: 'string', help: 'also run the HTTP gateway on host:port (e.g. :8080); local instances answer without NATS', placeholder: 'host:port' },
   'allowed-issuer': { type: 'list', help: 'run only components signed by this issuer public key (and the lattice list: trellis issuers); env TRELLIS_ALLOWED_ISSUERS, comma separated' },
   'require-signed': { type: 'boolean', help: 'check signatures even with no allowed issuer anywhere (then refuse every component); env TRELLIS_REQUIRE_SIGNED' },
   'secrets-key': secretsKeyFlag,
+  ...tracingFlags,
+  'control-rate': { type: 'int', help: 'control commands per second admitted per caller (reply-inbox user), sustained (default 100; 0: no limit)', env: 'TRELLIS_CONTROL_RATE', min: 0 },
+  'control-burst': { type: 'int', help: 'control commands a caller may send at once (default 200)', env: 'TRELLIS_CONTROL_BURST', min: 1 },
+  ...controllerAuthFlags,
+  ...providerAuthFlags,
 } as const satisfies Flags;
 
 export const commands = [
@@ -59,6 +70,12 @@ export const commands = [
         ...(flags.allowedIssuer.length > 0 ? { allowedIssuers: flags.allowedIssuer } : {}),
         ...(flags.requireSigned ? { requireSigned: true } : {}),
         secretsKeyFile: flags.secretsKey,
+        otlpEndpoint: flags.otlpEndpoint,
+        workers: flags.workers,
+        controlRate: { ratePerSec: flags.controlRate, burst: flags.controlBurst },
+        auth: authFromFlags(flags),
+        controllerAuth: roleAuthFromFlags(flags, 'controller'),
+        providerAuth: roleAuthFromFlags(flags, 'provider'),
       });
       return runHostUntilStopped(host);
     },
@@ -72,19 +89,26 @@ export const commands = [
       listen: { type: 'string', help: 'host:port', default: '127.0.0.1:8080', placeholder: 'host:port' },
       'max-body-bytes': { type: 'int', help: 'largest request body (default 1 MiB, capped by NATS max_payload)', min: 1 },
       'deadline-ms': { type: 'int', help: 'deadline per request (default 10000)', min: 1 },
+      ...tracingFlags,
     },
     async run({ flags }) {
       const { createLogger } = await import('../../lattice/log/index.ts');
       const { connectParticipant } = await import('../../lattice/control/index.ts');
-      const { latticeOption, serversOption } = await import('../../lattice/options/index.ts');
+      const { compileNatsConnect, latticeOption, serversOption } = await import('../../lattice/options/index.ts');
       const { startGateway } = await import('../../providers/index.ts');
       const lattice = latticeOption(flags.lattice);
+      const connect = compileNatsConnect({ servers: serversOption(flags.nats), lattice, role: 'gateway', auth: authFromFlags(flags) });
       const logger = createLogger({ component: 'gateway', level: (flags.logLevel) ?? 'info' }).child({ lattice });
-      const nc = await connectParticipant(serversOption(flags.nats), 'trellis-gateway');
-      const gateway = await startGateway({ nc, lattice, listen: flags.listen, maxBodyBytes: flags.maxBodyBytes, deadlineMs: flags.deadlineMs, logger });
-      logger.info({ url: gateway.url }, 'gateway ready');
-      await runUntilStopped(nc, () => gateway.close());
-      return 0;
+      const { startTracing } = await import('../../lattice/telemetry/index.ts');
+      const tracing = await startTracing({ service: 'trellis-gateway', lattice, endpoint: flags.otlpEndpoint });
+      const nc = await connectParticipant(connect, 'trellis-gateway');
+      const gateway = await startGateway({ nc, lattice, listen: flags.listen, maxBodyBytes: flags.maxBodyBytes, deadlineMs: flags.deadlineMs, logger, tracing });
+      logger.info({ url: gateway.url, tracing: tracing !== undefined }, 'gateway ready');
+      await runUntilStopped(nc, async () => {
+        await gateway.close();
+        await tracing?.shutdown();
+      });
+      return failIfClosedWithError(nc, connect.servers);
     },
   }),
   command({
@@ -100,16 +124,18 @@ export const commands = [
       const { connectParticipant } = await import('../../lattice/control/index.ts');
       const { subjects: buildSubjects } = await import('../../lattice/subjects/index.ts');
       const { compileProviderOptions, followSupervisor, startProvider } = await import('../../providers/index.ts');
+      const { compileNatsConnect } = await import('../../lattice/options/index.ts');
       const { kind, servers, lattice, logLevel } = compileProviderOptions({ kind: args[0]!, nats: flags.nats, lattice: flags.lattice, logLevel: flags.logLevel });
+      const connect = compileNatsConnect({ servers, lattice, role: 'provider', auth: authFromFlags(flags) });
       const logger = createLogger({ component: 'provider', level: logLevel }).child({ provider: kind, lattice });
       const supervisor = followSupervisor(logger);
-      const nc = await connectParticipant(servers, `trellis-provider-${kind}`);
+      const nc = await connectParticipant(connect, `trellis-provider-${kind}`);
       const service = startProvider(kind, nc, buildSubjects(lattice), logger, secretsKey);
       await nc.flush();
       logger.info('provider ready');
       supervisor.ready();
       await runUntilStopped(nc, () => service.close(), (signal) => logger.info({ signal }, 'provider stopping'));
-      return 0;
+      return failIfClosedWithError(nc, servers);
     },
   }),
   command({
@@ -126,14 +152,17 @@ export const commands = [
     async run({ flags }) {
       const os = await import('node:os');
       const { createLogger } = await import('../../lattice/log/index.ts');
-      const { latticeOption, serversOption } = await import('../../lattice/options/index.ts');
+      const { compileNatsConnect, latticeOption, serversOption } = await import('../../lattice/options/index.ts');
       const { startController } = await import('../../lattice/reconciler/index.ts');
       const lattice = latticeOption(flags.lattice);
+      const servers = serversOption(flags.nats);
+      const connect = compileNatsConnect({ servers, lattice, role: 'controller', auth: authFromFlags(flags) });
       const logger = createLogger({ component: 'controller', level: flags.logLevel ?? 'info' }).child({ lattice });
-      const controller = await startController({ servers: serversOption(flags.nats), lattice, name: flags.name ?? `controller-${os.hostname()}`, logger, leaseTtlMs: flags.leaseTtlMs, holdDownMs: flags.holdDownMs });
+      const controller = await startController({ servers, connect, lattice, name: flags.name ?? `controller-${os.hostname()}`, logger, leaseTtlMs: flags.leaseTtlMs, holdDownMs: flags.holdDownMs });
       logger.info({ id: controller.id }, 'controller ready');
-      await untilSignal();
+      const ended = await Promise.race([untilSignal(), controller.connectionClosed]);
       await controller.close();
+      if (ended instanceof Error) throw ended;
       return 0;
     },
   }),
@@ -200,5 +229,16 @@ export async function runHostUntilStopped(host: import('../index.ts').Host, clea
   await cleanup();
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
+  // A revoked credential ends the host with its own code (the dispatcher prints it), not exit 0.
+  if (host.connectionError) throw host.connectionError;
   return 0;
+}
+
+/** After a participant stopped: exit 0, or throw why its connection closed (e.g. TRELLIS_NATS_AUTH). */
+async function failIfClosedWithError(nc: { isClosed(): boolean; closed(): Promise<void | Error> }, servers: string[]): Promise<number> {
+  if (!nc.isClosed()) return 0;
+  const err = await nc.closed();
+  if (!err) return 0;
+  const { classifyConnectError } = await import('../../lattice/control/index.ts');
+  throw classifyConnectError(err, servers);
 }

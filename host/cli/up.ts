@@ -5,7 +5,22 @@ import { packagePath } from '../../lattice/package-root/index.ts';
 import { TrellisError } from '../../lattice/errors/index.ts';
 import type { NatsServer } from '../../lattice/nats-server/index.ts';
 import type { Host } from '../index.ts';
+import { controllerAuthFlags, natsAuthFlags, providerAuthFlags } from '../../lattice/cli/index.ts';
+import { NatsAuthEnv } from '../../lattice/options/index.ts';
 import { hostFlags, runHostUntilStopped } from './participants.ts';
+
+type CredentialFlag = keyof typeof natsAuthFlags | keyof typeof controllerAuthFlags | keyof typeof providerAuthFlags;
+/** The host's flags but its credentials: `up` runs its own server and makes the credentials itself (--secure). */
+const upHostFlags = Object.fromEntries(
+  Object.entries(hostFlags).filter(([name]) => !(name in natsAuthFlags || name in controllerAuthFlags || name in providerAuthFlags)),
+) as Omit<typeof hostFlags, CredentialFlag>;
+
+/** The environment without TRELLIS_NATS_… credentials: the embedded server is not the one they are for. */
+function withoutCredentials(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  for (const name of Object.values(NatsAuthEnv)) delete out[name];
+  return out;
+}
 
 export const commands = [
   command({
@@ -14,7 +29,8 @@ export const commands = [
     details: 'Data lives under $XDG_STATE_HOME/trellis (default ~/.local/state/trellis). Ctrl-C stops everything.\nThe demo app (actors/demo/app.yaml: `hello` and a key-value `counter` behind the gateway) is applied\nfrom its manifest as `trellis apply` does; --bare skips it.',
     participant: true,
     flags: {
-      ...hostFlags,
+      ...upHostFlags,
+      secure: { type: 'boolean', help: 'require credentials: an nkey per role (host, controller, provider, gateway, operator) in <data-dir>/creds, each with only its role\'s permissions' },
       gateway: { type: 'string', help: 'HTTP gateway address', default: '127.0.0.1:8080', placeholder: 'host:port' },
       'log-level': { ...hostFlags['log-level'], default: 'warn' },
       port: { type: 'int', help: 'NATS client port (0: any free port, printed at start)', default: 4222, min: 0, max: 65535 },
@@ -31,10 +47,19 @@ export const commands = [
       const dataDir = flags.dataDir ?? stateDir();
       const port = flags.port;
       await mkdir(`${dataDir}/nats`, { recursive: true });
-      console.log(`starting nats-server on 127.0.0.1:${port || 'a free port'} (JetStream data in ${dataDir}/nats)...`);
+      const seed = flags.seed ?? (await persistentSeed(dataDir));
+      const env = withoutCredentials(process.env);
+      let secure: import('./up-secure.ts').SecureUp | undefined;
+      if (flags.secure) {
+        const { prepareSecureUp } = await import('./up-secure.ts');
+        const { latticeOption } = await import('../../lattice/options/index.ts');
+        const { nkeys } = await import('nats');
+        secure = await prepareSecureUp(dataDir, latticeOption(flags.lattice), nkeys.fromSeed(new TextEncoder().encode(seed)).getPublicKey());
+      }
+      console.log(`starting nats-server on 127.0.0.1:${port || 'a free port'}${secure ? ' requiring credentials' : ''} (JetStream data in ${dataDir}/nats)...`);
       let nats: NatsServer;
       try {
-        nats = await startNats({ name: 'trellis-up', port: port === 0 ? undefined : port, storeDir: `${dataDir}/nats`, jetstream: true });
+        nats = await startNats({ name: 'trellis-up', port: port === 0 ? undefined : port, storeDir: `${dataDir}/nats`, jetstream: true, extraConfig: secure?.serverConfig });
       } catch (err) {
         if (err instanceof TrellisError) throw err;
         throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `could not start nats-server on port ${port} (is it in use? try --port): ${(err as Error).message.split('\n')[0]}`, { cause: err });
@@ -46,7 +71,7 @@ export const commands = [
           lattice: flags.lattice,
           labels: flags.label,
           name: flags.name,
-          seed: flags.seed ?? (await persistentSeed(dataDir)),
+          seed,
           heartbeatMs: flags.heartbeatMs,
           beatMs: flags.beatMs,
           controller: !flags.noController,
@@ -59,7 +84,9 @@ export const commands = [
           ...(flags.allowedIssuer.length > 0 ? { allowedIssuers: flags.allowedIssuer } : {}),
           ...(flags.requireSigned ? { requireSigned: true } : {}),
           secretsKeyFile: flags.secretsKey,
-        });
+          otlpEndpoint: flags.otlpEndpoint,
+          ...(secure ? { auth: secure.auth.host, controllerAuth: secure.auth.controller, providerAuth: secure.auth.provider } : {}),
+        }, env);
       } catch (err) {
         await nats.stop();
         throw err;
@@ -68,10 +95,10 @@ export const commands = [
       const natsFlag = nats.port === 4222 ? '' : ` --nats ${nats.url}`;
       const gatewayUrl = host.gateway!.url;
       // Started before the demo is deployed, so the page shows it being placed.
-      const dashboard = await startUpDashboard(flags.dashboard, nats.url, host.lattice);
+      const dashboard = await startUpDashboard(flags.dashboard, nats.url, host.lattice, secure?.auth.operator);
       if (!flags.bare) {
         try {
-          await deployDemo(nats.url, host, (line) => console.log(`  ${line}`));
+          await deployDemo(nats.url, host, (line) => console.log(`  ${line}`), secure?.auth.operator ?? {}, env);
         } catch (err) {
           console.error(`demo deployment failed: ${(err as Error).message}`);
         }
@@ -84,10 +111,12 @@ export const commands = [
         ['gateway', gatewayUrl],
         ...(dashboard ? [['dashboard', dashboard.url]] : []),
         ['data', dataDir],
+        ...(secure ? [['credentials', `${dataDir}/creds/<role>.nk (host, controller, provider, gateway, operator)`]] : []),
       ]));
       console.log('');
       if (dashboard) console.log(`Watch the lattice live: open ${dashboard.url} in a browser.`);
       console.log('Try, from another terminal:');
+      if (secure) console.log(`  export TRELLIS_NATS_NKEY=${secure.files.operator}   # the operator's key: the server admits nobody without one`);
       if (!flags.bare) {
         console.log(`  curl '${gatewayUrl}/hello?name=trellis'`);
         console.log(`  curl -X POST ${gatewayUrl}/counter     # increments, stored in JetStream KV`);
@@ -113,11 +142,13 @@ export const commands = [
  * The dashboard of `up` (lattice/dashboard), unless `--dashboard off`. A port in use costs the
  * page, not the lattice: `up` says so and runs on.
  */
-async function startUpDashboard(listen: string, natsUrl: string, lattice: string): Promise<import('../../lattice/dashboard/index.ts').Dashboard | undefined> {
+async function startUpDashboard(listen: string, natsUrl: string, lattice: string, auth: import('../../lattice/options/index.ts').NatsAuthOptions = {}): Promise<import('../../lattice/dashboard/index.ts').Dashboard | undefined> {
   if (listen === 'off') return undefined;
   const { startDashboard } = await import('../../lattice/dashboard/index.ts');
+  const { compileNatsConnect } = await import('../../lattice/options/index.ts');
   try {
-    const dashboard = await startDashboard({ nats: natsUrl, lattice, listen });
+    // With --secure it reads the lattice with the operator's key.
+    const dashboard = await startDashboard({ connect: compileNatsConnect({ servers: [natsUrl], lattice, role: 'operator', auth }), lattice, listen });
     console.log(`dashboard on ${dashboard.url}`);
     return dashboard;
   } catch (err) {
@@ -147,13 +178,13 @@ export const DEMO_MANIFEST = packagePath('actors', 'demo', 'app.yaml');
  * .cache/actors, where its sources point), then apply it as `trellis apply -f` does. Idempotent:
  * a second `up` finds it unchanged.
  */
-async function deployDemo(natsUrl: string, host: Host, log: (line: string) => void): Promise<void> {
+async function deployDemo(natsUrl: string, host: Host, log: (line: string) => void, auth: import('../../lattice/options/index.ts').NatsAuthOptions, env: NodeJS.ProcessEnv): Promise<void> {
   const { buildExampleActors } = await import('../../actors/index.ts');
   const { connectControl } = await import('../../lattice/control/index.ts');
   const { applyManifest, changeLine, loadManifest, openApps, waitDeployed } = await import('../../lattice/apps/index.ts');
   log('building the demo actors (the first run takes a minute; later runs use the cache)...');
   await buildExampleActors({ only: ['hello', 'counter'], log });
-  await using client = await connectControl({ nats: natsUrl, lattice: host.lattice });
+  await using client = await connectControl({ nats: natsUrl, lattice: host.lattice, auth }, env);
   const manifest = await loadManifest(DEMO_MANIFEST);
   const result = await applyManifest(client, manifest, { progress: log });
   log(result.outcome === 'unchanged' ? `app ${result.app} unchanged (revision ${result.revision}) from ${DEMO_MANIFEST}` : `app ${result.app}: revision ${result.revision} from ${DEMO_MANIFEST}`);

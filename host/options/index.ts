@@ -7,7 +7,8 @@ import os from 'node:os';
 import { TrellisError } from '../../lattice/errors/index.ts';
 import { LogLevels, type LogLevel } from '../../lattice/log/index.ts';
 import { isIssuerKey } from '../../lattice/signing/index.ts';
-import { badOption as bad, intOption as intInRange, latticeOption, serversOption } from '../../lattice/options/index.ts';
+import { badOption as bad, compileNatsConnect, intOption as intInRange, latticeOption, natsAuthFromEnv, serversOption, type NatsAuthOptions, type NatsConnect } from '../../lattice/options/index.ts';
+import { compileRateLimit, type CompiledRateLimit, type RateLimitOptions } from '../../lattice/control/rate-limit.ts';
 
 /** Options a user may give; every field has a documented default. */
 export interface HostOptions {
@@ -56,6 +57,18 @@ export interface HostOptions {
   requireSigned?: boolean;
   /** The lattice's curve seed file, handed to the providers this host starts. Default: $TRELLIS_SECRETS_KEY_FILE. */
   secretsKeyFile?: string;
+  /** Export traces to this OTLP/HTTP collector (base URL). Default: $OTEL_EXPORTER_OTLP_ENDPOINT, else off. */
+  otlpEndpoint?: string;
+  /** Worker threads shared by all actors (each holds one NATS connection). Default: CPU cores, allowed 1..256. */
+  workers?: number;
+  /** Per-caller rate limit and fair scheduling of control commands (lattice/control/rate-limit.ts). */
+  controlRate?: RateLimitOptions;
+  /** NATS credential and TLS of the host (role host). Default: the `TRELLIS_NATS_…` variables. */
+  auth?: NatsAuthOptions;
+  /** The credential of the controller it runs (role controller); TLS is the host's. Default: the host's credential. */
+  controllerAuth?: NatsAuthOptions;
+  /** The credential of the providers it launches (role provider); TLS is the host's. Default: the host's credential. */
+  providerAuth?: NatsAuthOptions;
 }
 
 /** The complete, validated form the host runs on. */
@@ -79,6 +92,14 @@ export interface CompiledHostOptions {
   allowedIssuers: string[];
   requireSigned: boolean;
   secretsKeyFile?: string;
+  otlpEndpoint?: string;
+  /** Undefined: one per CPU core. */
+  workers?: number;
+  controlRate: CompiledRateLimit;
+  /** How the host, its workers, its controller and its providers connect (secrets inside: never log). */
+  connect: NatsConnect;
+  controllerConnect: NatsConnect;
+  providerConnect: NatsConnect;
 }
 
 /** Labels the host sets itself; they describe the machine and cannot be changed. */
@@ -145,12 +166,33 @@ export function compileHostOptions(input: HostOptions = {}, env: NodeJS.ProcessE
   const beatMs = intInRange('--beat-ms', input.beatMs ?? 1000, 100, 5000);
   const httpPort = input.httpPort === undefined ? undefined : intInRange('--http-port', input.httpPort, 0, 65535);
   const maxControlPayloadBytes = intInRange('maxControlPayloadBytes', input.maxControlPayloadBytes ?? 64 * 1024, 1024, 8 * 1024 * 1024);
+  const workers = input.workers === undefined ? undefined : intInRange('--workers', input.workers, 1, 256);
   const stopTimeoutMs = intInRange('stopTimeoutMs', input.stopTimeoutMs ?? 10_000, 0, 600_000);
 
   const logLevel = input.logLevel ?? (env.TRELLIS_LOG_LEVEL as LogLevel | undefined) ?? 'info';
   if (!(LogLevels as readonly string[]).includes(logLevel)) bad('--log-level', `must be one of ${LogLevels.join(', ')}`);
 
+  const auth = natsAuthFromEnv(input.auth ?? {}, env);
+  const tls = { tlsCa: auth.tlsCa, tlsCert: auth.tlsCert, tlsKey: auth.tlsKey };
+  // A role credential replaces the host's credential only; TLS stays the host's.
+  const roleAuth = (own: NatsAuthOptions | undefined): NatsAuthOptions => (own && Object.values(own).some((v) => v !== undefined) ? { ...tls, ...own } : { ...auth, natsInboxUser: undefined });
+  const connect = compileNatsConnect({ servers, lattice, role: 'host', auth });
+  // A bad role credential names its own flag (--controller-user), not the host's (--nats-user).
+  const roleConnect = (role: 'controller' | 'provider', own: NatsAuthOptions | undefined) => {
+    try {
+      return compileNatsConnect({ servers, lattice, role, auth: roleAuth(own) });
+    } catch (err) {
+      if (!(err instanceof TrellisError) || !own || !Object.values(own).some((v) => v !== undefined)) throw err;
+      throw new TrellisError(err.code, err.message.replaceAll('--nats-', `--${role}-`), { cause: err });
+    }
+  };
+  const controllerConnect = roleConnect('controller', input.controllerAuth);
+  const providerConnect = roleConnect('provider', input.providerAuth);
+
   return {
+    connect,
+    controllerConnect,
+    providerConnect,
     servers,
     lattice,
     userLabels,
@@ -170,5 +212,8 @@ export function compileHostOptions(input: HostOptions = {}, env: NodeJS.ProcessE
     allowedIssuers: allowedIssuersOption(input.allowedIssuers, env),
     requireSigned: input.requireSigned ?? boolEnv('TRELLIS_REQUIRE_SIGNED', env),
     secretsKeyFile: input.secretsKeyFile ?? (env.TRELLIS_SECRETS_KEY_FILE || undefined),
+    otlpEndpoint: input.otlpEndpoint,
+    workers,
+    controlRate: compileRateLimit(input.controlRate),
   };
 }

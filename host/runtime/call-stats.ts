@@ -30,10 +30,16 @@ export interface ServedBatch {
 
 const CODES = Object.keys(ErrorCodes);
 const INTERNAL = CODES.indexOf('TRELLIS_INTERNAL');
-/** Timings a worker can hold undrained (the watchdog drains every few ms); power of two. */
-const RING = 4096;
-// Int32 header: 0 head (worker) | 1 tail (main) | 2 ok | 3 cold | 4 warm | 5 5xx | 6 unserved | 7.. one per error code.
-const FIRST_CODE = 7;
+/**
+ * Timings a worker can hold undrained per actor (the watchdog drains every 5-50 ms); power of
+ * two. One record per actor and worker, so it is sized for a busy actor, not for thousands of
+ * them: 1024 timings = 8 KiB.
+ */
+const RING = 1024;
+// Int32 header: 0 head (worker) | 1 tail (main) | 2 ok | 3 cold | 4 warm | 5 5xx | 6 unserved
+// | 7 calls recorded (so an idle record drains in one load) | 8.. one per error code.
+const CALLS = 7;
+const FIRST_CODE = 8;
 const HEADER = FIRST_CODE + CODES.length;
 const HEADER_BYTES = Math.ceil((HEADER * 4) / 8) * 8;
 const SIZE = HEADER_BYTES + RING * 8;
@@ -68,6 +74,7 @@ export class CallStats {
       if (unserved) Atomics.add(i32, 6, 1);
     }
     if (cold !== undefined) Atomics.add(i32, cold ? 3 : 4, 1);
+    Atomics.add(i32, CALLS, 1);
     const head = Atomics.load(i32, 0);
     // A full ring (the main thread stalled) drops the timing; the counters above still count.
     if (((head - Atomics.load(i32, 1)) | 0) >= RING) return;
@@ -80,6 +87,10 @@ export class CallStats {
   drain(): ServedBatch | undefined {
     const i32 = this.#i32;
     const seen = this.#seen;
+    // Nothing recorded since the last drain: the common case for most actors of a large host.
+    const calls = Atomics.load(i32, CALLS);
+    if (calls === seen[CALLS]) return undefined;
+    seen[CALLS] = calls;
     const head = Atomics.load(i32, 0);
     const tail = Atomics.load(i32, 1);
     const delta = (i: number) => {

@@ -23,8 +23,8 @@ const next = (seq: number) => (seq + 1) & 0x3fffffff;
 const REPLY_BYTES = 512;
 // Layout (bytes): 0 seq (i32) | 8 startedAt (f64, epoch ms) | 16 endBy (f64) | 24 kind (i32)
 // | 28 job id (i32, 0 = a lattice call) | 32 reply length (i32) | 36 waiting on the host (i32)
-// | 40.. reply subject (UTF-8).
-const SIZE = 40 + REPLY_BYTES;
+// | 40 actor (i32, the runtime's number of the actor) | 44.. reply subject (UTF-8).
+const SIZE = 44 + REPLY_BYTES;
 
 /** What the watchdog sees of a running call. */
 export interface CallSnapshot {
@@ -34,6 +34,8 @@ export interface CallSnapshot {
   kind: LimitKind;
   /** The runtime job id for a call posted by the main thread; 0 for a lattice call. */
   jobId: number;
+  /** Which actor runs (a worker holds many). */
+  actor: number;
   /** Reply subject of a lattice call ('' when the caller wants no reply or it did not fit). */
   reply: string;
 }
@@ -51,14 +53,15 @@ export class CallWatch {
     this.buffer = buffer;
     this.#i32 = new Int32Array(buffer);
     this.#f64 = new Float64Array(buffer, 0, 3);
-    this.#bytes = new Uint8Array(buffer, 40, REPLY_BYTES);
+    this.#bytes = new Uint8Array(buffer, 44, REPLY_BYTES);
   }
 
   // Worker side.
 
   /** Record the call about to run. */
-  begin(jobId: number, endBy: number, kind: LimitKind, reply = ''): void {
+  begin(jobId: number, endBy: number, kind: LimitKind, reply = '', actor = 0): void {
     const seq = Atomics.load(this.#i32, 0);
+    this.#i32[10] = actor;
     this.#f64[1] = Date.now();
     this.#f64[2] = endBy;
     this.#i32[6] = kind;
@@ -107,10 +110,11 @@ export class CallWatch {
     const endBy = this.#f64[2]!;
     const kind = this.#i32[6] as LimitKind;
     const jobId = this.#i32[7]!;
+    const actor = this.#i32[10]!;
     const length = this.#i32[8]!;
     const reply = length > 0 && length <= REPLY_BYTES ? decoder.decode(this.#bytes.slice(0, length)) : '';
     if (Atomics.load(this.#i32, 0) !== seq) return undefined;
-    return { seq, startedAt, endBy, kind, jobId, reply };
+    return { seq, startedAt, endBy, kind, jobId, actor, reply };
   }
 
   /** Take over the call seen in `snapshot`; false when it has ended since. */

@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { transpile } from '@bytecodealliance/jco';
+import { Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
 import { TrellisError } from '../../lattice/errors/index.ts';
 import { capMemory } from './memlimit.ts';
 import { Wasm, type WasmModule } from './wasm-api.ts';
@@ -70,6 +71,35 @@ const GLUE_FORMAT = 'g2';
  */
 export function stripDebugLog(js: string): string {
   return js.replace(/const _debugLog = \(\.\.\.args\) => \{\s*if \(!globalThis\?\.process\?\.env\?\.JCO_DEBUG\) \{ return; \}\s*console\.debug\(\.\.\.args\);\s*\};/, 'const _debugLog = () => {};');
+}
+
+type JcoOutput = { files: Record<string, Uint8Array>; exports: [string, string][] };
+
+/**
+ * jco's transpiler holds about 40 MB once imported, and a transpile as much again: it runs in a
+ * short-lived worker thread, so a host gives that memory back once a new component is cached
+ * (and one that only loads cached components never imports jco at all).
+ */
+async function transpileIsolated(bytes: Uint8Array): Promise<JcoOutput> {
+  // instantiation 'async' makes the generated code take every import from us: nothing falls
+  // back to preview2-shim (which would expose the host env and file system).
+  const options = { name: 'component', instantiation: 'async', noTypescript: true, quiet: true, base64Cutoff: 0 };
+  const source = `const { parentPort, workerData } = require('node:worker_threads');
+import(workerData.jco).then(({ transpile }) => transpile(workerData.bytes, workerData.options)).then(
+  (out) => parentPort.postMessage({ ok: true, files: out.files, exports: out.exports }),
+  (err) => parentPort.postMessage({ ok: false, message: String((err && err.message) || err) }));`;
+  const worker = new Worker(source, { eval: true, env: {}, workerData: { jco: pathToFileURL(createRequire(import.meta.url).resolve('@bytecodealliance/jco')).href, bytes, options } });
+  try {
+    const reply = await new Promise<{ ok: true; files: Record<string, Uint8Array>; exports: [string, string][] } | { ok: false; message: string }>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`transpiler exited with code ${code}`)));
+    });
+    if (!reply.ok) throw new Error(reply.message);
+    return { files: reply.files, exports: reply.exports };
+  } finally {
+    void worker.terminate();
+  }
 }
 
 /** Transpiles and compiles components, caching both. One per runtime. */
@@ -139,11 +169,9 @@ export class ComponentCache {
 
   async #transpile(digest: string, bytes: Uint8Array): Promise<Transpiled> {
     const started = performance.now();
-    let out: Awaited<ReturnType<typeof transpile>>;
+    let out: JcoOutput;
     try {
-      // instantiation 'async' makes the generated code take every import from us: nothing falls
-      // back to preview2-shim (which would expose the host env and file system).
-      out = await transpile(bytes, { name: 'component', instantiation: 'async', noTypescript: true, quiet: true, base64Cutoff: 0 });
+      out = await transpileIsolated(bytes);
     } catch (err) {
       throw loadFailed((err as Error).message.split('\n').filter(Boolean).slice(0, 3).join(': '), err);
     }

@@ -1,6 +1,6 @@
 /**
  * The actor runtime: loads WebAssembly components (trellis:actor or wasi:http/proxy), runs them
- * in sandboxed worker-thread pools and serves invocations. The folder's single entry point.
+ * as Wasm instances on a fixed set of shared, sandboxed worker threads and serves invocations. The folder's single entry point.
  */
 import { realpathSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -12,10 +12,13 @@ import { normalizeRequest, type ActorRequest, type ActorResponse } from '../../l
 import { TrellisError, toTrellisError } from '../../lattice/errors/index.ts';
 import { parseListen, readBody, toActorRequest, writeActorResponse, writeError } from '../../lattice/http/index.ts';
 import { ComponentCache, type CacheSource, type World } from './compile.ts';
+import { availableParallelism } from 'node:os';
 import { ActorPool, completeCapabilities, type ActorStats, type HostCapabilities, type LatticeServing } from './pool.ts';
+import { WorkerPool } from './workers.ts';
 import { compilePolicy, type ActorPolicy } from '../../lattice/policy/index.ts';
 import type { SandboxConfig } from './wasi/index.ts';
 import { workerScript } from './worker-script.ts';
+import type { FinishedSpan } from '../../lattice/telemetry/index.ts';
 
 export { compilePolicy, loadPolicyFile, DEFAULT_POLICY, type ActorPolicy, type DirGrant } from '../../lattice/policy/index.ts';
 export type { ActorStats, CapabilityCall, HostCapabilities, KeyValueCapability, HttpRequest, LatticeServing } from './pool.ts';
@@ -56,6 +59,8 @@ export interface InvokeOptions {
   deadlineMs?: number;
   /** The invocation's id (capability writes are idempotent by it); a new one when absent. */
   invocationId?: string;
+  /** The caller's W3C trace context, carried into the guest's host calls and log lines. */
+  traceparent?: string;
 }
 
 export interface ActorRuntime extends AsyncDisposable {
@@ -83,6 +88,30 @@ export interface RuntimeOptions {
   cacheDir?: string;
   capabilities?: Partial<HostCapabilities>;
   logger?: Logger;
+  /** Worker threads shared by every actor (default: one per CPU core). */
+  workers?: number;
+  /** Tracing on: guest runs are timed in the workers and their spans handed here. */
+  spans?: (spans: FinishedSpan[]) => void;
+  /** How long each in-process invocation waited for a free instance (metrics). */
+  queueWait?: (actor: string, version: string, seconds: number) => void;
+}
+
+/** The most worker threads a runtime starts (each holds a NATS connection and a V8 isolate). */
+export const MAX_WORKERS = 256;
+
+/** The worker count of `options`, validated. */
+export function workerCount(workers: number | undefined): number {
+  if (workers === undefined) return Math.max(1, availableParallelism());
+  if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) {
+    throw new TrellisError('TRELLIS_BAD_OPTION', `invalid option workers: ${workers} (an integer from 1 to ${MAX_WORKERS})`);
+  }
+  return workers;
+}
+
+/** A worker lost to a crash fails the call it ran with this. */
+function crashError(err: Error): TrellisError {
+  const oom = /memory/i.test(err.message) && /out of|allocation/i.test(err.message);
+  return new TrellisError(oom ? 'TRELLIS_OUT_OF_MEMORY' : 'TRELLIS_WASM_TRAP', oom ? 'out of memory' : `wasm trap: worker crashed: ${err.message}`, { cause: err });
 }
 
 function sandboxOf(name: string, policy: ActorPolicy): SandboxConfig {
@@ -107,6 +136,14 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Actor
   const capabilities = completeCapabilities(options.capabilities);
   const logger = options.logger ?? pino({ level: 'warn' });
   const actors = new Map<string, { info: LoadedActor; pool: ActorPool }>();
+  const size = workerCount(options.workers);
+  // Started with the first actor: a runtime that loads none starts no thread.
+  let workers: Promise<WorkerPool> | undefined;
+  const sharedWorkers = () => {
+    workers ??= workerScript().then((url) => new WorkerPool(size, url, logger.child({ component: 'workers' }), crashError));
+    workers.catch(() => (workers = undefined));
+    return workers;
+  };
 
   const get = (name: string) => {
     const a = actors.get(name);
@@ -128,21 +165,27 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Actor
       }
       const { component, source } = await cache.transpiled(bytes);
       const modules = await cache.compiled(component, policy.maxMemoryPages);
-      const pool = new ActorPool({
-        name: spec.name,
-        actor: spec.actor ?? spec.name,
-        version: spec.version ?? '',
-        world: component.world,
-        jsUrl: component.jsUrl,
-        modules,
-        policy,
-        sandbox: sandboxOf(spec.name, policy),
-        capabilities,
-        logger: logger.child({ actor: spec.name }),
-        workerUrl: await workerScript(),
-        serve: spec.serve,
-        ...(spec.caps ? { caps: spec.caps } : {}),
-      });
+      const shared = await sharedWorkers();
+      const pool = new ActorPool(
+        {
+          name: spec.name,
+          actor: spec.actor ?? spec.name,
+          version: spec.version ?? '',
+          world: component.world,
+          jsUrl: component.jsUrl,
+          modules,
+          policy,
+          sandbox: sandboxOf(spec.name, policy),
+          capabilities,
+          // Every line of the actor's names it and its version apart (log filters need no parsing).
+          logger: logger.child(spec.version ? { actor: spec.actor ?? spec.name, version: spec.version } : { actor: spec.name }),
+          serve: spec.serve,
+          ...(spec.caps ? { caps: spec.caps } : {}),
+          spans: options.spans,
+          queueWait: options.queueWait && ((seconds) => options.queueWait!(spec.actor ?? spec.name, spec.version ?? '', seconds)),
+        },
+        shared,
+      );
       await pool.start();
       const info: LoadedActor = { name: spec.name, digest: component.digest, world: component.world, policy, source, transpileMs: component.transpileMs };
       const previous = actors.get(spec.name);
@@ -153,7 +196,7 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Actor
     },
     invoke(name, request, opts) {
       try {
-        return get(name).pool.invoke(normalizeRequest(request), opts?.deadlineMs, opts?.invocationId);
+        return get(name).pool.invoke(normalizeRequest(request), opts?.deadlineMs, opts?.invocationId, opts?.traceparent);
       } catch (err) {
         return Promise.reject(err);
       }
@@ -182,6 +225,9 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Actor
       const all = [...actors.values()];
       actors.clear();
       await Promise.all(all.map((a) => a.pool.close()));
+      const w = workers;
+      workers = undefined;
+      await (await w?.catch(() => undefined))?.close();
     },
     [Symbol.asyncDispose]() {
       return this.close();

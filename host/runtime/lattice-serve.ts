@@ -1,22 +1,28 @@
 /**
- * Worker side of lattice serving: an actor worker holds its own NATS connection and is a member
- * of its version's queue group, so a lattice call goes NATS → worker → NATS without touching the
- * host's main thread. That hop (structured clone both ways and two extra thread wake-ups) cost
- * more than everything else a host does per call together.
+ * Worker side of lattice serving: each shared actor worker holds one NATS connection and is a
+ * member of the queue group of every actor version the host serves, so a lattice call goes
+ * NATS → worker → NATS without touching the host's main thread. That hop (structured clone
+ * both ways and two extra thread wake-ups) cost more than everything else a host does per call.
  *
- * NATS balances calls over every worker of every host in the queue group. Calls that arrive
- * while this worker is busy wait in its socket, in order. A call taken is acknowledged with a
- * taken reply before the actor runs (see `take`); the main thread then watches it through the
- * shared CallWatch record: it sends progress replies while it runs and terminates overruns
- * (see pool.ts).
+ * NATS balances calls over every worker of every host in the queue group. A worker runs one
+ * guest at a time, and calls that arrive while it runs one wait in its socket, in order. So a
+ * worker about to run a call of a version whose last call here was long first leaves its queue
+ * groups (a drain: what the server already sent is still handled) while another worker of the
+ * host still takes calls, and joins again after: calls then go to the free workers instead of
+ * waiting behind the long one (see `pause`). A call taken is acknowledged with a taken reply
+ * before the actor runs (see `take`); the main thread watches it through the shared CallWatch
+ * record: it sends progress replies while it runs and terminates overruns (see workers.ts).
  */
 import { randomUUID } from 'node:crypto';
-import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from 'nats';
+import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
 import { connectParticipant } from '../../lattice/control/index.ts';
-import { ATTEMPT_TAKE_MARGIN_MS, decode, encode, isRecord, normalizeRequest, RpcHeaders, type ActorRequest, type ActorResponse, type InvokeReply } from '../../lattice/wire/index.ts';
+import { ATTEMPT_TAKE_MARGIN_MS, checkInvocationId, decodeActorRequest, encode, RpcHeaders, type ActorRequest, type ActorResponse, type InvokeReply } from '../../lattice/wire/index.ts';
 import type { WireError } from '../../lattice/errors/index.ts';
 import type { CallStats } from './call-stats.ts';
-import type { ServeSpec } from './protocol.ts';
+import type { ServeSpec, WorkerConnection } from './protocol.ts';
+
+/** Short calls an actor takes after a long one before its calls stop pausing the queue groups. */
+export const LONG_CALL_SCORE = 16;
 
 /** The outcome of one call as the worker's invoke reports it. */
 export interface CallResult {
@@ -32,159 +38,235 @@ export interface LatticeCall {
   deadlineAt: number | undefined;
   /** Where the watchdog sends progress replies ('' when the caller wants no reply). */
   reply: string;
+  /** The caller's W3C trace context. */
+  traceparent: string | undefined;
 }
 
-export interface LatticeServer {
-  /** Stop taking calls, answer the ones NATS already delivered, close the connection. */
+/** One actor version served from a worker's connection. */
+export interface Served {
+  /** Stop taking its calls and answer the ones NATS already delivered. */
   stop(): Promise<void>;
 }
 
+/** A worker's lattice connection, shared by every actor version it serves. */
+export interface WorkerLattice {
+  /**
+   * Join the queue group of `spec` and answer each call with `call`; resolves once the server
+   * has the subscription. `call` returns undefined when the watchdog took the call over.
+   */
+  serve(spec: ServeSpec, call: (request: ActorRequest, lattice: LatticeCall) => CallResult | undefined, stats: CallStats): Promise<Served>;
+  /**
+   * Before a call expected to be long: leave every queue group, unless no other worker of the
+   * host takes calls now. True when it left (then `resume` after the call).
+   */
+  pause(): boolean;
+  resume(): void;
+}
+
 /**
- * Join the queue group of `spec` and answer each call with `call`; resolves once the server has
- * the subscription. `call` returns undefined when the watchdog took the call over (it answers).
+ * Which of a host's workers take lattice calls: Int32 [count, flag of worker 0, 1, ...]. A
+ * worker pauses only by taking the count from above 1, so one always stays; the main thread
+ * clears the flag of a worker it terminated.
  */
-export async function serveLattice(
-  spec: ServeSpec,
-  call: (request: ActorRequest, lattice: LatticeCall) => CallResult | undefined,
-  stats: CallStats,
-  log: (level: 'info' | 'warn' | 'error', message: string) => void,
-): Promise<LatticeServer> {
-  // Connects like every long-running participant; fails with TRELLIS_NATS_UNAVAILABLE.
-  const nc = await connectParticipant(spec.servers, spec.connectionName);
-  const { hostId: host, version } = spec;
-  const syncFlush = canFlushNow(nc);
-  if (!syncFlush) log('warn', 'nats.js has no synchronous flush here (protocol.flushPending): each call now waits one event-loop turn for its taken reply to go out');
-
-  const answer = (msg: Msg, reply: InvokeReply, started: number, result?: CallResult, unserved = false) => {
-    // The status compare is the only per-call cost of telling 5xx responses apart (canary analysis).
-    if (reply.ok) stats.record(undefined, (performance.now() - started) / 1000, result?.cold, reply.response.status >= 500);
-    else stats.record(reply.error.code, (performance.now() - started) / 1000, result?.cold, false, unserved);
-    // No reply headers: who answered is in the body, and a header block on a reply costs the
-    // caller a parse (and NATS an HMSG) on every call.
-    if (msg.reply && !nc.isClosed()) msg.respond(encode(reply));
-  };
-
-  /** A decoded call, not yet taken. */
-  interface Arrived {
-    msg: Msg;
-    request: ActorRequest;
-    times: CallHeaders;
-    started: number;
-    /** A taken reply was sent (and must leave before the guest runs). */
-    acked?: boolean;
+export class TakingWorkers {
+  readonly #i32: Int32Array;
+  constructor(
+    readonly buffer: SharedArrayBuffer,
+    readonly index: number,
+  ) {
+    this.#i32 = new Int32Array(buffer);
   }
 
-  /**
-   * Take the call, unless its attempt is (nearly) over: then it is dropped unanswered, since its
-   * caller sends it again (or already has) and running it too would run it twice. A taken call
-   * is acknowledged at once, and the acknowledgement must leave the process before the guest
-   * runs: a synchronous guest holds the event loop, and nats.js only writes what it buffered
-   * when the loop turns. See lattice/rpc/reply-mux.ts for why the margin and the order matter.
-   */
-  const take = (a: Arrived): boolean => {
-    const { msg, times } = a;
-    if (!msg.reply) return true;
-    if (times.attemptExpires !== undefined && times.attemptExpires - Date.now() < ATTEMPT_TAKE_MARGIN_MS) {
-      stats.record('TRELLIS_TIMEOUT', (performance.now() - a.started) / 1000, undefined, false, true);
-      return false;
-    }
-    // On its last attempt (it ends at the deadline) the caller sends nothing again, so nothing
-    // can run twice: the acknowledgement, an extra message and write, would buy nothing.
-    if (times.attemptExpires !== undefined && times.deadline !== undefined && times.attemptExpires >= times.deadline) return true;
-    msg.respond(TAKEN_REPLY.body, { headers: TAKEN_REPLY.headers });
-    a.acked = true;
-    return true;
-  };
+  static buffer(workers: number): SharedArrayBuffer {
+    return new SharedArrayBuffer(4 * (workers + 1));
+  }
 
-  const run = (a: Arrived) => {
-    const result = call(a.request, { invocationId: a.times.invocationId ?? randomUUID(), deadlineAt: a.times.deadline, reply: a.msg.reply ?? '' });
-    if (!result) return; // the watchdog answered and this worker is going away
-    answer(a.msg, result.error ? { ok: false, error: result.error, host, version } : { ok: true, response: result.response!, host, version }, a.started, result);
-  };
+  join(): void {
+    if (Atomics.compareExchange(this.#i32, this.index + 1, 0, 1) === 0) Atomics.add(this.#i32, 0, 1);
+  }
+
+  /** Leave unless this worker is the last one taking calls; true when it left. */
+  leave(): boolean {
+    for (;;) {
+      const n = Atomics.load(this.#i32, 0);
+      if (n <= 1 || Atomics.load(this.#i32, this.index + 1) !== 1) return false;
+      if (Atomics.compareExchange(this.#i32, 0, n, n - 1) === n) {
+        Atomics.store(this.#i32, this.index + 1, 0);
+        return true;
+      }
+    }
+  }
+
+  /** Main thread: the worker is gone. */
+  clear(): void {
+    if (Atomics.compareExchange(this.#i32, this.index + 1, 1, 0) === 1) Atomics.sub(this.#i32, 0, 1);
+  }
+}
+
+/**
+ * Connect a worker to the lattice. `lost` runs when the connection closes for good (it
+ * reconnects forever, so only when refused for good): the worker is then replaced.
+ */
+export async function connectWorker(
+  conn: WorkerConnection,
+  name: string,
+  taking: TakingWorkers,
+  log: (level: 'info' | 'warn' | 'error', message: string) => void,
+  lost: () => void,
+): Promise<WorkerLattice> {
+  // Connects like every long-running participant; fails with TRELLIS_NATS_UNAVAILABLE.
+  const nc = await connectParticipant(conn.connect ?? conn.servers, name);
+  const syncFlush = canFlushNow(nc);
+  if (!syncFlush) log('warn', 'nats.js has no synchronous flush here (protocol.flushPending): each call now waits one event-loop turn for its taken reply to go out');
+  // The operator sees this worker's connection come and go in the host's log.
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error') {
+        log(s.type === 'reconnect' ? 'info' : 'warn', `lattice connection ${s.type}${s.data ? ` (${String(s.data)})` : ''}: ${name}`);
+      }
+    }
+  })();
+  void nc.closed().then((err) => {
+    log('error', `lattice connection closed${err ? ` (${err.message})` : ''}: ${name}; replacing this worker`);
+    lost();
+  });
+
+  /** Every version served: its subscription now (undefined while paused) and how to make one. */
+  const versions = new Set<{ sub?: Subscription; subscribe(): Subscription }>();
+  let paused = false;
 
   // Without a synchronous flush, calls wait here and each one is taken (and its taken reply
   // written by nats.js's own flush) one event-loop turn before its guest runs; one at a time,
   // so no call is acknowledged while it still waits behind another.
-  const waiting: Arrived[] = [];
+  const waiting: (() => boolean)[] = [];
   let draining = false;
   const runNext = () => {
     while (waiting.length > 0) {
-      const a = waiting.shift()!;
-      if (!take(a)) continue;
-      setImmediate(() => {
-        guarded(a.msg, () => run(a));
-        runNext();
-      });
-      return;
+      const next = waiting.shift()!;
+      if (next()) {
+        setImmediate(runNext);
+        return;
+      }
     }
     draining = false;
   };
 
-  const onCall = (msg: Msg) => {
-    const started = performance.now();
-    let request: ActorRequest;
-    let times: CallHeaders;
-    try {
-      const decoded = decode<ActorRequest>(msg.data, 'invocation');
-      if (!isRecord(decoded) || !(decoded.body instanceof Uint8Array) || typeof decoded.method !== 'string') {
-        return answer(msg, failure('TRELLIS_BAD_REQUEST', 'invocation body must be a msgpack ActorRequest map', host, version), started);
-      }
-      request = normalizeRequest(decoded);
-      times = readHeaders(msg);
-    } catch (err) {
-      const e = err as { code?: string; message?: string };
-      return answer(msg, failure(e.code ?? 'TRELLIS_BAD_REQUEST', e.message ?? String(err), host, version), started);
-    }
-    if (times.deadline !== undefined && !(times.deadline > Date.now())) {
-      return answer(msg, failure('TRELLIS_DEADLINE_EXCEEDED', 'deadline passed before the actor ran', host, version), started, undefined, true);
-    }
-    const arrived: Arrived = { msg, request, times, started };
-    if (!syncFlush) {
-      waiting.push(arrived);
-      if (!draining) {
-        draining = true;
-        setImmediate(runNext);
-      }
-      return;
-    }
-    if (!take(arrived)) return;
-    if (arrived.acked) flushNow(nc);
-    run(arrived);
-  };
-
-  const guarded = (msg: Msg, fn: () => void) => {
-    try {
-      fn();
-    } catch (err) {
-      // A bug here must not take the worker down with calls waiting behind this one.
-      answer(msg, failure('TRELLIS_INTERNAL', (err as Error).message ?? String(err), host, version), performance.now());
-    }
-  };
-
-  nc.subscribe(spec.subject, { queue: spec.queue, callback: (_err, msg) => guarded(msg, () => onCall(msg)) });
-  // The server knows this member before the actor is reported started.
-  await nc.flush();
-  // The operator sees this instance's connection come and go in the host's log.
-  void (async () => {
-    for await (const s of nc.status()) {
-      if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error') {
-        log(s.type === 'reconnect' ? 'info' : 'warn', `lattice connection ${s.type}${s.data ? ` (${String(s.data)})` : ''}: ${spec.subject}`);
-      }
-    }
-  })();
-  let stopping = false;
-  // It reconnects forever; a connection that still closes (refused for good) leaves this
-  // worker out of the queue group, so it ends and the pool starts a replacement.
-  void nc.closed().then((err) => {
-    if (stopping) return;
-    log('error', `lattice connection closed${err ? ` (${err.message})` : ''}: ${spec.subject}; replacing this instance`);
-    process.exit(1);
-  });
-
   return {
-    async stop() {
-      stopping = true;
-      await nc.drain().catch(() => {});
+    async serve(spec, call, stats) {
+      const { hostId: host, version } = spec;
+      const answer = (msg: Msg, reply: InvokeReply, started: number, result?: CallResult, unserved = false) => {
+        // The status compare is the only per-call cost of telling 5xx responses apart (canary analysis).
+        if (reply.ok) stats.record(undefined, (performance.now() - started) / 1000, result?.cold, reply.response.status >= 500);
+        else stats.record(reply.error.code, (performance.now() - started) / 1000, result?.cold, false, unserved);
+        // No reply headers: who answered is in the body, and a header block on a reply costs the
+        // caller a parse (and NATS an HMSG) on every call.
+        if (msg.reply && !nc.isClosed()) msg.respond(encode(reply));
+      };
+
+      /**
+       * Take the call, unless its attempt is (nearly) over: then it is dropped unanswered, since
+       * its caller sends it again (or already has) and running it too would run it twice. A
+       * taken call is acknowledged at once, and the acknowledgement must leave the process
+       * before the guest runs: a synchronous guest holds the event loop, and nats.js only writes
+       * what it buffered when the loop turns. See lattice/rpc/reply-mux.ts for why.
+       */
+      const take = (msg: Msg, times: CallHeaders, started: number): boolean => {
+        if (!msg.reply) return true;
+        if (times.attemptExpires !== undefined && times.attemptExpires - Date.now() < ATTEMPT_TAKE_MARGIN_MS) {
+          stats.record('TRELLIS_TIMEOUT', (performance.now() - started) / 1000, undefined, false, true);
+          return false;
+        }
+        // On its last attempt (it ends at the deadline) the caller sends nothing again, so
+        // nothing can run twice: the acknowledgement would buy nothing.
+        if (times.attemptExpires !== undefined && times.deadline !== undefined && times.attemptExpires >= times.deadline) return true;
+        msg.respond(TAKEN_REPLY.body, { headers: TAKEN_REPLY.headers });
+        return true;
+      };
+
+      const run = (msg: Msg, request: ActorRequest, times: CallHeaders, started: number) => {
+        const result = call(request, { invocationId: times.invocationId ?? randomUUID(), deadlineAt: times.deadline, reply: msg.reply ?? '', traceparent: times.traceparent });
+        if (!result) return; // the watchdog answered and this worker is going away
+        answer(msg, result.error ? { ok: false, error: result.error, host, version } : { ok: true, response: result.response!, host, version }, started, result);
+      };
+
+      const guarded = (msg: Msg, fn: () => void) => {
+        try {
+          fn();
+        } catch (err) {
+          // A bug here must not take the worker down with calls waiting behind this one.
+          answer(msg, failure('TRELLIS_INTERNAL', (err as Error).message ?? String(err), host, version), performance.now());
+        }
+      };
+
+      const onCall = (msg: Msg) => {
+        const started = performance.now();
+        let request: ActorRequest;
+        let times: CallHeaders;
+        try {
+          // Scanned within the RPC limits, decoded and checked field by field (lattice/wire/actor.ts):
+          // the guest never sees a half-parsed request.
+          request = decodeActorRequest(msg.data);
+          times = readHeaders(msg);
+          checkInvocationId(times.invocationId);
+        } catch (err) {
+          const e = err as { code?: string; message?: string };
+          return answer(msg, failure(e.code ?? 'TRELLIS_BAD_REQUEST', e.message ?? String(err), host, version), started);
+        }
+        if (times.deadline !== undefined && !(times.deadline > Date.now())) {
+          return answer(msg, failure('TRELLIS_DEADLINE_EXCEEDED', 'deadline passed before the actor ran', host, version), started, undefined, true);
+        }
+        if (!syncFlush) {
+          waiting.push(() => {
+            if (!take(msg, times, started)) return false;
+            setImmediate(() => guarded(msg, () => run(msg, request, times, started)));
+            return true;
+          });
+          if (!draining) {
+            draining = true;
+            setImmediate(runNext);
+          }
+          return;
+        }
+        if (!take(msg, times, started)) return;
+        flushNow(nc);
+        run(msg, request, times, started);
+      };
+
+      const entry: { sub?: Subscription; subscribe(): Subscription } = {
+        subscribe: () => nc.subscribe(spec.subject, { queue: spec.queue, callback: (_err, msg) => guarded(msg, () => onCall(msg)) }),
+      };
+      versions.add(entry);
+      if (!paused) {
+        entry.sub = entry.subscribe();
+        taking.join();
+      }
+      // The server knows this member before the actor is reported started.
+      await nc.flush();
+      return {
+        async stop() {
+          versions.delete(entry);
+          const sub = entry.sub;
+          entry.sub = undefined;
+          await sub?.drain().catch(() => {});
+        },
+      };
+    },
+    pause() {
+      if (paused || versions.size === 0 || !taking.leave()) return false;
+      paused = true;
+      // A drain: what the server sent before it read the UNSUBs is still handled, after this call.
+      for (const v of versions) {
+        void v.sub?.drain().catch(() => {});
+        v.sub = undefined;
+      }
+      flushNow(nc);
+      return true;
+    },
+    resume() {
+      if (!paused) return;
+      paused = false;
+      for (const v of versions) v.sub ??= v.subscribe();
+      taking.join();
     },
   };
 }
@@ -229,9 +311,10 @@ export function canFlushNow(nc: NatsConnection): boolean {
 
 const utf8 = new TextDecoder();
 
-/** What a worker reads from a call's headers: its invocation id and two times (epoch ms). */
+/** What a worker reads from a call's headers: its invocation id, trace context and two times (epoch ms). */
 export interface CallHeaders {
   invocationId?: string;
+  traceparent?: string;
   deadline?: number;
   attemptExpires?: number;
   /** Read from the raw header bytes (true) or through nats.js's parser (the fallback). */
@@ -255,7 +338,7 @@ export function readHeaders(msg: Msg): CallHeaders {
   const length = raw._msg?.hdr;
   if (!(raw._rdata instanceof Uint8Array) || typeof length !== 'number') {
     const h = msg.headers;
-    return { invocationId: h?.get(RpcHeaders.invocationId) || undefined, deadline: asTime(h?.get(RpcHeaders.deadline)), attemptExpires: asTime(h?.get(RpcHeaders.attemptExpires)), fast: false };
+    return { invocationId: h?.get(RpcHeaders.invocationId) || undefined, traceparent: h?.get(RpcHeaders.traceparent) || undefined, deadline: asTime(h?.get(RpcHeaders.deadline)), attemptExpires: asTime(h?.get(RpcHeaders.attemptExpires)), fast: false };
   }
   const times: CallHeaders = { fast: true };
   if (length < 0) return times;
@@ -268,6 +351,7 @@ export function readHeaders(msg: Msg): CallHeaders {
     if (name === RpcHeaders.deadline) times.deadline = asTime(line.slice(colon + 1).trim());
     else if (name === RpcHeaders.attemptExpires) times.attemptExpires = asTime(line.slice(colon + 1).trim());
     else if (name === RpcHeaders.invocationId) times.invocationId = line.slice(colon + 1).trim() || undefined;
+    else if (name === RpcHeaders.traceparent) times.traceparent = line.slice(colon + 1).trim() || undefined;
   }
   return times;
 }

@@ -150,12 +150,12 @@ export const commands = [
     lattice: true,
     async run({ client }) {
       const hosts = await client.pingHosts();
-      const rows: { actor: string; version: string; digest: string; world: string; hosts: { id: string; name: string; instances: number }[] }[] = [];
+      const rows: { actor: string; version: string; digest: string; world: string; hosts: { id: string; name: string; instances: number; busy: number }[] }[] = [];
       for (const h of hosts) {
         for (const a of h.actors) {
           let row = rows.find((r) => r.actor === a.name && r.version === a.version);
           if (!row) rows.push((row = { actor: a.name, version: a.version, digest: a.digest, world: a.world, hosts: [] }));
-          row.hosts.push({ id: h.id, name: h.name, instances: a.instances });
+          row.hosts.push({ id: h.id, name: h.name, instances: a.instances, busy: a.busy ?? 0 });
         }
       }
       rows.sort((a, b) => a.actor.localeCompare(b.actor) || a.version.localeCompare(b.version));

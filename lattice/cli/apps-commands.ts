@@ -3,6 +3,7 @@ import { TrellisError } from '../errors/index.ts';
 import type { AppRevision, AppStatus } from '../wire/apps.ts';
 import { command, connectionFlags, type Flags } from './command.ts';
 import { duration, table } from './format.ts';
+import { authFromFlags, natsAuthFlags } from './nats-flags.ts';
 
 const apps = () => import('../apps/index.ts');
 
@@ -46,6 +47,7 @@ export const commands = [
     flags: {
       nats: connectionFlags.nats,
       lattice: connectionFlags.lattice,
+      ...natsAuthFlags,
       file: { type: 'string', short: 'f', help: 'the manifest file (required)', placeholder: 'app.yaml' },
       'dry-run': { type: 'boolean', help: 'check and print what would change; store and push nothing' },
       ...waitFlags,
@@ -56,7 +58,7 @@ export const commands = [
       const { applyManifest, changeLine, loadManifest, openApps, waitDeployed } = await apps();
       const manifest = await loadManifest(flags.file);
       const { connectControl } = await import('../control/index.ts');
-      await using client = await connectControl({ nats: flags.nats, lattice: flags.lattice });
+      await using client = await connectControl({ nats: flags.nats, lattice: flags.lattice, auth: authFromFlags(flags) });
       const { spec: _spec, ...result } = await applyManifest(client, manifest, { dryRun: flags.dryRun, progress });
       const head =
         result.outcome === 'unchanged'

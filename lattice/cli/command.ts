@@ -7,6 +7,7 @@
 import type { ControlClient } from '../control/index.ts';
 import { TrellisError } from '../errors/index.ts';
 import { badOption, intOption, parseDuration } from '../options/index.ts';
+import { natsAuthFlags } from './nats-flags.ts';
 
 /** A flag's declaration. `env` names the environment variable that gives its default. */
 export type FlagSpec =
@@ -98,6 +99,7 @@ export const connectionFlags = {
   nats: { type: 'string', help: 'NATS URLs, comma separated', env: 'TRELLIS_NATS_URL', placeholder: 'url' },
   lattice: { type: 'string', help: 'lattice name (default "default")', env: 'TRELLIS_LATTICE', placeholder: 'name' },
   timeout: { type: 'duration', help: 'time-out of each request (default: per operation)', minMs: 1 },
+  ...natsAuthFlags,
 } as const satisfies Flags;
 
 /** The flags every command accepts. */

@@ -1,5 +1,6 @@
 /** `trellis dashboard`: serve the live lattice dashboard (lattice/dashboard); it needs only a NATS connection. */
 import { command, runUntilStopped } from './command.ts';
+import { authFromFlags, natsAuthFlags } from './nats-flags.ts';
 import { LogLevels } from '../options/index.ts';
 
 export const commands = [
@@ -13,17 +14,19 @@ export const commands = [
       lattice: { type: 'string', help: 'lattice name (default "default")', env: 'TRELLIS_LATTICE', placeholder: 'name' },
       listen: { type: 'string', help: 'address of the web page (`:port` for every interface; port 0: any free port)', default: '127.0.0.1:8090', placeholder: 'host:port' },
       'log-level': { type: 'choice', choices: LogLevels, help: 'log level (default info)', env: 'TRELLIS_LOG_LEVEL' },
+      ...natsAuthFlags,
     },
     async run({ flags }) {
       const { createLogger } = await import('../log/index.ts');
       const { connectParticipant } = await import('../control/index.ts');
-      const { latticeOption, serversOption } = await import('../options/index.ts');
+      const { compileNatsConnect, latticeOption, serversOption } = await import('../options/index.ts');
       const { parseListen } = await import('../http/index.ts');
       const { startDashboard } = await import('../dashboard/index.ts');
       const lattice = latticeOption(flags.lattice);
       parseListen(flags.listen);
       const logger = createLogger({ component: 'dashboard', level: flags.logLevel ?? 'info' }).child({ lattice });
-      const nc = await connectParticipant(serversOption(flags.nats), 'trellis-dashboard');
+      // It reads the whole lattice (beats, events, metrics, KV), as an operator credential may.
+      const nc = await connectParticipant(compileNatsConnect({ servers: serversOption(flags.nats), lattice, role: 'operator', auth: authFromFlags(flags) }), 'trellis-dashboard');
       let dashboard;
       try {
         dashboard = await startDashboard({ nc, lattice, listen: flags.listen, logger });

@@ -9,11 +9,13 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { TrellisError, toTrellisError } from '../errors/index.ts';
+import { authFromFlags } from './nats-flags.ts';
 import { argsUsage, checkArgs, commonFlags, connectionFlags, typedFlags, type Command, type Flags, type Output, type Stream } from './command.ts';
 
 export { commands as latticeCommands } from './commands.ts';
 export * from './command.ts';
 export { table, duration, labelList } from './format.ts';
+export { authFromFlags, controllerAuthFlags, natsAuthFlags, providerAuthFlags, roleAuthFromFlags, type NatsAuthFlagValues } from './nats-flags.ts';
 
 function usageOf(command: Command, words = command.words): string {
   const args = argsUsage(command.args ?? []);
@@ -36,6 +38,8 @@ function usage(commands: Command[]): string {
     '',
     'Connection: --nats <url[,url]> (or TRELLIS_NATS_URL, default nats://127.0.0.1:4222)',
     '            --lattice <name>   (or TRELLIS_LATTICE, default "default")',
+    '            --nats-creds|--nats-nkey <file>, --nats-user/--nats-password, --nats-token,',
+    '            --tls-ca/--tls-cert/--tls-key <file> (each also TRELLIS_NATS_…; see --help)',
     'Every command that prints takes --json. Durations: 500ms, 30s, 10m, 90d or milliseconds.',
     'Run `trellis <command> --help` for the options of one command.',
   ].join('\n');
@@ -132,7 +136,7 @@ export async function main(argv: string[], commands: Command[]): Promise<number>
       const { connectControl } = await import('../control/index.ts');
       // A command with a --timeout of its own (how long `--wait` waits) means that, not the request time-out.
       const timeoutMs = command.flags && 'timeout' in command.flags ? undefined : (values.timeout as number | undefined);
-      client = (await connectControl({ nats: values.nats as string | undefined, lattice: values.lattice as string | undefined, timeoutMs })) as unknown as typeof client;
+      client = (await connectControl({ nats: values.nats as string | undefined, lattice: values.lattice as string | undefined, timeoutMs, auth: authFromFlags(values) })) as unknown as typeof client;
     }
     const result = await command.run({
       args: parsed.positionals,
@@ -156,7 +160,8 @@ async function render(result: Output | Stream | number | void, json: boolean): P
   if (typeof result === 'number') return result;
   if ('stream' in result) {
     for await (const item of result.stream) console.log(json ? JSON.stringify(item.data) : item.text);
-    return 0;
+    // A stream that ends in failure (`canary status --watch --wait`) says so in process.exitCode.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   }
   if (json) console.log(JSON.stringify(result.data, null, 2));
   else if (result.text !== undefined) {

@@ -6,8 +6,9 @@
  * their own codes.
  */
 import { connect, createInbox, type NatsConnection } from 'nats';
-import { TrellisError, fromNatsError, fromWire } from '../errors/index.ts';
-import { intOption, latticeOption, serversOption } from '../options/index.ts';
+import { fromNatsError, fromWire } from '../errors/index.ts';
+import { compileNatsConnect, intOption, latticeOption, natsAuthFromEnv, serversOption, type NatsAuthOptions, type NatsConnect } from '../options/index.ts';
+import { connectNats } from './connect.ts';
 import { subjects as buildSubjects, type ControlOp, type Subjects } from '../subjects/index.ts';
 import {
   ControlTimeoutsMs,
@@ -21,6 +22,7 @@ import {
 import { openRegistry, registeredHosts } from './registry.ts';
 
 export { openRegistry, registerHost, REGISTRY_TTL_MS, type RegistryEntry } from './registry.ts';
+export { classifyConnectError, natsConnectionOptions } from './connect.ts';
 
 /** Options for connecting a control client. */
 export interface ControlClientOptions {
@@ -30,6 +32,8 @@ export interface ControlClientOptions {
   lattice?: string;
   /** One time-out for every request; default: each operation's own (ControlTimeoutsMs). */
   timeoutMs?: number;
+  /** Credentials and TLS (operator role); each defaults to its `TRELLIS_NATS_…` variable. */
+  auth?: NatsAuthOptions;
 }
 
 /** The complete form of the control client's options. */
@@ -37,14 +41,18 @@ export interface CompiledControlOptions {
   servers: string[];
   lattice: string;
   timeoutMs?: number;
+  connect: NatsConnect;
 }
 
 /** Validate control client options once, naming the flag at fault. */
 export function compileControlOptions(input: ControlClientOptions = {}, env: NodeJS.ProcessEnv = process.env): CompiledControlOptions {
+  const servers = serversOption(input.nats, env);
+  const lattice = latticeOption(input.lattice, env);
   return {
-    servers: serversOption(input.nats, env),
-    lattice: latticeOption(input.lattice, env),
+    servers,
+    lattice,
     timeoutMs: input.timeoutMs === undefined ? undefined : intOption('--timeout', input.timeoutMs, 1, 3_600_000),
+    connect: compileNatsConnect({ servers, lattice, role: 'operator', auth: natsAuthFromEnv(input.auth ?? {}, env) }),
   };
 }
 
@@ -78,26 +86,21 @@ export interface ControlClient extends AsyncDisposable {
 }
 
 /**
- * Connect a long-running lattice participant (host, gateway, provider): short client pings so a
- * dead server is noticed in seconds, and reconnects forever because the lattice may come back.
+ * Connect a long-running lattice participant (host, gateway, provider, controller, a worker):
+ * short client pings so a dead server is noticed in seconds, and reconnects forever because the
+ * lattice may come back — except after a refused credential, which nats.js gives up on after the
+ * second refusal in a row (the connection then closes with TRELLIS_NATS_AUTH's cause). Servers
+ * alone mean no credential; a refused or failed login throws TRELLIS_NATS_AUTH.
  */
-export async function connectParticipant(servers: string[], name: string): Promise<NatsConnection> {
-  try {
-    return await connect({ servers, name, pingInterval: 2000, maxPingOut: 2, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
-  } catch (err) {
-    throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot connect to NATS at ${servers.join(',')}: ${(err as Error).message}`, { cause: err });
-  }
+export function connectParticipant(target: string[] | NatsConnect, name: string): Promise<NatsConnection> {
+  // ignoreAuthErrorAbort false (nats.js's default, stated because it matters): a refused credential ends the reconnects.
+  return connectNats(target, name, { pingInterval: 2000, maxPingOut: 2, maxReconnectAttempts: -1, reconnectTimeWait: 500, ignoreAuthErrorAbort: false });
 }
 
 /** Connect to NATS and return a control client that owns the connection. */
-export async function connectControl(options: ControlClientOptions = {}): Promise<ControlClient> {
-  const compiled = compileControlOptions(options);
-  let nc: NatsConnection;
-  try {
-    nc = await connect({ servers: compiled.servers, name: 'trellis-control', maxReconnectAttempts: 2 });
-  } catch (err) {
-    throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot connect to NATS at ${compiled.servers.join(',')}: ${(err as Error).message}`, { cause: err });
-  }
+export async function connectControl(options: ControlClientOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<ControlClient> {
+  const compiled = compileControlOptions(options, env);
+  const nc = await connectNats(compiled.connect, 'trellis-control', { maxReconnectAttempts: 2 });
   return createControlClient(nc, { ...compiled, ownsConnection: true });
 }
 

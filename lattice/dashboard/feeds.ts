@@ -19,15 +19,6 @@ import type { Traffic } from './traffic.ts';
 /** How often a bucket that is not there yet is looked for. */
 export const BUCKET_RETRY_MS = 2000;
 
-/**
- * The canary bucket's name: the one lattice/subjects names `canaries`, once the canary controller
- * adds it. Without one (or without the bucket) the dashboard shows no canaries.
- */
-export function canaryBucket(subjects: Subjects): string | undefined {
-  const buckets = subjects.buckets as Subjects['buckets'] & { canaries?: string };
-  return buckets.canaries;
-}
-
 /** The dashboard's subscriptions and watches; close() ends them all. */
 export interface Feeds {
   close(): void;
@@ -39,7 +30,7 @@ export async function feedDashboard(
   subjects: Subjects,
   model: DashboardModel,
   traffic: Traffic,
-  options: { changed: () => void; canaryBucket?: string },
+  options: { changed: () => void },
 ): Promise<Feeds> {
   const { changed } = options;
   const control = createControlClient(nc, { lattice: subjects.lattice });
@@ -140,7 +131,7 @@ export async function feedDashboard(
   follow(subjects.buckets.weights, (key, v) => model.weights(key, decoded((x) => weightsKind.decode(x), v)));
   follow(subjects.buckets.apps, (key, v) => model.revision(key, decoded((x) => appRevisionKind.decode(x), v)));
   follow(subjects.buckets.appStatus, (key, v) => model.status(key, decoded((x) => appStatusKind.decode(x), v)));
-  follow(options.canaryBucket ?? canaryBucket(subjects), (key, v) => model.canary(key, decoded(checkCanaryState, v)));
+  follow(subjects.buckets.canaries, (key, v) => model.canary(key, decoded(checkCanaryState, v)));
 
   const pingAll = async () => {
     for (const inv of await control.pingHosts({ waitMs: 1000 }).catch(() => [])) model.inventory(inv, Date.now());

@@ -10,4 +10,3 @@ export { DEFAULT_DASHBOARD_LISTEN, startDashboard, type Dashboard, type Dashboar
 export { DashboardModel, type AppCard, type DashboardView, type Health, type HostCard } from './model.ts';
 export { Traffic, type SeriesHistory, type TrafficPoint, type TrafficTick, type VersionTraffic } from './traffic.ts';
 export { eventRow, type EventRow } from './events.ts';
-export { canaryBucket } from './feeds.ts';

@@ -12,7 +12,7 @@ import type { NatsConnection } from 'nats';
 import { connectParticipant } from '../control/index.ts';
 import { parseListen } from '../http/index.ts';
 import type { Logger } from '../log/index.ts';
-import { latticeOption, serversOption } from '../options/index.ts';
+import { latticeOption, serversOption, type NatsConnect } from '../options/index.ts';
 import { packagePath } from '../package-root/index.ts';
 import { subjects as buildSubjects } from '../subjects/index.ts';
 import { feedDashboard } from './feeds.ts';
@@ -27,11 +27,11 @@ export interface DashboardOptions {
   nc?: NatsConnection;
   /** NATS URLs (default $TRELLIS_NATS_URL or nats://127.0.0.1:4222). */
   nats?: string | string[];
+  /** Compiled connection settings (credential, TLS; lattice/options); wins over `nats`. */
+  connect?: NatsConnect;
   lattice?: string;
   /** host:port, `:port` (all interfaces) or a port; port 0 takes any free one. Default 127.0.0.1:8090. */
   listen?: string;
-  /** The canary bucket to read (default: lattice/subjects' `canaries`, when it names one). */
-  canaryBucket?: string;
   logger?: Logger;
 }
 
@@ -68,7 +68,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
   const assets = new Map<string, Buffer>();
   for (const name of Object.keys(ASSETS)) assets.set(name, await readFile(packagePath('lattice', 'dashboard', 'page', name)));
 
-  const nc = options.nc ?? (await connectParticipant(serversOption(options.nats), 'trellis-dashboard'));
+  const nc = options.nc ?? (await connectParticipant(options.connect ?? serversOption(options.nats), 'trellis-dashboard'));
   const model = new DashboardModel(lattice);
   const traffic = new Traffic();
   const clients = new Set<ServerResponse>();
@@ -163,7 +163,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
       server.once('error', reject);
       server.listen(port, host, () => (server.off('error', reject), resolve()));
     });
-    feeds = await feedDashboard(nc, subjects, model, traffic, { changed, canaryBucket: options.canaryBucket });
+    feeds = await feedDashboard(nc, subjects, model, traffic, { changed });
   } catch (err) {
     stopTimers();
     server.close();

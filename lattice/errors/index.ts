@@ -48,6 +48,7 @@ export const ErrorCodes = {
   TRELLIS_FILE_UNREADABLE: { http: 400, retry: 'never', hint: 'check the file path and its permissions' },
   TRELLIS_NATS_AUTH: { http: 503, retry: 'never', hint: 'check the NATS credentials (--nats-creds, --nats-nkey, --nats-user/--nats-password, --nats-token) and the TLS files' },
   TRELLIS_PERMISSION_DENIED: { http: 403, retry: 'never', hint: 'the NATS credential lacks permission for this subject; use a credential of the right role' },
+  TRELLIS_RATE_LIMITED: { http: 429, retry: 'later', hint: 'this caller sends commands faster than the host admits (--control-rate, --control-burst): wait retryAfterMs and send again' },
   TRELLIS_CONFLICT: { http: 409, retry: 'never', hint: 'the document changed (or exists) since it was read: read it again and retry' },
   // Signed components and sealed secrets.
   TRELLIS_UNSIGNED: { http: 403, retry: 'never', hint: 'sign the component: `trellis sign <file.wasm> --issuer <seed file> -o <signed.wasm>`, with an allowed issuer' },
@@ -80,10 +81,13 @@ export function httpStatus(code: ErrorCode): number {
 /** The base of every Trellis error: a stable code, a message, an optional cause. */
 export class TrellisError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  /** When the same request may succeed again (TRELLIS_RATE_LIMITED), ms from now. */
+  readonly retryAfterMs?: number;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterMs?: number }) {
     super(message, options);
     this.name = 'TrellisError';
     this.code = code;
+    if (options?.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
   }
   /** What the user can do about it. */
   get hint(): string {
@@ -91,7 +95,7 @@ export class TrellisError extends Error {
   }
   /** The wire form used in control replies and invocation errors. */
   toJSON(): WireError {
-    return { code: this.code, message: this.message };
+    return this.retryAfterMs === undefined ? { code: this.code, message: this.message } : { code: this.code, message: this.message, retryAfterMs: this.retryAfterMs };
   }
 }
 
@@ -99,12 +103,15 @@ export class TrellisError extends Error {
 export interface WireError {
   code: string;
   message: string;
+  /** Set with TRELLIS_RATE_LIMITED: when to send again, ms. */
+  retryAfterMs?: number;
 }
 
 /** Rebuild a TrellisError from its wire form; unknown codes become TRELLIS_INTERNAL keeping the text. */
 export function fromWire(error: WireError): TrellisError {
   const code = isErrorCode(error.code) ? error.code : 'TRELLIS_INTERNAL';
-  return new TrellisError(code, error.message);
+  const retryAfterMs = typeof error.retryAfterMs === 'number' && Number.isFinite(error.retryAfterMs) ? error.retryAfterMs : undefined;
+  return new TrellisError(code, error.message, retryAfterMs === undefined ? undefined : { retryAfterMs });
 }
 
 /** Wrap anything thrown into a TrellisError, keeping TrellisErrors as they are. */

@@ -72,6 +72,8 @@ interface ServerPlan {
   jetstream: boolean;
   storeDir?: string;
   maxPayload?: number;
+  /** More config text (e.g. an `authorization` block for `trellis up --secure`). */
+  extraConfig?: string;
 }
 
 /** The config file of a plan; `-1` asks nats-server to pick a free port and keep it. */
@@ -85,6 +87,7 @@ function configText(plan: ServerPlan, storeDir: string): string {
     `ping_max: 2`,
     `max_payload: ${plan.maxPayload ?? 1024 * 1024}`,
   ];
+  if (plan.extraConfig) lines.push(plan.extraConfig);
   if (plan.jetstream) lines.push(`jetstream { store_dir: ${JSON.stringify(storeDir)}, max_memory_store: 256MB, max_file_store: 1GB }`);
   if (plan.cluster) {
     lines.push(`cluster { name: ${plan.cluster}, listen: 127.0.0.1:-1, routes: [${(plan.routes ?? []).map((r) => JSON.stringify(r)).join(', ')}] }`);
@@ -238,8 +241,9 @@ function group(servers: NatsServer[]): NatsGroup {
 }
 
 /** Start one nats-server with JetStream (unless disabled); ports are picked by nats-server unless `port` is given. */
-export async function startNats(options: { jetstream?: boolean; name?: string; storeDir?: string; port?: number; maxPayload?: number } = {}): Promise<NatsServer> {
+export async function startNats(options: { jetstream?: boolean; name?: string; storeDir?: string; port?: number; maxPayload?: number; extraConfig?: string } = {}): Promise<NatsServer> {
   return launch({
+    extraConfig: options.extraConfig,
     name: options.name ?? `n-${process.pid}-${Math.random().toString(36).slice(2, 7)}`,
     port: options.port,
     jetstream: options.jetstream ?? true,

@@ -68,3 +68,18 @@ export function latticeOption(lattice: string | undefined, env: NodeJS.ProcessEn
     return badOption('--lattice', (err as Error).message);
   }
 }
+
+export {
+  childConnectEnv,
+  compileNatsConnect,
+  describeConnect,
+  inboxUserOf,
+  natsAuthFromEnv,
+  NatsAuthEnv,
+  Roles,
+  type NatsAuth,
+  type NatsAuthOptions,
+  type NatsConnect,
+  type NatsTls,
+  type Role,
+} from './connect.ts';

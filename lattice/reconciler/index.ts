@@ -10,9 +10,10 @@
  * change, inventory and app document change; a flapping host is held out for 30 s.
  */
 import { nkeys, type NatsConnection } from 'nats';
-import { connectParticipant, createControlClient } from '../control/index.ts';
+import { classifyConnectError, connectParticipant, createControlClient } from '../control/index.ts';
 import type { Logger } from '../log/index.ts';
-import { intOption, latticeOption } from '../options/index.ts';
+import { intOption, latticeOption, type NatsConnect } from '../options/index.ts';
+import type { TrellisError } from '../errors/index.ts';
 import { subjects as buildSubjects } from '../subjects/index.ts';
 import { DEFAULT_HOLD_DOWN_MS } from './hosts.ts';
 import { DEFAULT_LEASE_TTL_MS, openLease, type Lease, type LeaderLease } from './lease.ts';
@@ -29,6 +30,8 @@ export { backoffMs, BACKOFF_MAX_MS, BACKOFF_MIN_MS } from './actions.ts';
 export interface ControllerOptions {
   /** NATS servers (the controller opens its own connection). */
   servers: string[];
+  /** Its own compiled connection (role controller: credential, TLS, inbox); default: `servers`, no credential. */
+  connect?: NatsConnect;
   lattice?: string;
   /** What it runs in, for the connection name and the lease (a host's name, `controller`). */
   name: string;
@@ -50,6 +53,8 @@ export interface Controller extends AsyncDisposable {
   leader(): Promise<LeaderLease | undefined>;
   /** Stop: end the term, let go of the lease (a successor need not wait), close the connection. */
   close(): Promise<void>;
+  /** Resolves when its connection closed: with why, when it closed with an error (TRELLIS_NATS_AUTH: credential refused). */
+  readonly connectionClosed: Promise<TrellisError | undefined>;
 }
 
 /**
@@ -64,7 +69,14 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const id = nkeys.createServer().getPublicKey();
   const subjects = buildSubjects(lattice);
   const logger = options.logger.child({ component: 'controller', controllerId: id });
-  const nc: NatsConnection = await connectParticipant(options.servers, `trellis-controller-${options.name}`);
+  const nc: NatsConnection = await connectParticipant(options.connect ?? options.servers, `trellis-controller-${options.name}`);
+  // A controller whose credential is revoked cannot lead: say so once, loudly (the host logs its own).
+  const connectionClosed = nc.closed().then((err) => {
+    if (!err) return undefined;
+    const error = classifyConnectError(err, options.servers);
+    logger.error({ err, code: error.code }, 'controller NATS connection closed with an error');
+    return error;
+  });
   const control = createControlClient(nc, { lattice });
 
   let lease: Lease | undefined;
@@ -129,6 +141,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
 
   const controller: Controller = {
     id,
+    connectionClosed,
     isLeader: () => !closed && term !== undefined && (lease?.held() ?? false),
     leader: async () => lease?.holder(),
     async close() {

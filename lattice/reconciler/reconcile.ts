@@ -19,6 +19,7 @@ import { ActionRunner, type Outcome } from './actions.ts';
 import { appRevisionKind, appStatusKind } from '../apps/index.ts';
 import { hasDeclared, syncDeclared, type Followed } from './declared.ts';
 import { watchHosts, type HostChange, type HostView } from './hosts.ts';
+import { effectiveRevision, startCanaryController } from '../canary-controller/index.ts';
 
 /** A status is written again, unchanged, this often, so readers see it is current. */
 const STATUS_REFRESH_MS = 15_000;
@@ -92,7 +93,22 @@ export async function startTerm(options: TermOptions): Promise<Term> {
     }
     kick();
   };
-  const view: HostView = await watchHosts(nc, subjects, control, { holdDownMs: options.holdDownMs, onChange: onHost });
+  // Canaries start and stop with the term; their documents change what the plan runs (stable
+  // and canary side by side), so a change kicks a pass. Started beside the host watch (the
+  // first pass needs both); the controller reads the view only once it ticks.
+  let view!: HostView;
+  const lateView: HostView = { live: () => view.live(), heldOut: () => view.heldOut(), patchActor: (h, a) => view.patchActor(h, a), patchProvider: (h, p) => view.patchProvider(h, p), close: () => view.close() };
+  const [watched, started] = await Promise.allSettled([
+    watchHosts(nc, subjects, control, { holdDownMs: options.holdDownMs, onChange: onHost }),
+    startCanaryController({ nc, subjects, control, view: lateView, id: options.id, logger, fence: options.fence, isLeader: () => view !== undefined && options.isLeader(), apps: () => [...apps.followed.docs.values()], onChange: kick }),
+  ]);
+  if (watched.status === 'rejected' || started.status === 'rejected') {
+    if (started.status === 'fulfilled') await started.value.close();
+    if (watched.status === 'fulfilled') watched.value.close();
+    throw watched.status === 'rejected' ? watched.reason : (started as PromiseRejectedResult).reason;
+  }
+  view = watched.value;
+  const canaries = started.value;
   const lastWritten = new Map<string, { json: string; at: number }>();
   /** Apps this term deleted: what they still own on hosts that come back is stopped. */
   const deleted = new Set<string>();
@@ -158,8 +174,9 @@ export async function startTerm(options: TermOptions): Promise<Term> {
 
   const pass = async () => {
     const docs = [...apps.revisions.values()];
-    const revisions = docs.map((d) => d.value);
     const hosts = view.live();
+    // What an app's actor runs while it is in a canary (or just applied with a `canary:` block).
+    const revisions = docs.map((d) => effectiveRevision(d.value, canaries.records(), hosts));
     const p = plan({ apps: revisions, hosts, heldOut: view.heldOut() });
     const keep = new Set<string>();
     for (const a of p.actions) {
@@ -183,8 +200,8 @@ export async function startTerm(options: TermOptions): Promise<Term> {
       }
     }
     runner.prune(keep);
-    for (const doc of docs) {
-      const app = doc.value;
+    for (const [i, doc] of docs.entries()) {
+      const app = revisions[i]!;
       try {
         if (await syncDeclared(app, links.followed, routes.followed)) kicked = true;
         const s = status(app, hosts, p, { now: new Date(), failures: runner.failuresOf(app.name, app.revision), previous: statuses.followed.docs.get(app.name) });
@@ -221,6 +238,7 @@ export async function startTerm(options: TermOptions): Promise<Term> {
     async close() {
       closed = true;
       clearInterval(timer);
+      await canaries.close();
       view.close();
       apps.stop();
       statuses.stop();

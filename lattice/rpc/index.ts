@@ -10,10 +10,10 @@
  * The folder's only entry: picker.ts (weighted round robin), plan.ts (version order and shares)
  * and reply-mux.ts (request/reply with taken and progress replies) are pure or self-contained.
  */
-import { randomBytes } from 'node:crypto';
 import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from 'nats';
 import { TrellisError, fromNatsError, fromWire, toTrellisError } from '../errors/index.ts';
 import type { WindowAccumulator } from '../metrics/index.ts';
+import { newTraceparent, type SpanHandle, type Tracing } from '../telemetry/index.ts';
 import { openWeights, type ActorWeights, type Sticky, type WeightStore } from '../weights/index.ts';
 import { subjects as buildSubjects, token, versionToken, type Subjects } from '../subjects/index.ts';
 import { decode, encode, RpcHeaders, type ActorRequest, type ActorResponse, type InvocationRef, type InvokeReply } from '../wire/index.ts';
@@ -91,13 +91,21 @@ export interface RpcClientOptions {
    * responders, deadline), for canary analysis; hosts count everything they served.
    */
   traffic?: WindowAccumulator;
+  /**
+   * When set, each invocation is a client span (its attempts, retries and failovers are span
+   * events) and the hosts' spans are its children. Absent: no span work at all, only the
+   * traceparent is carried.
+   */
+  tracing?: Tracing;
 }
 
 /** Actor instances in the caller's own process (a host running the gateway in-process). */
 export interface LocalInvoker {
   readonly hostId: string;
   has(actor: string, version: string): boolean;
-  invoke(actor: string, version: string, request: ActorRequest, deadlineMs: number, invocationId: string): Promise<ActorResponse>;
+  /** The versions of an actor running here. */
+  versions(actor: string): readonly string[];
+  invoke(actor: string, version: string, request: ActorRequest, deadlineMs: number, invocationId: string, traceparent: string): Promise<ActorResponse>;
 }
 
 /** Local failures that say nothing about the request: the lattice may still serve it. */
@@ -117,22 +125,6 @@ export interface RpcClient extends AsyncDisposable {
 
 /** How long a caller keeps retrying when every version answers no-responders. */
 const NO_RESPONDERS_WINDOW_MS = 500;
-
-// Trace ids come from a pool of random bytes: two randomBytes() calls per invocation cost
-// more than everything else the client does per call (~6 µs vs ~0.2 µs).
-const RANDOM_POOL_BYTES = 4096;
-let randomPool = randomBytes(RANDOM_POOL_BYTES);
-let randomOffset = 0;
-
-function newTraceparent(): string {
-  if (randomOffset + 24 > RANDOM_POOL_BYTES) {
-    randomPool = randomBytes(RANDOM_POOL_BYTES);
-    randomOffset = 0;
-  }
-  const o = randomOffset;
-  randomOffset += 24;
-  return `00-${randomPool.toString('hex', o, o + 16)}-${randomPool.toString('hex', o + 16, o + 24)}-01`;
-}
 
 /** Create an RPC client on a connection; it watches routes and the lattice until closed. */
 export async function createRpcClient(nc: NatsConnection, options: RpcClientOptions): Promise<RpcClient> {
@@ -216,7 +208,26 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
     options.traffic.add(actor, version, 1, 1, [performance.now() - started]);
   }
 
-  async function invoke(actor: string, request: ActorRequest, opts: InvokeOptions = {}): Promise<InvokeResult> {
+  const { tracing } = options;
+  function invoke(actor: string, request: ActorRequest, opts: InvokeOptions = {}): Promise<InvokeResult> {
+    // Trace ids come from a random pool (see telemetry/traceparent.ts): cheap when tracing is off.
+    if (!tracing) return invokeTraced(actor, request, opts, opts.traceparent ?? newTraceparent(), undefined);
+    const span = tracing.span(`invoke ${actor}`, { kind: 'client', parent: opts.traceparent, attributes: { 'trellis.actor': actor, 'trellis.caller': caller } });
+    return invokeTraced(actor, request, opts, span.traceparent, span).then(
+      (result) => {
+        span.attributes({ 'trellis.version': result.version, 'trellis.host_id': result.hostId, 'trellis.attempts': result.attempts, 'trellis.invocation_id': result.invocationId });
+        span.end();
+        return result;
+      },
+      (err: unknown) => {
+        span.fail(toTrellisError(err));
+        span.end();
+        throw err;
+      },
+    );
+  }
+
+  async function invokeTraced(actor: string, request: ActorRequest, opts: InvokeOptions, traceparent: string, span: SpanHandle | undefined): Promise<InvokeResult> {
     const started = performance.now();
     if (!rpcSubjects.has(actor)) token(actor, 'actor name');
     if (opts.version !== undefined && !rpcSubjects.get(actor)?.has(opts.version)) versionToken(opts.version);
@@ -229,13 +240,15 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
       // A fresh caller may not have heard from the lattice yet.
       await view.ready();
       versions = plan(actor, opts.version, opts.stickyKey);
+      // Instances this process started a moment ago serve before the lattice's beats list
+      // them (a deploy that just finished must not answer 503 from its own host).
+      if (versions.length === 0 && options.local) versions = options.local.versions(actor);
       if (versions.length === 0) {
         throw new TrellisError('TRELLIS_NO_RESPONDERS', `no live instance of actor "${actor}" in lattice ${options.lattice} (unknown actor, or none started: \`trellis get actors\`)`);
       }
     }
     const invocationId = invocationIdFor(opts.parent);
     const body = encode(request);
-    const traceparent = opts.traceparent ?? newTraceparent();
     // The same metadata on every attempt, so the headers are built once.
     let h: MsgHdrs | undefined;
     let attempts = 0;
@@ -252,14 +265,16 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
       const version = versions[index % versions.length]!;
       if (options.local?.has(actor, version) && !localFailed) {
         attempts += 1;
+        span?.event('attempt', { attempt: attempts, version, local: true });
         try {
-          const response = await options.local.invoke(actor, version, request, remaining, invocationId);
+          const response = await options.local.invoke(actor, version, request, remaining, invocationId, traceparent);
           return { response, actor, version, hostId: options.local.hostId, attempts, latencyMs: performance.now() - started, invocationId };
         } catch (err) {
           const error = toTrellisError(err);
           if (!LOCAL_FALLBACK_CODES.has(error.code)) throw error;
           // The local instance could not take it: the rest of the lattice can.
           localFailed = true;
+          span?.event('local_refused', { version, code: error.code });
         }
       }
       if (!h) {
@@ -274,6 +289,7 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
       try {
         const attemptStarted = performance.now();
         const attemptMs = Math.min(remaining, attemptTimeout);
+        span?.event('attempt', { attempt: attempts, version, timeout_ms: attemptMs });
         h.set(RpcHeaders.attemptExpires, String(Date.now() + attemptMs));
         const msg = await mux.request(rpcSubject(actor, version), body, h, attemptMs, `actor ${actor}@${version}`, remaining);
         const reply = decode<InvokeReply>(msg.data, 'invocation reply');
@@ -282,6 +298,7 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
           // Overload is about that replica, not the request: try elsewhere.
           if (error.code !== 'TRELLIS_OVERLOADED') throw error;
           lastError = error;
+          span?.event('retry', { attempt: attempts, version, code: error.code });
         } else {
           const took = performance.now() - attemptStarted;
           const previous = latencyEwma.get(actor);
@@ -300,6 +317,7 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
         const error = fromNatsError(err, `actor ${actor}@${version}`);
         if (error.code !== 'TRELLIS_NO_RESPONDERS' && error.code !== 'TRELLIS_TIMEOUT' && error.code !== 'TRELLIS_OVERLOADED') throw error;
         lastError = error;
+        span?.event('retry', { attempt: attempts, version, code: error.code });
         if (error.code === 'TRELLIS_NO_RESPONDERS') {
           // A pinned version the view does not show: NATS confirms it, no retry window.
           if (absent) throw absent;
@@ -308,6 +326,7 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
           noRespondersSince ??= Date.now();
           if (tried.size < versions.length) {
             index += 1;
+            span?.event('failover', { from: version, to: versions[index % versions.length]! });
             continue;
           }
           // Every candidate was empty. During a failover, interest moves between clusters in
@@ -328,6 +347,7 @@ export async function createRpcClient(nc: NatsConnection, options: RpcClientOpti
         if (timeoutsOnVersion >= 2) {
           timeoutsOnVersion = 0;
           index += 1;
+          span?.event('failover', { from: version, to: versions[index % versions.length]! });
         }
       }
     }

@@ -105,6 +105,8 @@ export async function openKv(nc: NatsConnection, bucket: string, options: { hist
       options.settleMs ?? 5000,
     );
   } catch (err) {
+    // A credential without this bucket in its role is not an outage: say which it is.
+    if ((err as { code?: unknown }).code === 'PERMISSIONS_VIOLATION') throw new TrellisError('TRELLIS_PERMISSION_DENIED', `cannot open KV bucket ${bucket}: ${(err as Error).message}`, { cause: err });
     throw new TrellisError('TRELLIS_NATS_UNAVAILABLE', `cannot open KV bucket ${bucket} (is JetStream enabled on the server?): ${(err as Error).message}`, { cause: err });
   }
 }

@@ -51,6 +51,9 @@ export const ControlOps = {
 } as const;
 export type ControlOp = keyof typeof ControlOps;
 
+/** The actor token of a participant's own log lines (not an actor's: no example or app names an actor `-`). */
+export const HOST_LOG_TOKEN = '-';
+
 /** Event types; subjects are `trellis.<lattice>.evt.<type>`. */
 export const EventTypes = [
   'host_started',
@@ -69,6 +72,12 @@ export const EventTypes = [
   'actor_placed',
   'actor_replaced',
   'reconcile_failed',
+  'canary_started',
+  'canary_step',
+  'canary_paused',
+  'canary_promoted',
+  'canary_rolled_back',
+  'canary_aborted',
 ] as const;
 export type EventType = (typeof EventTypes)[number];
 
@@ -110,8 +119,17 @@ export interface Subjects {
    * any publisher can forge them.
    */
   inboxPrefix(user: string): string;
+  /**
+   * Log lines of one participant (a host id) about one actor, or `-` for the participant's own
+   * lines: `trellis.<lattice>.log.v1.<participant>.<actor>`. Bodies are pino JSON lines.
+   */
+  log(participant: string, actor?: string): string;
+  /** Wildcard for log lines, narrowed to a participant and/or an actor when given. */
+  logs(filter?: { participant?: string; actor?: string }): string;
+  /** Names of the bounded JetStream streams that keep recent logs and events (`trellis logs/events --since`). */
+  readonly streams: { logs: string; events: string };
   /** Names of the JetStream buckets of this lattice. */
-  readonly buckets: { weights: string; config: string; links: string; httpRoutes: string; artifacts: string; hosts: string; apps: string; appStatus: string; leader: string };
+  readonly buckets: { weights: string; config: string; links: string; httpRoutes: string; artifacts: string; hosts: string; apps: string; appStatus: string; leader: string; canaries: string };
 }
 
 /** Build the subject space of a lattice. The name is validated once here. */
@@ -141,6 +159,10 @@ export function subjects(lattice: string): Subjects {
     provider: (provider) => `${base}.prov.${token(provider, 'provider name')}`,
     providerQueue: (provider) => `prov-${token(provider, 'provider name')}`,
     inboxPrefix: (user) => `_INBOX.${l}.${token(user, 'user')}`,
+    log: (participant, actor) => `${base}.log.${PROTOCOL_VERSION}.${token(participant, 'participant')}.${actor === undefined ? HOST_LOG_TOKEN : token(actor, 'actor name')}`,
+    logs: (filter = {}) =>
+      `${base}.log.${PROTOCOL_VERSION}.${filter.participant === undefined ? '*' : token(filter.participant, 'host id')}.${filter.actor === undefined ? '*' : token(filter.actor, 'actor name')}`,
+    streams: { logs: `trellis-${bucketSafe}-logs`, events: `trellis-${bucketSafe}-events` },
     buckets: {
       // Named "routes" before weights had their own name; kept so stored weights stay readable.
       weights: `trellis-${bucketSafe}-routes`,
@@ -152,6 +174,7 @@ export function subjects(lattice: string): Subjects {
       apps: `trellis-${bucketSafe}-apps`,
       appStatus: `trellis-${bucketSafe}-app-status`,
       leader: `trellis-${bucketSafe}-leader`,
+      canaries: `trellis-${bucketSafe}-canaries`,
     },
   };
 }

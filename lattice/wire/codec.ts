@@ -5,6 +5,7 @@
  */
 import { C1, Packr } from 'msgpackr';
 import { TrellisError } from '../errors/index.ts';
+import { DEFAULT_WIRE_LIMITS, scanMsgpack, type WireLimits } from './limits.ts';
 
 // One configuration for every participant: plain objects (no records extension), so any
 // msgpack implementation can read our bodies, and Uint8Array stays binary.
@@ -15,9 +16,12 @@ export function encode(value: unknown): Uint8Array {
   return packr.pack(value);
 }
 
-/** Decode msgpack, or throw TRELLIS_BAD_REQUEST naming what was expected. */
-export function decode<T = unknown>(bytes: Uint8Array, what = 'message'): T {
-  if (bytes.length === 0) throw new TrellisError('TRELLIS_BAD_REQUEST', `${what}: empty body, expected msgpack`);
+/**
+ * Decode msgpack, or throw TRELLIS_BAD_REQUEST naming what was expected. The frame is scanned
+ * against `limits` first (see limits.ts), so hostile nesting or sizes never reach msgpackr.
+ */
+export function decode<T = unknown>(bytes: Uint8Array, what = 'message', limits: WireLimits = DEFAULT_WIRE_LIMITS): T {
+  scanMsgpack(bytes, limits, what);
   let value: unknown;
   try {
     value = packr.unpack(bytes);

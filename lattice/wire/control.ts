@@ -19,7 +19,10 @@ export interface ActorInventory {
   version: string;
   digest: string;
   world: string;
+  /** Warm instances placed (the count). */
   instances: number;
+  /** Of the actor's instances, how many run a call now (absent from older hosts). */
+  busy?: number;
   maxConcurrency: number;
   startedAt: string;
   /** The app (and revision) that placed it; absent when started by hand. */

@@ -6,7 +6,12 @@ import { randomUUID } from 'node:crypto';
 import { TrellisError } from '../errors/index.ts';
 import { EventTypes, type EventType } from '../subjects/index.ts';
 import { decodeJson, encodeJson, isRecord } from './codec.ts';
+import type { CanaryEventPayload } from './canary.ts';
 import type { HostInventory } from './control.ts';
+import { anyMap, fields, integer, list, map, optional, string, type Check } from './schema.ts';
+
+/** A canary event's data: the run as it is after the decision, and who decided (leader or `cli`). */
+export type CanaryEventData = CanaryEventPayload & { by: string };
 
 /** CloudEvents type prefix: `dev.trellis.<event>`. */
 export const EVENT_TYPE_PREFIX = 'dev.trellis.';
@@ -32,6 +37,13 @@ export interface EventData {
   /** Instances lost with a dead (or held-out) host, or of an old version, placed again. */
   actor_replaced: { app: string; revision: number; actor: string; version: string; hostId: string; instances: number; reason: string; leader: string };
   reconcile_failed: { app: string; revision?: number; reason: string; code?: string; hostId?: string; actor?: string; retryInMs?: number; leader: string };
+  /** Canary decisions (lattice/canary-controller); the rollback's reason carries the numbers. */
+  canary_started: CanaryEventData;
+  canary_step: CanaryEventData;
+  canary_paused: CanaryEventData;
+  canary_promoted: CanaryEventData;
+  canary_rolled_back: CanaryEventData;
+  canary_aborted: CanaryEventData;
 }
 
 /** One lattice event, CloudEvents 1.0 attributes plus typed data. */
@@ -70,6 +82,7 @@ export function encodeEvent(event: LatticeEvent): Uint8Array {
 
 /** Decode and validate an event; throws TRELLIS_BAD_REQUEST for anything that is not one of ours. */
 export function decodeEvent(bytes: Uint8Array): LatticeEvent {
+  if (bytes.length > MAX_EVENT_BYTES) throw new TrellisError('TRELLIS_PAYLOAD_TOO_LARGE', `event: ${bytes.length} bytes exceeds ${MAX_EVENT_BYTES}`);
   const value = decodeJson<unknown>(bytes, 'event');
   if (!isRecord(value) || value.specversion !== '1.0' || typeof value.type !== 'string' || !isRecord(value.data)) {
     throw new TrellisError('TRELLIS_BAD_REQUEST', 'event: not a CloudEvents 1.0 structured event');
@@ -80,5 +93,33 @@ export function decodeEvent(bytes: Uint8Array): LatticeEvent {
   const kind = value.type.slice(EVENT_TYPE_PREFIX.length);
   if (!(EventTypes as readonly string[]).includes(kind)) throw new TrellisError('TRELLIS_BAD_REQUEST', `event: unknown type ${value.type}`);
   if (value.kind !== kind) throw new TrellisError('TRELLIS_BAD_REQUEST', `event: kind does not match type ${value.type}`);
+  // The data every listener acts on is checked (a forged or corrupt event must not put holes in
+  // a view); others are passed on as they are, their readers only display them.
+  EventDataChecks[kind as EventType]?.(value.data, `event ${kind}.data`);
   return value as unknown as LatticeEvent;
 }
+
+/** Largest event accepted, bytes: a host_heartbeat of a few thousand actors fits well. */
+export const MAX_EVENT_BYTES = 4 * 1024 * 1024;
+
+const id = string({ minLength: 1, maxLength: 128 });
+const count = integer(0, Number.MAX_SAFE_INTEGER);
+/** A host's inventory as listeners read it; fields a newer host adds pass through. */
+export const checkInventory: Check<HostInventory> = fields({
+  id,
+  name: string({ maxLength: 256 }),
+  lattice: string({ maxLength: 128 }),
+  labels: map(string({ maxLength: 4096 }), 1024),
+  startedAt: string({ maxLength: 64 }),
+  actors: list(fields({ name: id, version: id, digest: string({ maxLength: 128 }), instances: count, owner: optional(anyMap) }), 100_000),
+  providers: list(fields({ name: id }), 10_000),
+  seq: optional(count),
+  beatMs: optional(integer(1, 3_600_000)),
+}) as unknown as Check<HostInventory>;
+
+const EventDataChecks: Partial<Record<EventType, Check<unknown>>> = {
+  host_heartbeat: checkInventory,
+  host_stopped: fields({ hostId: id, reason: string({ maxLength: 64 * 1024 }) }),
+  actor_started: fields({ hostId: id, actor: id, version: id, instances: count }),
+  actor_stopped: fields({ hostId: id, actor: id, version: id }),
+};

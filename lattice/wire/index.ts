@@ -1,6 +1,7 @@
 /** Wire types and codecs shared by host, gateway, CLI and tests. Dependency-light on purpose. */
 export * from './actor.ts';
 export * from './codec.ts';
+export * from './limits.ts';
 export * from './control.ts';
 export * from './events.ts';
 export * from './rpc.ts';

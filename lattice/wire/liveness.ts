@@ -12,6 +12,9 @@ export const DEFAULT_BEAT_MS = 1000;
 /** A host is dead after this many beat periods without a beat. */
 export const MISSED_BEATS_DEAD = 3;
 
+/** Largest beat accepted, bytes. */
+export const MAX_BEAT_BYTES = 1024;
+
 /** One beat. */
 export interface HostBeat {
   /** Host id. */
@@ -29,10 +32,14 @@ export function encodeBeat(beat: HostBeat): Uint8Array {
 
 /** Decode and check a beat; TRELLIS_BAD_REQUEST for anything else. */
 export function decodeBeat(bytes: Uint8Array): HostBeat {
+  // A beat is a few dozen bytes: anything much larger is not one, and is not parsed.
+  if (bytes.length > MAX_BEAT_BYTES) throw new TrellisError('TRELLIS_BAD_REQUEST', `beat: ${bytes.length} bytes, a beat is at most ${MAX_BEAT_BYTES}`);
   const value = decodeJson<unknown>(bytes, 'beat');
   if (
     !isRecord(value) ||
     typeof value.id !== 'string' ||
+    value.id.length === 0 ||
+    value.id.length > 128 ||
     !Number.isSafeInteger(value.periodMs) ||
     (value.periodMs as number) <= 0 ||
     !Number.isSafeInteger(value.seq) ||

@@ -1,5 +1,6 @@
 /** The provider wire: hosts ask providers to perform capability operations on behalf of actors. */
-import type { WireError } from '../errors/index.ts';
+import { TrellisError, type WireError } from '../errors/index.ts';
+import { anyValue, bytes, integer, list, map, object, optional, string, tuple, type Check } from './schema.ts';
 
 /**
  * The key-value operations, declared once: the actor's `trellis:actor/keyvalue` import, the
@@ -38,3 +39,53 @@ export interface ProviderRequest {
 
 /** The provider's answer. */
 export type ProviderReply = { ok: true; value: unknown } | { ok: false; error: WireError };
+
+/** The request envelope every provider checks before looking at its operation. */
+const providerRequest = object({
+  actor: string({ minLength: 1, maxLength: 128 }),
+  version: optional(string({ maxLength: 128 })),
+  op: string({ minLength: 1, maxLength: 64 }),
+  config: map(string({ maxLength: 4096 }), 64),
+  args: list(anyValue, 16),
+  allowedHosts: optional(list(string({ maxLength: 512 }), 1024)),
+  // Sealed values are base64 boxes of a bounded plaintext (lattice/secrets).
+  secrets: optional(map(string({ maxLength: 16 * 1024 }), 64)),
+  invocation: optional(object({ id: string({ minLength: 1, maxLength: 128 }), seq: integer(0, Number.MAX_SAFE_INTEGER) })),
+});
+
+// The key's format is the provider's to check (its message says what a key may hold).
+const kvKey = string({ maxLength: 1024 });
+const header = tuple(string({ maxLength: 8192 }), string({ maxLength: 64 * 1024 }));
+
+/**
+ * The arguments of each operation of each provider kind, checked before the operation runs: an
+ * operation only ever sees arguments of the types it declares.
+ */
+export const ProviderArgs: Record<string, Record<string, Check<unknown[]>>> = {
+  'keyvalue-nats': {
+    get: tuple(kvKey),
+    set: tuple(kvKey, bytes()),
+    delete: tuple(kvKey),
+    exists: tuple(kvKey),
+    keys: tuple(optional(string({ maxLength: 1024 }))),
+    // 64-bit deltas travel as decimal text (msgpack and JSON numbers would lose precision).
+    increment: tuple(kvKey, string({ maxLength: 24, test: (s) => (/^-?\d{1,20}$/.test(s) ? undefined : 'must be an integer in decimal') })),
+  } satisfies Record<KeyValueOp, Check<unknown[]>>,
+  'http-client': {
+    send: tuple(object({ method: string({ minLength: 1, maxLength: 32 }), url: string({ minLength: 1, maxLength: 8192 }), headers: list(header, 1024), body: bytes() })),
+  },
+};
+
+/**
+ * Check a decoded provider request of `kind`: the envelope, then the arguments of its operation.
+ * TRELLIS_BAD_REQUEST names the bad field; an operation the kind does not have is
+ * TRELLIS_UNKNOWN_COMMAND.
+ */
+export function checkProviderRequest(value: unknown, kind: string): ProviderRequest {
+  const request = providerRequest(value, `${kind} request`) as ProviderRequest;
+  const args = Object.hasOwn(ProviderArgs, kind) ? ProviderArgs[kind]! : undefined;
+  const check = args && Object.hasOwn(args, request.op) ? args[request.op]! : undefined;
+  if (!check) throw new TrellisError('TRELLIS_UNKNOWN_COMMAND', `${kind} has no operation "${request.op}"`);
+  request.args = check(request.args, `${kind} request.args`);
+  return request;
+}

@@ -2,7 +2,7 @@
  * The invocation wire: NATS headers carrying the metadata, and the msgpack reply body. Shared by
  * the RPC client (caller) and the host (callee).
  */
-import type { WireError } from '../errors/index.ts';
+import { TrellisError, type WireError } from '../errors/index.ts';
 import type { ActorResponse } from './actor.ts';
 
 /** NATS header names of an invocation. */
@@ -55,3 +55,16 @@ export const ATTEMPT_TAKE_MARGIN_MS = 50;
  * hot path; only the empty taken and progress replies have one.
  */
 export type InvokeReply = ({ ok: true; response: ActorResponse } | { ok: false; error: WireError }) & { host?: string; version?: string };
+
+/** Longest invocation id a host accepts in the header (Trellis makes UUIDs, 36 characters). */
+export const MAX_INVOCATION_ID_LENGTH = 128;
+
+/**
+ * Check the invocation id a caller sent (absent is fine: the host makes one). It keys idempotent
+ * writes at providers, so it must be a short printable token: TRELLIS_BAD_REQUEST otherwise.
+ */
+export function checkInvocationId(id: string | undefined): void {
+  if (id !== undefined && (id.length > MAX_INVOCATION_ID_LENGTH || !/^[\x21-\x7e]+$/.test(id))) {
+    throw new TrellisError('TRELLIS_BAD_REQUEST', `header ${RpcHeaders.invocationId}: must be 1 to ${MAX_INVOCATION_ID_LENGTH} printable characters`);
+  }
+}

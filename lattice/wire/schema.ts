@@ -99,3 +99,36 @@ export function object<S extends Shape>(shape: S): Check<ObjectOf<S>> {
     return out as ObjectOf<S>;
   };
 }
+
+/** Binary data of at most `maxBytes`. */
+export function bytes(maxBytes = Number.MAX_SAFE_INTEGER): Check<Uint8Array> {
+  return (value, path) => {
+    if (!(value instanceof Uint8Array)) invalid(path, `must be binary, got ${describe(value)}`);
+    if (value.length > maxBytes) invalid(path, `must hold at most ${maxBytes} bytes`);
+    return value;
+  };
+}
+
+/** A list of exactly these items, in this order. */
+export function tuple<T extends Check<unknown>[]>(...items: T): Check<{ [K in keyof T]: Checked<T[K]> }> {
+  return (value, path) => {
+    if (!Array.isArray(value)) invalid(path, `must be a list, got ${describe(value)}`);
+    if (value.length > items.length) invalid(path, `must hold at most ${items.length} items`);
+    return items.map((check, i) => check(value[i], `${path}[${i}]`)) as { [K in keyof T]: Checked<T[K]> };
+  };
+}
+
+/** Any value, passed on unchecked (its size is bounded by the wire limits of the frame). */
+export const anyValue: Check<unknown> = (value) => value;
+
+/**
+ * A map whose listed fields are checked, passed on whole: for documents other participants
+ * write (inventories in events), where a newer version may add fields this one does not know.
+ */
+export function fields<S extends Shape>(shape: S): Check<ObjectOf<S>> {
+  return (value, path) => {
+    if (!isRecord(value)) invalid(path, `must be a map, got ${describe(value)}`);
+    for (const [key, check] of Object.entries(shape)) check(value[key], `${path}.${key}`);
+    return value as ObjectOf<S>;
+  };
+}

@@ -7,19 +7,21 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { NatsConnection } from 'nats';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { TrellisError, toTrellisError } from '../../lattice/errors/index.ts';
 import { readBody, toActorRequest, writeActorResponse, writeError } from '../../lattice/http/index.ts';
 import type { Logger } from '../../lattice/log/index.ts';
 import { startMetricsReporter } from '../../lattice/metrics/index.ts';
 import { createRpcClient, type InvokeOptions, type RpcClient } from '../../lattice/rpc/index.ts';
 import { subjects as buildSubjects } from '../../lattice/subjects/index.ts';
+import { parseTraceparent, type Tracing } from '../../lattice/telemetry/index.ts';
+import { createGatewayMetrics } from './metrics.ts';
 import { matchRoute, openHttpRoutes, type HttpRoute } from '../../lattice/http-routes/index.ts';
 import { compileGatewayOptions, type GatewaySettings } from './options.ts';
 import { stickyKeyOf } from './sticky.ts';
 
 export { openHttpRoutes, matchRoute, type HttpRoute, type HttpRouteStore } from '../../lattice/http-routes/index.ts';
 export { compileGatewayOptions, type CompiledGatewayOptions, type GatewaySettings } from './options.ts';
+export { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
 
 /** Gateway options; every setting but nc and lattice has a default (see options.ts). */
 export interface GatewayOptions extends GatewaySettings {
@@ -27,12 +29,22 @@ export interface GatewayOptions extends GatewaySettings {
   /** Share an RPC client (e.g. a host's, with local-first invocation); else one is created. */
   rpc?: RpcClient;
   logger: Logger;
+  /**
+   * Trace each request as a server span (continuing the client's traceparent); the RPC client
+   * the gateway creates traces its invocations too. Absent: no span work per request.
+   */
+  tracing?: Tracing;
 }
 
 /** A running gateway. */
 export interface Gateway extends AsyncDisposable {
   readonly url: string;
   close(): Promise<void>;
+}
+
+/** A client's traceparent when it is a valid one (else the RPC client starts a new trace). */
+function clientTraceparent(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' && parseTraceparent(value) ? value.trim().toLowerCase() : undefined;
 }
 
 // Room for the invocation envelope and headers inside NATS max_payload.
@@ -50,23 +62,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // A gateway with its own RPC client reports the calls that failed before reaching any host;
   // a shared client (a host's) counts into its host's windows already.
   const traffic = ownRpc ? startMetricsReporter(nc, subjects, `gateway-${randomUUID().slice(0, 8)}`) : undefined;
-  const rpc = options.rpc ?? (await createRpcClient(nc, { lattice: options.lattice, caller: 'gateway', traffic: traffic!.window }));
+  const { tracing } = options;
+  const rpc = options.rpc ?? (await createRpcClient(nc, { lattice: options.lattice, caller: 'gateway', traffic: traffic!.window, tracing }));
   let routes: HttpRoute[] = [];
   const store = await openHttpRoutes(nc, subjects);
   // Resolves once the current routes have been delivered, then keeps them current.
   const stopFollowing = await store.follow((next) => (routes = next));
 
-  const registry = new Registry();
-  registry.setDefaultLabels({ lattice: options.lattice });
-  collectDefaultMetrics({ register: registry });
-  const requests = new Counter({ name: 'trellis_gateway_requests_total', help: 'HTTP requests by route, actor, version and status', labelNames: ['route', 'actor', 'version', 'status'] as const, registers: [registry] });
-  const duration = new Histogram({
-    name: 'trellis_gateway_request_duration_seconds',
-    help: 'HTTP request latency through the gateway',
-    labelNames: ['route', 'actor', 'version'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [registry],
-  });
+  const { registry, requests, duration, natsReconnects } = createGatewayMetrics(options.lattice);
+  void (async () => {
+    for await (const s of nc.status()) if (s.type === 'reconnect') natsReconnects.inc();
+  })().catch(() => {});
   let ready = true;
   // Label children resolved once per route/actor/version/status: prom-client validates and
   // hashes label objects on every call otherwise.
@@ -111,13 +117,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const route = matchRoute(routes, path, req.headers.host);
     let status: number;
     let version = '';
+    const span = tracing?.span(`${req.method ?? 'GET'} ${route?.prefix ?? 'unrouted'}`, {
+      kind: 'server',
+      parent: req.headers.traceparent as string | undefined,
+      attributes: { 'http.request.method': req.method ?? 'GET', 'url.path': path, 'http.route': route?.prefix ?? '', 'trellis.actor': route?.actor ?? '', 'trellis.request_id': requestId },
+    });
     try {
       if (!route) throw new TrellisError('TRELLIS_NO_ROUTE', `no route for ${path}`);
       const request = toActorRequest(req, await readBody(req, maxBodyBytes), route.prefix);
       // Pinning (testers) and sticky keys (canaries): one header read and one map lookup per call.
       const pinned = req.headers['x-trellis-version'];
       const sticky = rpc.stickyOf(route.actor);
-      const invokeOptions: InvokeOptions = { deadlineMs, traceparent: req.headers.traceparent as string | undefined, requestId };
+      const invokeOptions: InvokeOptions = { deadlineMs, traceparent: span ? span.traceparent : clientTraceparent(req.headers.traceparent), requestId };
       if (typeof pinned === 'string' && pinned !== '') invokeOptions.version = pinned;
       if (sticky) invokeOptions.stickyKey = stickyKeyOf(req.headers, sticky);
       const result = await rpc.invoke(route.actor, request, invokeOptions);
@@ -131,6 +142,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (error.code === 'TRELLIS_PAYLOAD_TOO_LARGE') res.setHeader('connection', 'close');
       status = writeError(res, error, ['x-request-id', requestId]);
       if (error.code === 'TRELLIS_PAYLOAD_TOO_LARGE') req.resume();
+      span?.fail(error);
+    }
+    if (span) {
+      span.attributes({ 'http.response.status_code': status, 'trellis.version': version });
+      span.end();
     }
     metricsFor(route?.prefix ?? 'none', route?.actor ?? 'none', version || 'none', status).observe((performance.now() - started) / 1000);
   }

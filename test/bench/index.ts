@@ -10,7 +10,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 /** Benchmark modules, in the order they run. */
-const MODULES = ['rpc', 'runtime', 'gateway', 'hotkey', 'cli', 'placement', 'repair', 'canary-metrics', 'signing'] as const;
+const MODULES = ['rpc', 'rpc-tls', 'runtime', 'density', 'scale-out', 'scale-model', 'gateway', 'hotkey', 'cli', 'placement', 'repair', 'canary-metrics', 'canary-controller', 'signing'] as const;
 
 /**
  * Whether a module exports run(), read from its source: some bench files are also scripts that

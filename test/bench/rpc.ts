@@ -32,8 +32,9 @@
  * stretch of interference otherwise decides a ratio.
  *
  * Knobs (environment): BENCH_DURATION_MS (per scenario, default 3000), BENCH_WARMUP_MS (700),
- * BENCH_INSTANCES (echo-c instances, default 1: one queue-group member, as the raw baseline has
- * one responder; more members on 2 cores share them with the caller and nats-server), BENCH_MODES
+ * BENCH_INSTANCES (echo-c instances, default 1), BENCH_WORKERS (the host's worker threads, each
+ * a queue-group member; default 1, as the raw baseline has one responder; more members on 2
+ * cores share them with the caller and nats-server), BENCH_MODES
  * (comma list of the modes above),
  * BENCH_PAYLOADS (bytes, default 64,16384), BENCH_CONCURRENCY (default 1,64),
  * BENCH_RUNTIME_HOP=0 (skip the in-process runtime rows), BENCH_PROFILE_DIR (write --cpu-prof
@@ -74,20 +75,23 @@ export async function run(): Promise<Record<string, unknown>> {
   const modes = (process.env.BENCH_MODES?.split(',') ?? MODES) as Mode[];
   for (const mode of modes) if (!MODES.includes(mode)) throw new Error(`BENCH_MODES: unknown mode ${mode} (known: ${MODES.join(', ')})`);
   const skipHop = process.env.BENCH_RUNTIME_HOP === '0';
+  // The host's shared worker threads (each a queue-group member with its own connection).
+  // Default 1: one member, as the raw baseline has one responder.
+  const workerArgs = ['--workers', String(envNumber('BENCH_WORKERS', 1))];
 
   await using nats = await startNats({ maxPayload: 1024 * 1024 });
   // A host process like every other test's (spawnHost); when profiling, the same command with
   // --cpu-prof, which node accepts only on its command line.
   await using host = profileDir
     ? await (async () => {
-        const child = await spawnScript(TRELLIS_BIN, ['host', '--nats', nats.url, '--lattice', lattice, '--name', 'bench-host', '--log-level', 'info'], {
+        const child = await spawnScript(TRELLIS_BIN, ['host', '--nats', nats.url, '--lattice', lattice, '--name', 'bench-host', '--log-level', 'info', ...workerArgs], {
           nodeArgs: profileArgs,
           tsx: false,
           ready: (line) => line.includes('"host started"'),
         });
         return { id: (JSON.parse(child.readyLine) as { hostId: string }).hostId, process: child.process, [Symbol.asyncDispose]: child.stop };
       })()
-    : await spawnHost({ nats: nats.url, lattice, name: 'bench-host', extraArgs: ['--log-level', 'info'] });
+    : await spawnHost({ nats: nats.url, lattice, name: 'bench-host', extraArgs: ['--log-level', 'info', ...workerArgs] });
   // One responder process per baseline layer (see raw-responder.ts).
   const responderScript = fileURLToPath(new URL('./raw-responder.ts', import.meta.url));
   await using echo = await spawnScript(responderScript, [nats.url, subject('echo'), 'echo'], { nodeArgs: profileArgs });

@@ -48,6 +48,8 @@ const requests: Record<ExampleActorName, ActorRequest> = {
   'http-js': { method: 'GET', path: '/', query: '', headers: [['host', 'bench']], body: new Uint8Array() },
   'hostile-js': { method: 'GET', path: '/ok', query: '', headers: [], body: new Uint8Array() },
   'hostile-c': { method: 'GET', path: '/ok', query: '', headers: [], body: new Uint8Array() },
+  'flaky-c': { method: 'GET', path: '/', query: '', headers: [], body: new Uint8Array() },
+  'slow-c': { method: 'GET', path: '/', query: '', headers: [], body: new Uint8Array() },
 };
 
 interface ActorResult {
