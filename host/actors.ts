@@ -22,7 +22,7 @@ import { encode, type ActorInventory, type ActorRequest, type ActorResponse, typ
 import { observe } from '../lattice/canary/histogram.ts';
 import type { VersionCounts } from '../lattice/metrics/index.ts';
 import type { HostMetrics } from './metrics.ts';
-import type { ComponentTrust } from './signing.ts';
+import type { ComponentTrust, Vouched } from './signing.ts';
 import { compilePolicy, PROGRESS_REPLY, type ActorRuntime, type ActorStats, type LatticeServing } from './runtime/index.ts';
 
 interface Running {
@@ -106,11 +106,6 @@ export class ActorSupervisor {
     return { bytes };
   }
 
-  /** What actor@version's signature lets it use (undefined: not bounded, no signatures checked). */
-  capsOf(actor: string, version: string): ReadonlySet<Capability> | undefined {
-    return this.running.get(`${actor}@${version}`)?.caps;
-  }
-
   /**
    * Run `command` after the commands on the same actor before it: two starts of one version
    * (say, from an old and a new controller leader) must not both load it; the second sees the
@@ -164,9 +159,22 @@ export class ActorSupervisor {
       }
       const beyond = existing?.caps && policyBeyondCaps(policy, existing.caps);
       if (beyond) throw new TrellisError('TRELLIS_CAPABILITY_DENIED', beyond);
+      // Every start and resize is checked against the host's trust as it is now: an actor that
+      // started before issuers were set, or whose claims expired or issuer was removed since,
+      // must not be scaled up unchecked. Before anything of it runs: unsigned, tampered, expired
+      // or untrusted never loads.
+      let artifact: { bytes: Uint8Array; unsignedHash?: string } | undefined;
+      let vouched: Vouched | undefined;
+      const enforcing = this.trust?.enforcing() ?? false;
+      if (existing && enforcing) {
+        artifact = await this.fetchArtifact(digest);
+        vouched = await this.trust!.check(artifact.bytes, artifact.unsignedHash, policy);
+      }
       // Only the count changed: resize in place, keeping the warm instances (and not reading
-      // the artifact again).
-      if (existing && (await this.runtime.rescale(key, policy))) {
+      // the artifact again), unless the instances' signed bound must change (loaded unsigned,
+      // signed and trusted now): that takes a load.
+      const sameBound = !enforcing || (vouched !== undefined) === (existing?.caps !== undefined);
+      if (existing && sameBound && (await this.runtime.rescale(key, policy))) {
         existing.count = count;
         existing.policy = rawPolicy;
         existing.owner = owner;
@@ -174,13 +182,15 @@ export class ActorSupervisor {
         this.logger.info({ actor, version, digest, count }, 'actor scaled');
         return this.inventoryOf(existing);
       }
-      const { bytes, unsignedHash } = await this.fetchArtifact(digest);
-      // Before anything of it runs: unsigned, tampered, expired or untrusted never loads.
-      const vouched = await this.trust?.check(bytes, unsignedHash, policy);
+      if (!artifact) {
+        artifact = await this.fetchArtifact(digest);
+        vouched = await this.trust?.check(artifact.bytes, artifact.unsignedHash, policy);
+      }
+      const { bytes } = artifact;
       // Resolves once every worker is subscribed: the server knows our interest before we say
       // we are started. A reload (scale, policy) subscribes the new workers before the old
       // ones drain, so the version never stops answering.
-      const loaded = await this.runtime.load({ name: key, actor, version, bytes, policy, serve: this.serving(actor, version) });
+      const loaded = await this.runtime.load({ name: key, actor, version, bytes, policy, serve: this.serving(actor, version), ...(vouched ? { caps: vouched.caps } : {}) });
       if (existing) {
         existing.count = count;
         existing.policy = rawPolicy;
@@ -248,6 +258,37 @@ export class ActorSupervisor {
       this.logger.info({ actor: r.actor, version: r.version, reason }, 'actor stopped');
     }
     return { stopped: targets.map((r) => `${r.actor}@${r.version}`) };
+  }
+
+  /**
+   * Check everything running against the host's trust as it is now (the allowed issuers changed,
+   * claims may have expired), and stop what fails, with the refusal as the actor_stopped reason.
+   * An instance loaded unsigned that is now signed and trusted is reloaded with its signed bound
+   * (until then it may use no capability: see capabilities.ts).
+   */
+  async recheck(): Promise<void> {
+    if (!this.trust) return;
+    for (const r of [...this.running.values()]) {
+      const key = `${r.actor}@${r.version}`;
+      await this.serial(r.actor, async () => {
+        if (this.running.get(key) !== r) return; // stopped or replaced meanwhile
+        let vouched: Vouched | undefined;
+        try {
+          const { bytes, unsignedHash } = await this.fetchArtifact(r.digest);
+          vouched = await this.trust!.check(bytes, unsignedHash, compilePolicy(r.policy));
+        } catch (err) {
+          const error = toTrellisError(err);
+          // Unreachable KV or object store says nothing about the component: check again later.
+          if (error.code === 'TRELLIS_NATS_UNAVAILABLE' || error.code === 'TRELLIS_TIMEOUT') return;
+          this.logger.warn({ actor: r.actor, version: r.version, code: error.code, message: error.message }, 'running actor no longer trusted; stopping it');
+          await this.stopNow({ actor: r.actor, version: r.version }, `no longer trusted: ${error.code}: ${error.message}`);
+          return;
+        }
+        if (vouched && r.caps === undefined) {
+          await this.startNow({ actor: r.actor, version: r.version, digest: r.digest, count: r.count, policy: r.policy, ...(r.owner ? { owner: r.owner } : {}) }).catch(() => {});
+        }
+      });
+    }
   }
 
   /** Each running version's pool counters, for metrics at scrape time. */

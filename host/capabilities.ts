@@ -25,12 +25,21 @@ function withTraceparent(request: HttpRequest, traceparent: string): HttpRequest
 
 /**
  * Build the capabilities a host offers its actors. Links are followed lazily on first use.
- * `grantedCaps` gives what a signed actor version may use (undefined: unbounded); a link it was
- * not signed for is refused on every call, so a link written later cannot widen it either.
+ * A signed instance carries its capabilities on every call (CapabilityCall.caps), so the bound
+ * holds for as long as the instance runs, starting and stopping included; a link it was not
+ * signed for is refused on every call, so a link written later cannot widen it either. An
+ * instance loaded unsigned, while `signingRequired()` says this host now checks signatures
+ * (issuers were added after it started), may use nothing: the host fails closed.
  */
-export function createCapabilities(options: { nc: NatsConnection; subjects: Subjects; rpc: () => Promise<RpcClient>; grantedCaps?: (actor: string, version: string) => ReadonlySet<Capability> | undefined; tracing?: Tracing }): { capabilities: HostCapabilities; close(): void } {
+export function createCapabilities(options: { nc: NatsConnection; subjects: Subjects; rpc: () => Promise<RpcClient>; signingRequired?: () => boolean; tracing?: Tracing }): { capabilities: HostCapabilities; close(): void } {
   const { nc, subjects } = options;
-  const bound = (who: CapabilityCall, cap: Capability) => requireCapability(`${who.actor}@${who.version}`, options.grantedCaps?.(who.actor, who.version), cap);
+  const bound = (who: CapabilityCall, cap: Capability) => {
+    const name = `${who.actor}@${who.version}`;
+    if (who.caps === undefined && options.signingRequired?.()) {
+      throw new TrellisError('TRELLIS_CAPABILITY_DENIED', `actor ${name} was started unsigned and this host now requires signed components, so it may not use ${cap}; restart it from a signed component`);
+    }
+    requireCapability(name, who.caps as ReadonlySet<Capability> | undefined, cap);
+  };
   const links = new Map<string, Link>();
   const following = openOnce(() => openLinks(nc, subjects).then((store) => store.follow(links)));
 

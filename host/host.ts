@@ -7,26 +7,15 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { nkeys, type Msg, type NatsConnection, type Subscription } from 'nats';
 import { classifyConnectError, connectParticipant } from '../lattice/control/index.ts';
-import { TrellisError, toTrellisError, type ErrorCode } from '../lattice/errors/index.ts';
+import { TrellisError } from '../lattice/errors/index.ts';
 import { createLogger, type Logger } from '../lattice/log/index.ts';
 import { describeConnect } from '../lattice/options/index.ts';
 import { startHostObservability, type HostObservability } from './observability.ts';
-import { subjects as buildSubjects, parseControlSubject, ControlOps, type ControlOp, type Subjects, type EventType } from '../lattice/subjects/index.ts';
-import {
-  CONTROL_WIRE_LIMITS,
-  ControlRequests,
-  decode,
-  encodeBeat,
-  encodeEvent,
-  makeEvent,
-  type ControlReplies,
-  type ControlRequest,
-  type EventData,
-  type HostInventory,
-  type WireLimits,
-} from '../lattice/wire/index.ts';
+import { subjects as buildSubjects, type Subjects, type EventType } from '../lattice/subjects/index.ts';
+import { CONTROL_WIRE_LIMITS, encodeBeat, encodeEvent, makeEvent, type EventData, type HostInventory } from '../lattice/wire/index.ts';
 import { startOpsServer } from './http.ts';
 import { ControlGate } from './control-gate.ts';
+import { controlDispatcher } from './control.ts';
 import { HostRegistration } from './registration.ts';
 import { ActorSupervisor } from './actors.ts';
 import { createCapabilities } from './capabilities.ts';
@@ -39,6 +28,7 @@ import { startController, type Controller } from '../lattice/reconciler/index.ts
 import { createRpcClient } from '../lattice/rpc/index.ts';
 import { startMetricsReporter } from '../lattice/metrics/index.ts';
 import { openOnce } from '../lattice/state/index.ts';
+import { readSeedFile } from '../lattice/signing/index.ts';
 import { packagePath } from '../lattice/package-root/index.ts';
 import { compileHostOptions, validateLabel, type CompiledHostOptions, type HostOptions } from './options/index.ts';
 
@@ -79,15 +69,12 @@ const INVENTORY_EVENTS: ReadonlySet<EventType> = new Set(['actor_started', 'acto
 /** Changes within this window go out as one inventory. */
 const INVENTORY_DEBOUNCE_MS = 25;
 
-/** One handler per control operation: a validated, typed request in, its reply out; throw TrellisError to fail. */
-type ControlHandlers = { [Op in ControlOp]: (request: ControlRequest<Op>) => Promise<ControlReplies[Op]> | ControlReplies[Op] };
-
-/** `noun.verb` of a control subject → its operation. */
-const OPS_BY_SUBJECT = new Map<string, ControlOp>(Object.entries(ControlOps).map(([op, [noun, verb]]) => [`${noun}.${verb}`, op as ControlOp]));
-
 /** Start a host and join the lattice. Resolves once it is subscribed and has announced itself. */
 export async function startHost(userOptions: HostOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<Host> {
   const options = compileHostOptions(userOptions, env);
+  // Checked once here, not first when a provider starts: a host must not run for hours with a
+  // secrets key its providers cannot read.
+  if (options.secretsKeyFile) (await readSeedFile(options.secretsKeyFile, ['curve'], '--secrets-key file')).clear();
   const keyPair = options.seed ? nkeys.fromSeed(new TextEncoder().encode(options.seed)) : nkeys.createServer();
   const id = keyPair.getPublicKey();
   const name = options.name ?? `${os.hostname()}-${id.slice(-6).toLowerCase()}`;
@@ -123,8 +110,8 @@ export async function startHost(userOptions: HostOptions = {}, env: NodeJS.Proce
     }),
   );
   const rpcClient = rpc.get;
-  const caps = createCapabilities({ nc, subjects, rpc: rpcClient, grantedCaps: (a, v) => actors?.capsOf(a, v), tracing });
-  const trust = createComponentTrust({ nc, subjects, hostIssuers: options.allowedIssuers, logger });
+  const trust = createComponentTrust({ nc, subjects, hostIssuers: options.allowedIssuers, requireSigned: options.requireSigned, logger, recheck: () => void actors?.recheck() });
+  const caps = createCapabilities({ nc, subjects, rpc: rpcClient, signingRequired: () => trust.enforcing(), tracing });
   const runtime = await createRuntime({ cacheDir: `${options.cacheDir}/components`, logger, capabilities: caps.capabilities, workers: options.workers, spans: tracing && ((spans) => tracing.record(spans)),
     queueWait: (actor, version, seconds) => metrics.queueWaitSeconds.observe({ actor, version }, seconds),
   });
@@ -188,14 +175,12 @@ class HostImpl implements Host {
   private seq = 0;
   private subs: Subscription[] = [];
   private closeOps?: () => Promise<void>;
-  private readonly handlers: ControlHandlers;
-  /** The highest controller fence this host has obeyed (0: none yet). */
-  private highestFence = 0;
   /** This host's entry in the host registry. */
   private readonly registration: HostRegistration;
   /** Control commands: admitted per caller, then run fairly (see control-gate.ts). */
   private readonly gate: ControlGate;
-  private readonly controlLimits: WireLimits;
+  /** Checks and dispatches one control message (see control.ts). */
+  private readonly onControl: (msg: Msg) => void;
 
   constructor(
     readonly id: string,
@@ -217,8 +202,7 @@ class HostImpl implements Host {
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
     this.registration = new HostRegistration(nc, subjects, { id, name, heartbeatMs: options.heartbeatMs }, logger);
     this.gate = new ControlGate(id, options.lattice, options.controlRate, nc, metrics, logger);
-    this.controlLimits = { ...CONTROL_WIRE_LIMITS, maxBytes: options.maxControlPayloadBytes };
-    this.handlers = {
+    this.onControl = controlDispatcher({ lattice: options.lattice, limits: { ...CONTROL_WIRE_LIMITS, maxBytes: options.maxControlPayloadBytes }, gate: this.gate }, {
       hostPing: () => this.inventory(),
       hostInventory: () => this.inventory(),
       hostStop: ({ timeoutMs }) => {
@@ -244,7 +228,7 @@ class HostImpl implements Host {
         this.emit('labels_changed', { hostId: this.id, labels: this.labels() });
         return { labels: this.labels() };
       },
-    };
+    });
   }
 
   get lattice(): string {
@@ -331,61 +315,6 @@ class HostImpl implements Host {
     this.metrics.uptime.set((Date.now() - this.startedAt.getTime()) / 1000);
     this.emit('host_heartbeat', this.inventory());
     void this.registration.register();
-  }
-
-  /**
-   * Answer one control message; never throws, every failure becomes an error envelope. A message
-   * is checked whole first (subject, size and shape limits, then its operation's validator):
-   * malformed input is answered with TRELLIS_BAD_REQUEST naming the field, or dropped when there
-   * is no reply subject, and counted either way. Checking costs about what refusing costs, so only
-   * a valid command is charged to its caller's rate limit, and run in its fair turn (control-gate.ts).
-   */
-  private onControl(msg: Msg): void {
-    let op: ControlOp | 'unknown' = 'unknown';
-    let request: ControlRequest<ControlOp>;
-    try {
-      const parsed = parseControlSubject(msg.subject);
-      const known = parsed && OPS_BY_SUBJECT.get(`${parsed.noun}.${parsed.verb}`);
-      if (!parsed || !known) throw new TrellisError('TRELLIS_UNKNOWN_COMMAND', `unknown control command on ${msg.subject}`);
-      op = known;
-      // Only ping is broadcast; every other command must name its host, so one stray message
-      // can never make every host start or stop something.
-      if (parsed.hostId === undefined && op !== 'hostPing') {
-        throw new TrellisError('TRELLIS_BAD_REQUEST', `control command "${op}" must be addressed to one host`);
-      }
-      // Size, nesting and lengths are checked before msgpackr sees the bytes (wire/limits.ts).
-      const body = decode<unknown>(msg.data, `control ${op}`, this.controlLimits);
-      // The lattice is checked before the rest, so a request for another lattice says so.
-      const lattice = (body as { lattice?: unknown } | null)?.lattice;
-      if (typeof lattice === 'string' && lattice !== this.options.lattice) {
-        throw new TrellisError('TRELLIS_WRONG_LATTICE', `request is for lattice "${lattice}", this host is in "${this.options.lattice}"`);
-      }
-      request = ControlRequests[op](body, op) as ControlRequest<ControlOp>;
-    } catch (err) {
-      return this.gate.answer(msg, op, err);
-    }
-    const valid = op;
-    this.gate.admit(msg, valid, async () => {
-      try {
-        this.gate.answer(msg, valid, undefined, await this.dispatch(valid, request));
-      } catch (err) {
-        this.gate.answer(msg, valid, err);
-      }
-    });
-  }
-
-  /** Check a valid request's fence, run its handler. */
-  private dispatch<Op extends ControlOp>(op: Op, request: ControlRequest<Op>): Promise<ControlReplies[Op]> | ControlReplies[Op] {
-    const fence = (request as { fence?: number }).fence;
-    if (fence !== undefined) {
-      // A controller's term fences its commands (see the contract): a lower fence than one
-      // already obeyed comes from a leader that has been replaced, and must not act.
-      if (fence < this.highestFence) {
-        throw new TrellisError('TRELLIS_CONFLICT', `command from a replaced controller (fence ${fence}; this host follows fence ${this.highestFence})`);
-      }
-      this.highestFence = fence;
-    }
-    return this.handlers[op](request);
   }
 
   stop(reason = 'stopped', drainMs = this.options.stopTimeoutMs): Promise<void> {

@@ -6,14 +6,22 @@
 import type { NatsConnection, Subscription } from 'nats';
 import type { KeyPair } from 'nkeys.js';
 import { TrellisError, toTrellisError } from '../lattice/errors/index.ts';
-import { SECRET_MASK, unsealInto } from '../lattice/secrets/index.ts';
+import { SECRET_MASK, unsealBound } from '../lattice/secrets/index.ts';
 import type { Logger } from '../lattice/log/index.ts';
 import type { ProviderKind } from '../lattice/links/index.ts';
 import type { Subjects } from '../lattice/subjects/index.ts';
 import { checkProviderRequest, decode, encode, PROVIDER_WIRE_LIMITS, type ProviderReply, type ProviderRequest } from '../lattice/wire/index.ts';
 
+/**
+ * What the provider itself learnt opening a request's secrets (never from the request): per
+ * secret name, the destinations it was sealed for (undefined: unbound).
+ */
+export interface OpenedSecrets {
+  hosts: Record<string, string[] | undefined>;
+}
+
 /** Operations of one provider kind: op name → implementation. */
-export type ProviderOps = Record<string, (request: ProviderRequest) => Promise<unknown>>;
+export type ProviderOps = Record<string, (request: ProviderRequest, secrets: OpenedSecrets) => Promise<unknown>>;
 
 /** A running provider service. */
 export interface ProviderService extends AsyncDisposable {
@@ -48,13 +56,16 @@ export function serveProvider(nc: NatsConnection, subjects: Subjects, kind: Prov
           }
           const op = Object.hasOwn(ops, request.op) ? ops[request.op] : undefined;
           if (!op) throw new TrellisError('TRELLIS_UNKNOWN_COMMAND', `${kind} has no operation "${request.op}"`);
+          const secrets: OpenedSecrets = { hosts: {} };
           if (request.secrets !== undefined) {
-            const config = unsealInto(request.config, request.secrets, { actor: String(request.actor), provider: kind }, secretsKey);
+            const unsealed = unsealBound(request.config, request.secrets, { actor: String(request.actor), provider: kind }, secretsKey);
+            const config = unsealed.config;
             opened = Object.keys(request.secrets).map((name) => config[name]!).filter((v) => v !== '');
+            secrets.hosts = unsealed.hosts;
             request.config = config;
             delete request.secrets;
           }
-          reply = { ok: true, value: await op(request) };
+          reply = { ok: true, value: await op(request, secrets) };
         } catch (err) {
           let error = toTrellisError(err);
           const redacted = opened.reduce((text, secret) => text.split(secret).join(SECRET_MASK), error.message);

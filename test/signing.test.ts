@@ -109,6 +109,28 @@ describe('signed components on real hosts', () => {
     expect((await trellis(['inspect', exampleActor('echo-c'), '--json'])).code).toBe(1);
   });
 
+  it('signing - sign -o refuses an existing file without --force; inspect fails for an expired component when issuers are given; a host checks --secrets-key at start', async () => {
+    const seed = path.join(dir, 'issuer-b.nk');
+    expect((await trellis(['keys', 'gen', '-o', seed])).code).toBe(0);
+    const out = path.join(dir, 'exists.wasm');
+    await writeFile(out, 'precious');
+    const refused = await trellis(['sign', exampleActor('echo-c'), '--issuer', seed, '-o', out]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('exists; pass --force');
+    expect(await readFile(out, 'utf8')).toBe('precious');
+    expect((await trellis(['sign', exampleActor('echo-c'), '--issuer', seed, '-o', out, '--force'])).code).toBe(0);
+    // Valid signature, expired claims: with --allowed-issuer the host verdict decides the exit.
+    const expired = path.join(dir, 'expired.wasm');
+    await writeFile(expired, sign(echo, { nowMs: Date.now() - 2 * DAY, expiresAtMs: Date.now() - DAY }));
+    const inspected = await trellis(['inspect', expired, '--allowed-issuer', issuer.getPublicKey(), '--json']);
+    expect(inspected.code).toBe(1);
+    expect(JSON.parse(inspected.stdout)).toMatchObject({ verifies: true, host: { ok: false, code: 'TRELLIS_EXPIRED' } });
+    const missingKey = await trellis(['host', '--secrets-key', path.join(dir, 'no-such.xk'), '--nats', nats.url, '--lattice', lattice]);
+    expect(missingKey.code).not.toBe(0);
+    expect(missingKey.stderr).toContain('--secrets-key file');
+    expect(missingKey.stderr).toContain('TRELLIS_FILE_UNREADABLE');
+  });
+
   it('signing - a host refuses a malformed --allowed-issuer (flag or env) at start', async () => {
     const flag = await trellis(['host', '--allowed-issuer', 'SAnotapublickey', '--nats', nats.url, '--lattice', lattice]);
     expect(flag.code).toBe(2);
@@ -200,13 +222,46 @@ describe('signed components on real hosts', () => {
     expect(await tryStart(sign(echo), '0.3.0')).toBe('TRELLIS_UNTRUSTED_ISSUER');
     const list = await trellis(['issuers', 'list', '--nats', nats.url, '--lattice', `${lattice}x`, '--json']);
     expect(JSON.parse(list.stdout)).toEqual([latticeIssuer.getPublicKey()]);
-    expect((await trellis(['issuers', 'remove', latticeIssuer.getPublicKey(), '--nats', nats.url, '--lattice', `${lattice}x`])).code).toBe(0);
-    await waitFor(async () => (await tryStart(echo, `0.4.${++versions}`)) === 'started', { what: 'unsigned runs again after the last issuer is removed' });
+    // Enforcement is explicit: removing the last issuer needs --force and leaves it on.
+    const conn = ['--nats', nats.url, '--lattice', `${lattice}x`];
+    const last = await trellis(['issuers', 'remove', latticeIssuer.getPublicKey(), ...conn]);
+    expect(last.code).not.toBe(0);
+    expect(last.stderr).toContain('--force');
+    const forced = await trellis(['issuers', 'remove', latticeIssuer.getPublicKey(), '--force', ...conn]);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.stderr).toContain('warning: no allowed issuer left');
+    await waitFor(async () => (await tryStart(sign(echo, { issuer: latticeIssuer }), `0.4.${++versions}`)) === 'TRELLIS_UNTRUSTED_ISSUER', { what: 'everything refused once the last issuer is removed' });
+    expect(await tryStart(echo, `0.4.${++versions}`)).toBe('TRELLIS_UNTRUSTED_ISSUER');
+    expect((await trellis(['issuers', 'list', ...conn])).stdout).toContain('enforced with no allowed issuer');
+    // Only `issuers disable` lets unsigned components run again.
+    expect((await trellis(['issuers', 'disable', ...conn])).code).toBe(0);
+    await waitFor(async () => (await tryStart(echo, `0.4.${++versions}`)) === 'started', { what: 'unsigned runs again after issuers disable' });
+    // A document deleted while enforced is no way to turn enforcement off: hosts fail closed.
+    expect((await trellis(['issuers', 'add', latticeIssuer.getPublicKey(), ...conn])).code).toBe(0);
+    await waitFor(async () => (await tryStart(echo, `0.4.${++versions}`)) === 'TRELLIS_UNSIGNED', { what: 'enforced again' });
+    const config = await other.nc.jetstream().views.kv(other.subjects.buckets.config);
+    await config.delete('security.issuers');
+    await waitFor(async () => (await tryStart(sign(echo, { issuer: latticeIssuer }), `0.4.${++versions}`)) === 'TRELLIS_UNTRUSTED_ISSUER', { what: 'refused after the document was deleted' });
+    expect(await tryStart(echo, `0.4.${++versions}`)).toBe('TRELLIS_UNTRUSTED_ISSUER');
     // A document that does not decode closes the lattice rather than opening it.
-    await (await other.nc.jetstream().views.kv(other.subjects.buckets.config)).put('security.issuers', new TextEncoder().encode('{"issuers": 42}'));
+    await config.put('security.issuers', new TextEncoder().encode('{"issuers": 42}'));
     await waitFor(async () => (await tryStart(sign(echo, { issuer: latticeIssuer }), `0.5.${++versions}`)) === 'TRELLIS_UNTRUSTED_ISSUER', { what: 'refused while the issuers document is unreadable' });
+    // `issuers list` says so and fails, rather than reporting no issuers.
+    const unreadable = await trellis(['issuers', 'list', ...conn]);
+    expect(unreadable.code).toBe(1);
+    expect(unreadable.stdout).toContain('unreadable');
     // `issuers add` repairs it.
     expect((await trellis(['issuers', 'add', latticeIssuer.getPublicKey(), '--nats', nats.url, '--lattice', `${lattice}x`])).code).toBe(0);
     await waitFor(async () => (await tryStart(sign(echo, { issuer: latticeIssuer }), `0.6.${++versions}`)) === 'started', { what: 'runs again once repaired' });
+  });
+
+  it('signing - a host with --require-signed and no issuer anywhere refuses every component', async () => {
+    await using strict = await spawnHost({ nats: nats.url, lattice: `${lattice}r`, heartbeatMs: 500, extraArgs: ['--require-signed', '--no-controller'] });
+    await using other = await connectControl({ nats: nats.url, lattice: `${lattice}r`, timeoutMs: 60_000 });
+    for (const [what, bytes] of [['unsigned', echo], ['signed', sign(echo)]] as const) {
+      const { digest } = await (await openArtifacts(other.nc, other.subjects)).push(bytes);
+      const code = await other.startActor(strict.id, { actor: 'echo', version: `9.0.${++versions}`, digest, count: 1 }).then(() => 'started', (err: { code?: string; message?: string }) => `${err.code}: ${err.message}`);
+      expect(code, what).toMatch(/^TRELLIS_UNTRUSTED_ISSUER: signatures are required \(--require-signed\)/);
+    }
   });
 });

@@ -82,6 +82,7 @@ export const commands = [
           logLevel: flags.logLevel,
           // Accepted through hostFlags: a security flag accepted must never be ignored.
           ...(flags.allowedIssuer.length > 0 ? { allowedIssuers: flags.allowedIssuer } : {}),
+          ...(flags.requireSigned ? { requireSigned: true } : {}),
           secretsKeyFile: flags.secretsKey,
           otlpEndpoint: flags.otlpEndpoint,
           ...(secure ? { auth: secure.auth.host, controllerAuth: secure.auth.controller, providerAuth: secure.auth.provider } : {}),

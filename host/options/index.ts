@@ -50,6 +50,11 @@ export interface HostOptions {
    * Default: $TRELLIS_ALLOWED_ISSUERS (comma separated) or none; none anywhere: unsigned run too.
    */
   allowedIssuers?: string[];
+  /**
+   * Check signatures even when no issuer is allowed anywhere (every component is then refused),
+   * so deleting the lattice's list can never turn enforcement off. Default: $TRELLIS_REQUIRE_SIGNED.
+   */
+  requireSigned?: boolean;
   /** The lattice's curve seed file, handed to the providers this host starts. Default: $TRELLIS_SECRETS_KEY_FILE. */
   secretsKeyFile?: string;
   /** Export traces to this OTLP/HTTP collector (base URL). Default: $OTEL_EXPORTER_OTLP_ENDPOINT, else off. */
@@ -85,6 +90,7 @@ export interface CompiledHostOptions {
   cacheDir: string;
   gateway?: string;
   allowedIssuers: string[];
+  requireSigned: boolean;
   secretsKeyFile?: string;
   otlpEndpoint?: string;
   /** Undefined: one per CPU core. */
@@ -125,6 +131,14 @@ function allowedIssuersOption(input: string[] | undefined, env: NodeJS.ProcessEn
   const keys = input ?? (env.TRELLIS_ALLOWED_ISSUERS ?? '').split(',').map((k) => k.trim()).filter(Boolean);
   for (const key of keys) if (!isIssuerKey(key)) bad('--allowed-issuer', `"${key}" is not an issuer public key (an account, operator or user nkey: A..., O... or U...)`);
   return [...new Set(keys)];
+}
+
+/** A boolean environment variable: 1/true/yes or 0/false/no (or unset: false); anything else is refused. */
+function boolEnv(name: string, env: NodeJS.ProcessEnv): boolean {
+  const v = (env[name] ?? '').trim().toLowerCase();
+  if (v === '' || v === '0' || v === 'false' || v === 'no') return false;
+  if (v === '1' || v === 'true' || v === 'yes') return true;
+  return bad(name, 'must be true or false');
 }
 
 /** Validate options (plus environment defaults) into the complete internal form. */
@@ -196,6 +210,7 @@ export function compileHostOptions(input: HostOptions = {}, env: NodeJS.ProcessE
     cacheDir: input.cacheDir ?? `${stateDir(env)}/cache`,
     gateway: input.gateway,
     allowedIssuers: allowedIssuersOption(input.allowedIssuers, env),
+    requireSigned: input.requireSigned ?? boolEnv('TRELLIS_REQUIRE_SIGNED', env),
     secretsKeyFile: input.secretsKeyFile ?? (env.TRELLIS_SECRETS_KEY_FILE || undefined),
     otlpEndpoint: input.otlpEndpoint,
     workers,

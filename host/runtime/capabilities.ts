@@ -19,6 +19,11 @@ export interface CapabilityCall {
   allowedHosts: readonly string[];
   /** The W3C trace context the call continues (the guest run's span when tracing is on). */
   traceparent?: string;
+  /**
+   * What the instance's signature lets it use (undefined: loaded unsigned). Carried by the
+   * instance, not looked up by name, so the bound holds while the version starts or stops.
+   */
+  caps?: ReadonlySet<string>;
 }
 
 /** Backing services of the trellis:actor capability imports. */

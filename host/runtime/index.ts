@@ -50,6 +50,8 @@ export interface LoadSpec {
   policy?: Partial<ActorPolicy> | ActorPolicy;
   /** Serve the actor to the lattice from its workers' own NATS subscriptions. */
   serve?: LatticeServing;
+  /** The signed capabilities of this load's instances, given to every capability call they make. */
+  caps?: ReadonlySet<string>;
 }
 
 export interface InvokeOptions {
@@ -178,6 +180,7 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Actor
           // Every line of the actor's names it and its version apart (log filters need no parsing).
           logger: logger.child(spec.version ? { actor: spec.actor ?? spec.name, version: spec.version } : { actor: spec.name }),
           serve: spec.serve,
+          ...(spec.caps ? { caps: spec.caps } : {}),
           spans: options.spans,
           queueWait: options.queueWait && ((seconds) => options.queueWait!(spec.actor ?? spec.name, spec.version ?? '', seconds)),
         },

@@ -53,6 +53,8 @@ export interface PoolSpec {
   policy: ActorPolicy;
   sandbox: SandboxConfig;
   capabilities: HostCapabilities;
+  /** The signed capabilities of these instances, passed on every capability call (see CapabilityCall). */
+  caps?: ReadonlySet<string>;
   logger: Logger;
   /** Serve this actor to the lattice from the workers themselves. */
   serve?: LatticeServing;
@@ -436,7 +438,7 @@ export class ActorPool implements ActorClient {
   }
 
   hostCall(call: HostCall): Promise<HostReply> {
-    const { capabilities, actor, version, policy } = this.#spec;
-    return runHostCall(capabilities, { actor, version, invocationId: call.invocationId, seq: call.seq, allowedHosts: policy.allowedHosts, traceparent: call.traceparent }, call, policy.executionTimeoutMs);
+    const { capabilities, actor, version, policy, caps } = this.#spec;
+    return runHostCall(capabilities, { actor, version, invocationId: call.invocationId, seq: call.seq, allowedHosts: policy.allowedHosts, traceparent: call.traceparent, ...(caps ? { caps } : {}) }, call, policy.executionTimeoutMs);
   }
 }

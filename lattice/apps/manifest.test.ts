@@ -242,6 +242,9 @@ spec:
       'spec.actors[0].links[0].config.ttl: must be a string, got 5 (quote it: "5") (line 12)',
       `spec.actors[0].links[0].config.bucket: bucket "a.b" may only hold letters, digits, '_' and '-' (line 12)`,
     ]);
+    expect(lines(withActor('      links:\n        - provider: keyvalue-nats\n          config: { bucket: trellis-prod-config }\n'))).toEqual([
+      expect.stringMatching(/^spec\.actors\[0\]\.links\[0\]\.config\.bucket: bucket "trellis-prod-config" is reserved for Trellis itself/),
+    ]);
     expect(lines(withActor('      links:\n        - provider: keyvalue-nats\n        - provider: keyvalue-nats\n'))).toEqual([
       'spec.actors[0].links[1].provider: an actor has one link per interface: keyvalue-nats already provides keyvalue (line 12)',
     ]);

@@ -8,7 +8,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { httpRouteKind } from '../http-routes/index.ts';
 import { ProviderKinds, providerKind } from '../links/index.ts';
 import { compilePolicy, type ActorPolicy } from '../policy/index.ts';
-import { checkBucketName } from '../state/index.ts';
+import { checkActorBucket } from '../state/index.ts';
 import { versionToken } from '../subjects/index.ts';
 import type { AppActorSpec, AppProviderSpec, Replicas, Spread } from '../wire/apps.ts';
 import { checkCanary, type CanarySpec } from './canary.ts';
@@ -200,7 +200,7 @@ function checkLinks(p: Problems, path: Path, value: unknown): AppActorSpec['link
     const config = stringMap(p, [...at, 'config'], o.config);
     const bucket = (o.config as { bucket?: unknown } | undefined)?.bucket;
     if (provider === 'keyvalue-nats' && typeof bucket === 'string') {
-      const bad = thrown(() => checkBucketName(bucket));
+      const bad = thrown(() => checkActorBucket(bucket));
       if (bad) p.add([...at, 'config', 'bucket'], bad);
     }
     if (!provider || !config) return void (ok = false);

@@ -64,14 +64,28 @@ export const commands = [
       // Lists, not pairs: a malformed one must not be echoed in the error (parsed in secret-flags.ts).
       secret: { type: 'list', help: 'a secret name=value, sealed before it leaves this process (repeatable)' },
       'secret-file': { type: 'list', help: 'a secret name=<file> read from the file, out of ps and shell history (repeatable)' },
+      'drop-secret': { type: 'list', help: 'remove this secret of the existing link (others are kept; repeatable)' },
+      recipient: { type: 'string', help: 'seal only if the lattice secrets key is this public key (X...); printed after sealing', placeholder: 'key' },
+      'secret-host': { type: 'list', help: 'a destination (host, host:port, *.domain) the secrets may be sent to; required for http-client (repeatable)' },
     },
     async run({ client, args, flags }) {
       const [actor, provider, ...pairs] = args as [string, string, ...string[]];
       const { parsePairs } = await import('./command.ts');
       const { openLinks } = await import('../links/index.ts');
       const { sealLinkSecrets } = await import('./secret-flags.ts');
-      const secrets = await sealLinkSecrets(client, actor, provider, flags.secret, flags.secretFile);
-      const link = await (await openLinks(client.nc, client.subjects)).put(actor, provider, parsePairs(pairs, 'config'), secrets);
+      const sealing = await sealLinkSecrets(client, actor, provider, flags.secret, flags.secretFile, flags.secretHost, flags.recipient);
+      const store = await openLinks(client.nc, client.subjects);
+      // A put changes what it names: the link's other secrets are kept (a put of config alone
+      // must not silently drop a password), unless removed with --drop-secret.
+      const { ProviderKinds, providerKind } = await import('../links/index.ts');
+      const kept = { ...(await store.get(actor, ProviderKinds[providerKind(provider)].interface))?.secrets };
+      for (const name of flags.dropSecret) {
+        if (!Object.hasOwn(kept, name)) throw new TrellisError('TRELLIS_NOT_FOUND', `the ${actor} → ${provider} link has no secret ${name}`);
+        delete kept[name];
+      }
+      const secrets = { ...kept, ...sealing?.secrets };
+      const link = await store.put(actor, provider, parsePairs(pairs, 'config'), Object.keys(secrets).length > 0 ? secrets : undefined);
+      if (sealing) process.stderr.write(`sealed to lattice secrets key ${sealing.recipient}\n`);
       const { maskSecrets } = await import('../secrets/index.ts');
       const shown = { ...link, ...(link.secrets ? { secrets: maskSecrets(link.secrets) } : {}) };
       const sealed = Object.keys(link.secrets ?? {}).map((k) => `${k}=***`);

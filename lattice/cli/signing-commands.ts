@@ -1,5 +1,4 @@
 /** Keys, signed components, the lattice's allowed issuers and its secrets key. */
-import { writeFile } from 'node:fs/promises';
 import { TrellisError } from '../errors/index.ts';
 import { command } from './command.ts';
 import { duration, table } from './format.ts';
@@ -41,7 +40,8 @@ export const commands = [
     details: 'Signing again replaces the claims. Capabilities bound what links and policy may grant:\nkeyvalue, http-client, actor-call, env, filesystem.',
     flags: {
       issuer: { type: 'string', help: 'issuer seed file (account or user key, from `trellis keys gen`)', placeholder: 'file' },
-      out: { type: 'string', short: 'o', help: 'signed component to write (required)', placeholder: 'signed.wasm' },
+      out: { type: 'string', short: 'o', help: 'signed component to write (required; an existing file needs --force)', placeholder: 'signed.wasm' },
+      force: { type: 'boolean', help: 'replace the -o file if it exists' },
       name: { type: 'string', help: 'component name in the claims' },
       subject: { type: 'string', help: "the component's public key (default: kept when signing again, else a new one)", placeholder: 'key' },
       expires: { type: 'duration', help: 'valid for this long from now, e.g. 90d (default: no expiry)', minMs: 1000 },
@@ -51,7 +51,7 @@ export const commands = [
     async run({ args, flags }) {
       if (!flags.out) throw new TrellisError('TRELLIS_BAD_OPTION', '-o/--out <signed.wasm> is required');
       if (!flags.issuer) throw new TrellisError('TRELLIS_BAD_OPTION', '--issuer <seed file> is required');
-      const { createKey, readSeedFile, signComponent, previousSubject, isIssuerKey } = await signing();
+      const { createKey, readSeedFile, signComponent, previousSubject, isIssuerKey, writePrivateFile } = await signing();
       const { readUserFile, looksLikeWasm } = await import('../state/index.ts');
       const bytes = await readUserFile(args[0]!, 'component');
       if (!looksLikeWasm(bytes)) throw new TrellisError('TRELLIS_BAD_REQUEST', `${args[0]} is not a WebAssembly file`);
@@ -69,7 +69,7 @@ export const commands = [
         ...(flags.notBefore !== undefined ? { notBeforeMs: dateOption('--not-before', flags.notBefore) } : {}),
       });
       issuer.clear();
-      await writeFile(flags.out, signed.bytes);
+      await writePrivateFile(flags.out, signed.bytes, flags.force, 0o644);
       const c = signed.claims;
       return {
         data: { file: flags.out, bytes: signed.bytes.length, claims: c },
@@ -113,7 +113,8 @@ export const commands = [
       return {
         data: { file: args[0], digest, signed: true, verifies, signatureValid: report.signatureValid, hashValid: report.hashValid, sectionsAfterClaims: report.sectionsAfterClaims, claims, host },
         text: table(['FIELD', 'VALUE'], rows),
-        exitCode: verifies ? 0 : 1,
+        // A host's verdict, not only the signature: expired or not yet valid fails too.
+        exitCode: verifies && verdict.ok ? 0 : 1,
       };
     },
   }),
@@ -122,14 +123,22 @@ export const commands = [
     summary: "list the lattice's allowed issuers (hosts run only components they signed)",
     lattice: true,
     async run({ client }) {
-      const issuers = await (await (await signing()).openIssuers(client.nc, client.subjects)).list();
-      return { data: issuers, text: issuers.length === 0 ? 'no lattice-wide allowed issuers (hosts without --allowed-issuer run unsigned components)' : issuers.join('\n') };
+      const status = await (await (await signing()).openIssuers(client.nc, client.subjects)).status();
+      // Unreadable is not "none": hosts refuse everything while it is so, and scripts must notice.
+      if (status === 'unreadable') {
+        return { data: { unreadable: true, issuers: [] }, text: 'the allowed issuers document is unreadable: hosts refuse every component until `trellis issuers add` repairs it', exitCode: 1 };
+      }
+      if (status === 'absent' || (!status.enforce && status.issuers.length === 0)) {
+        return { data: [], text: 'no lattice-wide allowed issuers, not enforced (hosts without --allowed-issuer or --require-signed run unsigned components)' };
+      }
+      if (status.issuers.length === 0) return { data: [], text: 'enforced with no allowed issuer: hosts refuse every component (`trellis issuers add` one, or `trellis issuers disable`)' };
+      return { data: status.issuers, text: status.issuers.join('\n') };
     },
   }),
   command({
     words: ['issuers', 'add'],
     args: ['public-key...'],
-    summary: 'allow issuers lattice-wide: hosts then refuse components signed by no allowed issuer',
+    summary: 'allow issuers lattice-wide and enforce them: hosts then refuse components signed by no allowed issuer',
     lattice: true,
     async run({ client, args }) {
       const issuers = await (await (await signing()).openIssuers(client.nc, client.subjects)).add(args);
@@ -139,11 +148,23 @@ export const commands = [
   command({
     words: ['issuers', 'remove'],
     args: ['public-key...'],
-    summary: 'remove lattice-wide allowed issuers (checked at each actor start)',
+    summary: 'remove lattice-wide allowed issuers (running actors they signed are stopped)',
+    details: 'Enforcement stays on: removing the last issuer needs --force, and hosts then refuse every component.\nTo run unsigned components again: trellis issuers disable.',
     lattice: true,
-    async run({ client, args }) {
-      const issuers = await (await (await signing()).openIssuers(client.nc, client.subjects)).remove(args);
-      return { data: issuers, text: issuers.length === 0 ? 'no allowed issuers left' : `allowed issuers: ${issuers.join(', ')}` };
+    flags: { force: { type: 'boolean', help: 'remove the last issuer too (hosts then refuse every component)' } },
+    async run({ client, args, flags }) {
+      const issuers = await (await (await signing()).openIssuers(client.nc, client.subjects)).remove(args, { force: flags.force });
+      if (issuers.length === 0) process.stderr.write('warning: no allowed issuer left; hosts refuse every component until one is added (or `trellis issuers disable`)\n');
+      return { data: issuers, text: issuers.length === 0 ? 'no allowed issuers left (enforced: every component is refused)' : `allowed issuers: ${issuers.join(', ')}` };
+    },
+  }),
+  command({
+    words: ['issuers', 'disable'],
+    summary: 'stop enforcing the lattice-wide issuers: hosts without their own --allowed-issuer run unsigned components',
+    lattice: true,
+    async run({ client }) {
+      await (await (await signing()).openIssuers(client.nc, client.subjects)).disable();
+      return { data: { enforce: false }, text: 'lattice-wide issuers disabled: hosts without --allowed-issuer or --require-signed run unsigned components' };
     },
   }),
   command({

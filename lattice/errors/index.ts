@@ -57,6 +57,7 @@ export const ErrorCodes = {
   TRELLIS_NOT_YET_VALID: { http: 403, retry: 'never', hint: 'the claims are not valid yet (--not-before): wait, or sign again' },
   TRELLIS_UNTRUSTED_ISSUER: { http: 403, retry: 'never', hint: 'sign with an allowed issuer, or allow this one: `trellis issuers add <public key>` or `--allowed-issuer`' },
   TRELLIS_CAPABILITY_DENIED: { http: 403, retry: 'never', hint: 'the component was signed without this capability: sign it again with --caps including it' },
+  TRELLIS_RESERVED_BUCKET: { http: 403, retry: 'never', hint: "Trellis's own buckets (trellis-*) are not for actors: link a bucket of the actor's own" },
   TRELLIS_SECRET_UNSEALABLE: { http: 502, retry: 'never', hint: 'give the provider the lattice secrets key (--secrets-key) that the secret was sealed to, or put the secret again' },
 } as const satisfies Record<string, { http: number; retry: RetryClass; hint: string }>;
 

@@ -6,7 +6,7 @@
 import type { NatsConnection } from 'nats';
 import { openDocuments, type DocumentKind } from '../documents/index.ts';
 import { TrellisError } from '../errors/index.ts';
-import { checkBucketName } from '../state/index.ts';
+import { checkActorBucket } from '../state/index.ts';
 import { token, type Subjects } from '../subjects/index.ts';
 import { isRecord } from '../wire/index.ts';
 import { isSealed } from '../secrets/index.ts';
@@ -74,7 +74,7 @@ export const linkKind: DocumentKind<Link> = {
       if (typeof v !== 'string') throw new TrellisError('TRELLIS_BAD_REQUEST', `link config ${k} must be a string`);
       config[k] = v;
     }
-    if (provider === 'keyvalue-nats' && config.bucket !== undefined) checkBucketName(config.bucket);
+    if (provider === 'keyvalue-nats' && config.bucket !== undefined) checkActorBucket(config.bucket);
     const link: Link = { actor: token(value.actor as string, 'actor name'), provider, interface: ProviderKinds[provider].interface, config, updatedAt: value.updatedAt };
     if (value.secrets !== undefined) {
       if (!isRecord(value.secrets)) throw new TrellisError('TRELLIS_BAD_REQUEST', 'link secrets must be a map of sealed values');

@@ -58,9 +58,27 @@ async function sync<T extends { app?: string }>(app: string, want: Map<string, T
   return changed;
 }
 
+/**
+ * The declared links with the sealed secrets of the links they replace (same actor and provider)
+ * kept: manifests carry no secrets, so an app taking over or rewriting a link must not drop the
+ * password an operator put on it with `link put --secret` (sealed values are bound to actor,
+ * provider and name, so they open the same in the app's link). A secret whose name the app now
+ * declares as config is the app's to replace.
+ */
+export function withKeptSecrets(want: Map<string, Link>, have: ReadonlyMap<string, Link>): Map<string, Link> {
+  const out = new Map<string, Link>();
+  for (const [key, link] of want) {
+    const current = have.get(key);
+    const kept = current?.provider === link.provider ? Object.entries(current.secrets ?? {}).filter(([name]) => !Object.hasOwn(link.config, name)) : [];
+    out.set(key, kept.length > 0 ? { ...link, secrets: Object.fromEntries(kept) } : link);
+  }
+  return out;
+}
+
 /** Write what the app declares and remove what it no longer does (everything when deleting). */
 export async function syncDeclared(app: AppRevision, links: Followed<Link>, routes: Followed<HttpRoute>): Promise<number> {
-  const want = declaredOf(app, new Date().toISOString());
+  const declared = declaredOf(app, new Date().toISOString());
+  const want = { routes: declared.routes, links: withKeptSecrets(declared.links, links.docs) };
   return (await sync(app.name, want.routes, routes, sameRoute)) + (await sync(app.name, want.links, links, sameLink));
 }
 

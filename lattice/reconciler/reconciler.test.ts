@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AppRevision } from '../wire/index.ts';
 import { backoffMs, BACKOFF_MAX_MS, BACKOFF_MIN_MS } from './actions.ts';
-import { declaredOf } from './declared.ts';
+import { declaredOf, withKeptSecrets } from './declared.ts';
 
 const digest = `sha256:${'a'.repeat(64)}`;
 const app = (extra: Partial<AppRevision> = {}): AppRevision => ({
@@ -56,5 +56,17 @@ describe('reconciler pure parts', () => {
     const bad = app();
     bad.spec.actors[0]!.links = [{ provider: 'nope', config: {} }];
     expect(() => declaredOf(bad, 'now')).toThrow(/unknown provider "nope"/);
+  });
+
+  it('reconciler - a declared link keeps the sealed secrets of the link it replaces, unless the app declares that name as config', () => {
+    const { links } = declaredOf(app(), 'now');
+    const sealed = `sealed.v1.X${'A'.repeat(55)}.X${'B'.repeat(55)}.box`;
+    const hand = { actor: 'api', provider: 'keyvalue-nats' as const, interface: 'keyvalue' as const, config: {}, secrets: { password: sealed, bucket: sealed }, updatedAt: 'then' };
+    const kept = withKeptSecrets(links, new Map([['api.keyvalue', hand]]));
+    expect(kept.get('api.keyvalue')).toMatchObject({ app: 'shop', config: { bucket: 'carts' }, secrets: { password: sealed } });
+    expect(kept.get('api.keyvalue')!.secrets).not.toHaveProperty('bucket');
+    // Another provider's secrets are not carried over, and no current link means none to keep.
+    expect(withKeptSecrets(links, new Map([['api.keyvalue', { ...hand, provider: 'http-client' as never }]])).get('api.keyvalue')!.secrets).toBeUndefined();
+    expect(withKeptSecrets(links, new Map()).get('api.keyvalue')).toEqual(links.get('api.keyvalue'));
   });
 });

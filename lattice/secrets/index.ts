@@ -4,7 +4,11 @@
  * host included, sees only ciphertext. The CLI seals with a fresh sender key per value; only a
  * provider given the lattice's curve seed (`--secrets-key <file>`) opens them, at the moment it
  * uses them. Each plaintext is bound to its actor, provider and name: a sealed value copied into
- * another actor's link does not open there.
+ * another actor's link does not open there. A secret may also be bound to destinations (host
+ * patterns, as in a policy's allowedHosts), chosen when it is sealed: a provider that sends it
+ * over the network sends it only there. Whoever can publish provider requests (any host) can
+ * name any actor, so the destination binding, not the actor name, is what keeps a secret from
+ * being sent to a host of the requester's choosing.
  *
  * Everywhere a link is shown (link get, logs, events) its secrets read `***`.
  */
@@ -44,12 +48,28 @@ export function isCurveKey(key: unknown): key is string {
   }
 }
 
-/** Seal `value` for `context` to the lattice's public curve key. */
-export function sealSecret(value: string, context: SecretContext, recipient: string): string {
+/** A destination pattern: `host`, `host:port` or `*.domain` (the allowedHosts syntax). */
+const HOST_PATTERN = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$/i;
+
+/** Check destination patterns; TRELLIS_BAD_OPTION naming the first that is not one. */
+export function secretHosts(patterns: readonly string[]): string[] {
+  for (const p of patterns) if (!HOST_PATTERN.test(p)) throw new TrellisError('TRELLIS_BAD_OPTION', `"${p}" is not a destination host (host, host:port or *.domain)`);
+  return [...new Set(patterns.map((p) => p.toLowerCase()))];
+}
+
+/** An opened secret: its value and, when bound, the only hosts it may be sent to. */
+export interface OpenedSecret {
+  value: string;
+  hosts?: string[];
+}
+
+/** Seal `value` for `context` to the lattice's public curve key, bound to `hosts` when given. */
+export function sealSecret(value: string, context: SecretContext, recipient: string, hosts?: readonly string[]): string {
   if (!isCurveKey(recipient)) throw new TrellisError('TRELLIS_BAD_OPTION', `"${recipient}" is not a public curve key (X..., from \`trellis keys gen --kind curve\`)`);
+  const bound = hosts && hosts.length > 0 ? secretHosts(hosts) : undefined;
   const sender = createCurve();
   try {
-    const plain = new TextEncoder().encode(JSON.stringify({ actor: context.actor, provider: context.provider, name: context.name, value }));
+    const plain = new TextEncoder().encode(JSON.stringify({ actor: context.actor, provider: context.provider, name: context.name, value, ...(bound ? { hosts: bound } : {}) }));
     const box = sender.seal(plain, recipient);
     return `sealed.v1.${recipient}.${sender.getPublicKey()}.${Buffer.from(box).toString('base64url')}`;
   } finally {
@@ -60,12 +80,23 @@ export function sealSecret(value: string, context: SecretContext, recipient: str
 
 /** Open a sealed secret with the lattice's curve key; TRELLIS_SECRET_UNSEALABLE naming why (never the value). */
 export function openSecret(sealed: string, context: SecretContext, key: KeyPair): string {
+  return openBound(sealed, context, key).value;
+}
+
+/** Open a sealed secret with its destination binding (see openSecret). */
+export function openBound(sealed: string, context: SecretContext, key: KeyPair): OpenedSecret {
   const what = `secret ${context.name} of the ${context.actor} → ${context.provider} link`;
   const match = SEALED.exec(sealed);
   if (!match) throw new TrellisError('TRELLIS_SECRET_UNSEALABLE', `${what} is not a sealed value`);
   const [, recipient, sender, box] = match as unknown as [string, string, string, string];
   if (recipient !== key.getPublicKey()) throw new TrellisError('TRELLIS_SECRET_UNSEALABLE', `${what} is sealed to ${recipient}, not to this provider's key ${key.getPublicKey()}`);
-  const plain = key.open(Buffer.from(box, 'base64url'), sender);
+  let plain: Uint8Array | null;
+  try {
+    plain = key.open(Buffer.from(box, 'base64url'), sender);
+  } catch {
+    // nkeys throws on a box too short or a sender key that is not one: malformed, not a bug.
+    plain = null;
+  }
   if (!plain) throw new TrellisError('TRELLIS_SECRET_UNSEALABLE', `${what} does not open with this provider's key (corrupt or forged)`);
   let parsed: unknown;
   try {
@@ -77,7 +108,9 @@ export function openSecret(sealed: string, context: SecretContext, key: KeyPair)
   if (parsed.actor !== context.actor || parsed.provider !== context.provider || parsed.name !== context.name) {
     throw new TrellisError('TRELLIS_SECRET_UNSEALABLE', `${what} was sealed for secret ${String(parsed.name)} of the ${String(parsed.actor)} → ${String(parsed.provider)} link; put it again for this link`);
   }
-  return parsed.value;
+  if (parsed.hosts === undefined) return { value: parsed.value };
+  if (!Array.isArray(parsed.hosts) || !parsed.hosts.every((h) => typeof h === 'string')) throw new TrellisError('TRELLIS_SECRET_UNSEALABLE', `${what} opened to something that is not a Trellis secret`);
+  return { value: parsed.value, hosts: parsed.hosts as string[] };
 }
 
 /** Every sealed value of a record shown as `***` (for link get, logs and events). */
@@ -91,11 +124,21 @@ export function maskSecrets(secrets: Record<string, string> | undefined): Record
  * carries secrets fails: running with a config missing its password would fail later and worse.
  */
 export function unsealInto(config: Record<string, string>, secrets: Record<string, string> | undefined, context: Omit<SecretContext, 'name'>, key: KeyPair | undefined): Record<string, string> {
-  if (!secrets || Object.keys(secrets).length === 0) return config;
+  return unsealBound(config, secrets, context, key).config;
+}
+
+/** unsealInto, also returning each opened secret's destination binding (undefined: unbound). */
+export function unsealBound(config: Record<string, string>, secrets: Record<string, string> | undefined, context: Omit<SecretContext, 'name'>, key: KeyPair | undefined): { config: Record<string, string>; hosts: Record<string, string[] | undefined> } {
+  if (!secrets || Object.keys(secrets).length === 0) return { config, hosts: {} };
   if (!key) throw new TrellisError('TRELLIS_SECRET_UNSEALABLE', `the ${context.actor} → ${context.provider} link has sealed secrets (${Object.keys(secrets).join(', ')}) but this provider has no secrets key; start it with --secrets-key <curve seed file>`);
   const out = { ...config };
-  for (const [name, sealed] of Object.entries(secrets)) out[name] = openSecret(sealed, { ...context, name }, key);
-  return out;
+  const hosts: Record<string, string[] | undefined> = {};
+  for (const [name, sealed] of Object.entries(secrets)) {
+    const opened = openBound(sealed, { ...context, name }, key);
+    out[name] = opened.value;
+    hosts[name] = opened.hosts;
+  }
+  return { config: out, hosts };
 }
 
 /** The lattice's public curve key, kept in the config bucket where `link put --secret` finds it. */

@@ -11,7 +11,6 @@
  */
 import { createHash, createPublicKey, verify as verifyEd25519, type KeyObject } from 'node:crypto';
 import { Prefix, fromPublic, type KeyPair } from 'nkeys.js';
-import { Codec } from 'nkeys.js/lib/codec.js';
 import { TrellisError } from '../errors/index.ts';
 
 /** What a signed component may be granted; everything else is denied by its claims. */
@@ -54,7 +53,9 @@ const HEADER = { typ: 'JWT', alg: 'ed25519-nkey' } as const;
 const b64url = (bytes: Uint8Array | string) => Buffer.from(bytes).toString('base64url');
 const unb64url = (text: string) => Buffer.from(text, 'base64url');
 const B64URL = /^[A-Za-z0-9_-]*$/;
-const MAX_JWT_CHARS = 64 * 1024;
+export const MAX_JWT_CHARS = 64 * 1024;
+/** Above this, a timestamp is surely milliseconds, not the seconds JWTs use (1e11 s is the year 5138). */
+const MAX_SECONDS = 1e11;
 
 /** Check a capability list; throws TRELLIS_BAD_OPTION naming the unknown one. */
 export function capabilityList(caps: readonly string[]): Capability[] {
@@ -93,10 +94,33 @@ const keyObjects = new Map<string, KeyObject>();
 /** DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): 32 raw key bytes follow. */
 const SPKI_ED25519 = Buffer.from('302a300506032b6570032100', 'hex');
 
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+/**
+ * The 32 raw Ed25519 bytes of a public nkey (checked with fromPublic first): base32 of a prefix
+ * byte, the key and a CRC16. Decoded here rather than through nkeys.js internals, which are not
+ * part of its public API.
+ */
+function rawPublicKey(publicKey: string): Buffer {
+  fromPublic(publicKey);
+  const out: number[] = [];
+  let bits = 0;
+  let value = 0;
+  for (const ch of publicKey) {
+    value = (value << 5) | BASE32.indexOf(ch);
+    bits += 5;
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 0xff);
+      bits -= 8;
+    }
+  }
+  return Buffer.from(out.slice(1, 33));
+}
+
 function keyObjectOf(publicKey: string): KeyObject {
   let key = keyObjects.get(publicKey);
   if (!key) {
-    const raw = Codec.decode(ISSUER_PREFIXES[publicKey[0]!]!, new TextEncoder().encode(publicKey));
+    const raw = rawPublicKey(publicKey);
     key = createPublicKey({ key: Buffer.concat([SPKI_ED25519, raw]), format: 'der', type: 'spki' });
     if (keyObjects.size > 1000) keyObjects.clear();
     keyObjects.set(publicKey, key);
@@ -143,6 +167,7 @@ export function decodeClaims(jwt: string): DecodedClaims {
   if (typeof c.sub !== 'string' || c.sub === '') bad('sub must be a key');
   if (typeof c.jti !== 'string' || !isInt(c.iat)) bad('jti and iat are required');
   for (const t of ['exp', 'nbf'] as const) if (c[t] !== undefined && !isInt(c[t])) bad(`${t} must be seconds since the epoch`);
+  for (const t of ['iat', 'exp', 'nbf'] as const) if (c[t] !== undefined && (c[t] as number) > MAX_SECONDS) bad(`${t} ${String(c[t])} looks like milliseconds; claims use seconds since the epoch`);
   if (c.name !== undefined && typeof c.name !== 'string') bad('name must be a string');
   const t = c.trellis as Record<string, unknown> | undefined;
   if (typeof t !== 'object' || t === null || t.type !== 'component' || t.ver !== 1) bad('trellis claims must be { type: "component", ver: 1, ... }');

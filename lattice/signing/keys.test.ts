@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -28,5 +28,24 @@ describe('signing - key files', () => {
     expect((err as Error).message).toContain('not hold a valid curve seed');
     expect((err as Error).message).not.toContain(text.slice(0, 20));
     await expect(readSeedFile(path.join(dir, 'missing'), ['curve'], 'secrets key')).rejects.toMatchObject({ code: 'TRELLIS_FILE_UNREADABLE' });
+  });
+
+  it('keys - a forced overwrite replaces a symlink at the path instead of writing through it', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'trellis-keys-'));
+    const victim = path.join(dir, 'victim.txt');
+    await writeFile(victim, 'keep me\n');
+    const file = path.join(dir, 'issuer.nk');
+    await symlink(victim, file);
+    await expect(writeSeedFile(file, createKey('account'))).rejects.toMatchObject({ code: 'TRELLIS_BAD_OPTION' });
+    const key = createKey('account');
+    await writeSeedFile(file, key, true);
+    expect(await readFile(victim, 'utf8')).toBe('keep me\n');
+    expect((await lstat(file)).isSymbolicLink()).toBe(false);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect((await readSeedFile(file, ['account'], 'issuer seed')).getPublicKey()).toBe(key.getPublicKey());
+    // No temporary file is left beside it.
+    expect((await readdir(dir)).sort()).toEqual(['issuer.nk', 'victim.txt']);
+    // A directory that cannot be written is a clear error naming the file.
+    await expect(writeSeedFile(path.join(dir, 'missing', 'x.nk'), key)).rejects.toMatchObject({ code: 'TRELLIS_FILE_UNREADABLE', message: expect.stringContaining('x.nk') });
   });
 });

@@ -3,8 +3,10 @@
  * account or user keys; the lattice seals secrets to a curve (xkey) key. Seeds are read from
  * files, never from flags or the environment, so they stay out of `ps`, shell history and logs.
  */
+import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, readFile, stat } from 'node:fs/promises';
+import { open, readFile, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { createAccount, createCurve, createUser, fromCurveSeed, fromSeed, type KeyPair } from 'nkeys.js';
 import { TrellisError } from '../errors/index.ts';
 
@@ -23,23 +25,37 @@ export function createKey(kind: KeyKind): KeyPair {
 /**
  * Write a seed file (mode 0600). Refuses an existing file unless `force`: a seed overwritten by
  * mistake is a key lost for good, and every component it signed or secret sealed to it with it.
+ * Forced, the seed goes to a new private file beside it that then replaces it: never written
+ * through a symlink planted at the path, and the old key stays whole until the new one is.
  */
 export async function writeSeedFile(file: string, key: KeyPair, force = false): Promise<void> {
-  const flags = constants.O_WRONLY | constants.O_CREAT | (force ? constants.O_TRUNC : constants.O_EXCL);
+  await writePrivateFile(file, `${new TextDecoder().decode(key.getSeed())}\n`, force, 0o600);
+}
+
+/**
+ * Write `data` to a new file `file` (mode `mode`), never following a symlink at the path; with
+ * `replace`, an existing file is replaced by rename. TRELLIS_BAD_OPTION when it exists and may
+ * not be replaced; TRELLIS_FILE_UNREADABLE naming the file for any other failure.
+ */
+export async function writePrivateFile(file: string, data: string | Uint8Array, replace: boolean, mode = 0o600): Promise<void> {
+  const target = replace ? path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`) : file;
   let handle;
   try {
-    handle = await open(file, flags, 0o600);
+    handle = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') throw new TrellisError('TRELLIS_BAD_OPTION', `${file} exists; pass --force to overwrite it (its key is then lost)`);
+    if (code === 'EEXIST') throw new TrellisError('TRELLIS_BAD_OPTION', `${file} exists; pass --force to overwrite it${mode === 0o600 ? ' (its key is then lost)' : ''}`);
     throw new TrellisError('TRELLIS_FILE_UNREADABLE', `cannot write ${file}: ${code ?? (err as Error).message}`, { cause: err });
   }
   try {
-    // A file that existed keeps its mode on open: set it, so a forced overwrite is private too.
-    await handle.chmod(0o600);
-    await handle.writeFile(`${new TextDecoder().decode(key.getSeed())}\n`);
-  } finally {
+    await handle.writeFile(data);
     await handle.close();
+    handle = undefined;
+    if (replace) await rename(target, file);
+  } catch (err) {
+    await handle?.close().catch(() => {});
+    if (replace) await rm(target, { force: true }).catch(() => {});
+    throw new TrellisError('TRELLIS_FILE_UNREADABLE', `cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
   }
 }
 

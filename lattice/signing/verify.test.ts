@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createAccount, createUser } from 'nkeys.js';
 import { describe, expect, it } from 'vitest';
 import { TrellisError } from '../errors/index.ts';
-import { decodeClaims } from './claims.ts';
+import { decodeClaims, signClaims } from './claims.ts';
 import { CLAIMS_SECTION, componentHashes, readClaims, requireSigned, signComponent, verifyComponent } from './verify.ts';
 import { customSection, sections } from './wasm.ts';
 
@@ -80,7 +80,7 @@ describe('signing - claims and verification', () => {
     expect(decodeClaims(forged).signatureValid).toBe(false);
     expect(refusal(concat(COMPONENT, customSection(CLAIMS_SECTION, new TextEncoder().encode('not.a.jwt'))))).toBe('TRELLIS_BAD_SIGNATURE');
     const huge = verifyComponent(concat(COMPONENT, customSection(CLAIMS_SECTION, new TextEncoder().encode('a'.repeat(100_000)))), allowed, NOW);
-    expect(huge.ok ? '' : huge.message).toMatch(/longer than/);
+    expect(huge.ok ? '' : huge.message).toMatch(/longer than|more than claims may be/);
   });
 
   it('signing - an issuer not allowed is TRELLIS_UNTRUSTED_ISSUER', () => {
@@ -92,8 +92,27 @@ describe('signing - claims and verification', () => {
     const signed = sign(COMPONENT, { notBeforeMs: NOW + DAY, expiresAtMs: NOW + 2 * DAY });
     expect(refusal(signed, allowed, NOW)).toBe('TRELLIS_NOT_YET_VALID');
     expect(refusal(signed, allowed, NOW + 1.5 * DAY)).toBe('ok');
-    expect(refusal(signed, allowed, NOW + 2 * DAY)).toBe('TRELLIS_EXPIRED');
+    expect(refusal(signed, allowed, NOW + 2 * DAY + 61_000)).toBe('TRELLIS_EXPIRED');
     expect(() => sign(COMPONENT, { notBeforeMs: NOW + DAY, expiresAtMs: NOW })).toThrow(/later than/);
+  });
+
+  it('signing - a minute of clock skew is tolerated at nbf and exp, no more', () => {
+    const signed = sign(COMPONENT, { notBeforeMs: NOW + 30_000, expiresAtMs: NOW + DAY });
+    expect(refusal(signed, allowed, NOW)).toBe('ok');
+    expect(refusal(sign(COMPONENT, { notBeforeMs: NOW + 90_000 }), allowed, NOW)).toBe('TRELLIS_NOT_YET_VALID');
+    expect(refusal(signed, allowed, NOW + DAY + 30_000)).toBe('ok');
+    expect(refusal(signed, allowed, NOW + DAY + 61_000)).toBe('TRELLIS_EXPIRED');
+    expect(verifyComponent(signed, allowed, NOW + DAY + 30_000, undefined, 0).ok).toBe(false);
+  });
+
+  it('signing - millisecond timestamps and an oversized claims section are refused', () => {
+    // Signed with exp in milliseconds (a common mistake): it would never expire.
+    expect(() => signComponent(COMPONENT, { issuer, subject, nowMs: NOW, caps: [], expiresAtMs: NOW * 1000 })).toThrow(/looks like milliseconds/);
+    const jwt = signClaims({ iat: NOW / 1000, exp: NOW * 1000, sub: subject, trellis: { type: 'component', hash: `sha256:${'0'.repeat(64)}`, caps: [], ver: 1 } }, issuer);
+    expect(() => decodeClaims(jwt)).toThrow(expect.objectContaining({ code: 'TRELLIS_BAD_SIGNATURE', message: expect.stringContaining('exp 1780272000000000 looks like milliseconds') }));
+    const huge = concat(COMPONENT, customSection(CLAIMS_SECTION, new Uint8Array(200_000).fill(0x41)));
+    expect(verifyComponent(huge, allowed, NOW)).toMatchObject({ ok: false, code: 'TRELLIS_BAD_SIGNATURE', message: expect.stringContaining('more than claims may be') });
+    expect(() => readClaims(huge)).toThrow(/more than claims may be/);
   });
 
   it('signing - re-signing replaces the claims and keeps the subject; the digest and claims hash come from one pass', () => {

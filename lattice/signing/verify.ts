@@ -12,11 +12,21 @@
 import { createHash } from 'node:crypto';
 import type { KeyPair } from 'nkeys.js';
 import { TrellisError, type ErrorCode } from '../errors/index.ts';
-import { capabilityList, decodeClaims, signClaims, type Capability, type ComponentClaims } from './claims.ts';
+import { MAX_JWT_CHARS, capabilityList, decodeClaims, signClaims, type Capability, type ComponentClaims } from './claims.ts';
 import { customPayload, replaceCustom, sections, withoutCustom, type Section } from './wasm.ts';
 
 /** Name of the custom section that holds the claims JWT. */
 export const CLAIMS_SECTION = 'trellis-claims';
+
+/** Clock skew between the signer's and a host's clocks tolerated at nbf and exp (default). */
+export const CLOCK_LEEWAY_MS = 60_000;
+
+/** The claims JWT of a section, refusing an oversized one before decoding it. */
+function claimsText(bytes: Uint8Array, section: Section): string {
+  // The section also holds its name (a few bytes): anything much longer than a JWT may be is refused unread.
+  if (section.end - section.start > MAX_JWT_CHARS + 64) throw new TrellisError('TRELLIS_BAD_SIGNATURE', `the ${CLAIMS_SECTION} section is ${section.end - section.start} bytes, more than claims may be (${MAX_JWT_CHARS})`);
+  return new TextDecoder().decode(customPayload(bytes, section));
+}
 
 const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
@@ -115,7 +125,7 @@ export function readClaims(bytes: Uint8Array): ClaimsReport | undefined {
   if (claims.length === 0) return undefined;
   if (claims.length > 1) throw new TrellisError('TRELLIS_BAD_SIGNATURE', `the component has ${claims.length} ${CLAIMS_SECTION} sections; signing leaves exactly one`);
   const section = claims[0]!;
-  const jwt = new TextDecoder().decode(customPayload(bytes, section));
+  const jwt = claimsText(bytes, section);
   const decoded = decodeClaims(jwt);
   const { unsignedHash } = componentHashes(bytes);
   const after = layout.sections.filter((s) => s.start >= section.end).length;
@@ -137,9 +147,9 @@ export type Verdict = { ok: true; claims: ComponentClaims; caps: ReadonlySet<Cap
  * at `nowMs`. `unsignedHash` is the claims hash if the caller already computed it (see
  * componentHashes); otherwise it is computed here. The checks run in the order that makes the
  * answer truthful: the signature and hash first (so the claims are the issuer's), then who the
- * issuer is, then the validity window.
+ * issuer is, then the validity window, with `leewayMs` of clock skew either side.
  */
-export function verifyComponent(bytes: Uint8Array, allowedIssuers: ReadonlySet<string>, nowMs: number, unsignedHash?: string): Verdict {
+export function verifyComponent(bytes: Uint8Array, allowedIssuers: ReadonlySet<string>, nowMs: number, unsignedHash?: string, leewayMs = CLOCK_LEEWAY_MS): Verdict {
   const refuse = (code: Refusal['code'], message: string): Refusal => ({ ok: false, code, message });
   let layout: ClaimsLayout;
   try {
@@ -153,7 +163,7 @@ export function verifyComponent(bytes: Uint8Array, allowedIssuers: ReadonlySet<s
   if (section.end !== bytes.length) return refuse('TRELLIS_BAD_SIGNATURE', 'a section was added after the claims (the component changed after signing)');
   let claims: ComponentClaims;
   try {
-    const decoded = decodeClaims(new TextDecoder().decode(customPayload(bytes, section)));
+    const decoded = decodeClaims(claimsText(bytes, section));
     if (!decoded.signatureValid) return refuse('TRELLIS_BAD_SIGNATURE', `the claims signature does not verify with issuer ${decoded.claims.iss}`);
     claims = decoded.claims;
   } catch (err) {
@@ -162,9 +172,10 @@ export function verifyComponent(bytes: Uint8Array, allowedIssuers: ReadonlySet<s
   const hash = unsignedHash ?? sha256(bytes.subarray(0, section.start));
   if (hash !== claims.trellis.hash) return refuse('TRELLIS_BAD_SIGNATURE', `the component changed after signing: its hash is ${hash}, the claims say ${claims.trellis.hash}`);
   if (!allowedIssuers.has(claims.iss)) return refuse('TRELLIS_UNTRUSTED_ISSUER', `issuer ${claims.iss} is not an allowed issuer of this host or lattice`);
+  const leeway = Math.floor(leewayMs / 1000);
   const now = Math.floor(nowMs / 1000);
-  if (claims.nbf !== undefined && now < claims.nbf) return refuse('TRELLIS_NOT_YET_VALID', `the claims are not valid before ${new Date(claims.nbf * 1000).toISOString()}`);
-  if (claims.exp !== undefined && now >= claims.exp) return refuse('TRELLIS_EXPIRED', `the claims expired at ${new Date(claims.exp * 1000).toISOString()}`);
+  if (claims.nbf !== undefined && now + leeway < claims.nbf) return refuse('TRELLIS_NOT_YET_VALID', `the claims are not valid before ${new Date(claims.nbf * 1000).toISOString()}`);
+  if (claims.exp !== undefined && now - leeway >= claims.exp) return refuse('TRELLIS_EXPIRED', `the claims expired at ${new Date(claims.exp * 1000).toISOString()}`);
   return { ok: true, claims, caps: new Set(claims.trellis.caps) };
 }
 

@@ -68,6 +68,20 @@ export function checkBucketName(name: string): string {
   return name;
 }
 
+/** Trellis's own buckets (any lattice's): `trellis-<lattice>-<what>`, see subjects.buckets. */
+const RESERVED_BUCKET = /^trellis-/i;
+
+/**
+ * Check the bucket an actor's keyvalue link names: a valid name, and none of Trellis's own
+ * buckets, which hold the security documents (allowed issuers, the secrets key), links, apps and
+ * routes; an actor that could write them could turn enforcement off or trust its own issuer.
+ */
+export function checkActorBucket(name: string): string {
+  checkBucketName(name);
+  if (RESERVED_BUCKET.test(name)) throw new TrellisError('TRELLIS_RESERVED_BUCKET', `bucket "${name}" is reserved for Trellis itself (names starting with "trellis-"); link the actor to a bucket of its own`);
+  return name;
+}
+
 /** Run `create` with 3 replicas, and with 1 when the cluster is too small for 3. */
 async function withReplicas<T>(create: (replicas: number) => Promise<T>): Promise<T> {
   try {
@@ -108,9 +122,10 @@ export interface KvChange {
  * Follow the keys of a bucket (all, or those matching `key`, a KV pattern with `*` and `>`):
  * `onChange` for each current entry and then for every change. Resolves once the current
  * entries were handed to `onChange`, so a caller's first lookup already sees them. Returns a
- * stop function.
+ * stop function. `onEnd` is called if the watch ends after that without being stopped (the
+ * connection closed under it, the server ended it): what was followed is then no longer current.
  */
-export async function followKv(kv: KV, onChange: (change: KvChange) => void, options: { key?: string } = {}): Promise<() => void> {
+export async function followKv(kv: KV, onChange: (change: KvChange) => void, options: { key?: string; onEnd?: () => void } = {}): Promise<() => void> {
   // nats.js signals "initialized" in one of two ways: in order through the iterator (after the
   // entries before it were consumed), or at once inside watch() when every current entry had
   // already arrived, though the loop below has not consumed them yet. So readiness is a count:
@@ -122,7 +137,9 @@ export async function followKv(kv: KV, onChange: (change: KvChange) => void, opt
   let markReady!: () => void;
   let fail!: (err: unknown) => void;
   const ready = new Promise<void>((resolve, reject) => ((markReady = resolve), (fail = reject)));
-  const settle = () => applied >= target && markReady();
+  let isReady = false;
+  let stopped = false;
+  const settle = () => applied >= target && ((isReady = true), markReady());
   iter = await whileStreamPropagates(() => {
     initializedEarly = false;
     return kv.watch({
@@ -145,9 +162,15 @@ export async function followKv(kv: KV, onChange: (change: KvChange) => void, opt
     .catch(() => undefined)
     // Ended (stopped, or the connection closed under it): a follow still waiting for the
     // current entries fails instead of hanging; after that, a rejection has no one to catch it.
-    .then(() => fail(new TrellisError('TRELLIS_NATS_UNAVAILABLE', 'the KV watch ended before it delivered the current entries')));
+    .then(() => {
+      if (!isReady) return fail(new TrellisError('TRELLIS_NATS_UNAVAILABLE', 'the KV watch ended before it delivered the current entries'));
+      if (!stopped) options.onEnd?.();
+    });
   await ready;
-  return () => watching.stop();
+  return () => {
+    stopped = true;
+    watching.stop();
+  };
 }
 
 /** An artifact not (yet) in the store: retried for a while, then TRELLIS_DIGEST_NOT_FOUND. */

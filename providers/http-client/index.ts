@@ -16,12 +16,16 @@ const HEADER_PREFIX = 'header.';
 
 /**
  * Start serving outbound HTTP for actors. A link's `header.<name>` values (typically a sealed
- * `--secret header.authorization=...`) go out with every request of that actor, so the actor
- * uses an API credential it never sees.
+ * `--secret header.authorization=...`) go out with the actor's requests, so the actor uses an
+ * API credential it never sees. A sealed header goes only to the destinations it was sealed for
+ * (`link put --secret-host`): the request's actor and allowedHosts come from whoever publishes
+ * it (any host may), so they cannot be what keeps a credential from a host of their choosing.
+ * An unbound sealed header is never sent. A config (unsealed) header is no secret: it goes to
+ * every allowed host.
  */
 export function startHttpClientProvider(nc: NatsConnection, subjects: Subjects, logger: Logger, options: { timeoutMs?: number; secretsKey?: KeyPair } = {}): ProviderService {
   return serveProvider(nc, subjects, 'http-client', {
-    async send(r) {
+    async send(r, secrets) {
       const req = r.args[0] as { method: string; url: string; headers: Header[]; body: Uint8Array };
       let url: URL;
       try {
@@ -31,7 +35,15 @@ export function startHttpClientProvider(nc: NatsConnection, subjects: Subjects, 
       }
       if (!hostAllowed(r.allowedHosts ?? [], url)) throw new TrellisError('TRELLIS_SANDBOX_VIOLATION', `host not allowed: ${url.host}`);
       const headers = new Headers(req.headers);
-      for (const [k, v] of Object.entries(r.config)) if (k.startsWith(HEADER_PREFIX)) headers.set(k.slice(HEADER_PREFIX.length), v);
+      for (const [k, v] of Object.entries(r.config)) {
+        if (!k.startsWith(HEADER_PREFIX)) continue;
+        if (Object.hasOwn(secrets.hosts, k)) {
+          const bound = secrets.hosts[k];
+          if (!bound) throw new TrellisError('TRELLIS_SANDBOX_VIOLATION', `secret ${k} of the ${r.actor} → http-client link is bound to no destination, so it is never sent; put it again with --secret-host <host>`);
+          if (!hostAllowed(bound, url)) throw new TrellisError('TRELLIS_SANDBOX_VIOLATION', `secret ${k} of the ${r.actor} → http-client link may be sent only to ${bound.join(', ')}, not to ${url.host}`);
+        }
+        headers.set(k.slice(HEADER_PREFIX.length), v);
+      }
       const response = await fetch(url, {
         method: req.method,
         headers,

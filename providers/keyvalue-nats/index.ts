@@ -8,7 +8,7 @@ import type { JetStreamManager, KV, NatsConnection, StoredMsg } from 'nats';
 import type { KeyPair } from 'nkeys.js';
 import { TrellisError } from '../../lattice/errors/index.ts';
 import type { Logger } from '../../lattice/log/index.ts';
-import { checkBucketName, openKv } from '../../lattice/state/index.ts';
+import { checkActorBucket, openKv } from '../../lattice/state/index.ts';
 import type { Subjects } from '../../lattice/subjects/index.ts';
 import type { KeyValueOp, ProviderRequest } from '../../lattice/wire/index.ts';
 import { serveProvider, type ProviderOps, type ProviderService } from '../service.ts';
@@ -30,7 +30,8 @@ export function startKeyValueProvider(nc: NatsConnection, subjects: Subjects, lo
   const bucketName = (request: ProviderRequest): string => {
     const name = request.config.bucket;
     if (!name) throw new TrellisError('TRELLIS_BAD_REQUEST', `the keyvalue link of ${request.actor} has no bucket; run: trellis link put ${request.actor} keyvalue-nats bucket=<name>`);
-    checkBucketName(name);
+    // Again here: a provider request comes from any host, not only through a decoded link.
+    checkActorBucket(name);
     return name;
   };
   const batcherOf = (request: ProviderRequest): Promise<IncrementBatcher> => {
