@@ -143,7 +143,18 @@ describe('trust changes on a running host', () => {
     const signedDigest = (await (await openArtifacts(client.nc, client.subjects)).push(signed)).digest;
     await client.startActor(host.id, { actor: 'echo', version: '2.0.0', digest: signedDigest, count: 1 });
     await (await openIssuers(client.nc, client.subjects)).add([issuer.getPublicKey()]);
-    // A resize right after: refused as unsigned, or already stopped; never more instances.
+    // The host follows the issuers document: once it refuses a new unsigned start it has seen it
+    // (the KV write reaches a busy host's watch some milliseconds later).
+    await waitFor(
+      () =>
+        client.startActor(host.id, { actor: 'probe', version: '1.0.0', digest, count: 1 }).then(
+          // Not seen yet: take the probe away again and retry.
+          () => client.stopActor(host.id, { actor: 'probe' }).then(() => undefined),
+          (err: { code?: string }) => (err.code === 'TRELLIS_UNSIGNED' ? true : undefined),
+        ),
+      { what: 'the host to refuse unsigned starts', timeoutMs: 30_000 },
+    );
+    // A resize now: refused as unsigned, or already stopped; never more instances.
     const scaled = await client.scaleActor(host.id, { actor: 'echo', version: '1.0.0', count: 2 }).then(() => 'scaled', (err: { code?: string }) => err.code);
     expect(['TRELLIS_UNSIGNED', 'TRELLIS_NOT_FOUND']).toContain(scaled);
     const stopped = await waitFor(() => events.find((e) => e.kind === 'actor_stopped' && e.data.version === '1.0.0'), { what: 'the unsigned version stopped', timeoutMs: 30_000 });
