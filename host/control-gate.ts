@@ -39,6 +39,11 @@ export class ControlGate {
     }
   }
 
+  /** Count a message dropped unanswered (it had no reply inbox to answer). */
+  dropped(code: ErrorCode): void {
+    this.metrics.controlRequests.inc({ op: 'unknown', result: code });
+  }
+
   /**
    * Answer a command with `data`, or with the error `err` (when defined). Counted whether or not
    * anyone hears the answer: malformed input without a reply subject is dropped here, and shows in

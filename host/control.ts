@@ -1,5 +1,6 @@
 /**
- * How a host takes a control message: checked whole first (subject, size and shape limits, then
+ * How a host takes a control message: one without a reply inbox is dropped unread; the rest are
+ * checked whole first (subject, size and shape limits, then
  * its operation's validator), so malformed input is answered with TRELLIS_BAD_REQUEST naming the
  * field (or dropped when there is no reply subject) and counted either way. Checking costs about
  * what refusing costs, so only a valid command is charged to its caller's rate limit and run in
@@ -37,6 +38,13 @@ export function controlDispatcher(host: { lattice: string; limits: WireLimits; g
   };
 
   return (msg) => {
+    // A command must come with a reply inbox. Copies a JetStream stream republishes (no reply) or
+    // delivers (a $JS.ACK reply) are dropped unread: a participant allowed to create a stream
+    // must not be able to command hosts through it, and a command nobody hears is not a client's.
+    if (!msg.reply?.startsWith('_INBOX.')) {
+      host.gate.dropped('TRELLIS_BAD_REQUEST');
+      return;
+    }
     let op: ControlOp | 'unknown' = 'unknown';
     let request: ControlRequest<ControlOp>;
     try {

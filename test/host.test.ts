@@ -46,6 +46,24 @@ describe('host on a real nats-server', () => {
     expect(beat.data).toMatchObject({ id: host.id, lattice, actors: [], providers: [] });
   });
 
+  it('host - a control command without a reply inbox is dropped unread: a stream republishing onto control subjects commands no host', async () => {
+    const lattice = uniqueLattice();
+    await using client = await connectControl({ nats: nats.url, lattice });
+    await using host = await startHost({ nats: nats.url, lattice, logLevel: 'silent' });
+    const subject = client.subjects.control('labelPut', host.id);
+    // What JetStream republish sends (no reply) and what a push consumer delivers (a $JS.ACK reply).
+    nc.publish(subject, encode({ lattice, key: 'injected', value: 'republish' }));
+    nc.publish(subject, encode({ lattice, key: 'injected', value: 'delivered' }), { reply: '$JS.ACK.KV_x.c.1.1.1.1.0' });
+    await nc.flush();
+    // A real request after them, on the same connection, is served: the two before it were read.
+    const reply = decode<{ ok: boolean }>((await nc.request(subject, encode({ lattice, key: 'asked', value: 'yes' }), { timeout: 10_000 })).data);
+    expect(reply.ok).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    const labels = (await client.getInventory(host.id)).labels;
+    expect(labels.asked).toBe('yes');
+    expect(labels.injected).toBeUndefined();
+  });
+
   it('host - label put and delete show up in inventory and emit labels_changed; automatic labels are protected', async () => {
     const lattice = uniqueLattice();
     await using client = await connectControl({ nats: nats.url, lattice });
