@@ -62,9 +62,18 @@ describe('options - NATS connection settings', () => {
   it('connect - flags win over TRELLIS_NATS_* variables; a child gets the settings in its environment, none of the parent\'s', () => {
     expect(natsAuthFromEnv({ natsUser: 'flag' }, { TRELLIS_NATS_USER: 'env', TRELLIS_NATS_PASSWORD: 'pw', TRELLIS_NATS_TOKEN: '' })).toEqual({ natsUser: 'flag', natsPassword: 'pw' });
     const c = compile({ natsUser: 'prov', natsPassword: 'pw2' });
-    const env = childConnectEnv(c, { PATH: '/bin', TRELLIS_NATS_CREDS: '/parent.creds', TRELLIS_NATS_TOKEN: 'parent' });
+    const env = childConnectEnv(c, {
+      PATH: '/bin',
+      TRELLIS_NATS_CREDS: '/parent.creds',
+      TRELLIS_NATS_TOKEN: 'parent',
+      TRELLIS_CONTROLLER_PASSWORD: 'controller-secret',
+      TRELLIS_PROVIDER_TOKEN: 'provider-token',
+      TRELLIS_HOST_SEED: 'SUAHOSTSEED',
+    });
     expect(env).toMatchObject({ PATH: '/bin', TRELLIS_NATS_URL: 'nats://127.0.0.1:4222', TRELLIS_NATS_USER: 'prov', TRELLIS_NATS_PASSWORD: 'pw2' });
     expect(env.TRELLIS_NATS_CREDS).toBeUndefined();
     expect(env.TRELLIS_NATS_TOKEN).toBeUndefined();
+    // The host's other credentials and its seed stay with the host.
+    expect(Object.keys(env).filter((k) => /CONTROLLER|PROVIDER|SEED/.test(k))).toEqual([]);
   });
 });

@@ -220,13 +220,21 @@ export function describeConnect(c: NatsConnect): Record<string, unknown> {
 }
 
 /**
+ * Variables of the parent a child must never see: the host's other role credentials (a provider
+ * holding the controller's would be a controller) and the host's identity seed.
+ */
+const PARENT_ONLY_ENV = /^TRELLIS_(CONTROLLER|PROVIDER)_|^TRELLIS_HOST_SEED$/;
+
+/**
  * The environment a child process (a provider a host launches) needs to connect the same way:
  * every `TRELLIS_NATS_…` credential variable of `base` is dropped first, so a credential of the
- * parent's never leaks into a child meant to use another. Values, not argv: argv is public in `ps`.
+ * parent's never leaks into a child meant to use another, and so are the parent's other role
+ * credentials and its seed. Values, not argv: argv is public in `ps`.
  */
 export function childConnectEnv(c: NatsConnect, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...base };
   for (const name of Object.values(NatsAuthEnv)) delete env[name];
+  for (const name of Object.keys(env)) if (PARENT_ONLY_ENV.test(name)) delete env[name];
   env.TRELLIS_NATS_URL = c.servers.join(',');
   if (c.auth.kind === 'creds') env.TRELLIS_NATS_CREDS = c.auth.file;
   if (c.auth.kind === 'nkey') env.TRELLIS_NATS_NKEY = c.auth.file;
