@@ -10,6 +10,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createUser, fromSeed } from 'nkeys.js';
 import type { NatsAuthOptions, Role } from '../../lattice/options/index.ts';
 import { permissionsConf, rolePermissions } from '../../lattice/security/index.ts';
+import { TrellisError } from '../../lattice/errors/index.ts';
 
 export interface SecureUp {
   /** The server's `authorization` block. */
@@ -25,9 +26,14 @@ async function roleSeed(dir: string, role: Role): Promise<{ file: string; public
   let seed: string;
   try {
     seed = (await readFile(file, 'utf8')).trim();
-  } catch {
+    // A key others can read is no secret: keep it to its owner.
+    await chmod(file, 0o600);
+  } catch (err) {
+    // Only a missing key is made; any other failure must not replace (and lose) an existing one.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new TrellisError('TRELLIS_FILE_UNREADABLE', `cannot read the ${role} key ${file}: ${(err as Error).message}`);
     seed = new TextDecoder().decode(createUser().getSeed());
-    await writeFile(file, `${seed}\n`, { mode: 0o600 });
+    // 'wx': never over a file that appeared meanwhile.
+    await writeFile(file, `${seed}\n`, { mode: 0o600, flag: 'wx' });
   }
   return { file, publicKey: fromSeed(new TextEncoder().encode(seed)).getPublicKey() };
 }

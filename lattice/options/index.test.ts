@@ -26,6 +26,9 @@ describe('options', () => {
     expect(serversOption(undefined, {})).toEqual(['nats://127.0.0.1:4222']);
     expect(serversOption(undefined, { TRELLIS_NATS_URL: 'nats://a:1, tls://b:2' })).toEqual(['nats://a:1', 'tls://b:2']);
     expect(() => serversOption('http://x', {})).toThrow(/option --nats: "http:\/\/x" is not a NATS URL/);
+    // A credential in the URL is refused, and the message does not repeat it.
+    expect(() => serversOption('nats://alice:s3cret@host:4222', {})).toThrow(/must not carry a user, password or token/);
+    expect(() => serversOption('nats://alice:s3cret@host:4222', {})).not.toThrow(/s3cret/);
     expect(latticeOption(undefined, { TRELLIS_LATTICE: 'prod' })).toBe('prod');
     expect(() => latticeOption('a.b', {})).toThrow(/option --lattice/);
   });

@@ -54,6 +54,8 @@ export function serversOption(nats: string | string[] | undefined, env: NodeJS.P
   const servers = resolveServers(nats, env);
   if (servers.length === 0) badOption('--nats', 'needs at least one URL');
   for (const server of servers) {
+    // Never echo the URL when it carries a credential: that is the secret this check keeps out of logs.
+    if (/^[a-z]+:\/\/[^/\s]*@/.test(server)) badOption('--nats', 'a NATS URL must not carry a user, password or token (user@host): use --nats-user/--nats-password, --nats-token or --nats-creds, which are never logged');
     if (!/^(nats|tls|ws|wss):\/\/[^\s/]+$|^[^\s/:]+:\d+$/.test(server)) badOption('--nats', `"${server}" is not a NATS URL (nats://host:port)`);
   }
   return servers;
