@@ -9,12 +9,13 @@ import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_thread
 import type { ActorRequest, ActorResponse } from '../../lattice/wire/index.ts';
 import { CallStats } from './call-stats.ts';
 import { CallWatch, LimitKind } from './call-watch.ts';
-import { connectWorker, LONG_CALL_SCORE, TakingWorkers, type Served, type WorkerLattice } from './lattice-serve.ts';
+import { connectWorker, LONG_CALL_SCORE, type Served, type WorkerLattice } from './lattice-serve.ts';
 import type { WireError } from '../../lattice/errors/index.ts';
 import type { ActorInit, FromWorker, HostCall, HostReply, ToWorker, WorkerInit } from './protocol.ts';
 import { IncomingRequest, ResponseOutparam } from './wasi/index.ts';
 import { actorImports } from './worker-imports.ts';
 import { GuestTrace, isGuestFault } from './guest-trace.ts';
+import { Subscribers } from './subscribers.ts';
 import { Wasm, type WasmMemory, type WasmModule } from './wasm-api.ts';
 
 const init = workerData as WorkerInit;
@@ -22,7 +23,6 @@ const port = parentPort!;
 const post = (msg: FromWorker) => port.postMessage(msg);
 const signal = new Int32Array(init.hostSignal);
 const watch = new CallWatch(init.watch);
-const taking = new TakingWorkers(init.taking, init.index);
 /** A call that ran longer than this makes the next call of its actor here leave the queue groups first. */
 const LONG_CALL_MS = 5;
 
@@ -304,7 +304,6 @@ function connection(spec: NonNullable<ActorInit['serve']>): Promise<WorkerLattic
   lattice ??= connectWorker(
     spec,
     name,
-    taking,
     (level, message) => post({ type: 'log', actor: 0, level, message, guest: false }),
     () => post({ type: 'connection-lost' }),
   ).then((l) => (connected = l));
@@ -351,7 +350,7 @@ async function add(id: number, spec: ActorInit): Promise<void> {
   if (spec.serve) {
     try {
       const l = await connection(spec.serve);
-      a.served = await l.serve(spec.serve, (request, call) => (retired ? undefined : watched(a, 0, request, call.invocationId, call.deadlineAt, call.reply, call.traceparent)), a.stats);
+      a.served = await l.serve(spec.serve, (request, call) => (retired ? undefined : watched(a, 0, request, call.invocationId, call.deadlineAt, call.reply, call.traceparent)), a.stats, new Subscribers(spec.subscribers, init.index));
     } catch (err) {
       actors.delete(id);
       const { code, message } = err as WireError;
