@@ -324,7 +324,9 @@ export class ActorPool implements ActorClient {
     this.#serving = false;
     const stops = this.#workers.slots.map((slot) => {
       const on = this.#on[slot.index]!;
-      if (slot.dead || on.added !== slot.generation) return undefined;
+      // Every worker that was sent the add, loaded or not: one still adding subscribes when
+      // its add resolves, so it is told too and answers once that subscription is gone.
+      if (slot.dead || !slot.ready) return undefined;
       return new Promise<void>((resolve) => {
         on.servingStopped = resolve;
         this.#workers.post(slot, { type: 'stop-serving', actor: this.#id });
