@@ -55,7 +55,7 @@ export interface WorkerLattice {
    * Join the queue group of `spec` and answer each call with `call`; resolves once the server
    * has the subscription. `call` returns undefined when the watchdog took the call over.
    */
-  serve(spec: ServeSpec, call: (request: ActorRequest, lattice: LatticeCall) => CallResult | undefined, stats: CallStats, subscribers: Subscribers): Promise<Served>;
+  serve(spec: ServeSpec, call: (request: ActorRequest, lattice: LatticeCall) => CallResult | undefined, stats: CallStats, subscribers: Subscribers, live: () => boolean): Promise<Served>;
   /**
    * Before a call expected to be long: leave every queue group, unless one of its versions has
    * no other subscriber on the host now (see subscribers.ts). True when it left (then `resume`).
@@ -122,7 +122,7 @@ export async function connectWorker(
   };
 
   return {
-    async serve(spec, call, stats, subscribers) {
+    async serve(spec, call, stats, subscribers, live) {
       const { hostId: host, version } = spec;
       const answer = (msg: Msg, reply: InvokeReply, started: number, result?: CallResult, unserved = false) => {
         // The status compare is the only per-call cost of telling 5xx responses apart (canary analysis).
@@ -170,6 +170,9 @@ export async function connectWorker(
 
       const onCall = (msg: Msg) => {
         const started = performance.now();
+        // Delivered before its actor was removed (a drain still running): dropped unanswered and
+        // untaken, so the caller sends it again to a worker that still serves the version.
+        if (!live()) return stats.record('TRELLIS_NOT_FOUND', 0, undefined, false, true);
         let request: ActorRequest;
         let times: CallHeaders;
         try {
@@ -218,7 +221,8 @@ export async function connectWorker(
           subscribers.out();
           const sub = entry.sub;
           entry.sub = undefined;
-          await sub?.drain().catch(() => {});
+          // A pause's drain may still be handling calls delivered before it: wait for it too.
+          await Promise.all([sub?.drain().catch(() => {}), entry.drained]);
         },
       };
     },
@@ -228,7 +232,8 @@ export async function connectWorker(
       paused = true;
       // A drain: what the server sent before it read the UNSUBs is still handled, after this call.
       for (const v of versions) {
-        void v.sub?.drain().catch(() => {});
+        const drained = v.sub?.drain().catch(() => {});
+        if (drained) v.drained = v.drained ? Promise.all([v.drained, drained]).then(() => {}) : drained;
         v.sub = undefined;
       }
       flushNow(nc);
@@ -246,6 +251,8 @@ export async function connectWorker(
 
 interface Entry {
   sub?: Subscription;
+  /** The drains of this version's earlier subscriptions left by pauses (stop waits for them). */
+  drained?: Promise<void>;
   subscribe(): Subscription;
   subscribers: Subscribers;
 }

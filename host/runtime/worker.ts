@@ -375,7 +375,7 @@ async function load(id: number, spec: ActorInit, pending: { removed: boolean; st
     try {
       const l = await connection(spec.serve);
       if (gone()) return;
-      const served = await l.serve(spec.serve, (request, call) => (retired ? undefined : watched(a, 0, request, call.invocationId, call.deadlineAt, call.reply, call.traceparent)), a.stats, new Subscribers(spec.subscribers, init.index));
+      const served = await l.serve(spec.serve, (request, call) => (retired ? undefined : watched(a, 0, request, call.invocationId, call.deadlineAt, call.reply, call.traceparent)), a.stats, new Subscribers(spec.subscribers, init.index), () => actors.get(id) === a && !retired);
       // Removed or told to stop serving while it subscribed: leave again (draining what came).
       if (gone() || pending.stopServing) {
         await served.stop();
