@@ -20,6 +20,7 @@ import { ATTEMPT_TAKE_MARGIN_MS, checkInvocationId, decodeActorRequest, encode, 
 import type { WireError } from '../../lattice/errors/index.ts';
 import type { CallStats } from './call-stats.ts';
 import type { ServeSpec, WorkerConnection } from './protocol.ts';
+import { leaveAll, type Subscribers } from './subscribers.ts';
 
 /** Short calls an actor takes after a long one before its calls stop pausing the queue groups. */
 export const LONG_CALL_SCORE = 16;
@@ -54,53 +55,13 @@ export interface WorkerLattice {
    * Join the queue group of `spec` and answer each call with `call`; resolves once the server
    * has the subscription. `call` returns undefined when the watchdog took the call over.
    */
-  serve(spec: ServeSpec, call: (request: ActorRequest, lattice: LatticeCall) => CallResult | undefined, stats: CallStats): Promise<Served>;
+  serve(spec: ServeSpec, call: (request: ActorRequest, lattice: LatticeCall) => CallResult | undefined, stats: CallStats, subscribers: Subscribers, live: () => boolean): Promise<Served>;
   /**
-   * Before a call expected to be long: leave every queue group, unless no other worker of the
-   * host takes calls now. True when it left (then `resume` after the call).
+   * Before a call expected to be long: leave every queue group, unless one of its versions has
+   * no other subscriber on the host now (see subscribers.ts). True when it left (then `resume`).
    */
   pause(): boolean;
   resume(): void;
-}
-
-/**
- * Which of a host's workers take lattice calls: Int32 [count, flag of worker 0, 1, ...]. A
- * worker pauses only by taking the count from above 1, so one always stays; the main thread
- * clears the flag of a worker it terminated.
- */
-export class TakingWorkers {
-  readonly #i32: Int32Array;
-  constructor(
-    readonly buffer: SharedArrayBuffer,
-    readonly index: number,
-  ) {
-    this.#i32 = new Int32Array(buffer);
-  }
-
-  static buffer(workers: number): SharedArrayBuffer {
-    return new SharedArrayBuffer(4 * (workers + 1));
-  }
-
-  join(): void {
-    if (Atomics.compareExchange(this.#i32, this.index + 1, 0, 1) === 0) Atomics.add(this.#i32, 0, 1);
-  }
-
-  /** Leave unless this worker is the last one taking calls; true when it left. */
-  leave(): boolean {
-    for (;;) {
-      const n = Atomics.load(this.#i32, 0);
-      if (n <= 1 || Atomics.load(this.#i32, this.index + 1) !== 1) return false;
-      if (Atomics.compareExchange(this.#i32, 0, n, n - 1) === n) {
-        Atomics.store(this.#i32, this.index + 1, 0);
-        return true;
-      }
-    }
-  }
-
-  /** Main thread: the worker is gone. */
-  clear(): void {
-    if (Atomics.compareExchange(this.#i32, this.index + 1, 1, 0) === 1) Atomics.sub(this.#i32, 0, 1);
-  }
 }
 
 /**
@@ -110,7 +71,6 @@ export class TakingWorkers {
 export async function connectWorker(
   conn: WorkerConnection,
   name: string,
-  taking: TakingWorkers,
   log: (level: 'info' | 'warn' | 'error', message: string) => void,
   lost: () => void,
 ): Promise<WorkerLattice> {
@@ -118,11 +78,24 @@ export async function connectWorker(
   const nc = await connectParticipant(conn.connect ?? conn.servers, name);
   const syncFlush = canFlushNow(nc);
   if (!syncFlush) log('warn', 'nats.js has no synchronous flush here (protocol.flushPending): each call now waits one event-loop turn for its taken reply to go out');
-  // The operator sees this worker's connection come and go in the host's log.
+  /** Every version served: its subscription now (undefined while paused), how to make one, its count. */
+  const versions = new Set<Entry>();
+  let paused = false;
+  let disconnected = false;
+  // The operator sees this worker's connection come and go in the host's log. While it is down
+  // this worker takes no calls, so it is not counted as a subscriber (another worker must not
+  // pause on its account); nats.js subscribes again on reconnect, and it counts again then.
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error') {
         log(s.type === 'reconnect' ? 'info' : 'warn', `lattice connection ${s.type}${s.data ? ` (${String(s.data)})` : ''}: ${name}`);
+      }
+      if (s.type === 'disconnect') {
+        disconnected = true;
+        for (const v of versions) v.subscribers.out();
+      } else if (s.type === 'reconnect') {
+        disconnected = false;
+        if (!paused) for (const v of versions) if (v.sub) v.subscribers.join();
       }
     }
   })();
@@ -131,9 +104,6 @@ export async function connectWorker(
     lost();
   });
 
-  /** Every version served: its subscription now (undefined while paused) and how to make one. */
-  const versions = new Set<{ sub?: Subscription; subscribe(): Subscription }>();
-  let paused = false;
 
   // Without a synchronous flush, calls wait here and each one is taken (and its taken reply
   // written by nats.js's own flush) one event-loop turn before its guest runs; one at a time,
@@ -152,7 +122,7 @@ export async function connectWorker(
   };
 
   return {
-    async serve(spec, call, stats) {
+    async serve(spec, call, stats, subscribers, live) {
       const { hostId: host, version } = spec;
       const answer = (msg: Msg, reply: InvokeReply, started: number, result?: CallResult, unserved = false) => {
         // The status compare is the only per-call cost of telling 5xx responses apart (canary analysis).
@@ -200,6 +170,9 @@ export async function connectWorker(
 
       const onCall = (msg: Msg) => {
         const started = performance.now();
+        // Delivered before its actor was removed (a drain still running): dropped unanswered and
+        // untaken, so the caller sends it again to a worker that still serves the version.
+        if (!live()) return stats.record('TRELLIS_NOT_FOUND', 0, undefined, false, true);
         let request: ActorRequest;
         let times: CallHeaders;
         try {
@@ -232,31 +205,35 @@ export async function connectWorker(
         run(msg, request, times, started);
       };
 
-      const entry: { sub?: Subscription; subscribe(): Subscription } = {
+      const entry: Entry = {
+        subscribers,
         subscribe: () => nc.subscribe(spec.subject, { queue: spec.queue, callback: (_err, msg) => guarded(msg, () => onCall(msg)) }),
       };
       versions.add(entry);
-      if (!paused) {
-        entry.sub = entry.subscribe();
-        taking.join();
-      }
-      // The server knows this member before the actor is reported started.
+      if (!paused) entry.sub = entry.subscribe();
+      // The server knows this member before the actor is reported started, and before another
+      // worker may pause on its account.
       await nc.flush();
+      if (entry.sub && versions.has(entry) && !disconnected) subscribers.join();
       return {
         async stop() {
           versions.delete(entry);
+          subscribers.out();
           const sub = entry.sub;
           entry.sub = undefined;
-          await sub?.drain().catch(() => {});
+          // A pause's drain may still be handling calls delivered before it: wait for it too.
+          await Promise.all([sub?.drain().catch(() => {}), entry.drained]);
         },
       };
     },
     pause() {
-      if (paused || versions.size === 0 || !taking.leave()) return false;
+      // Disconnected, nothing arrives anyway; each version must keep another subscriber.
+      if (paused || disconnected || versions.size === 0 || !leaveAll([...versions].map((v) => v.subscribers))) return false;
       paused = true;
       // A drain: what the server sent before it read the UNSUBs is still handled, after this call.
       for (const v of versions) {
-        void v.sub?.drain().catch(() => {});
+        const drained = v.sub?.drain().catch(() => {});
+        if (drained) v.drained = v.drained ? Promise.all([v.drained, drained]).then(() => {}) : drained;
         v.sub = undefined;
       }
       flushNow(nc);
@@ -266,9 +243,18 @@ export async function connectWorker(
       if (!paused) return;
       paused = false;
       for (const v of versions) v.sub ??= v.subscribe();
-      taking.join();
+      flushNow(nc);
+      if (!disconnected) for (const v of versions) v.subscribers.join();
     },
   };
+}
+
+interface Entry {
+  sub?: Subscription;
+  /** The drains of this version's earlier subscriptions left by pauses (stop waits for them). */
+  drained?: Promise<void>;
+  subscribe(): Subscription;
+  subscribers: Subscribers;
 }
 
 function failure(code: string, message: string, host: string, version: string): InvokeReply {

@@ -21,6 +21,7 @@ import type { SandboxConfig } from './wasi/index.ts';
 import type { WasmModule } from './wasm-api.ts';
 import type { ActorClient, Posted, WorkerPool, WorkerSlot } from './workers.ts';
 import { LONG_CALL_SCORE } from './lattice-serve.ts';
+import { Subscribers } from './subscribers.ts';
 import { runHostCall, type HostCapabilities } from './capabilities.ts';
 
 export { completeCapabilities, type CapabilityCall, type HostCapabilities, type HttpRequest, type KeyValueCapability } from './capabilities.ts';
@@ -114,6 +115,8 @@ export class ActorPool implements ActorClient {
   readonly #running = new Map<number, Job>();
   /** [long-call score] shared by the workers (ActorInit.flags). */
   readonly #flags = new Int32Array(new SharedArrayBuffer(4));
+  /** The workers in this version's queue group (ActorInit.subscribers). */
+  readonly #subscribers: SharedArrayBuffer;
   #nextId = 1;
   #closed = false;
   /** Workers loading the actor now join its queue groups (until the pool stops serving). */
@@ -124,6 +127,7 @@ export class ActorPool implements ActorClient {
     this.#spec = spec;
     this.#workers = workers;
     this.#serving = spec.serve !== undefined;
+    this.#subscribers = Subscribers.buffer(workers.slots.length);
     this.#on = workers.slots.map(() => this.#newOnWorker());
     this.#id = workers.register(this);
   }
@@ -150,6 +154,8 @@ export class ActorPool implements ActorClient {
     const on = this.#on[slot.index]!;
     // A new thread starts with no instances of its own.
     on.counts = new Int32Array(new SharedArrayBuffer(4));
+    // ...and is not in the queue group until it has subscribed.
+    new Subscribers(this.#subscribers, slot.index).reset();
     // Only the serving fields cross to the worker (the callbacks stay here); fields added to the
     // spec (connection options) cross with them.
     let serve: ServeSpec | undefined;
@@ -171,6 +177,7 @@ export class ActorPool implements ActorClient {
       flags: this.#flags.buffer as SharedArrayBuffer,
       stats: on.stats.buffer,
       serve,
+      subscribers: this.#subscribers,
       tracing: spec.spans ? { actor: spec.actor, version: spec.version } : undefined,
     };
   }
@@ -317,7 +324,9 @@ export class ActorPool implements ActorClient {
     this.#serving = false;
     const stops = this.#workers.slots.map((slot) => {
       const on = this.#on[slot.index]!;
-      if (slot.dead || on.added !== slot.generation) return undefined;
+      // Every worker that was sent the add, loaded or not: one still adding subscribes when
+      // its add resolves, so it is told too and answers once that subscription is gone.
+      if (slot.dead || !slot.ready) return undefined;
       return new Promise<void>((resolve) => {
         on.servingStopped = resolve;
         this.#workers.post(slot, { type: 'stop-serving', actor: this.#id });
@@ -415,6 +424,8 @@ export class ActorPool implements ActorClient {
 
   lost(slot: WorkerSlot, running: Posted | undefined, queued: Posted[], error: TrellisError): void {
     const on = this.#on[slot.index]!;
+    // Its subscriptions go with it: another worker must not pause on its account.
+    new Subscribers(this.#subscribers, slot.index).retire();
     if (on.added === slot.generation) this.#counters.workersReplaced++;
     if (running) {
       const job = this.#running.get(running.id);

@@ -21,12 +21,6 @@ export interface WorkerInit {
   hostSignal: SharedArrayBuffer;
   /** The CallWatch record of the call this worker runs (see call-watch.ts). */
   watch: SharedArrayBuffer;
-  /**
-   * Int32 count of this host's workers that are taking lattice calls right now (see
-   * lattice-serve.ts: a worker pauses its subscriptions for a long call only while another
-   * worker still takes calls).
-   */
-  taking: SharedArrayBuffer;
   /** This worker's number within the host (connection names). */
   index: number;
 }
@@ -59,6 +53,11 @@ export interface ActorInit {
   stats: SharedArrayBuffer;
   /** When set, the worker serves this actor's lattice calls from its NATS connection. */
   serve?: ServeSpec;
+  /**
+   * Int32 [count, flag per worker index] of the workers subscribed to this version's queue group
+   * (see subscribers.ts): a worker pauses only while each version it serves keeps another.
+   */
+  subscribers: SharedArrayBuffer;
   /** When set, tracing is on: the worker times each guest run of this actor as a span (see guest-trace.ts). */
   tracing?: GuestIdentity;
 }

@@ -9,12 +9,13 @@ import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_thread
 import type { ActorRequest, ActorResponse } from '../../lattice/wire/index.ts';
 import { CallStats } from './call-stats.ts';
 import { CallWatch, LimitKind } from './call-watch.ts';
-import { connectWorker, LONG_CALL_SCORE, TakingWorkers, type Served, type WorkerLattice } from './lattice-serve.ts';
+import { connectWorker, LONG_CALL_SCORE, type Served, type WorkerLattice } from './lattice-serve.ts';
 import type { WireError } from '../../lattice/errors/index.ts';
 import type { ActorInit, FromWorker, HostCall, HostReply, ToWorker, WorkerInit } from './protocol.ts';
 import { IncomingRequest, ResponseOutparam } from './wasi/index.ts';
 import { actorImports } from './worker-imports.ts';
 import { GuestTrace, isGuestFault } from './guest-trace.ts';
+import { Subscribers } from './subscribers.ts';
 import { Wasm, type WasmMemory, type WasmModule } from './wasm-api.ts';
 
 const init = workerData as WorkerInit;
@@ -22,7 +23,6 @@ const port = parentPort!;
 const post = (msg: FromWorker) => port.postMessage(msg);
 const signal = new Int32Array(init.hostSignal);
 const watch = new CallWatch(init.watch);
-const taking = new TakingWorkers(init.taking, init.index);
 /** A call that ran longer than this makes the next call of its actor here leave the queue groups first. */
 const LONG_CALL_MS = 5;
 
@@ -304,7 +304,6 @@ function connection(spec: NonNullable<ActorInit['serve']>): Promise<WorkerLattic
   lattice ??= connectWorker(
     spec,
     name,
-    taking,
     (level, message) => post({ type: 'log', actor: 0, level, message, guest: false }),
     () => post({ type: 'connection-lost' }),
   ).then((l) => (connected = l));
@@ -312,13 +311,34 @@ function connection(spec: NonNullable<ActorInit['serve']>): Promise<WorkerLattic
   return lattice;
 }
 
+/**
+ * Adds in flight, by actor: a remove or stop-serving that arrives while add() awaits is noted
+ * here and honoured by add() after each await (the main thread posts them in order, so an add
+ * is always in `actors` or here by the time they come).
+ */
+const adding = new Map<number, { removed: boolean; stopServing: boolean }>();
+
 /** Load an actor: its glue, one instance (a broken component fails here), its placement, its queue group. */
 async function add(id: number, spec: ActorInit): Promise<void> {
+  const pending = { removed: false, stopServing: false };
+  adding.set(id, pending);
+  try {
+    await load(id, spec, pending);
+  } finally {
+    adding.delete(id);
+    // Whatever add did, the pool waits for this once it asked (it gets no `added` when removed).
+    if (pending.stopServing) post({ type: 'serving-stopped', actor: id });
+  }
+}
+
+async function load(id: number, spec: ActorInit, pending: { removed: boolean; stopServing: boolean }): Promise<void> {
   let a: Actor;
   try {
     let glue = glues.get(spec.jsUrl);
     if (!glue) glues.set(spec.jsUrl, (glue = import(spec.jsUrl) as Promise<Glue>));
-    a = { id, spec, glue: await glue, imports: actorImports(spec.sandbox, {
+    const loaded = await glue;
+    if (pending.removed) return;
+    a = { id, spec, glue: loaded, imports: actorImports(spec.sandbox, {
         log: (level, message) => logLine(a, level, message, true),
         violation(message) {
           if (violation === undefined || (message.startsWith('permission denied') && !violation.startsWith('permission denied'))) violation = message;
@@ -347,12 +367,22 @@ async function add(id: number, spec: ActorInit): Promise<void> {
     return post({ type: 'added', actor: id, error });
   }
   actors.set(id, a);
+  // Removed meanwhile (remove took it out of `actors`): stop here, post nothing.
+  const gone = () => pending.removed || actors.get(id) !== a || retired;
   await fill(a);
-  if (spec.serve) {
+  if (gone()) return;
+  if (spec.serve && !pending.stopServing) {
     try {
       const l = await connection(spec.serve);
-      a.served = await l.serve(spec.serve, (request, call) => (retired ? undefined : watched(a, 0, request, call.invocationId, call.deadlineAt, call.reply, call.traceparent)), a.stats);
+      if (gone()) return;
+      const served = await l.serve(spec.serve, (request, call) => (retired ? undefined : watched(a, 0, request, call.invocationId, call.deadlineAt, call.reply, call.traceparent)), a.stats, new Subscribers(spec.subscribers, init.index), () => actors.get(id) === a && !retired);
+      // Removed or told to stop serving while it subscribed: leave again (draining what came).
+      if (gone() || pending.stopServing) {
+        await served.stop();
+        if (gone()) return;
+      } else a.served = served;
     } catch (err) {
+      if (gone()) return;
       actors.delete(id);
       const { code, message } = err as WireError;
       return post({ type: 'added', actor: id, error: { code: code ?? 'TRELLIS_NATS_UNAVAILABLE', message: `cannot serve ${spec.serve.subject}: ${message}` } });
@@ -381,10 +411,15 @@ port.on('message', (msg: ToWorker) => {
     }
     void fill(a).then(() => post({ type: 'placed', actor: a.id }));
   } else if (msg.type === 'stop-serving') {
+    const pending = adding.get(msg.actor);
+    // Still adding: add() stops serving (or never starts) and says so when it is done.
+    if (pending) return void (pending.stopServing = true);
     const served = a?.served;
     if (a) a.served = undefined;
     void (served?.stop() ?? Promise.resolve()).then(() => post({ type: 'serving-stopped', actor: msg.actor }));
   } else if (msg.type === 'remove') {
+    const pending = adding.get(msg.actor);
+    if (pending) pending.removed = true;
     if (!a) return;
     actors.delete(a.id);
     void a.served?.stop();

@@ -14,7 +14,6 @@ import type { Logger } from 'pino';
 import type { TrellisError } from '../../lattice/errors/index.ts';
 import { PROGRESS_EVERY_MS, PROGRESS_FIRST_MS } from '../../lattice/wire/index.ts';
 import { CallWatch, type CallSnapshot } from './call-watch.ts';
-import { TakingWorkers } from './lattice-serve.ts';
 import type { ActorInit, FromWorker, HostCall, HostReply, ToWorker, WorkerInit } from './protocol.ts';
 
 /** An in-process call posted to a worker. */
@@ -65,7 +64,6 @@ export interface ActorClient {
 export class WorkerPool {
   readonly slots: WorkerSlot[] = [];
   readonly #actors = new Map<number, ActorClient>();
-  readonly #taking: SharedArrayBuffer;
   #nextActor = 1;
   #timer?: NodeJS.Timeout;
   #periodMs = 0;
@@ -79,7 +77,6 @@ export class WorkerPool {
     readonly logger: Logger,
     readonly onCrashError: (err: Error) => TrellisError,
   ) {
-    this.#taking = TakingWorkers.buffer(size);
     for (let i = 0; i < size; i++) this.slots.push(this.#spawn(i, 0));
   }
 
@@ -125,7 +122,7 @@ export class WorkerPool {
     const { port1, port2 } = new MessageChannel();
     const signal = new SharedArrayBuffer(4);
     const watch = new CallWatch();
-    const init: WorkerInit = { hostPort: port2, hostSignal: signal, watch: watch.buffer, taking: this.#taking, index };
+    const init: WorkerInit = { hostPort: port2, hostSignal: signal, watch: watch.buffer, index };
     // An empty env: nothing inside the worker (guest bindings included) can read the host's.
     const worker = new Worker(this.workerUrl, { workerData: init, transferList: [port2], env: {}, stdout: false, stderr: false });
     const slot: WorkerSlot = { index, worker, hostPort: port1, hostSignal: new Int32Array(signal), watch, ready: false, posted: [], progressSeq: -1, progressAt: 0, dead: false, generation };
@@ -176,7 +173,6 @@ export class WorkerPool {
   #replace(slot: WorkerSlot, err: Error, claimed = false): void {
     if (slot.dead) return;
     slot.dead = true;
-    new TakingWorkers(this.#taking, slot.index).clear();
     // The in-process call it was running, if any (a claimed one was answered already).
     const now = claimed ? undefined : slot.watch.snapshot();
     const running = now && now.jobId !== 0 ? slot.posted.find((p) => p.actor === now.actor && p.id === now.jobId) : undefined;
