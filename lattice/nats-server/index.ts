@@ -43,6 +43,9 @@ export interface NatsGroup extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
+const SETPRIV = '/usr/bin/setpriv';
+const WITH_PDEATHSIG = process.platform === 'linux' && existsSync(SETPRIV);
+
 const live = new Set<ChildProcess>();
 // Last line of defence: never leave servers behind when the test process ends.
 process.once('exit', () => {
@@ -155,7 +158,11 @@ async function spawnServer(plan: ServerPlan): Promise<Spawned> {
   const storeDir = plan.storeDir ?? path.join(dir, 'jetstream');
   const conf = path.join(dir, 'nats.conf');
   await writeFile(conf, configText(plan, storeDir));
-  const child = spawn(bin, ['-c', conf, '--ports_file_dir', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const args = ['-c', conf, '--ports_file_dir', dir];
+  // On Linux the server gets SIGTERM when the process that started it dies, even by SIGKILL
+  // (util-linux setpriv sets the parent-death signal, then execs it: same pid), so a killed
+  // `trellis up` or test leaves no server behind holding its port and JetStream directory.
+  const child = WITH_PDEATHSIG ? spawn(SETPRIV, ['--pdeathsig', 'TERM', '--', bin, ...args], { stdio: ['ignore', 'ignore', 'pipe'] }) : spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   live.add(child);
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => {
