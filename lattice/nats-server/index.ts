@@ -32,6 +32,10 @@ export interface NatsServer extends AsyncDisposable {
   readonly process: ChildProcess;
   /** Kill -9 (simulates a crashed node). */
   kill(): void;
+  /** What the server logged lately (its last 64 KiB). */
+  log(): string;
+  /** Replace the extra config text and reload (SIGHUP); resolves once the server logged the reload. */
+  reloadExtraConfig(extraConfig: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -165,8 +169,11 @@ async function spawnServer(plan: ServerPlan): Promise<Spawned> {
   const child = WITH_PDEATHSIG ? spawn(SETPRIV, ['--pdeathsig', 'TERM', '--', bin, ...args], { stdio: ['ignore', 'ignore', 'pipe'] }) : spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   live.add(child);
   let stderr = '';
+  let reloads = 0;
   child.stderr!.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-4000);
+    const text = d.toString();
+    reloads += (text.match(/Reloaded server configuration/g) ?? []).length;
+    stderr = (stderr + text).slice(-64 * 1024);
   });
   child.once('exit', () => live.delete(child));
   let ports: Ports;
@@ -196,6 +203,17 @@ async function spawnServer(plan: ServerPlan): Promise<Spawned> {
     gatewayUrl,
     process: child,
     kill: () => child.kill('SIGKILL'),
+    log: () => stderr,
+    async reloadExtraConfig(extraConfig) {
+      const before = reloads;
+      await writeFile(conf, configText({ ...plan, extraConfig }, storeDir));
+      child.kill('SIGHUP');
+      const until = Date.now() + 10_000;
+      while (reloads <= before) {
+        if (Date.now() > until) throw new Error(`nats-server did not reload\n${stderr.slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
     stop() {
       stopped ??= (async () => {
         if (child.exitCode === null && child.signalCode === null) {

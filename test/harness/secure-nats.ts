@@ -1,23 +1,24 @@
 /**
  * nats-server with a config of the test's choosing (authorization users, accounts, a JWT
- * resolver, TLS), for the security tests: ports picked by nats-server (`-1`, read back from the
- * ports file), JetStream in a temp dir, `reload` rewrites the config and sends SIGHUP, and the
- * process is killed when disposed. Also: certificates made with openssl into a temp dir.
+ * resolver, TLS), for the security tests: lattice/nats-server's own server with that text as
+ * its extra config (ports picked by nats-server, JetStream in a temp dir, `reload` rewrites it
+ * and sends SIGHUP). Also: certificates made with openssl into a temp dir.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { natsServerBinary } from '../../lattice/nats-server/index.ts';
+import { startNats } from '../../lattice/nats-server/index.ts';
 
 export interface ConfiguredNats extends AsyncDisposable {
   /** Client URL as the server reports it (nats://127.0.0.1:<port>), plus the port. */
   readonly url: string;
   readonly port: number;
+  /** A temp dir of the test's own (host caches...), removed with the server. */
   readonly dir: string;
   /** Replace the config's extra blocks and reload (SIGHUP); resolves once the server logged the reload. */
   reload(extra: string): Promise<void>;
-  /** Everything the server logged so far. */
+  /** What the server logged lately. */
   log(): string;
   stop(): Promise<void>;
 }
@@ -25,76 +26,20 @@ export interface ConfiguredNats extends AsyncDisposable {
 /** Start nats-server with JetStream and `extra` config text (authorization, accounts, tls...). */
 export async function startConfiguredNats(extra: string, options: { jetstream?: boolean } = {}): Promise<ConfiguredNats> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'trellis-secure-nats-'));
-  const conf = path.join(dir, 'nats.conf');
-  // The name must stay the same across reloads (nats-server refuses to change it).
-  const name = `secure-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
-  const text = (body: string) =>
-    [
-      `server_name: ${name}`,
-      'listen: 127.0.0.1:-1',
-      'http: 127.0.0.1:-1',
-      'ping_interval: "1s"',
-      'ping_max: 2',
-      options.jetstream === false ? '' : `jetstream { store_dir: ${JSON.stringify(path.join(dir, 'js'))}, max_memory_store: 128MB, max_file_store: 512MB }`,
-      body,
-    ].join('\n') + '\n';
-  await writeFile(conf, text(extra));
-  const child = spawn(natsServerBinary(), ['-c', conf, '--ports_file_dir', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  process.once('exit', () => child.kill('SIGKILL'));
-  const deadline = Date.now() + 20_000;
-  let ports: { nats?: string[]; monitoring?: string[] } = {};
-  while (!ports.nats?.[0] || !ports.monitoring?.[0]) {
-    if (child.exitCode !== null) throw new Error(`nats-server exited: ${stderr}`);
-    if (Date.now() > deadline) throw new Error(`nats-server wrote no ports file: ${stderr}`);
-    const file = (await readdir(dir)).find((f) => f.endsWith(`_${child.pid}.ports`));
-    try {
-      if (file) ports = JSON.parse(await readFile(path.join(dir, file), 'utf8'));
-    } catch {
-      // half-written: read again
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  while (!(await fetch(`${ports.monitoring![0]}/healthz`).then((r) => r.ok, () => false))) {
-    if (Date.now() > deadline) throw new Error(`nats-server not healthy: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const port = Number(new URL(ports.nats![0]!).port);
-  let stopped: Promise<void> | undefined;
-  const server: ConfiguredNats = {
-    url: `nats://127.0.0.1:${port}`,
-    port,
-    dir,
-    log: () => stderr,
-    async reload(next) {
-      const before = (stderr.match(/Reloaded server configuration/g) ?? []).length;
-      await writeFile(conf, text(next));
-      child.kill('SIGHUP');
-      const until = Date.now() + 10_000;
-      while ((stderr.match(/Reloaded server configuration/g) ?? []).length <= before) {
-        if (Date.now() > until) throw new Error(`nats-server did not reload: ${stderr.slice(-2000)}`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    },
-    stop() {
-      stopped ??= (async () => {
-        if (child.exitCode === null && child.signalCode === null) {
-          const exited = new Promise((r) => child.once('exit', r));
-          child.kill('SIGTERM');
-          const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-          await exited;
-          clearTimeout(timer);
-        }
-        await rm(dir, { recursive: true, force: true });
-      })();
-      return stopped;
-    },
-    [Symbol.asyncDispose]() {
-      return this.stop();
-    },
+  const server = await startNats({ extraConfig: extra, jetstream: options.jetstream ?? true });
+  const stop = async () => {
+    await server.stop();
+    await rm(dir, { recursive: true, force: true });
   };
-  return server;
+  return {
+    url: server.url,
+    port: server.port,
+    dir,
+    reload: (next) => server.reloadExtraConfig(next),
+    log: () => server.log(),
+    stop,
+    [Symbol.asyncDispose]: stop,
+  };
 }
 
 /** A CA, a server certificate for 127.0.0.1/localhost and a client certificate, made with openssl. */
