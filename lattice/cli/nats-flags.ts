@@ -5,7 +5,7 @@
  * host's. Values passed on a command line are visible to other local users in `ps`: the help says
  * to prefer the variables (or files) for passwords and tokens.
  */
-import type { NatsAuthOptions } from '../options/index.ts';
+import { NatsAuthEnv, type NatsAuthOptions } from '../options/index.ts';
 import type { Flags } from './command.ts';
 
 export const natsAuthFlags = {
@@ -20,23 +20,12 @@ export const natsAuthFlags = {
   'nats-inbox-user': { type: 'string', help: 'user in the reply-inbox prefix _INBOX.<lattice>.<user> (default: the credential\'s user or public key, else the role)', env: 'TRELLIS_NATS_INBOX_USER', placeholder: 'name' },
 } as const satisfies Flags;
 
-/** The typed values of natsAuthFlags as parsed by the dispatcher (camelCase). */
-export interface NatsAuthFlagValues {
-  natsCreds?: string;
-  natsNkey?: string;
-  natsUser?: string;
-  natsPassword?: string;
-  natsToken?: string;
-  tlsCa?: string;
-  tlsCert?: string;
-  tlsKey?: string;
-  natsInboxUser?: string;
-}
+/** The typed values of natsAuthFlags as parsed by the dispatcher (camelCase): the option names themselves. */
+export type NatsAuthFlagValues = NatsAuthOptions;
 
-/** The credential options of parsed flags (env already applied by the dispatcher). */
+/** The credential options of parsed flags (env already applied by the dispatcher), nothing else of them. */
 export function authFromFlags(flags: NatsAuthFlagValues): NatsAuthOptions {
-  const { natsCreds, natsNkey, natsUser, natsPassword, natsToken, tlsCa, tlsCert, tlsKey, natsInboxUser } = flags;
-  return { natsCreds, natsNkey, natsUser, natsPassword, natsToken, tlsCa, tlsCert, tlsKey, natsInboxUser };
+  return Object.fromEntries(Object.keys(NatsAuthEnv).map((k) => [k, flags[k as keyof NatsAuthOptions]])) as NatsAuthOptions;
 }
 
 /** The credential flags of one more role a host holds (`--controller-creds`…): credentials only, TLS is the host's. */
